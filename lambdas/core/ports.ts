@@ -1,0 +1,55 @@
+/**
+ * Ports: what core needs from the outside world. Adapters implement them; handlers wire them.
+ */
+import type { RequestRecord, RequestStatus, SqlParameter, SqlResult } from './types.js';
+
+export interface RequestStore {
+  /** Writes a new record; fails with ConditionFailedError if the id exists. */
+  create(record: RequestRecord): Promise<void>;
+  get(id: string): Promise<RequestRecord | undefined>;
+  /**
+   * Replaces the record if its stored `version` is `expectedVersion` (and, when given, its status is
+   * one of `expectedStatuses`); throws ConditionFailedError otherwise. Returns the stored record.
+   */
+  update(
+    record: RequestRecord,
+    expectedVersion: number,
+    expectedStatuses?: readonly RequestStatus[],
+  ): Promise<RequestRecord>;
+  listByPrincipal(principal: string, limit?: number): Promise<RequestRecord[]>;
+  listByStatus(status: RequestStatus, limit?: number): Promise<RequestRecord[]>;
+}
+
+export type AccessLevel = 'read' | 'write';
+
+export interface SqlExecutionInput {
+  /** The target's name; the executor maps it to the cluster and the secret for `level`. */
+  readonly target: string;
+  readonly level: AccessLevel;
+  readonly sql: string;
+  readonly parameters?: readonly SqlParameter[];
+  /** Rows kept before `truncated: true`. */
+  readonly maxRows: number;
+}
+
+export interface SqlExecutor {
+  execute(input: SqlExecutionInput): Promise<SqlResult>;
+}
+
+export interface StoredPolicySet {
+  readonly version: string;
+  readonly policies: string;
+  readonly updatedAt: string;
+  readonly updatedBy?: string;
+}
+
+export interface PolicyStore {
+  getActive(): Promise<StoredPolicySet | undefined>;
+  putActive(set: StoredPolicySet): Promise<void>;
+}
+
+export interface Clock {
+  now(): Date;
+}
+
+export const systemClock: Clock = { now: () => new Date() };

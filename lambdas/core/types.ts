@@ -1,0 +1,174 @@
+/** Warden's domain vocabulary, shared by core, adapters and handlers. No SDK imports. */
+
+export type PrincipalType = 'User' | 'Agent';
+
+/** Who is calling, as proved by a verified OIDC token. */
+export interface Principal {
+  readonly type: PrincipalType;
+  /** Stable id: the user's `sub`/username, or the agent's client id. */
+  readonly id: string;
+  readonly groups: readonly string[];
+  /** The token's `client_id`/`azp`, when present. */
+  readonly clientId?: string;
+  /** Display name (username or client id); never an email or other PII. */
+  readonly name: string;
+}
+
+/** `User::"alice"` — the key used in records, indexes and Cedar. */
+export function principalKey(p: Pick<Principal, 'type' | 'id'>): string {
+  return `${p.type}::${JSON.stringify(p.id)}`;
+}
+
+export type SqlClass = 'read' | 'write' | 'ddl' | 'privilege' | 'admin';
+export type AwsClass = 'read' | 'write' | 'permissions';
+
+export interface SqlStatementClassification {
+  /** The parse-tree node type, e.g. `SelectStmt`, `InsertStmt`. */
+  readonly type: string;
+  readonly class: SqlClass;
+  /** Why this class, in words (e.g. "data-modifying CTE", "function pg_read_file is not allowlisted"). */
+  readonly reasons: readonly string[];
+}
+
+export interface SqlClassification {
+  readonly kind: 'sql';
+  /** The most dangerous class of any statement in the text. */
+  readonly class: SqlClass;
+  readonly statements: readonly SqlStatementClassification[];
+  /** Relations touched, schema-qualified (`public.customers`); unqualified names get `public.`. */
+  readonly tables: readonly string[];
+  /** Functions called, lower-case, schema-qualified when written so. */
+  readonly functions: readonly string[];
+  readonly reasons: readonly string[];
+}
+
+export interface AwsClassification {
+  readonly kind: 'aws';
+  readonly class: AwsClass;
+  readonly service: string;
+  readonly action: string;
+  /** `s3:GetObject` */
+  readonly iamAction: string;
+  /** AWS's access level: List, Read, Write, Permissions management, Tagging. */
+  readonly accessLevel: string;
+  readonly resources: readonly string[];
+  readonly reasons: readonly string[];
+}
+
+export type Classification = SqlClassification | AwsClassification;
+
+export type Outcome = 'allow' | 'approval_required' | 'deny';
+
+export interface Decision {
+  readonly outcome: Outcome;
+  /** The Cedar action decided, e.g. `sql:read`. */
+  readonly action: string;
+  /** Ids of the policies that determined the outcome (Cedar's `reason`, or its `errors`). */
+  readonly determiningPolicies: readonly string[];
+  /** Evaluation errors Cedar reported (they never turn into an allow). */
+  readonly errors: readonly string[];
+  readonly policyVersion: string;
+}
+
+/**
+ * Lifecycle of a request. `running` is transient: the record is written before execution and
+ * moves to `executed` or `failed` after it.
+ */
+export type RequestStatus =
+  | 'pending_approval'
+  | 'approved'
+  | 'running'
+  | 'executed'
+  | 'denied'
+  | 'expired'
+  | 'failed';
+
+export interface SqlOperation {
+  readonly kind: 'sql';
+  readonly sql: string;
+  readonly parameters?: readonly SqlParameter[];
+}
+
+export interface AwsOperation {
+  readonly kind: 'aws';
+  readonly service: string;
+  readonly action: string;
+  readonly input: Record<string, unknown>;
+  readonly region?: string;
+}
+
+export interface AccessOperation {
+  readonly kind: 'access';
+  readonly level: 'write' | 'ddl';
+  readonly durationSeconds: number;
+}
+
+export type Operation = SqlOperation | AwsOperation | AccessOperation;
+
+/** Named parameter as the Data API takes it (`:name` in the SQL). */
+export interface SqlParameter {
+  readonly name: string;
+  readonly value: string | number | boolean | null;
+  /** Optional Data API type hint: DATE, TIME, TIMESTAMP, DECIMAL, UUID, JSON. */
+  readonly typeHint?: string;
+}
+
+export interface ColumnInfo {
+  readonly name: string;
+  readonly type: string;
+  readonly table?: string;
+  readonly schema?: string;
+}
+
+export interface SqlResult {
+  readonly columns: readonly ColumnInfo[];
+  readonly rows: readonly Record<string, unknown>[];
+  readonly truncated: boolean;
+  /** Rows returned (after truncation) or rows updated by a write. */
+  readonly rowCount: number;
+}
+
+export interface MaskingSummary {
+  readonly byType: Record<string, number>;
+  /** True when the caller was allowed `view_unmasked` and nothing was masked. */
+  readonly unmasked?: boolean;
+}
+
+export interface ApprovalVote {
+  readonly by: string;
+  readonly byName: string;
+  readonly decision: 'approve' | 'deny';
+  readonly at: string;
+  readonly comment?: string;
+}
+
+export interface RequestRecord {
+  readonly id: string;
+  readonly target: string;
+  /** `principalKey(principal)` */
+  readonly principal: string;
+  readonly principalName: string;
+  readonly principalType: PrincipalType;
+  readonly groups: readonly string[];
+  readonly sessionId: string;
+  readonly createdAt: string;
+  updatedAt: string;
+  status: RequestStatus;
+  readonly operation: Operation;
+  readonly justification?: string;
+  readonly classification?: Classification;
+  readonly decision: Decision;
+  /** Approval window end (ISO), for approval-required requests. */
+  readonly expiresAt?: string;
+  requiredApprovals?: number;
+  votes?: ApprovalVote[];
+  decidedBy?: string;
+  decidedAt?: string;
+  result?: unknown;
+  masking?: MaskingSummary;
+  rowCount?: number;
+  durationMs?: number;
+  error?: { code: string; message: string };
+  /** Optimistic-concurrency counter, bumped on every update. */
+  version: number;
+}
