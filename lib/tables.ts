@@ -49,9 +49,7 @@ export const RequestsTable: TableDefinition = {
 export const ApprovalsTable: TableDefinition = {
   logicalName: 'Approvals',
   partitionKey: { name: 'approvalId', type: 'S' },
-  globalSecondaryIndexes: [
-    { indexName: 'byRequest', partitionKey: { name: 'requestId', type: 'S' } },
-  ],
+  globalSecondaryIndexes: [{ indexName: 'byRequest', partitionKey: { name: 'requestId', type: 'S' } }],
   timeToLiveAttribute: 'expiresAtEpoch',
 };
 

@@ -75,13 +75,7 @@ export interface Decision {
  * moves to `executed` or `failed` after it.
  */
 export type RequestStatus =
-  | 'pending_approval'
-  | 'approved'
-  | 'running'
-  | 'executed'
-  | 'denied'
-  | 'expired'
-  | 'failed';
+  'pending_approval' | 'approved' | 'running' | 'executed' | 'denied' | 'expired' | 'failed';
 
 export interface SqlOperation {
   readonly kind: 'sql';

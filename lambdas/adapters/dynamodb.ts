@@ -1,0 +1,35 @@
+/**
+ * The DynamoDB client, created once per container and reused. Endpoints come from the standard
+ * AWS_ENDPOINT_URL_DYNAMODB variable, which is how the local twin points it at its embedded store.
+ */
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { tableEnvVar, type TableDefinition } from '../../lib/tables.js';
+
+export function createDocumentClient(client?: DynamoDBClient): DynamoDBDocumentClient {
+  return DynamoDBDocumentClient.from(client ?? new DynamoDBClient({ maxAttempts: 3 }), {
+    marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: true },
+  });
+}
+
+let shared: DynamoDBDocumentClient | undefined;
+export function defaultDocumentClient(): DynamoDBDocumentClient {
+  shared ??= createDocumentClient();
+  return shared;
+}
+
+/** The physical table name for a definition, from its env var; fails fast when unset. */
+export function tableName(def: TableDefinition, env: NodeJS.ProcessEnv = process.env): string {
+  const name = env[tableEnvVar(def)];
+  if (!name) throw new Error(`${tableEnvVar(def)} is not set`);
+  return name;
+}
+
+export function isConditionalCheckFailed(error: unknown): boolean {
+  return (
+    typeof error === 'object' &&
+    error !== null &&
+    ((error as { name?: string }).name === 'ConditionalCheckFailedException' ||
+      (error as { name?: string }).name === 'TransactionCanceledException')
+  );
+}

@@ -1,0 +1,127 @@
+/**
+ * Runtime configuration: targets, masking rules, approvals. In AWS the stack serialises it into
+ * the WARDEN_CONFIG environment variable; the local twin writes the demo configuration. Parsed
+ * and validated once at cold start; a bad configuration fails the cold start loudly.
+ */
+import { z } from 'zod';
+
+const approvalSchema = z
+  .object({
+    /** Seconds an approval may take before the request expires. @default 3600 */
+    windowSeconds: z
+      .number()
+      .int()
+      .min(10)
+      .max(7 * 24 * 3600)
+      .default(3600),
+    /** Distinct approvers needed. @default 1 */
+    requiredApprovals: z.number().int().min(1).max(10).default(1),
+    slackChannel: z.string().optional(),
+    emails: z.array(z.string()).default([]),
+    /** Groups shown to requesters as "waiting for"; who may approve is decided by Cedar. */
+    approverGroups: z.array(z.string()).default([]),
+  })
+  .strict();
+
+const columnRuleSchema = z
+  .object({
+    column: z.string().min(1),
+    strategy: z.enum(['redact', 'partial', 'hash', 'null']),
+    type: z.string().optional(),
+  })
+  .strict();
+
+const maskingSchema = z
+  .object({
+    rules: z.array(columnRuleSchema).default([]),
+  })
+  .strict();
+
+const sqlTargetSchema = z
+  .object({
+    kind: z.literal('sql'),
+    description: z.string().default(''),
+    resourceArn: z.string().min(1),
+    database: z.string().min(1),
+    secrets: z.object({ read: z.string().min(1), write: z.string().min(1) }).strict(),
+    /** Rows returned before `truncated: true`. @default 1000 */
+    maxRows: z.number().int().min(1).max(100_000).default(1000),
+    masking: maskingSchema.default({ rules: [] }),
+    approvals: approvalSchema.default({
+      windowSeconds: 3600,
+      requiredApprovals: 1,
+      emails: [],
+      approverGroups: [],
+    }),
+  })
+  .strict();
+
+const awsTargetSchema = z
+  .object({
+    kind: z.literal('aws'),
+    description: z.string().default(''),
+    roleArn: z.string().min(1),
+    account: z.string().regex(/^\d{12}$/),
+    regions: z.array(z.string()).min(1),
+    services: z.array(z.string()).min(1),
+    masking: maskingSchema.default({ rules: [] }),
+    approvals: approvalSchema.default({
+      windowSeconds: 3600,
+      requiredApprovals: 1,
+      emails: [],
+      approverGroups: [],
+    }),
+  })
+  .strict();
+
+const targetSchema = z.discriminatedUnion('kind', [sqlTargetSchema, awsTargetSchema]);
+
+export const wardenConfigSchema = z
+  .object({
+    targets: z.record(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/), targetSchema),
+    /** Largest SQL text accepted, in bytes. @default 65536 */
+    maxSqlBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .default(64 * 1024),
+    /** Largest request body accepted, in bytes. @default 262144 */
+    maxBodyBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .default(256 * 1024),
+    /** Rows of a result kept in the audit record (the response itself keeps up to maxRows). @default 100 */
+    recordedRows: z.number().int().min(0).max(1000).default(100),
+    /** Days trail items are kept; longer than the export interval. @default 400 */
+    auditTtlDays: z.number().int().min(2).default(400),
+  })
+  .strict();
+
+export type WardenConfig = z.infer<typeof wardenConfigSchema>;
+export type TargetConfig = z.infer<typeof targetSchema>;
+export type SqlTargetConfig = z.infer<typeof sqlTargetSchema>;
+export type AwsTargetConfig = z.infer<typeof awsTargetSchema>;
+export type ApprovalConfig = z.infer<typeof approvalSchema>;
+export type WardenConfigInput = z.input<typeof wardenConfigSchema>;
+
+export function parseConfig(input: unknown): WardenConfig {
+  const parsed = wardenConfigSchema.safeParse(input);
+  if (!parsed.success) {
+    throw new Error(`invalid Warden configuration: ${z.prettifyError(parsed.error)}`);
+  }
+  return parsed.data;
+}
+
+/** Reads WARDEN_CONFIG once; fails fast when it is missing or invalid. */
+export function configFromEnv(env: NodeJS.ProcessEnv = process.env): WardenConfig {
+  const raw = env.WARDEN_CONFIG;
+  if (!raw) throw new Error('WARDEN_CONFIG is not set');
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch (cause) {
+    throw new Error('WARDEN_CONFIG is not valid JSON', { cause });
+  }
+  return parseConfig(json);
+}

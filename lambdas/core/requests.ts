@@ -1,0 +1,516 @@
+/**
+ * The governed request: classify → decide → record → execute → mask → record the outcome.
+ * Core only: every side effect goes through a port handed in by the handler.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { CedarValueJson } from '@cedar-policy/cedar-wasm/nodejs';
+import type { SqlTargetConfig, TargetConfig, WardenConfig } from './config.js';
+import {
+  ExecutionError,
+  NotFoundError,
+  PayloadTooLargeError,
+  PolicyDeniedError,
+  ServiceUnavailableError,
+  WardenError,
+} from './errors.js';
+import type { PolicyEngine, ResourceRef } from './policy.js';
+import type { PolicyProvider } from './policy-provider.js';
+import type { Clock, RequestStore, SqlExecutor } from './ports.js';
+import {
+  principalKey,
+  type Classification,
+  type ColumnInfo,
+  type Decision,
+  type MaskingSummary,
+  type Principal,
+  type RequestRecord,
+  type SqlClassification,
+  type SqlParameter,
+  type SqlResult,
+} from './types.js';
+
+/** What the masking engine offers the request path (lambdas/core/masking). */
+export interface ResultMasker {
+  maskRows(
+    columns: readonly { name: string; table?: string; schema?: string }[],
+    rows: readonly Record<string, unknown>[],
+  ): { rows: Record<string, unknown>[]; byType: Record<string, number> };
+  maskValue(value: unknown): { value: unknown; byType: Record<string, number> };
+}
+
+export interface GrantLookup {
+  /** Operation classes (`sql:write`) an unexpired grant gives this principal on this target. */
+  activeGrants(principal: Principal, target: string, now: Date): Promise<string[]>;
+}
+
+export interface ApprovalStarter {
+  /** Starts the approval workflow for a freshly recorded pending request. */
+  start(record: RequestRecord): Promise<void>;
+}
+
+export interface RequestDeps {
+  readonly config: WardenConfig;
+  readonly policies: PolicyProvider;
+  readonly requests: RequestStore;
+  readonly sql: SqlExecutor;
+  readonly maskerFor: (target: string) => ResultMasker;
+  readonly classifySql: (sql: string) => Promise<SqlClassification> | SqlClassification;
+  readonly clock: Clock;
+  readonly grants?: GrantLookup;
+  readonly approvals?: ApprovalStarter;
+  readonly log?: (entry: Record<string, unknown>) => void;
+}
+
+export interface CallMeta {
+  /** From X-Warden-Session, the MCP session, or derived from the token. */
+  readonly sessionId: string;
+}
+
+export interface SqlSubmission {
+  readonly sql: string;
+  readonly parameters?: readonly SqlParameter[];
+  readonly justification?: string;
+}
+
+export type SubmitOutcome =
+  | { status: 200; record: RequestRecord; body: ExecutedBody }
+  | { status: 202; record: RequestRecord; body: PendingBody };
+
+export interface ExecutedBody {
+  requestId: string;
+  status: 'executed';
+  decision: PublicDecision;
+  result: SqlResultBody;
+}
+
+export interface PendingBody {
+  requestId: string;
+  status: 'pending_approval';
+  decision: PublicDecision;
+  expiresAt?: string;
+  approverGroups: string[];
+  requiredApprovals: number;
+  links: { self: string; review: string };
+}
+
+export interface SqlResultBody {
+  columns: { name: string; type: string }[];
+  rows: Record<string, unknown>[];
+  truncated: boolean;
+  rowCount: number;
+  masking: MaskingSummary;
+}
+
+export interface PublicDecision {
+  outcome: Decision['outcome'];
+  action: string;
+  determiningPolicies: readonly string[];
+  policyVersion: string;
+}
+
+export function publicDecision(d: Decision): PublicDecision {
+  return {
+    outcome: d.outcome,
+    action: d.action,
+    determiningPolicies: d.determiningPolicies,
+    policyVersion: d.policyVersion,
+  };
+}
+
+export function newRequestId(): string {
+  return `r_${randomBytes(12).toString('base64url')}`;
+}
+
+/** One session per token unless the client names one: a stable, non-reversible id. */
+export function sessionIdForToken(token: string): string {
+  return `s_${createHash('sha256').update(token).digest('base64url').slice(0, 22)}`;
+}
+
+const SESSION_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+export function isValidSessionId(id: string): boolean {
+  return SESSION_ID.test(id);
+}
+
+export function findTarget(config: WardenConfig, name: string, kind?: TargetConfig['kind']): TargetConfig {
+  const target = Object.hasOwn(config.targets, name) ? config.targets[name] : undefined;
+  if (!target || (kind && target.kind !== kind)) throw new NotFoundError(`unknown target "${name}"`);
+  return target;
+}
+
+export function targetRef(name: string, target: TargetConfig): ResourceRef {
+  return { type: 'Target', id: name, kind: target.kind };
+}
+
+/** The Cedar context for an operation (without `approved`, which the engine sets). */
+export function operationContext(
+  classification: Classification,
+  justification: string | undefined,
+  grants: readonly string[],
+  now: Date,
+  region?: string,
+): Record<string, CedarValueJson> {
+  const base: Record<string, CedarValueJson> = {
+    grants: [...grants],
+    justification: justification ?? '',
+    hasJustification: Boolean(justification && justification.trim().length > 0),
+    now: Math.floor(now.getTime() / 1000),
+    hourUtc: now.getUTCHours(),
+  };
+  if (classification.kind === 'sql') {
+    base.sql = {
+      statementTypes: [...new Set(classification.statements.map((s) => s.type))],
+      tables: [...classification.tables],
+      functions: [...classification.functions],
+    };
+  } else {
+    base.aws = {
+      service: classification.service,
+      iamAction: classification.iamAction,
+      accessLevel: classification.accessLevel,
+      resources: [...classification.resources],
+      region: region ?? '',
+    };
+  }
+  return base;
+}
+
+/**
+ * Whether the caller may see this target at all. A caller with no permit of any kind on a target
+ * gets the same 404 as for a target that does not exist, so targets are not revealed.
+ */
+export function canSeeTarget(
+  engine: PolicyEngine,
+  principal: Principal,
+  name: string,
+  target: TargetConfig,
+): boolean {
+  const ref = targetRef(name, target);
+  const ctx: Record<string, CedarValueJson> = {
+    grants: [],
+    justification: '',
+    hasJustification: false,
+    now: Math.floor(Date.now() / 1000),
+    hourUtc: new Date().getUTCHours(),
+  };
+  const reads = target.kind === 'sql' ? ['sql:read', 'sql:write'] : ['aws:read', 'aws:write'];
+  for (const action of reads) {
+    if (engine.decideOperation(principal, action, ref, ctx).outcome !== 'deny') return true;
+  }
+  return (
+    engine.authorize(principal, 'approve', ref, {}).allowed ||
+    engine.authorize(principal, 'view_unmasked', ref, {}).allowed
+  );
+}
+
+/** Whether `view_unmasked` lifts masking: on the target, or on every table the statement reads. */
+export function mayViewUnmasked(
+  engine: PolicyEngine,
+  principal: Principal,
+  targetName: string,
+  tables: readonly string[],
+): boolean {
+  const onTarget = engine.authorize(
+    principal,
+    'view_unmasked',
+    { type: 'Target', id: targetName, kind: 'sql' },
+    {},
+  );
+  if (onTarget.allowed) return true;
+  if (tables.length === 0) return false;
+  return tables.every(
+    (t) =>
+      engine.authorize(
+        principal,
+        'view_unmasked',
+        { type: 'Table', id: `${targetName}/${t}`, target: targetName },
+        {},
+      ).allowed,
+  );
+}
+
+export function checkSqlSize(sql: string, config: WardenConfig): void {
+  const bytes = Buffer.byteLength(sql, 'utf8');
+  if (bytes > config.maxSqlBytes) {
+    throw new PayloadTooLargeError(`sql is ${bytes} bytes; the limit is ${config.maxSqlBytes}`);
+  }
+}
+
+export async function submitSql(
+  deps: RequestDeps,
+  principal: Principal,
+  targetName: string,
+  input: SqlSubmission,
+  meta: CallMeta,
+): Promise<SubmitOutcome> {
+  const target = findTarget(deps.config, targetName, 'sql') as SqlTargetConfig;
+  checkSqlSize(input.sql, deps.config);
+  const engine = await deps.policies.engine();
+  const classification = await deps.classifySql(input.sql);
+  const now = deps.clock.now();
+  const grants = deps.grants ? await deps.grants.activeGrants(principal, targetName, now) : [];
+  const action = `sql:${classification.class}`;
+  const context = operationContext(classification, input.justification, grants, now);
+  const decision = engine.decideOperation(principal, action, targetRef(targetName, target), context);
+
+  if (decision.outcome === 'deny' && !canSeeTarget(engine, principal, targetName, target)) {
+    throw new NotFoundError(`unknown target "${targetName}"`);
+  }
+
+  const record: RequestRecord = {
+    id: newRequestId(),
+    target: targetName,
+    principal: principalKey(principal),
+    principalName: principal.name,
+    principalType: principal.type,
+    groups: [...principal.groups],
+    sessionId: meta.sessionId,
+    createdAt: now.toISOString(),
+    updatedAt: now.toISOString(),
+    status:
+      decision.outcome === 'allow' ? 'running' : decision.outcome === 'deny' ? 'denied' : 'pending_approval',
+    operation: { kind: 'sql', sql: input.sql, ...(input.parameters ? { parameters: input.parameters } : {}) },
+    ...(input.justification ? { justification: input.justification } : {}),
+    classification,
+    decision,
+    ...(decision.outcome === 'approval_required'
+      ? {
+          expiresAt: new Date(now.getTime() + target.approvals.windowSeconds * 1000).toISOString(),
+          requiredApprovals: target.approvals.requiredApprovals,
+          votes: [],
+        }
+      : {}),
+    version: 1,
+  };
+
+  // Nothing runs unrecorded: if this write fails, the request fails and nothing runs.
+  try {
+    await deps.requests.create(record);
+  } catch (cause) {
+    deps.log?.({
+      level: 'error',
+      msg: 'audit write failed; nothing was run',
+      requestId: record.id,
+      error: String(cause),
+    });
+    throw new ServiceUnavailableError('the audit store is unavailable; nothing was run', cause);
+  }
+
+  if (decision.outcome === 'deny') {
+    throw new PolicyDeniedError(denyMessage(decision, action, targetName), {
+      requestId: record.id,
+      decision: publicDecision(decision),
+      classification,
+    });
+  }
+
+  if (decision.outcome === 'approval_required') {
+    if (!deps.approvals) {
+      // Without a workflow the request can only wait; say so rather than pretend.
+      deps.log?.({ level: 'warn', msg: 'no approval workflow configured', requestId: record.id });
+    } else {
+      try {
+        await deps.approvals.start(record);
+      } catch (cause) {
+        await markFailed(deps, record, 'workflow_unavailable', 'the approval workflow could not be started');
+        throw new ServiceUnavailableError(
+          'the approval workflow could not be started; nothing was run',
+          cause,
+        );
+      }
+    }
+    return {
+      status: 202,
+      record,
+      body: {
+        requestId: record.id,
+        status: 'pending_approval',
+        decision: publicDecision(decision),
+        ...(record.expiresAt ? { expiresAt: record.expiresAt } : {}),
+        approverGroups: target.approvals.approverGroups,
+        requiredApprovals: target.approvals.requiredApprovals,
+        links: { self: `/v1/requests/${record.id}`, review: `/approve/${record.id}` },
+      },
+    };
+  }
+
+  const { stored, body } = await executeSql(deps, engine, principal, target, record, classification);
+  return {
+    status: 200,
+    record: stored,
+    body: { requestId: record.id, status: 'executed', decision: publicDecision(decision), result: body },
+  };
+}
+
+function denyMessage(decision: Decision, action: string, target: string): string {
+  if (decision.determiningPolicies.length > 0) {
+    return `${action} on target "${target}" is forbidden by policy ${decision.determiningPolicies.join(', ')}`;
+  }
+  return `${action} on target "${target}" is not permitted by any policy`;
+}
+
+/**
+ * Runs the recorded statement with the credentials of the decided level, masks the result, and
+ * records the outcome. Shared by the direct path and the approval workflow's Execute step.
+ */
+export async function executeSql(
+  deps: RequestDeps,
+  engine: PolicyEngine,
+  principal: Principal,
+  target: SqlTargetConfig,
+  record: RequestRecord,
+  classification: SqlClassification,
+): Promise<{ stored: RequestRecord; body: SqlResultBody }> {
+  if (record.operation.kind !== 'sql') throw new Error('not a SQL request');
+  const started = Date.now();
+  let result: SqlResult;
+  try {
+    result = await deps.sql.execute({
+      target: record.target,
+      level: classification.class === 'read' ? 'read' : 'write',
+      sql: record.operation.sql,
+      parameters: record.operation.parameters,
+      maxRows: target.maxRows,
+    });
+  } catch (error) {
+    const err =
+      error instanceof WardenError
+        ? error
+        : new ExecutionError(502, 'execution_failed', 'the database call failed');
+    await markFailed(
+      deps,
+      record,
+      err.code,
+      err.statusCode < 500 ? err.message : 'execution failed',
+      Date.now() - started,
+    );
+    throw Object.assign(err, { requestId: record.id });
+  }
+  const durationMs = Date.now() - started;
+
+  const masker = deps.maskerFor(record.target);
+  const masked = masker.maskRows(result.columns, result.rows);
+  const unmasked = mayViewUnmasked(engine, principal, record.target, classification.tables);
+  const summary: MaskingSummary = unmasked ? { byType: {}, unmasked: true } : { byType: masked.byType };
+  const body: SqlResultBody = {
+    columns: result.columns.map(publicColumn),
+    rows: unmasked ? [...result.rows] : masked.rows,
+    truncated: result.truncated,
+    rowCount: result.rowCount,
+    masking: summary,
+  };
+
+  // The record only ever holds the masked form, whoever asked, bounded in size.
+  const excerpt = masked.rows.slice(0, deps.config.recordedRows);
+  const updated: RequestRecord = {
+    ...record,
+    status: 'executed',
+    updatedAt: deps.clock.now().toISOString(),
+    result: {
+      columns: body.columns,
+      rows: excerpt,
+      truncated: result.truncated || excerpt.length < masked.rows.length,
+      rowCount: result.rowCount,
+    },
+    masking: { byType: masked.byType, ...(unmasked ? { unmasked: true } : {}) },
+    rowCount: result.rowCount,
+    durationMs,
+    version: record.version + 1,
+  };
+  const stored = await updateWithRetry(deps, updated, record.version);
+  return { stored, body };
+}
+
+function publicColumn(c: ColumnInfo): { name: string; type: string } {
+  return { name: c.name, type: c.type };
+}
+
+async function updateWithRetry(
+  deps: RequestDeps,
+  next: RequestRecord,
+  expectedVersion: number,
+): Promise<RequestRecord> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await deps.requests.update(next, expectedVersion);
+    } catch (error) {
+      if (attempt >= 2) {
+        // The statement ran and its start is recorded; the outcome write is what failed. Say so loudly.
+        deps.log?.({ level: 'error', msg: 'outcome write failed', requestId: next.id, error: String(error) });
+        return next;
+      }
+      await new Promise((r) => setTimeout(r, 25 * (attempt + 1)));
+    }
+  }
+}
+
+export async function markFailed(
+  deps: Pick<RequestDeps, 'requests' | 'clock' | 'log'>,
+  record: RequestRecord,
+  code: string,
+  message: string,
+  durationMs?: number,
+): Promise<void> {
+  const failed: RequestRecord = {
+    ...record,
+    status: 'failed',
+    updatedAt: deps.clock.now().toISOString(),
+    error: { code, message },
+    ...(durationMs !== undefined ? { durationMs } : {}),
+    version: record.version + 1,
+  };
+  try {
+    await deps.requests.update(failed, record.version);
+  } catch (error) {
+    deps.log?.({ level: 'error', msg: 'failure write failed', requestId: record.id, error: String(error) });
+  }
+}
+
+/** What the requester (or an auditor) sees of a request. */
+export function requestView(record: RequestRecord): Record<string, unknown> {
+  return {
+    requestId: record.id,
+    target: record.target,
+    principal: record.principalName,
+    principalType: record.principalType,
+    sessionId: record.sessionId,
+    status: record.status,
+    createdAt: record.createdAt,
+    updatedAt: record.updatedAt,
+    operation: record.operation,
+    justification: record.justification,
+    classification: record.classification,
+    decision: publicDecision(record.decision),
+    expiresAt: record.expiresAt,
+    requiredApprovals: record.requiredApprovals,
+    votes: record.votes,
+    decidedBy: record.decidedBy,
+    decidedAt: record.decidedAt,
+    result: record.result,
+    masking: record.masking,
+    rowCount: record.rowCount,
+    durationMs: record.durationMs,
+    error: record.error,
+  };
+}
+
+export async function getRequest(
+  deps: Pick<RequestDeps, 'requests' | 'policies'>,
+  principal: Principal,
+  id: string,
+): Promise<Record<string, unknown>> {
+  if (!/^r_[A-Za-z0-9_-]{10,40}$/.test(id)) throw new NotFoundError(`unknown request "${id.slice(0, 64)}"`);
+  const record = await deps.requests.get(id);
+  if (!record) throw new NotFoundError(`unknown request "${id}"`);
+  if (record.principal !== principalKey(principal)) {
+    const engine = await deps.policies.engine();
+    const auditor = engine.authorize(principal, 'audit', { type: 'Gateway', id: 'warden' }, {}).allowed;
+    const approver = engine.authorize(
+      principal,
+      'approve',
+      { type: 'Target', id: record.target },
+      {},
+    ).allowed;
+    if (!auditor && !approver) throw new NotFoundError(`unknown request "${id}"`);
+  }
+  return requestView(record);
+}

@@ -1,0 +1,95 @@
+/**
+ * Wiring shared by every Lambda entry point: configuration read once, clients created once,
+ * verifier hydrated and WebAssembly compiled during cold start — never per request.
+ * The local twin runs this same code; only the endpoints in the environment differ.
+ */
+import { createHash } from 'node:crypto';
+import { createTokenVerifier } from '../adapters/jwt-verifier.js';
+import { createRdsDataExecutor } from '../adapters/rds-data.js';
+import { DynamoPolicyStore, DynamoRequestStore } from '../adapters/request-store.js';
+import { classifySql, initSqlClassifier } from '../core/classify/sql.js';
+import { configFromEnv, type SqlTargetConfig, type WardenConfig } from '../core/config.js';
+import { createMasker, type Masker } from '../core/masking/index.js';
+import { PolicyProvider } from '../core/policy-provider.js';
+import { systemClock } from '../core/ports.js';
+import type { RequestDeps } from '../core/requests.js';
+import type { TokenVerifier } from '../middleware/auth.js';
+import { logJson } from '../middleware/http.js';
+
+export interface Runtime extends RequestDeps {
+  readonly verifier: TokenVerifier;
+  readonly publicUrl: string | undefined;
+  readonly issuer: string;
+  readonly audience: string;
+}
+
+function required(env: NodeJS.ProcessEnv, name: string): string {
+  const value = env[name];
+  if (!value) throw new Error(`${name} is not set`);
+  return value;
+}
+
+/** The key behind the `hash` masking strategy: equal values hash equally, and nobody can reverse it. */
+function maskingKey(env: NodeJS.ProcessEnv): Buffer {
+  const configured = env.MASKING_HASH_KEY;
+  if (configured) return Buffer.from(configured, 'utf8');
+  // Without a configured key, derive one per deployment from stable, non-public inputs.
+  return createHash('sha256')
+    .update(`warden-masking:${env.AWS_ACCOUNT_ID ?? ''}:${env.TABLE_AUDIT ?? ''}`)
+    .digest();
+}
+
+function sqlTargets(config: WardenConfig): Record<string, SqlTargetConfig> {
+  const out: Record<string, SqlTargetConfig> = {};
+  for (const [name, t] of Object.entries(config.targets)) if (t.kind === 'sql') out[name] = t;
+  return out;
+}
+
+export async function createRuntime(env: NodeJS.ProcessEnv = process.env): Promise<Runtime> {
+  const config = configFromEnv(env);
+  const issuer = required(env, 'OIDC_ISSUER');
+  const audience = required(env, 'OIDC_AUDIENCE');
+  const verifier = createTokenVerifier({
+    issuer,
+    audience: audience.split(',').map((s) => s.trim()),
+    ...(env.OIDC_JWKS_URI ? { jwksUri: env.OIDC_JWKS_URI } : {}),
+    groupsClaim: env.GROUPS_CLAIM ?? 'groups',
+  });
+  const requests = new DynamoRequestStore();
+  const policies = new PolicyProvider(new DynamoPolicyStore(), Number(env.POLICY_TTL_MS ?? 30_000));
+  const sql = createRdsDataExecutor({ targets: sqlTargets(config) });
+  const key = maskingKey(env);
+  const maskers = new Map<string, Masker>();
+  for (const [name, target] of Object.entries(config.targets)) {
+    maskers.set(name, createMasker({ rules: target.masking.rules, hashKey: key }));
+  }
+  const fallback = createMasker({ hashKey: key });
+
+  // Cold start: fetch the JWKS, compile the parser's WebAssembly, load the active policy set.
+  await Promise.all([
+    verifier.hydrate().catch((error: unknown) => {
+      // An IdP that is briefly unreachable must not keep the function from starting; verification
+      // fetches the JWKS on first use and fails closed (401) until it can.
+      logJson({ level: 'warn', msg: 'JWKS hydration failed at cold start', error: String(error) });
+    }),
+    initSqlClassifier(),
+    policies.engine().catch((error: unknown) => {
+      logJson({ level: 'warn', msg: 'policy load failed at cold start', error: String(error) });
+    }),
+  ]);
+
+  return {
+    config,
+    policies,
+    requests,
+    sql,
+    classifySql,
+    maskerFor: (target) => maskers.get(target) ?? fallback,
+    clock: systemClock,
+    log: logJson,
+    verifier,
+    publicUrl: env.PUBLIC_URL,
+    issuer,
+    audience,
+  };
+}

@@ -1,0 +1,50 @@
+/** `npm start`: the local twin in the foreground, with a banner that gets a newcomer to rows. */
+import { startLocalTwin, type Twin } from './twin.js';
+
+export function banner(twin: Twin): string {
+  const curl =
+    `curl -s ${twin.url}/v1/targets/demo/sql \\\n` +
+    `  -H "Authorization: Bearer $(npx warden token alice)" \\\n` +
+    `  -H 'Content-Type: application/json' \\\n` +
+    `  -d '{"sql": "SELECT id, name, email FROM customers ORDER BY id LIMIT 3"}'`;
+  return [
+    '',
+    '  Warden local twin is running',
+    '',
+    `  Gateway          ${twin.url}`,
+    `  Health           ${twin.url}/healthz`,
+    `  OIDC issuer      ${twin.issuer}  (users: alice engineers, bob dba, carol support, dave auditors; agent: agent-demo)`,
+    `  State            ${twin.dataDir}`,
+    '',
+    '  Get a token:     npx warden token alice',
+    '  Try it:',
+    '',
+    curl
+      .split('\n')
+      .map((l) => `    ${l}`)
+      .join('\n'),
+    '',
+    '  Or:              npx warden sql demo "SELECT count(*) FROM orders"',
+    '  Stop with Ctrl-C.',
+    '',
+  ].join('\n');
+}
+
+export async function runDev(): Promise<void> {
+  const started = Date.now();
+  const twin = await startLocalTwin({ log: (l) => console.log(`  ${l}`) });
+  console.log(banner(twin));
+  console.log(`  (ready in ${((Date.now() - started) / 1000).toFixed(1)} s)`);
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    console.log('\n  stopping…');
+    twin.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}

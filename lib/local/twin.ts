@@ -1,0 +1,209 @@
+/**
+ * The local twin: Warden's production handlers behind a local HTTP server, with every AWS service
+ * they use replaced by a wire-compatible local one. Only endpoints differ (AWS_ENDPOINT_URL_*).
+ *
+ * One twin per process: the handlers read their environment once at cold start, as on Lambda.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PGlite } from '@electric-sql/pglite';
+import { DynamoPolicyStore } from '../../lambdas/adapters/request-store.js';
+import { createDocumentClient } from '../../lambdas/adapters/dynamodb.js';
+import { encodePolicySources, validatePolicySources } from '../../lambdas/core/policy-provider.js';
+import { ALL_TABLES, tableEnvVar } from '../tables.js';
+import { lambdaContext, readBody, toEvent, writeResult } from './apigw.js';
+import { startDataApiServer } from './data-api.js';
+import { demoConfig } from './demo-config.js';
+import { DEMO_ROLES, seedDemoDatabase } from './demo-data.js';
+import { createTables, localDynamoClient, startDynalite } from './dynamodb.js';
+import { loadPolicyFiles } from './policy-files.js';
+import { createDevIdp, type DevIdp } from './oidc.js';
+
+export const REPO_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+export const POLICY_DIR = join(REPO_ROOT, 'policies');
+
+export interface TwinOptions {
+  /** @default PORT or 8080 */
+  readonly port?: number;
+  /** @default 127.0.0.1 */
+  readonly host?: string;
+  /** Where state persists. @default WARDEN_DATA_DIR or .warden */
+  readonly dataDir?: string;
+  /** Keep the database in memory (tests). @default false */
+  readonly ephemeral?: boolean;
+  /** Demo customers generated on first start. @default 2000 */
+  readonly customers?: number;
+  readonly approvalWindowSeconds?: number;
+  readonly requiredApprovals?: number;
+  readonly log?: (line: string) => void;
+}
+
+export interface Twin {
+  readonly url: string;
+  readonly port: number;
+  readonly issuer: string;
+  readonly idp: DevIdp;
+  readonly dynamoEndpoint: string;
+  readonly dataApiUrl: string;
+  readonly statementLog: ReadonlyArray<{
+    at: string;
+    secretArn: string;
+    role: string;
+    sql: string;
+    ok: boolean;
+  }>;
+  readonly db: PGlite;
+  readonly dataDir: string;
+  readonly tableNames: Record<string, string>;
+  close(): Promise<void>;
+}
+
+function persistentSecret(dataDir: string, name: string): string {
+  const file = join(dataDir, 'secrets.json');
+  const secrets: Record<string, string> = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : {};
+  secrets[name] ??= randomBytes(32).toString('base64url');
+  writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });
+  return secrets[name];
+}
+
+export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
+  const host = options.host ?? '127.0.0.1';
+  const log = options.log ?? (() => undefined);
+  const dataDir = resolve(options.dataDir ?? process.env.WARDEN_DATA_DIR ?? '.warden');
+  mkdirSync(dataDir, { recursive: true });
+
+  // The gateway's port decides the issuer URL, so listen first and attach the app once it exists.
+  let app: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
+  const server = createServer((req, res) => {
+    if (!app) {
+      res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1' });
+      res.end(JSON.stringify({ error: { code: 'starting', message: 'Warden is starting' } }));
+      return;
+    }
+    app(req, res);
+  });
+  server.keepAliveTimeout = 5_000;
+  const port = options.port ?? Number(process.env.PORT ?? 8080);
+  await new Promise<void>((resolveListen, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolveListen());
+  });
+  const actualPort = (server.address() as AddressInfo).port;
+  const url = `http://${host}:${actualPort}`;
+  const issuer = `${url}/oidc`;
+
+  log('starting DynamoDB (dynalite)…');
+  const dynamo = await startDynalite(host);
+  const tableNames: Record<string, string> = {};
+  for (const def of ALL_TABLES) tableNames[def.logicalName] = `warden-${def.logicalName.toLowerCase()}`;
+  const ddb = localDynamoClient(dynamo.endpoint);
+  await createTables(ddb, ALL_TABLES, (def) => tableNames[def.logicalName]);
+
+  log('starting PostgreSQL (PGlite) and the Data API endpoint…');
+  const db = options.ephemeral ? new PGlite() : new PGlite(join(dataDir, 'pg'));
+  await db.waitReady;
+  await seedDemoDatabase(db, { customers: options.customers ?? 2000 });
+  const dataApi = await startDataApiServer({ db, host, secrets: DEMO_ROLES, resourceArn: demoConfigArn() });
+
+  log('starting the OIDC provider…');
+  const idp = await createDevIdp({
+    issuer,
+    audience: 'warden',
+    redirectUris: [`${url}/approve/callback`],
+    jwksPath: join(dataDir, 'idp-keys.json'),
+  });
+
+  const env: Record<string, string> = {
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'local-twin',
+    AWS_SECRET_ACCESS_KEY: 'local-twin',
+    AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
+    AWS_ENDPOINT_URL_RDS_DATA: dataApi.url,
+    WARDEN_CONFIG: JSON.stringify(
+      demoConfig({
+        approvalWindowSeconds: options.approvalWindowSeconds,
+        requiredApprovals: options.requiredApprovals,
+      }),
+    ),
+    OIDC_ISSUER: issuer,
+    OIDC_AUDIENCE: 'warden',
+    OIDC_JWKS_URI: idp.jwksUri,
+    GROUPS_CLAIM: 'groups',
+    PUBLIC_URL: url,
+    MASKING_HASH_KEY: persistentSecret(dataDir, 'maskingHashKey'),
+    POLICY_TTL_MS: '2000',
+  };
+  for (const def of ALL_TABLES) env[tableEnvVar(def)] = tableNames[def.logicalName];
+  Object.assign(process.env, env);
+
+  // The repo's policy files are the demo's source of truth: validated, then pushed like `policy push`.
+  const sources = loadPolicyFiles(POLICY_DIR);
+  const version = `local-${Date.now()}`;
+  validatePolicySources(sources, version);
+  await new DynamoPolicyStore({
+    client: createDocumentClient(ddb),
+    tableName: tableNames.Policies,
+  }).putActive({
+    version,
+    policies: encodePolicySources(sources),
+    updatedAt: new Date().toISOString(),
+    updatedBy: 'local-twin',
+  });
+
+  log('loading the API handler (cold start)…');
+  const api = await import('../../lambdas/handlers/api.js');
+
+  app = (req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/oidc' || path.startsWith('/oidc/')) {
+      idp.handler(req, res);
+      return;
+    }
+    void (async () => {
+      const body = await readBody(req);
+      if (body === 'too_large') {
+        res.writeHead(413, { 'content-type': 'application/json' });
+        res.end(
+          JSON.stringify({ error: { code: 'payload_too_large', message: 'request body over 10 MiB' } }),
+        );
+        return;
+      }
+      const event = toEvent(req, body, `${host}:${actualPort}`);
+      const result = await api.handler(event, lambdaContext('warden-api'));
+      writeResult(res, result);
+    })().catch((error: unknown) => {
+      console.error('local twin: unhandled error', error);
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: { code: 'internal_error', message: 'internal error' } }));
+    });
+  };
+
+  return {
+    url,
+    port: actualPort,
+    issuer,
+    idp,
+    dynamoEndpoint: dynamo.endpoint,
+    dataApiUrl: dataApi.url,
+    statementLog: dataApi.statementLog,
+    db,
+    dataDir,
+    tableNames,
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+      await dataApi.close();
+      await dynamo.close();
+      await db.close();
+    },
+  };
+}
+
+function demoConfigArn(): string {
+  const cfg = demoConfig().targets.demo;
+  return cfg.kind === 'sql' ? cfg.resourceArn : '';
+}
