@@ -1,0 +1,210 @@
+/**
+ * Verifies bearer tokens with aws-jwt-verify and maps their claims to a Principal. Create the
+ * verifier once per process (module scope) and `hydrate()` it during cold start: the JWKS is
+ * fetched once and refetched only when a token names a key id the cache has not seen (rotation),
+ * at most once per penalty period.
+ */
+import { JwtVerifier } from 'aws-jwt-verify';
+import {
+  FetchError,
+  JwksNotAvailableInCacheError,
+  JwksValidationError,
+  JwkValidationError,
+  JwtExpiredError,
+  JwtInvalidAudienceError,
+  JwtInvalidIssuerError,
+  JwtInvalidSignatureAlgorithmError,
+  JwtInvalidSignatureError,
+  JwtNotBeforeError,
+  JwtParseError,
+  JwtWithoutValidKidError,
+  KidNotFoundInJwksError,
+  NonRetryableFetchError,
+  WaitPeriodNotYetEndedJwkError,
+} from 'aws-jwt-verify/error';
+import { SimpleFetcher } from 'aws-jwt-verify/https';
+import type { Fetcher } from 'aws-jwt-verify/https';
+import { SimpleJwksCache } from 'aws-jwt-verify/jwk';
+
+import { ServiceUnavailableError, UnauthorizedError, WardenError } from '../core/errors.js';
+import { principalFromClaims } from '../core/identity.js';
+import type { Principal } from '../core/types.js';
+
+export interface TokenVerifierConfig {
+  /** Expected `iss`, exactly as the IdP writes it. */
+  readonly issuer: string;
+  /**
+   * Accepted audience(s). Most IdPs put the API's identifier in `aud`; some put the client id
+   * there, so this is whatever the IdP writes.
+   */
+  readonly audience: string | readonly string[];
+  /**
+   * Where `audience` is checked. Cognito access tokens carry no `aud` but a `client_id`.
+   * @default 'aud'
+   */
+  readonly audienceClaim?: 'aud' | 'client_id';
+  /** @default `${issuer}/.well-known/jwks.json` (Cognito's layout) */
+  readonly jwksUri?: string;
+  /** Claim holding the groups (dotted paths and `cognito:groups` work). */
+  readonly groupsClaim: string;
+  /** @default see principalFromClaims */
+  readonly usernameClaims?: readonly string[];
+  /** Tokens longer than this are rejected before any parsing. @default 8192 */
+  readonly maxTokenBytes?: number;
+  /** Clock skew tolerated on `exp`/`nbf`, in seconds. @default 0 */
+  readonly graceSeconds?: number;
+}
+
+export interface VerifiedToken {
+  readonly principal: Principal;
+  readonly claims: Record<string, unknown>;
+}
+
+export interface TokenVerifier {
+  /** Fetches the JWKS now (call during cold start, outside the handler). */
+  hydrate(): Promise<void>;
+  /** Resolves with the caller, or rejects with UnauthorizedError (ServiceUnavailableError if the IdP's keys cannot be fetched). */
+  verify(token: string): Promise<VerifiedToken>;
+}
+
+export const DEFAULT_MAX_TOKEN_BYTES = 8192;
+const JWKS_FETCH_TIMEOUT_MS = 3000;
+
+export function createTokenVerifier(config: TokenVerifierConfig): TokenVerifier {
+  const audienceClaim = config.audienceClaim ?? 'aud';
+  const audiences = typeof config.audience === 'string' ? [config.audience] : [...config.audience];
+  if (audiences.length === 0 || audiences.some((a) => a === '')) {
+    throw new TypeError('createTokenVerifier: audience must name at least one non-empty audience');
+  }
+  const maxTokenBytes = config.maxTokenBytes ?? DEFAULT_MAX_TOKEN_BYTES;
+  const jwksUri = config.jwksUri ?? `${config.issuer.replace(/\/+$/, '')}/.well-known/jwks.json`;
+  assertJwksUriAllowed(jwksUri);
+
+  const verifier = JwtVerifier.create(
+    {
+      issuer: config.issuer,
+      jwksUri,
+      audience: audienceClaim === 'aud' ? audiences : null,
+      graceSeconds: config.graceSeconds ?? 0,
+      customJwtCheck: ({ payload }) => {
+        // aws-jwt-verify accepts a token without `exp`; a bearer token that never expires is not
+        // something Warden should honour.
+        if (typeof payload.exp !== 'number') {
+          throw new UnauthorizedError('token has no expiry (exp)');
+        }
+        if (audienceClaim === 'client_id') {
+          const clientId = (payload as Record<string, unknown>).client_id;
+          if (typeof clientId !== 'string' || !audiences.includes(clientId)) {
+            throw new UnauthorizedError('token was not issued for this gateway (wrong audience)');
+          }
+        }
+      },
+    },
+    { jwksCache: new SimpleJwksCache({ fetcher: new LoopbackAwareFetcher() }) },
+  );
+
+  return {
+    async hydrate() {
+      try {
+        await verifier.hydrate();
+      } catch (err) {
+        throw translate(err);
+      }
+    },
+
+    async verify(token) {
+      if (typeof token !== 'string' || token === '') {
+        throw new UnauthorizedError('a bearer token is required');
+      }
+      if (Buffer.byteLength(token, 'utf8') > maxTokenBytes) {
+        throw new UnauthorizedError(`token is larger than ${maxTokenBytes} bytes`);
+      }
+      let payload: Record<string, unknown>;
+      try {
+        payload = (await verifier.verify(token)) as Record<string, unknown>;
+      } catch (err) {
+        throw translate(err);
+      }
+      const principal = principalFromClaims(payload, {
+        groupsClaim: config.groupsClaim,
+        ...(config.usernameClaims ? { usernameClaims: config.usernameClaims } : {}),
+      });
+      return { principal, claims: payload };
+    },
+  };
+}
+
+/** aws-jwt-verify's errors → Warden's: callers get a reason, never the token's contents. */
+function translate(err: unknown): WardenError {
+  if (err instanceof WardenError) return err;
+  const reason = reasonFor(err);
+  if (reason === undefined) {
+    return new ServiceUnavailableError('the identity provider signing keys are unavailable', err);
+  }
+  return new UnauthorizedError(reason, err);
+}
+
+function reasonFor(err: unknown): string | undefined {
+  if (err instanceof JwtExpiredError) return 'token has expired';
+  if (err instanceof JwtNotBeforeError) return 'token is not valid yet (nbf)';
+  if (err instanceof JwtInvalidIssuerError) return 'token was issued by an untrusted issuer';
+  if (err instanceof JwtInvalidAudienceError) return 'token was not issued for this gateway (wrong audience)';
+  if (err instanceof JwtInvalidSignatureAlgorithmError) return 'token signature algorithm is not accepted';
+  if (err instanceof JwtInvalidSignatureError) return 'token signature is invalid';
+  if (
+    err instanceof KidNotFoundInJwksError ||
+    err instanceof JwtWithoutValidKidError ||
+    err instanceof WaitPeriodNotYetEndedJwkError
+  ) {
+    return 'token is signed with an unknown key';
+  }
+  if (err instanceof JwtParseError) return 'token is malformed';
+  // The IdP's key set could not be fetched or is unusable: not the caller's fault, and no token
+  // can be verified until it is back, so this is a 503 (still fail-closed) rather than a 401.
+  if (
+    err instanceof FetchError ||
+    err instanceof NonRetryableFetchError ||
+    err instanceof JwksValidationError ||
+    err instanceof JwksNotAvailableInCacheError ||
+    err instanceof JwkValidationError
+  ) {
+    return undefined;
+  }
+  return 'token is invalid';
+}
+
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
+
+/** JWKS over plain http would let anyone on the path substitute keys; only the local twin may. */
+function assertJwksUriAllowed(uri: string): void {
+  const url = new URL(uri);
+  if (url.protocol === 'https:') return;
+  if (url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname)) return;
+  throw new TypeError(`createTokenVerifier: the JWKS URI must use https (http only on loopback): ${uri}`);
+}
+
+/**
+ * aws-jwt-verify's Node fetcher speaks https only; the local twin's IdP is http on 127.0.0.1.
+ * https keeps the library's own fetcher (timeouts, one retry).
+ */
+class LoopbackAwareFetcher implements Fetcher {
+  readonly #https = new SimpleFetcher();
+
+  async fetch(
+    uri: string,
+    requestOptions?: Record<string, unknown>,
+    data?: ArrayBuffer,
+  ): Promise<ArrayBuffer> {
+    if (new URL(uri).protocol === 'https:') return this.#https.fetch(uri, requestOptions, data);
+    let res: Response;
+    try {
+      res = await fetch(uri, { signal: AbortSignal.timeout(JWKS_FETCH_TIMEOUT_MS) });
+    } catch (cause) {
+      throw new FetchError(uri, cause instanceof Error ? cause.message : String(cause));
+    }
+    if (res.status !== 200) {
+      throw new NonRetryableFetchError(uri, `Status code is ${res.status}, expected 200`);
+    }
+    return res.arrayBuffer();
+  }
+}

@@ -1,0 +1,273 @@
+import { createHmac } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+import { SignJWT, exportJWK, exportSPKI, generateKeyPair } from 'jose';
+import type { CryptoKey, JWK } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { createTokenVerifier } from '../../lambdas/adapters/jwt-verifier.js';
+import type { TokenVerifier } from '../../lambdas/adapters/jwt-verifier.js';
+import { ServiceUnavailableError, UnauthorizedError } from '../../lambdas/core/errors.js';
+
+const ISSUER = 'https://idp.test.example/';
+const AUDIENCE = 'warden';
+
+interface SigningKey {
+  kid: string;
+  privateKey: CryptoKey;
+  publicJwk: JWK;
+  publicPem: string;
+}
+
+async function makeKey(kid: string): Promise<SigningKey> {
+  const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
+  // No `alg` on the published key, as several IdPs do: the verifier must not take the algorithm
+  // from the token header in that case either.
+  const publicJwk = { ...(await exportJWK(publicKey)), kid, use: 'sig' };
+  return { kid, privateKey, publicJwk, publicPem: await exportSPKI(publicKey) };
+}
+
+const b64url = (v: unknown): string =>
+  Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
+
+let server: Server;
+let jwksUri: string;
+let published: JWK[] = [];
+let jwksHits = 0;
+let key1: SigningKey;
+let key2: SigningKey;
+let stranger: SigningKey;
+
+function sign(
+  claims: Record<string, unknown>,
+  opts: {
+    key?: SigningKey;
+    kid?: string;
+    expiresIn?: string | null;
+    issuer?: string;
+    audience?: string;
+  } = {},
+): Promise<string> {
+  const key = opts.key ?? key1;
+  let jwt = new SignJWT({ groups: ['engineers'], client_id: 'warden-cli', ...claims })
+    .setProtectedHeader({ alg: 'RS256', typ: 'at+jwt', kid: opts.kid ?? key.kid })
+    .setIssuer(opts.issuer ?? ISSUER)
+    .setAudience(opts.audience ?? AUDIENCE)
+    .setSubject('alice')
+    .setIssuedAt();
+  if (opts.expiresIn !== null) jwt = jwt.setExpirationTime(opts.expiresIn ?? '5m');
+  return jwt.sign(key.privateKey);
+}
+
+function verifier(overrides: Partial<Parameters<typeof createTokenVerifier>[0]> = {}): TokenVerifier {
+  return createTokenVerifier({
+    issuer: ISSUER,
+    audience: AUDIENCE,
+    jwksUri,
+    groupsClaim: 'groups',
+    ...overrides,
+  });
+}
+
+async function rejection(v: TokenVerifier, token: string): Promise<UnauthorizedError> {
+  const err = await v.verify(token).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(UnauthorizedError);
+  return err as UnauthorizedError;
+}
+
+beforeAll(async () => {
+  [key1, key2, stranger] = await Promise.all([makeKey('key-1'), makeKey('key-2'), makeKey('stranger')]);
+  published = [key1.publicJwk];
+  server = createServer((req, res) => {
+    if (req.url === '/jwks') {
+      jwksHits += 1;
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ keys: published }));
+      return;
+    }
+    res.statusCode = 404;
+    res.end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  jwksUri = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks`;
+});
+
+afterAll(async () => {
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+});
+
+describe('jwt verifier', () => {
+  let v: TokenVerifier;
+  beforeAll(async () => {
+    v = verifier();
+    await v.hydrate();
+  });
+
+  it('accepts a valid token and maps it to the user principal', async () => {
+    const { principal, claims } = await v.verify(await sign({ preferred_username: 'alice' }));
+    expect(principal).toEqual({
+      type: 'User',
+      id: 'alice',
+      name: 'alice',
+      groups: ['engineers'],
+      clientId: 'warden-cli',
+    });
+    expect(claims.iss).toBe(ISSUER);
+  });
+
+  it('fetches the JWKS once at hydrate, not per request', async () => {
+    const before = jwksHits;
+    for (let i = 0; i < 3; i += 1) await v.verify(await sign({}));
+    expect(jwksHits).toBe(before);
+  });
+
+  it('rejects alg none', async () => {
+    const unsigned = `${b64url({ alg: 'none', typ: 'JWT', kid: key1.kid })}.${b64url({
+      sub: 'alice',
+      iss: ISSUER,
+      aud: AUDIENCE,
+      exp: Math.floor(Date.now() / 1000) + 300,
+    })}`;
+    expect((await rejection(v, `${unsigned}.`)).message).toBe('token is malformed');
+    expect((await rejection(v, `${unsigned}.AAAA`)).message).toMatch(/algorithm/);
+  });
+
+  it('rejects HS256 signed with the RSA public key as the HMAC secret (key confusion)', async () => {
+    const header = b64url({ alg: 'HS256', typ: 'JWT', kid: key1.kid });
+    const payload = b64url({
+      sub: 'alice',
+      iss: ISSUER,
+      aud: AUDIENCE,
+      exp: Math.floor(Date.now() / 1000) + 300,
+    });
+    for (const secret of [key1.publicPem, JSON.stringify(key1.publicJwk)]) {
+      const mac = createHmac('sha256', secret).update(`${header}.${payload}`).digest('base64url');
+      expect((await rejection(v, `${header}.${payload}.${mac}`)).message).toMatch(/algorithm/);
+    }
+  });
+
+  it('rejects an expired token', async () => {
+    const token = await sign({}, { expiresIn: '-1m' });
+    const err = await rejection(v, token);
+    expect(err.message).toBe('token has expired');
+    expect(err.cause).toBeInstanceOf(Error);
+  });
+
+  it('rejects a token that is not valid yet (nbf in the future)', async () => {
+    const token = await sign({ nbf: Math.floor(Date.now() / 1000) + 600 });
+    expect((await rejection(v, token)).message).toMatch(/not valid yet/);
+  });
+
+  it('rejects a token from another issuer', async () => {
+    const token = await sign({}, { issuer: 'https://evil.example/' });
+    expect((await rejection(v, token)).message).toMatch(/issuer/);
+  });
+
+  it('rejects a token for another audience', async () => {
+    const token = await sign({}, { audience: 'some-other-api' });
+    expect((await rejection(v, token)).message).toMatch(/audience/);
+  });
+
+  it('rejects a token signed with a key the JWKS does not hold (unknown kid)', async () => {
+    const token = await sign({}, { key: stranger });
+    expect((await rejection(verifier(), token)).message).toMatch(/unknown key/);
+  });
+
+  it('rejects a token signed by another key under a known kid', async () => {
+    const token = await sign({}, { key: stranger, kid: key1.kid });
+    expect((await rejection(v, token)).message).toMatch(/signature is invalid/);
+  });
+
+  it('rejects a tampered payload', async () => {
+    const [h, , s] = (await sign({})).split('.');
+    const forged = b64url({
+      sub: 'alice',
+      iss: ISSUER,
+      aud: AUDIENCE,
+      groups: ['dba'],
+      exp: Math.floor(Date.now() / 1000) + 300,
+    });
+    expect((await rejection(v, `${h}.${forged}.${s}`)).message).toMatch(/signature/);
+  });
+
+  it('rejects a tampered signature', async () => {
+    const [h, p, s] = (await sign({})).split('.');
+    const bytes = Buffer.from(s, 'base64url');
+    bytes[10] ^= 0xff;
+    expect((await rejection(v, `${h}.${p}.${bytes.toString('base64url')}`)).message).toMatch(/signature/);
+  });
+
+  it('rejects a token without exp', async () => {
+    const token = await sign({}, { expiresIn: null });
+    expect((await rejection(v, token)).message).toMatch(/no expiry/);
+  });
+
+  it('rejects an oversized token before parsing it', async () => {
+    const token = await sign({ padding: 'x'.repeat(9000) });
+    expect((await rejection(v, token)).message).toMatch(/larger than/);
+    const small = createTokenVerifier({
+      issuer: ISSUER,
+      audience: AUDIENCE,
+      jwksUri,
+      groupsClaim: 'groups',
+      maxTokenBytes: 100,
+    });
+    expect((await rejection(small, await sign({}))).message).toMatch(/larger than 100 bytes/);
+  });
+
+  it('rejects garbage', async () => {
+    for (const junk of [
+      '',
+      'garbage',
+      'a.b.c',
+      '...',
+      'Bearer x',
+      `${b64url('{')}.${b64url('}')}.sig`,
+      '\u0000\u0001',
+    ]) {
+      await rejection(v, junk);
+    }
+  });
+
+  it('rejects a valid signature over claims that make no principal (bad groups)', async () => {
+    const token = await sign({ groups: ['ok', 'bad\u0007'] });
+    expect((await rejection(v, token)).message).toMatch(/group/);
+  });
+
+  it('accepts a token signed with a key added to the JWKS after hydration (rotation)', async () => {
+    const rotating = verifier();
+    await rotating.hydrate();
+    const token = await sign({}, { key: key2 });
+    published = [key1.publicJwk, key2.publicJwk];
+    try {
+      const { principal } = await rotating.verify(token);
+      expect(principal.id).toBe('alice');
+      // and the old key still works from the refreshed cache
+      await rotating.verify(await sign({}));
+    } finally {
+      published = [key1.publicJwk];
+    }
+  });
+
+  it('checks client_id instead of aud when configured (Cognito access tokens)', async () => {
+    const cognito = verifier({ audience: 'warden-cli', audienceClaim: 'client_id' });
+    const ok = await cognito.verify(await sign({}, { audience: 'ignored' }));
+    expect(ok.principal.clientId).toBe('warden-cli');
+    expect((await rejection(cognito, await sign({ client_id: 'other-app' }))).message).toMatch(/audience/);
+  });
+
+  it('answers 503, not 401, when the signing keys cannot be fetched', async () => {
+    const down = verifier({ jwksUri: jwksUri.replace('/jwks', '/missing') });
+    await expect(down.hydrate()).rejects.toBeInstanceOf(ServiceUnavailableError);
+    await expect(down.verify(await sign({}))).rejects.toBeInstanceOf(ServiceUnavailableError);
+  });
+
+  it('refuses a JWKS URI over plain http except on loopback', () => {
+    expect(() => verifier({ jwksUri: 'http://idp.example.com/jwks' })).toThrow(/https/);
+  });
+});
