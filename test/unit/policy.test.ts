@@ -1,0 +1,164 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { PolicyEngine, PolicyValidationError, type PolicySource } from '../../lambdas/core/policy.js';
+import { PolicyProvider, encodePolicySources } from '../../lambdas/core/policy-provider.js';
+import { CEDAR_SCHEMA } from '../../lambdas/core/policy-schema.js';
+import type { PolicyStore, StoredPolicySet } from '../../lambdas/core/ports.js';
+import type { Principal } from '../../lambdas/core/types.js';
+
+const demo: PolicySource = { source: 'demo.cedar', text: readFileSync('policies/demo.cedar', 'utf8') };
+const engine = PolicyEngine.load(CEDAR_SCHEMA, [demo], 'test');
+const demoTarget = { type: 'Target' as const, id: 'demo', kind: 'sql' };
+
+const user = (id: string, groups: string[]): Principal => ({ type: 'User', id, name: id, groups });
+const alice = user('alice', ['engineers']);
+const bob = user('bob', ['dba']);
+const carol = user('carol', ['support']);
+const dave = user('dave', ['auditors']);
+const agent: Principal = { type: 'Agent', id: 'agent-demo', name: 'agent-demo', groups: ['agents'] };
+
+function ctx(grants: string[] = []) {
+  return {
+    grants,
+    justification: '',
+    hasJustification: false,
+    now: 1_800_000_000,
+    hourUtc: 12,
+    sql: { statementTypes: ['SelectStmt'], tables: ['public.customers'], functions: [] },
+  };
+}
+
+describe('Cedar policy engine', () => {
+  it('allows reads on demo for engineers, support, dba and agents, naming the policy', () => {
+    for (const p of [alice, bob, carol, agent]) {
+      const d = engine.decideOperation(p, 'sql:read', demoTarget, ctx());
+      expect(d).toMatchObject({ outcome: 'allow', determiningPolicies: ['demo-read'] });
+    }
+  });
+
+  it('denies reads to a group no policy names (default deny)', () => {
+    const d = engine.decideOperation(dave, 'sql:read', demoTarget, ctx());
+    expect(d.outcome).toBe('deny');
+    expect(d.determiningPolicies).toEqual([]);
+  });
+
+  it('requires approval for writes and DDL by engineers and agents', () => {
+    for (const p of [alice, agent]) {
+      for (const action of ['sql:write', 'sql:ddl']) {
+        expect(engine.decideOperation(p, action, demoTarget, ctx())).toMatchObject({
+          outcome: 'approval_required',
+          determiningPolicies: ['demo-writes-need-approval'],
+        });
+      }
+    }
+  });
+
+  it('lets a just-in-time grant stand in for approval, only for the granted class', () => {
+    expect(engine.decideOperation(alice, 'sql:write', demoTarget, ctx(['sql:write'])).outcome).toBe('allow');
+    expect(engine.decideOperation(alice, 'sql:ddl', demoTarget, ctx(['sql:write'])).outcome).toBe(
+      'approval_required',
+    );
+  });
+
+  it('denies privilege and admin statements to everyone, even with approval', () => {
+    for (const p of [alice, bob, agent]) {
+      for (const action of ['sql:privilege', 'sql:admin']) {
+        const d = engine.decideOperation(p, action, demoTarget, ctx(['sql:privilege', 'sql:admin']));
+        expect(d).toMatchObject({ outcome: 'deny', determiningPolicies: ['never-privilege-or-admin'] });
+        expect(engine.decideApproved(p, action, demoTarget, ctx()).outcome).toBe('deny');
+      }
+    }
+  });
+
+  it('lets dba approve and view unmasked data, on the target and its tables', () => {
+    expect(engine.authorize(bob, 'approve', demoTarget, {}).allowed).toBe(true);
+    expect(engine.authorize(alice, 'approve', demoTarget, {}).allowed).toBe(false);
+    const table = { type: 'Table' as const, id: 'demo/public.customers', target: 'demo' };
+    expect(engine.authorize(bob, 'view_unmasked', table, {}).allowed).toBe(true);
+    expect(engine.authorize(carol, 'view_unmasked', table, {}).allowed).toBe(false);
+  });
+
+  it('gives auditors the audit action only', () => {
+    expect(engine.authorize(dave, 'audit', { type: 'Gateway', id: 'warden' }, {}).allowed).toBe(true);
+    expect(engine.authorize(alice, 'audit', { type: 'Gateway', id: 'warden' }, {}).allowed).toBe(false);
+  });
+
+  it('treats a request the schema rejects as a deny, never an allow', () => {
+    const d = engine.authorize(alice, 'sql:read', demoTarget, { unexpected: true });
+    expect(d.allowed).toBe(false);
+    expect(d.errors.length).toBeGreaterThan(0);
+  });
+
+  it("refuses a policy set that fails validation with Cedar's message", () => {
+    const bad = { source: 'bad.cedar', text: 'permit(principal, action == Action::"sql:raed", resource);' };
+    expect(() => PolicyEngine.load(CEDAR_SCHEMA, [bad], 'bad')).toThrow(PolicyValidationError);
+    try {
+      PolicyEngine.load(CEDAR_SCHEMA, [bad], 'bad');
+    } catch (error) {
+      expect((error as PolicyValidationError).message).toMatch(/sql:raed/);
+    }
+    const syntax = { source: 'syntax.cedar', text: 'permit(principal, action, resource' };
+    expect(() => PolicyEngine.load(CEDAR_SCHEMA, [syntax], 'bad')).toThrow(/syntax\.cedar/);
+    const typo = { source: 't.cedar', text: 'permit(principal, action, resource) when { context.nope };' };
+    expect(() => PolicyEngine.load(CEDAR_SCHEMA, [typo], 'bad')).toThrow(PolicyValidationError);
+  });
+
+  it('refuses duplicate policy ids', () => {
+    const dup = {
+      source: 'a.cedar',
+      text: '@id("x")\npermit(principal, action, resource);\n@id("x")\nforbid(principal, action, resource);',
+    };
+    expect(() => PolicyEngine.load(CEDAR_SCHEMA, [dup], 'dup')).toThrow(/duplicate policy id "x"/);
+  });
+});
+
+class MemoryPolicyStore implements PolicyStore {
+  active?: StoredPolicySet;
+  fail = false;
+  async getActive() {
+    if (this.fail) throw new Error('store down');
+    return this.active;
+  }
+  async putActive(set: StoredPolicySet) {
+    this.active = set;
+  }
+}
+
+describe('policy provider', () => {
+  it('loads the active set, caches it for the TTL, then picks up a new version', async () => {
+    let now = 0;
+    const store = new MemoryPolicyStore();
+    store.active = { version: 'v1', policies: encodePolicySources([demo]), updatedAt: '' };
+    const provider = new PolicyProvider(store, 1000, () => now);
+    expect((await provider.engine()).version).toBe('v1');
+    store.active = { version: 'v2', policies: encodePolicySources([demo]), updatedAt: '' };
+    now = 500;
+    expect((await provider.engine()).version).toBe('v1');
+    now = 1500;
+    expect((await provider.engine()).version).toBe('v2');
+  });
+
+  it('keeps the previous set when the stored one is invalid or the store fails', async () => {
+    let now = 0;
+    const store = new MemoryPolicyStore();
+    store.active = { version: 'v1', policies: encodePolicySources([demo]), updatedAt: '' };
+    const provider = new PolicyProvider(store, 10, () => now);
+    await provider.engine();
+    store.active = {
+      version: 'v2',
+      policies: encodePolicySources([{ source: 'x.cedar', text: 'permit(' }]),
+      updatedAt: '',
+    };
+    now = 100;
+    expect((await provider.engine()).version).toBe('v1');
+    store.fail = true;
+    now = 200;
+    expect((await provider.engine()).version).toBe('v1');
+  });
+
+  it('fails closed with no set at all: everything is denied', async () => {
+    const provider = new PolicyProvider(new MemoryPolicyStore(), 10);
+    const e = await provider.engine();
+    expect(e.decideOperation(bob, 'sql:read', demoTarget, ctx()).outcome).toBe('deny');
+  });
+});
