@@ -1,0 +1,1127 @@
+/**
+ * The local twin of the RDS Data API: an HTTP server that speaks the Data API's REST-JSON wire
+ * protocol in front of an embedded PostgreSQL (PGlite), so `@aws-sdk/client-rds-data` is the SQL
+ * executor in both worlds (only `endpoint` differs).
+ *
+ * Fidelity notes (what the real service does, and how the twin emulates it):
+ * - Each secret maps to a PostgreSQL role. The real service logs in as the secret's database user;
+ *   PGlite has one connection, logged in as a superuser, so every request runs inside a transaction
+ *   that begins with `SET LOCAL ROLE <role>`. Privileges are therefore PostgreSQL's own: a write
+ *   with the read-only secret fails with PostgreSQL's "permission denied for table …".
+ * - Emulating a non-superuser login: because the session user underneath is a superuser, a
+ *   statement could switch back (`RESET ROLE`, `SET ROLE postgres`, `SET SESSION AUTHORIZATION`,
+ *   `set_config('role', …)`). As defence in depth the twin (1) refuses, before running it, any
+ *   statement whose parse tree sets `role`/`session_authorization` or calls `set_config`, with the
+ *   error PostgreSQL gives a non-superuser ("permission denied to set role", SQLState 42501), and
+ *   (2) after every statement checks, inside the same transaction, that `current_user` is still the
+ *   secret's role and the transaction is still open (catching dynamic SQL in `DO` blocks or
+ *   functions); if not, the transaction is rolled back and the same error returned. Deviation: on
+ *   Aurora a non-superuser's `RESET ROLE` is a harmless no-op; here it is refused.
+ * - Transaction control statements (`BEGIN`, `COMMIT`, …) inside ExecuteStatement are refused; use
+ *   BeginTransaction/CommitTransaction/RollbackTransaction (savepoints are allowed).
+ * - PGlite is single-connection: requests are serialized. A transaction opened with
+ *   BeginTransaction holds the connection until commit, rollback, or `transactionTimeoutMs` of
+ *   inactivity (then it is rolled back, like the service's idle-transaction timeout). Other
+ *   requests wait meanwhile, where the real service would use another connection.
+ * - The server holds PGlite's own query lock while it works, so other code using the same PGlite
+ *   instance (e.g. a test reading rows directly) is serialized with it and never runs inside a
+ *   request's transaction.
+ * - Results over 1 MiB fail with BadRequestException "Database returned more than the allowed
+ *   response size limit", like the service. The statement itself has already run (and, outside a
+ *   transaction, committed), as on the service.
+ * - Values follow the service's PostgreSQL mapping: integers → longValue, floats → doubleValue,
+ *   numeric → stringValue, bool → booleanValue, bytea → blobValue, arrays → arrayValue, everything
+ *   else (text, dates, uuid, json…) → stringValue; timestamps in UTC as `YYYY-MM-DD HH:MM:SS[.f]`.
+ *   Column metadata follows PgJDBC's (JDBC type numbers, `serial` for nextval-defaulted integers).
+ * - Parameters: `:name` is replaced by `$n` using PostgreSQL's own lexer (libpg-query `scan`), so
+ *   string literals, comments, quoted identifiers and `::` casts are never touched. longValue is
+ *   sent as int8, doubleValue as float8, booleanValue as bool, blobValue as bytea; stringValue is
+ *   left for PostgreSQL to infer unless a typeHint (DATE, TIME, TIMESTAMP, DECIMAL, UUID, JSON)
+ *   gives its type.
+ */
+import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { protocol, type PGlite } from '@electric-sql/pglite';
+import { loadModule, parse, scanSync } from 'libpg-query';
+
+export interface DataApiSecret {
+  /** The PostgreSQL role a request with this secret runs as. */
+  readonly role: string;
+}
+
+export interface DataApiServerOptions {
+  readonly db: PGlite;
+  /** @default 0 (any free port) */
+  readonly port?: number;
+  /** @default '127.0.0.1' */
+  readonly host?: '127.0.0.1';
+  /** Secret ARN → the role requests with that secret run as. */
+  readonly secrets: Record<string, DataApiSecret>;
+  /** The only cluster ARN the endpoint answers for. */
+  readonly resourceArn: string;
+  /** When set, a request naming another database fails like the service (3D000). */
+  readonly database?: string;
+  /** @default 1_048_576 (the service's 1 MiB response limit) */
+  readonly maxResponseBytes?: number;
+  /** Idle time after which an open transaction is rolled back. @default 60_000 */
+  readonly transactionTimeoutMs?: number;
+  /** Oldest entries are dropped past this many. @default 100_000 */
+  readonly maxLogEntries?: number;
+}
+
+export interface StatementLogEntry {
+  readonly at: string;
+  readonly secretArn: string;
+  /** The role the statement ran as ('' when the secret was unknown). */
+  readonly role: string;
+  readonly sql: string;
+  readonly ok: boolean;
+  readonly error?: string;
+  readonly operation: 'ExecuteStatement' | 'BatchExecuteStatement';
+  readonly transactionId?: string;
+}
+
+export interface DataApiServer {
+  readonly url: string;
+  readonly port: number;
+  close(): Promise<void>;
+  /** Every statement attempted through the endpoint, in order. */
+  readonly statementLog: ReadonlyArray<StatementLogEntry>;
+}
+
+const ONE_MIB = 1024 * 1024;
+const MAX_REQUEST_BYTES = 8 * ONE_MIB;
+const RESPONSE_TOO_LARGE = 'Database returned more than the allowed response size limit';
+
+/** An error answered in the service's shape: HTTP status, `x-amzn-errortype`, `{message}`. */
+class DataApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly type: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'DataApiError';
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wire shapes (the subset of the Data API model the twin reads and writes)
+
+type Field =
+  | { isNull: true }
+  | { booleanValue: boolean }
+  | { longValue: number }
+  | { doubleValue: number }
+  | { stringValue: string }
+  | { blobValue: string }
+  | { arrayValue: ArrayValue };
+
+type ArrayValue =
+  | { booleanValues: (boolean | null)[] }
+  | { longValues: (number | null)[] }
+  | { doubleValues: (number | null)[] }
+  | { stringValues: (string | null)[] }
+  | { arrayValues: ArrayValue[] };
+
+interface SqlParameterIn {
+  name?: string;
+  value?: Record<string, unknown>;
+  typeHint?: string;
+}
+
+interface ResultSetOptionsIn {
+  decimalReturnType?: 'STRING' | 'DOUBLE_OR_LONG';
+  longReturnType?: 'STRING' | 'LONG';
+}
+
+interface ColumnMetadata {
+  name: string;
+  label: string;
+  type: number;
+  typeName: string;
+  schemaName: string;
+  tableName: string;
+  isAutoIncrement: boolean;
+  isSigned: boolean;
+  isCurrency: boolean;
+  isCaseSensitive: boolean;
+  nullable: number;
+  precision: number;
+  scale: number;
+  arrayBaseColumnType: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL over PGlite's wire protocol. Using the protocol (instead of `db.query`) gives the raw
+// text of every value and the RowDescription's table OIDs and type modifiers that the Data API's
+// column metadata needs.
+
+interface PgField {
+  name: string;
+  tableID: number;
+  columnID: number;
+  dataTypeID: number;
+  dataTypeModifier: number;
+}
+
+interface PgError {
+  message: string;
+  code?: string;
+  position?: string;
+  detail?: string;
+  hint?: string;
+  where?: string;
+}
+
+interface PgOutcome {
+  fields?: PgField[];
+  rows: (string | null)[][];
+  commandTag?: string;
+  error?: PgError;
+  /** ReadyForQuery status: 'I' idle, 'T' in transaction, 'E' failed transaction. */
+  txStatus: string;
+}
+
+function concatBytes(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
+}
+
+function collect(messages: ReadonlyArray<{ name: string }>): PgOutcome {
+  const outcome: PgOutcome = { rows: [], txStatus: 'I' };
+  for (const m of messages as ReadonlyArray<Record<string, any>>) {
+    switch (m.name) {
+      case 'rowDescription':
+        outcome.fields = (m.fields as PgField[]).map((f) => ({
+          name: f.name,
+          tableID: f.tableID,
+          columnID: f.columnID,
+          dataTypeID: f.dataTypeID,
+          dataTypeModifier: f.dataTypeModifier,
+        }));
+        break;
+      case 'dataRow':
+        outcome.rows.push(m.fields as (string | null)[]);
+        break;
+      case 'commandComplete':
+        outcome.commandTag = m.text as string;
+        break;
+      case 'error':
+        outcome.error ??= {
+          message: String(m.message),
+          code: m.code,
+          position: m.position,
+          detail: m.detail,
+          hint: m.hint,
+          where: m.where,
+        };
+        break;
+      case 'readyForQuery':
+        outcome.txStatus = m.status as string;
+        break;
+    }
+  }
+  return outcome;
+}
+
+/** One statement through the extended protocol (parse, bind, describe, execute, sync). */
+async function pgExtended(
+  db: PGlite,
+  sql: string,
+  values: (string | null)[] = [],
+  types: number[] = [],
+): Promise<PgOutcome> {
+  const { serialize } = protocol;
+  const message = concatBytes([
+    serialize.parse({ text: sql, types }),
+    serialize.bind({ values }),
+    serialize.describe({ type: 'P' }),
+    serialize.execute({}),
+    serialize.sync(),
+  ]);
+  const { messages } = await db.execProtocol(message, { throwOnError: false });
+  return collect(messages);
+}
+
+/** Control statements the twin itself issues (BEGIN, SET LOCAL, COMMIT…); fails loudly. */
+async function pgSimple(db: PGlite, sql: string): Promise<PgOutcome> {
+  const { messages } = await db.execProtocol(protocol.serialize.query(sql), {
+    throwOnError: false,
+  });
+  const outcome = collect(messages);
+  if (outcome.error) throw new DataApiError(400, 'BadRequestException', formatPgError(outcome.error));
+  return outcome;
+}
+
+/** PgJDBC's rendering of a server error, plus the Data API's `; SQLState:` suffix. */
+function formatPgError(e: PgError): string {
+  let text = `ERROR: ${e.message}`;
+  if (e.detail) text += `\n  Detail: ${e.detail}`;
+  if (e.hint) text += `\n  Hint: ${e.hint}`;
+  if (e.position) text += `\n  Position: ${e.position}`;
+  if (e.where) text += `\n  Where: ${e.where}`;
+  return e.code ? `${text}; SQLState: ${e.code}` : text;
+}
+
+function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/**
+ * Holds PGlite's own query lock until the returned release is called, so the twin's requests are
+ * serialized with each other and with anyone else using the same PGlite instance.
+ */
+function acquireConnection(db: PGlite): Promise<() => void> {
+  return new Promise((resolveAcquired) => {
+    void db.runExclusive(() => new Promise<void>((release) => resolveAcquired(release)));
+  });
+}
+
+/** A promise-chain lock serializing the statements of one Data API transaction. */
+class Queue {
+  private tail: Promise<unknown> = Promise.resolve();
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(fn, fn);
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Types: PostgreSQL type OIDs → Data API value kinds and JDBC metadata
+
+interface PgType {
+  name: string;
+  category: string;
+  elem: number;
+}
+
+const JDBC = {
+  BIT: -7,
+  SMALLINT: 5,
+  INTEGER: 4,
+  BIGINT: -5,
+  REAL: 7,
+  DOUBLE: 8,
+  NUMERIC: 2,
+  CHAR: 1,
+  VARCHAR: 12,
+  DATE: 91,
+  TIME: 92,
+  TIMESTAMP: 93,
+  BINARY: -2,
+  ARRAY: 2003,
+  OTHER: 1111,
+} as const;
+
+const INT_TYPES = new Set(['int2', 'int4', 'int8', 'oid', 'xid', 'cid']);
+const FLOAT_TYPES = new Set(['float4', 'float8']);
+const MAX_INT = 2147483647;
+
+function jdbcType(t: PgType | undefined): number {
+  switch (t?.name) {
+    case 'bool':
+      return JDBC.BIT;
+    case 'int2':
+      return JDBC.SMALLINT;
+    case 'int4':
+      return JDBC.INTEGER;
+    case 'int8':
+    case 'oid':
+      return JDBC.BIGINT;
+    case 'float4':
+      return JDBC.REAL;
+    case 'float8':
+      return JDBC.DOUBLE;
+    case 'numeric':
+    case 'money':
+      return JDBC.NUMERIC;
+    case 'bpchar':
+    case 'char':
+      return JDBC.CHAR;
+    case 'text':
+    case 'varchar':
+    case 'name':
+      return JDBC.VARCHAR;
+    case 'date':
+      return JDBC.DATE;
+    case 'time':
+    case 'timetz':
+      return JDBC.TIME;
+    case 'timestamp':
+    case 'timestamptz':
+      return JDBC.TIMESTAMP;
+    case 'bytea':
+      return JDBC.BINARY;
+    default:
+      return t?.category === 'A' ? JDBC.ARRAY : JDBC.OTHER;
+  }
+}
+
+function precisionAndScale(t: PgType | undefined, typmod: number): [number, number] {
+  switch (t?.name) {
+    case 'bool':
+      return [1, 0];
+    case 'int2':
+      return [5, 0];
+    case 'int4':
+      return [10, 0];
+    case 'int8':
+      return [19, 0];
+    case 'float4':
+      return [8, 8];
+    case 'float8':
+      return [17, 17];
+    case 'numeric':
+      return typmod >= 4 ? [((typmod - 4) >> 16) & 0xffff, (typmod - 4) & 0xffff] : [0, 0];
+    case 'varchar':
+    case 'bpchar':
+      return [typmod >= 4 ? typmod - 4 : MAX_INT, 0];
+    case 'date':
+      return [13, 0];
+    case 'time':
+      return [15, 6];
+    case 'timestamp':
+      return [29, 6];
+    case 'timestamptz':
+      return [35, 6];
+    default:
+      return [MAX_INT, 0];
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parameters
+
+/** Data API typeHint → the PostgreSQL type the parameter is declared as. */
+const TYPE_HINT_OIDS: Record<string, number> = {
+  DATE: 1082,
+  TIME: 1083,
+  TIMESTAMP: 1114,
+  DECIMAL: 1700,
+  UUID: 2950,
+  JSON: 114,
+};
+const OID = { unknown: 0, bool: 16, bytea: 17, int8: 20, float8: 701 } as const;
+
+interface BoundParameter {
+  value: string | null;
+  type: number;
+}
+
+function bindParameter(p: SqlParameterIn): BoundParameter {
+  const v = p.value ?? {};
+  const hint = p.typeHint;
+  if (hint !== undefined && !(hint in TYPE_HINT_OIDS)) {
+    throw new DataApiError(400, 'BadRequestException', `Invalid type hint: ${hint}`);
+  }
+  const hinted = hint === undefined ? undefined : TYPE_HINT_OIDS[hint];
+  if (v.isNull === true) return { value: null, type: hinted ?? OID.unknown };
+  if (typeof v.stringValue === 'string') return { value: v.stringValue, type: hinted ?? OID.unknown };
+  if (typeof v.longValue === 'number') return { value: String(v.longValue), type: hinted ?? OID.int8 };
+  if (typeof v.doubleValue === 'number') {
+    return { value: String(v.doubleValue), type: hinted ?? OID.float8 };
+  }
+  if (typeof v.booleanValue === 'boolean') {
+    return { value: v.booleanValue ? 't' : 'f', type: OID.bool };
+  }
+  if (typeof v.blobValue === 'string') {
+    return { value: `\\x${Buffer.from(v.blobValue, 'base64').toString('hex')}`, type: OID.bytea };
+  }
+  if (v.arrayValue !== undefined) {
+    throw new DataApiError(400, 'BadRequestException', 'Array parameters are not supported.');
+  }
+  throw new DataApiError(400, 'BadRequestException', `Invalid value for parameter ${p.name ?? ''}`);
+}
+
+/**
+ * Replaces `:name` placeholders with `$n` using PostgreSQL's lexer, so a `:` inside a string
+ * literal, comment or quoted identifier, a `::` cast and an array slice `a[1:2]` stay as written.
+ * Only names that were supplied are replaced; anything else reaches PostgreSQL unchanged and fails
+ * there with its own message. Returns the names in `$n` order.
+ */
+export function translateNamedParameters(
+  sql: string,
+  names: ReadonlySet<string>,
+): { text: string; order: string[] } {
+  if (names.size === 0 || !sql.includes(':')) return { text: sql, order: [] };
+  let tokens;
+  try {
+    tokens = scanSync(sql).tokens;
+  } catch {
+    return { text: sql, order: [] };
+  }
+  // The lexer's offsets are in UTF-8 bytes.
+  const bytes = Buffer.from(sql, 'utf8');
+  const order: string[] = [];
+  const chunks: Buffer[] = [];
+  let copied = 0;
+  for (let i = 0; i + 1 < tokens.length; i++) {
+    const colon = tokens[i];
+    const next = tokens[i + 1];
+    if (colon.text !== ':' || next.start !== colon.end) continue;
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(next.text) || !names.has(next.text)) continue;
+    let index = order.indexOf(next.text);
+    if (index < 0) index = order.push(next.text) - 1;
+    chunks.push(bytes.subarray(copied, colon.start), Buffer.from(`$${index + 1}`));
+    copied = next.end;
+    i++;
+  }
+  chunks.push(bytes.subarray(copied));
+  return { text: Buffer.concat(chunks).toString('utf8'), order };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Guarding the emulated non-superuser login
+
+const ALLOWED_TRANSACTION_KINDS = new Set([
+  'TRANS_STMT_SAVEPOINT',
+  'TRANS_STMT_RELEASE',
+  'TRANS_STMT_ROLLBACK_TO',
+]);
+
+function setRoleDenied(role: string): DataApiError {
+  return new DataApiError(
+    400,
+    'BadRequestException',
+    formatPgError({ message: `permission denied to set role "${role}"`, code: '42501' }),
+  );
+}
+
+/** Throws when the statement would leave the secret's role or the twin's transaction. */
+function guardStatement(parseTree: unknown, role: string): void {
+  const visit = (node: unknown): void => {
+    if (Array.isArray(node)) {
+      node.forEach(visit);
+      return;
+    }
+    if (node === null || typeof node !== 'object') return;
+    for (const [key, value] of Object.entries(node)) {
+      if (key === 'VariableSetStmt') {
+        const name = String((value as { name?: string }).name ?? '').toLowerCase();
+        if (name === 'role' || name === 'session_authorization') throw setRoleDenied(role);
+      } else if (key === 'FuncCall') {
+        const parts = ((value as { funcname?: { String?: { sval?: string } }[] }).funcname ?? [])
+          .map((p) => p.String?.sval?.toLowerCase())
+          .filter(Boolean);
+        if (parts[parts.length - 1] === 'set_config') throw setRoleDenied(role);
+      } else if (key === 'TransactionStmt') {
+        const kind = String((value as { kind?: string }).kind);
+        if (!ALLOWED_TRANSACTION_KINDS.has(kind)) {
+          throw new DataApiError(
+            400,
+            'BadRequestException',
+            'Transaction control statements are not supported in ExecuteStatement; ' +
+              'use BeginTransaction, CommitTransaction and RollbackTransaction.',
+          );
+        }
+      }
+      visit(value);
+    }
+  };
+  visit(parseTree);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Converting PostgreSQL text values to Data API fields
+
+/** Parses PostgreSQL's array text form (`{1,NULL,"a,b",{2,3}}`). */
+type ArrayNode = (string | null | ArrayNode)[];
+function parseArrayLiteral(text: string): ArrayNode {
+  let s = text;
+  if (s.startsWith('[')) s = s.slice(s.indexOf('=') + 1); // explicit bounds: [0:1]={…}
+  let i = 0;
+  const parseLevel = (): ArrayNode => {
+    const out: ArrayNode = [];
+    i++; // '{'
+    if (s[i] === '}') {
+      i++;
+      return out;
+    }
+    for (;;) {
+      if (s[i] === '{') {
+        out.push(parseLevel());
+      } else if (s[i] === '"') {
+        let value = '';
+        i++;
+        while (s[i] !== '"') {
+          if (s[i] === '\\') i++;
+          value += s[i++];
+        }
+        i++;
+        out.push(value);
+      } else {
+        let j = i;
+        while (s[j] !== ',' && s[j] !== '}') j++;
+        const raw = s.slice(i, j);
+        out.push(raw === 'NULL' ? null : raw);
+        i = j;
+      }
+      if (s[i] === ',') {
+        i++;
+        continue;
+      }
+      i++; // '}'
+      return out;
+    }
+  };
+  return parseLevel();
+}
+
+interface ValueOptions {
+  decimalAsNumber: boolean;
+  longAsString: boolean;
+}
+
+function scalarField(raw: string, t: PgType | undefined, opts: ValueOptions): Field {
+  const name = t?.name ?? '';
+  if (name === 'bool') return { booleanValue: raw === 't' };
+  if (INT_TYPES.has(name)) {
+    return opts.longAsString ? { stringValue: raw } : { longValue: Number(raw) };
+  }
+  if (FLOAT_TYPES.has(name)) {
+    const n = Number(raw);
+    return Number.isFinite(n) ? { doubleValue: n } : { stringValue: raw };
+  }
+  if (name === 'numeric' && opts.decimalAsNumber) {
+    const n = Number(raw);
+    if (!Number.isFinite(n)) return { stringValue: raw };
+    return Number.isInteger(n) && !raw.includes('.') ? { longValue: n } : { doubleValue: n };
+  }
+  if (name === 'bytea') {
+    return { blobValue: Buffer.from(raw.startsWith('\\x') ? raw.slice(2) : raw, 'hex').toString('base64') };
+  }
+  if (name === 'timestamptz') return { stringValue: raw.replace(/\+00$/, '') };
+  return { stringValue: raw };
+}
+
+function arrayValue(node: ArrayNode, elem: PgType | undefined, opts: ValueOptions): ArrayValue {
+  if (node.some((e) => Array.isArray(e))) {
+    return { arrayValues: node.map((e) => arrayValue(Array.isArray(e) ? e : [e], elem, opts)) };
+  }
+  const fields = (node as (string | null)[]).map((e) => (e === null ? null : scalarField(e, elem, opts)));
+  const pick = <K extends string>(key: K) =>
+    fields.map((f) => (f === null ? null : ((f as Record<string, unknown>)[key] as never)));
+  const first = fields.find((f) => f !== null);
+  if (first && 'booleanValue' in first) return { booleanValues: pick('booleanValue') };
+  if (first && 'longValue' in first) return { longValues: pick('longValue') };
+  if (first && 'doubleValue' in first) return { doubleValues: pick('doubleValue') };
+  return {
+    stringValues: fields.map((f) =>
+      f === null ? null : 'stringValue' in f ? f.stringValue : 'blobValue' in f ? f.blobValue : null,
+    ),
+  };
+}
+
+function toField(
+  raw: string | null,
+  t: PgType | undefined,
+  types: Map<number, PgType>,
+  opts: ValueOptions,
+): Field {
+  if (raw === null) return { isNull: true };
+  if (t?.category === 'A' && t.elem !== 0) {
+    return { arrayValue: arrayValue(parseArrayLiteral(raw), types.get(t.elem), opts) };
+  }
+  return scalarField(raw, t, opts);
+}
+
+function arrayToJson(a: ArrayValue): unknown[] {
+  if ('arrayValues' in a) return a.arrayValues.map(arrayToJson);
+  return Object.values(a)[0] as unknown[];
+}
+
+function fieldToJson(f: Field): unknown {
+  if ('isNull' in f) return null;
+  if ('arrayValue' in f) return arrayToJson(f.arrayValue);
+  return Object.values(f)[0];
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server
+
+interface OpenTransaction {
+  readonly id: string;
+  readonly secretArn: string;
+  readonly role: string;
+  readonly release: () => void;
+  readonly queue: Queue;
+  timer?: NodeJS.Timeout;
+  closed: boolean;
+}
+
+interface StatementRequest {
+  readonly secretArn: string;
+  readonly role: string;
+  readonly sql: string;
+  readonly parameters: readonly SqlParameterIn[];
+}
+
+export async function startDataApiServer(options: DataApiServerOptions): Promise<DataApiServer> {
+  const { db, resourceArn } = options;
+  const maxResponseBytes = options.maxResponseBytes ?? ONE_MIB;
+  const transactionTimeoutMs = options.transactionTimeoutMs ?? 60_000;
+  const maxLogEntries = options.maxLogEntries ?? 100_000;
+  const statementLog: StatementLogEntry[] = [];
+  const transactions = new Map<string, OpenTransaction>();
+  const types = new Map<number, PgType>();
+
+  await loadModule();
+  await db.waitReady;
+  {
+    const release = await acquireConnection(db);
+    try {
+      const all = await pgExtended(
+        db,
+        'select oid::int8, typname, typcategory, typelem::int8 from pg_catalog.pg_type',
+      );
+      for (const [oid, name, category, elem] of all.rows) {
+        types.set(Number(oid), { name: name ?? '', category: category ?? '', elem: Number(elem) });
+      }
+    } finally {
+      release();
+    }
+  }
+
+  const log = (entry: StatementLogEntry): void => {
+    statementLog.push(entry);
+    if (statementLog.length > maxLogEntries) statementLog.splice(0, statementLog.length - maxLogEntries);
+  };
+
+  const checkTarget = (body: Record<string, unknown>): { secretArn: string; role: string } => {
+    if (body.resourceArn !== resourceArn) {
+      throw new DataApiError(
+        400,
+        'BadRequestException',
+        `Invalid resourceArn: no Aurora cluster with the Data API enabled is known as ${String(body.resourceArn)}`,
+      );
+    }
+    const secretArn = String(body.secretArn ?? '');
+    const secret = options.secrets[secretArn];
+    if (!secret) {
+      throw new DataApiError(
+        403,
+        'ForbiddenException',
+        `Error fetching secret ${secretArn}: the secret does not exist or access to it is denied`,
+      );
+    }
+    if (options.database !== undefined && body.database !== undefined && body.database !== options.database) {
+      throw new DataApiError(
+        400,
+        'BadRequestException',
+        formatPgError({ message: `database "${String(body.database)}" does not exist`, code: '3D000' }),
+      );
+    }
+    return { secretArn, role: secret.role };
+  };
+
+  const openTransactionFor = (body: Record<string, unknown>, secretArn: string): OpenTransaction => {
+    const id = String(body.transactionId);
+    const tx = transactions.get(id);
+    if (!tx || tx.closed) {
+      throw new DataApiError(404, 'NotFoundException', `Transaction ${id} is not found`);
+    }
+    if (tx.secretArn !== secretArn) {
+      throw new DataApiError(400, 'BadRequestException', `Transaction ${id} was started with another secret`);
+    }
+    return tx;
+  };
+
+  const touch = (tx: OpenTransaction): void => {
+    if (tx.timer) clearTimeout(tx.timer);
+    tx.timer = setTimeout(() => {
+      void tx.queue.run(() => endTransaction(tx, 'ROLLBACK')).catch(() => undefined);
+    }, transactionTimeoutMs);
+    tx.timer.unref();
+  };
+
+  const endTransaction = async (tx: OpenTransaction, how: 'COMMIT' | 'ROLLBACK'): Promise<string> => {
+    if (tx.closed) throw new DataApiError(404, 'NotFoundException', `Transaction ${tx.id} is not found`);
+    tx.closed = true;
+    if (tx.timer) clearTimeout(tx.timer);
+    transactions.delete(tx.id);
+    try {
+      const outcome = await pgSimple(db, how);
+      if (how === 'COMMIT' && outcome.commandTag === 'ROLLBACK') {
+        throw new DataApiError(
+          400,
+          'BadRequestException',
+          `Transaction ${tx.id} was rolled back because a statement in it failed`,
+        );
+      }
+      return how === 'COMMIT' ? 'Transaction Committed' : 'Rollback Complete';
+    } finally {
+      tx.release();
+    }
+  };
+
+  /**
+   * Runs one statement as `role` inside the already-open transaction, then checks that the
+   * statement left both the role and the transaction as they were.
+   */
+  const runStatement = async (req: StatementRequest): Promise<PgOutcome> => {
+    const bound = new Map<string, BoundParameter>();
+    for (const p of req.parameters) {
+      if (!p.name) throw new DataApiError(400, 'BadRequestException', 'Parameter name is required');
+      bound.set(p.name, bindParameter(p));
+    }
+    const { text, order } = translateNamedParameters(req.sql, new Set(bound.keys()));
+    let tree: unknown;
+    try {
+      tree = await parse(text);
+    } catch {
+      tree = undefined; // PostgreSQL reports the syntax error in its own words below
+    }
+    guardStatement(tree, req.role);
+    const params = order.map((name) => bound.get(name)!);
+    const outcome = await pgExtended(
+      db,
+      text,
+      params.map((p) => p.value),
+      params.map((p) => p.type),
+    );
+    if (outcome.error) return outcome;
+    const who = await pgExtended(db, 'select current_user::text');
+    if (who.txStatus !== 'T' || who.rows[0]?.[0] !== req.role) {
+      if (who.txStatus !== 'I') await pgSimple(db, 'ROLLBACK');
+      throw setRoleDenied(String(who.rows[0]?.[0] ?? 'postgres'));
+    }
+    return outcome;
+  };
+
+  const logged = async <T>(
+    req: StatementRequest,
+    operation: StatementLogEntry['operation'],
+    transactionId: string | undefined,
+    fn: () => Promise<T>,
+  ): Promise<T> => {
+    const base = {
+      at: new Date().toISOString(),
+      secretArn: req.secretArn,
+      role: req.role,
+      sql: req.sql,
+      operation,
+    };
+    const extra = transactionId ? { transactionId } : {};
+    try {
+      const result = await fn();
+      log({ ...base, ok: true, ...extra });
+      return result;
+    } catch (err) {
+      log({ ...base, ok: false, error: err instanceof Error ? err.message : String(err), ...extra });
+      throw err;
+    }
+  };
+
+  /** Begins the twin's own transaction as `role` (the emulated login). */
+  const beginAs = (role: string): Promise<PgOutcome> =>
+    pgSimple(
+      db,
+      `BEGIN; SET LOCAL ROLE ${quoteIdent(role)}; SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, MDY'`,
+    );
+
+  /** Runs `fn` in the caller's transaction, or in a fresh one committed on success. */
+  const inTransaction = async <T>(
+    body: Record<string, unknown>,
+    secretArn: string,
+    role: string,
+    fn: (txId: string | undefined) => Promise<T>,
+  ): Promise<T> => {
+    if (body.transactionId !== undefined && body.transactionId !== '') {
+      const tx = openTransactionFor(body, secretArn);
+      return tx.queue.run(async () => {
+        if (tx.closed) throw new DataApiError(404, 'NotFoundException', `Transaction ${tx.id} is not found`);
+        touch(tx);
+        try {
+          return await fn(tx.id);
+        } catch (err) {
+          // A statement that escaped the role already rolled the transaction back.
+          const status = (await pgExtended(db, 'select 1')).txStatus;
+          if (status === 'I') {
+            tx.closed = true;
+            transactions.delete(tx.id);
+            if (tx.timer) clearTimeout(tx.timer);
+            tx.release();
+          }
+          throw err;
+        }
+      });
+    }
+    const release = await acquireConnection(db);
+    try {
+      await beginAs(role);
+      let result: T;
+      try {
+        result = await fn(undefined);
+      } catch (err) {
+        const status = (await pgExtended(db, 'select 1')).txStatus;
+        if (status !== 'I') await pgSimple(db, 'ROLLBACK');
+        throw err;
+      }
+      const commit = await pgSimple(db, 'COMMIT');
+      if (commit.commandTag === 'ROLLBACK') {
+        throw new DataApiError(400, 'BadRequestException', 'The statement was rolled back');
+      }
+      return result;
+    } finally {
+      release();
+    }
+  };
+
+  const describeColumns = async (fields: PgField[]): Promise<ColumnMetadata[]> => {
+    const tableIds = [...new Set(fields.map((f) => f.tableID).filter((id) => id !== 0))];
+    const tables = new Map<number, { table: string; schema: string }>();
+    const columns = new Map<string, { notNull: boolean; serial: boolean }>();
+    const missingTypes = [...new Set(fields.map((f) => f.dataTypeID))].filter((oid) => !types.has(oid));
+    if (missingTypes.length > 0) {
+      const found = await pgExtended(
+        db,
+        'select oid::int8, typname, typcategory, typelem::int8 from pg_catalog.pg_type where oid = any($1::oid[])',
+        [`{${missingTypes.join(',')}}`],
+      );
+      for (const [oid, name, category, elem] of found.rows) {
+        types.set(Number(oid), { name: name ?? '', category: category ?? '', elem: Number(elem) });
+      }
+    }
+    if (tableIds.length > 0) {
+      const found = await pgExtended(
+        db,
+        `select c.oid::int8, c.relname, n.nspname, a.attnum::int8, a.attnotnull,
+                coalesce(pg_catalog.pg_get_expr(d.adbin, d.adrelid), '') like 'nextval(%'
+           from pg_catalog.pg_class c
+           join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+           join pg_catalog.pg_attribute a on a.attrelid = c.oid and a.attnum > 0
+           left join pg_catalog.pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+          where c.oid = any($1::oid[])`,
+        [`{${tableIds.join(',')}}`],
+      );
+      for (const [oid, relname, nspname, attnum, notNull, serial] of found.rows) {
+        tables.set(Number(oid), { table: relname ?? '', schema: nspname ?? '' });
+        columns.set(`${oid}:${attnum}`, { notNull: notNull === 't', serial: serial === 't' });
+      }
+    }
+    return fields.map((f) => {
+      const t = types.get(f.dataTypeID);
+      const column = columns.get(`${f.tableID}:${f.columnID}`);
+      const [precision, scale] = precisionAndScale(t, f.dataTypeModifier);
+      let typeName = t?.name ?? 'unknown';
+      if (column?.serial && typeName === 'int4') typeName = 'serial';
+      if (column?.serial && typeName === 'int8') typeName = 'bigserial';
+      const elem = t?.category === 'A' ? types.get(t.elem) : undefined;
+      return {
+        name: f.name,
+        label: f.name,
+        type: jdbcType(t),
+        typeName,
+        // PgJDBC (and so the service) leaves schemaName empty for PostgreSQL.
+        schemaName: '',
+        tableName: tables.get(f.tableID)?.table ?? '',
+        isAutoIncrement: column?.serial ?? false,
+        isSigned: t?.category === 'N',
+        isCurrency: t?.name === 'money',
+        isCaseSensitive: t?.category === 'S',
+        nullable: column ? (column.notNull ? 0 : 1) : 2,
+        precision,
+        scale,
+        arrayBaseColumnType: elem ? jdbcType(elem) : 0,
+      };
+    });
+  };
+
+  const updatedCount = (tag: string | undefined): number => {
+    // Command tags: `INSERT 0 5`, `UPDATE 3`, `DELETE 1`, `MERGE 2`; a SELECT's count is not an update.
+    const m = /^(?:INSERT \d+|UPDATE|DELETE|MERGE|COPY) (\d+)$/.exec(tag ?? '');
+    return m ? Number(m[1]) : 0;
+  };
+
+  const execute = async (body: Record<string, unknown>): Promise<Record<string, unknown>> => {
+    const { secretArn, role } = checkTarget(body);
+    if (typeof body.sql !== 'string' || body.sql.trim() === '') {
+      throw new DataApiError(400, 'BadRequestException', 'SQL statement is required');
+    }
+    const req: StatementRequest = {
+      secretArn,
+      role,
+      sql: body.sql,
+      parameters: (body.parameters as SqlParameterIn[] | undefined) ?? [],
+    };
+    const rso = (body.resultSetOptions as ResultSetOptionsIn | undefined) ?? {};
+    const valueOptions: ValueOptions = {
+      decimalAsNumber: rso.decimalReturnType === 'DOUBLE_OR_LONG',
+      longAsString: rso.longReturnType === 'STRING',
+    };
+    const txId =
+      typeof body.transactionId === 'string' && body.transactionId ? body.transactionId : undefined;
+    return logged(req, 'ExecuteStatement', txId, async () => {
+      const response = await inTransaction(body, secretArn, role, async () => {
+        const outcome = await runStatement(req);
+        if (outcome.error) throw new DataApiError(400, 'BadRequestException', formatPgError(outcome.error));
+        const response: Record<string, unknown> = {};
+        if (outcome.fields) {
+          const metadata = await describeColumns(outcome.fields);
+          const rowTypes = outcome.fields.map((f) => types.get(f.dataTypeID));
+          const records = outcome.rows.map((row) =>
+            row.map((raw, i) => toField(raw, rowTypes[i], types, valueOptions)),
+          );
+          if (body.formatRecordsAs === 'JSON') {
+            response.formattedRecords = JSON.stringify(
+              records.map((r) => Object.fromEntries(r.map((f, i) => [metadata[i].name, fieldToJson(f)]))),
+            );
+          } else {
+            response.records = records;
+          }
+          if (body.includeResultMetadata === true) response.columnMetadata = metadata;
+          response.numberOfRecordsUpdated = updatedCount(outcome.commandTag);
+        } else {
+          response.numberOfRecordsUpdated = updatedCount(outcome.commandTag);
+          response.generatedFields = [];
+        }
+        return response;
+      });
+      // Like the service, the limit applies to what comes back: the statement has already run.
+      if (Buffer.byteLength(JSON.stringify(response)) > maxResponseBytes) {
+        throw new DataApiError(400, 'BadRequestException', RESPONSE_TOO_LARGE);
+      }
+      return response;
+    });
+  };
+
+  const batchExecute = async (body: Record<string, unknown>): Promise<Record<string, unknown>> => {
+    const { secretArn, role } = checkTarget(body);
+    if (typeof body.sql !== 'string' || body.sql.trim() === '') {
+      throw new DataApiError(400, 'BadRequestException', 'SQL statement is required');
+    }
+    const sql = body.sql;
+    const sets = (body.parameterSets as SqlParameterIn[][] | undefined) ?? [];
+    const txId =
+      typeof body.transactionId === 'string' && body.transactionId ? body.transactionId : undefined;
+    return inTransaction(body, secretArn, role, async () => {
+      const updateResults: { generatedFields: Field[] }[] = [];
+      for (const parameters of sets.length > 0 ? sets : [[]]) {
+        const req: StatementRequest = { secretArn, role, sql, parameters };
+        await logged(req, 'BatchExecuteStatement', txId, async () => {
+          const outcome = await runStatement(req);
+          if (outcome.error) throw new DataApiError(400, 'BadRequestException', formatPgError(outcome.error));
+        });
+        updateResults.push({ generatedFields: [] });
+      }
+      return { updateResults };
+    });
+  };
+
+  const beginTransaction = async (body: Record<string, unknown>): Promise<Record<string, unknown>> => {
+    const { secretArn, role } = checkTarget(body);
+    const release = await acquireConnection(db);
+    try {
+      await beginAs(role);
+    } catch (err) {
+      release();
+      throw err;
+    }
+    const tx: OpenTransaction = {
+      id: randomBytes(24).toString('base64'),
+      secretArn,
+      role,
+      release,
+      queue: new Queue(),
+      closed: false,
+    };
+    transactions.set(tx.id, tx);
+    touch(tx);
+    return { transactionId: tx.id };
+  };
+
+  const finishTransaction =
+    (how: 'COMMIT' | 'ROLLBACK') =>
+    async (body: Record<string, unknown>): Promise<Record<string, unknown>> => {
+      const { secretArn } = checkTarget(body);
+      const tx = openTransactionFor(body, secretArn);
+      const transactionStatus = await tx.queue.run(() => endTransaction(tx, how));
+      return { transactionStatus };
+    };
+
+  const routes: Record<string, (body: Record<string, unknown>) => Promise<Record<string, unknown>>> = {
+    '/Execute': execute,
+    '/BatchExecute': batchExecute,
+    '/BeginTransaction': beginTransaction,
+    '/CommitTransaction': finishTransaction('COMMIT'),
+    '/RollbackTransaction': finishTransaction('ROLLBACK'),
+  };
+
+  const send = (res: http.ServerResponse, status: number, payload: string, errorType?: string): void => {
+    const headers: Record<string, string | number> = {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(payload),
+      'x-amzn-requestid': randomBytes(16).toString('hex'),
+    };
+    if (errorType) headers['x-amzn-errortype'] = errorType;
+    res.writeHead(status, headers).end(payload);
+  };
+
+  const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
+    try {
+      const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+      const route = routes[path];
+      if (req.method !== 'POST' || !route) {
+        throw new DataApiError(404, 'UnknownOperationException', `Unknown operation ${req.method} ${path}`);
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of req) {
+        size += (chunk as Buffer).length;
+        if (size > MAX_REQUEST_BYTES)
+          throw new DataApiError(413, 'RequestEntityTooLargeException', 'Request too large');
+        chunks.push(chunk as Buffer);
+      }
+      let body: unknown;
+      try {
+        body = chunks.length ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : {};
+      } catch {
+        throw new DataApiError(400, 'SerializationException', 'Request body is not valid JSON');
+      }
+      if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+        throw new DataApiError(400, 'SerializationException', 'Request body must be a JSON object');
+      }
+      const result = await route(body as Record<string, unknown>);
+      send(res, 200, JSON.stringify(result));
+    } catch (err) {
+      if (err instanceof DataApiError) {
+        send(res, err.status, JSON.stringify({ message: err.message }), err.type);
+      } else {
+        send(
+          res,
+          500,
+          JSON.stringify({ message: `Internal error: ${err instanceof Error ? err.message : String(err)}` }),
+          'InternalServerErrorException',
+        );
+      }
+    }
+  };
+
+  const server = http.createServer((req, res) => void handle(req, res));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+
+  return {
+    url: `http://${options.host ?? '127.0.0.1'}:${port}`,
+    port,
+    statementLog,
+    async close() {
+      for (const tx of [...transactions.values()]) {
+        await tx.queue.run(() => endTransaction(tx, 'ROLLBACK')).catch(() => undefined);
+      }
+      server.closeAllConnections();
+      await new Promise<void>((resolve, reject) => server.close((err) => (err ? reject(err) : resolve())));
+    },
+  };
+}
