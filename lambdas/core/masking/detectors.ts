@@ -1,0 +1,400 @@
+/**
+ * Detectors: a cheap gate on character statistics, then a linear-time regular expression, then a
+ * validator. Every pattern is anchored by look-behinds that refuse to start inside a longer token,
+ * so no pattern backtracks across a whole input (hostile inputs stay linear), and a look-alike
+ * that fails validation is left exactly as it was.
+ *
+ * Detectors run in a fixed order, most specific first (a PEM block before the base64 inside it, a
+ * JWT before the `Bearer` around it, an IBAN before the digits inside it); each replaces what it
+ * finds with a strategy's output, which no detector matches, so masking is idempotent.
+ */
+import { isIPv6 } from 'node:net';
+import type { MaskType } from './types.js';
+import {
+  cardValid,
+  IBAN_LENGTHS,
+  ibanChecksumValid,
+  ipv4Valid,
+  jwtHeaderValid,
+  ssnValid,
+} from './validators.js';
+
+/** Replaces one found value; `raw` is the text found, `normalized` what equality means for it. */
+export interface Emitter {
+  emit(type: MaskType, raw: string, normalized: string): string;
+}
+
+/** Hints from the key or column a value sits under. */
+export const HINT_SECRET = 1;
+export const HINT_SSN = 2;
+
+export interface TextStats {
+  length: number;
+  digits: number;
+  /** Longest run of digits where spaces, `-`, `.`, `(` and `)` do not break the run. */
+  maxRun: number;
+  upper: number;
+  at: number;
+  dots: number;
+  dashes: number;
+  colons: number;
+  doubleColon: boolean;
+  plus: number;
+}
+
+export function scan(s: string, st: TextStats): void {
+  let digits = 0;
+  let run = 0;
+  let maxRun = 0;
+  let upper = 0;
+  let at = 0;
+  let dots = 0;
+  let dashes = 0;
+  let colons = 0;
+  let doubleColon = false;
+  let plus = 0;
+  let prev = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      digits++;
+      if (++run > maxRun) maxRun = run;
+    } else if (c >= 97 && c <= 122) {
+      run = 0;
+    } else if (c >= 65 && c <= 90) {
+      upper++;
+      run = 0;
+    } else {
+      switch (c) {
+        case 32:
+        case 40:
+        case 41:
+          break;
+        case 45:
+          dashes++;
+          break;
+        case 46:
+          dots++;
+          break;
+        case 58:
+          colons++;
+          if (prev === 58) doubleColon = true;
+          run = 0;
+          break;
+        case 64:
+          at++;
+          run = 0;
+          break;
+        case 43:
+          plus++;
+          run = 0;
+          break;
+        default:
+          run = 0;
+      }
+    }
+    prev = c;
+  }
+  st.length = s.length;
+  st.digits = digits;
+  st.maxRun = maxRun;
+  st.upper = upper;
+  st.at = at;
+  st.dots = dots;
+  st.dashes = dashes;
+  st.colons = colons;
+  st.doubleColon = doubleColon;
+  st.plus = plus;
+}
+
+export interface Detector {
+  readonly type: MaskType;
+  gate(s: string, st: TextStats, hints: number): boolean;
+  apply(s: string, em: Emitter, hints: number): string;
+}
+
+const PEM_RE =
+  /-----BEGIN ((?:[A-Z0-9]+ )*)PRIVATE KEY-----(?:[\s\S]{0,16384}?-----END \1PRIVATE KEY-----|[A-Za-z0-9+/=\s:,-]*)/g;
+
+const pem: Detector = {
+  type: 'PRIVATE_KEY',
+  gate: (s, st) => st.length >= 40 && st.dashes >= 10 && s.includes('PRIVATE KEY-----'),
+  // A truncated block (no END line) is masked through the end of its base64: fail closed.
+  apply: (s, em) => s.replace(PEM_RE, (m) => em.emit('PRIVATE_KEY', m, m)),
+};
+
+const JWT_RE =
+  /(?<![A-Za-z0-9_-])eyJ([A-Za-z0-9_-]{4,})\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*){0,2}(?![A-Za-z0-9_-])/g;
+
+const jwt: Detector = {
+  type: 'JWT',
+  gate: (s, st) => st.length >= 24 && st.dots >= 2 && s.includes('eyJ'),
+  apply: (s, em) =>
+    s.replace(JWT_RE, (m: string, rest: string) => (jwtHeaderValid('eyJ' + rest) ? em.emit('JWT', m, m) : m)),
+};
+
+const BEARER_RE = /(?<![A-Za-z0-9])(bearer[ \t]+)([A-Za-z0-9\-._~+/]+=*)/gi;
+
+/** A word after "Bearer" in prose ("Bearer authentication") is not a token: tokens are long and mixed. */
+function looksLikeToken(t: string): boolean {
+  if (t.length < 16) return false;
+  let digit = false;
+  let upper = false;
+  let lower = false;
+  for (let i = 0; i < t.length; i++) {
+    const c = t.charCodeAt(i);
+    if (c >= 48 && c <= 57) digit = true;
+    else if (c >= 65 && c <= 90) upper = true;
+    else if (c >= 97 && c <= 122) lower = true;
+  }
+  return digit || (upper && lower);
+}
+
+const bearer: Detector = {
+  type: 'BEARER_TOKEN',
+  gate: (s, st) => st.length >= 20 && (s.includes('earer') || s.includes('EARER')),
+  apply: (s, em) =>
+    s.replace(BEARER_RE, (m: string, scheme: string, token: string) => {
+      let end = token.length;
+      while (end > 0 && token.charCodeAt(end - 1) === 46) end--;
+      const t = token.slice(0, end);
+      return looksLikeToken(t) ? scheme + em.emit('BEARER_TOKEN', t, t) + token.slice(end) : m;
+    }),
+};
+
+const AWS_KEY_ID_RE = /(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Za-z0-9])/g;
+
+const awsAccessKey: Detector = {
+  type: 'AWS_ACCESS_KEY',
+  gate: (s, st) =>
+    st.length >= 20 &&
+    st.upper >= 8 &&
+    (s.includes('AKIA') || s.includes('ASIA') || s.includes('ABIA') || s.includes('ACCA')),
+  apply: (s, em) => s.replace(AWS_KEY_ID_RE, (m) => em.emit('AWS_ACCESS_KEY', m, m)),
+};
+
+const AWS_SECRET_RE = /(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])/g;
+const SECRET_CONTEXT_CHARS = 64;
+
+/**
+ * 40 base64 characters are also a SHA-1 in hex, a random id, a chunk of a blob. A secret access
+ * key is only taken as one near the word "secret" (in the same text, or the key/column it sits
+ * under), and only when it mixes upper and lower case with digits or symbols as real keys do.
+ */
+function secretShaped(t: string): boolean {
+  let upper = false;
+  let lower = false;
+  let other = false;
+  for (let i = 0; i < t.length; i++) {
+    const c = t.charCodeAt(i);
+    if (c >= 65 && c <= 90) upper = true;
+    else if (c >= 97 && c <= 122) lower = true;
+    else other = true;
+  }
+  return upper && lower && other;
+}
+
+const awsSecretKey: Detector = {
+  type: 'AWS_SECRET_KEY',
+  gate: (s, st, hints) =>
+    st.length >= 40 &&
+    ((hints & HINT_SECRET) !== 0 ||
+      s.includes('ecret') ||
+      s.includes('ECRET') ||
+      s.includes('SecretAccessKey')),
+  apply: (s, em, hints) =>
+    s.replace(AWS_SECRET_RE, (m: string, offset: number) => {
+      if (!secretShaped(m)) return m;
+      if ((hints & HINT_SECRET) === 0) {
+        const before = s.slice(Math.max(0, offset - SECRET_CONTEXT_CHARS), offset).toLowerCase();
+        if (!before.includes('secret')) return m;
+      }
+      return em.emit('AWS_SECRET_KEY', m, m);
+    }),
+};
+
+const EMAIL_RE =
+  /(?<![A-Za-z0-9._%+-])[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}(?![A-Za-z0-9-])/g;
+
+const email: Detector = {
+  type: 'EMAIL',
+  gate: (_s, st) => st.at > 0 && st.dots > 0,
+  apply: (s, em) => s.replace(EMAIL_RE, (m) => em.emit('EMAIL', m, m.toLowerCase())),
+};
+
+const IBAN_START_RE = /(?<![A-Za-z0-9])[A-Z]{2}\d{2}/g;
+
+function isAlnumCode(c: number): boolean {
+  return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
+}
+
+/**
+ * The country code says how long the IBAN is, so the scan takes exactly that many characters
+ * (single spaces allowed between them, as in printed groups of four) and then needs a boundary.
+ */
+const iban: Detector = {
+  type: 'IBAN',
+  gate: (_s, st) => st.length >= 15 && st.upper >= 2 && st.digits >= 6,
+  apply: (s, em) => {
+    IBAN_START_RE.lastIndex = 0;
+    let out = '';
+    let last = 0;
+    let m: RegExpExecArray | null;
+    while ((m = IBAN_START_RE.exec(s)) !== null) {
+      const start = m.index;
+      const len = IBAN_LENGTHS[m[0].slice(0, 2)];
+      if (len === undefined) continue;
+      let compact = m[0];
+      let j = start + 4;
+      while (compact.length < len && j < s.length) {
+        let c = s.charCodeAt(j);
+        if (c === 32) {
+          c = s.charCodeAt(j + 1);
+          j++;
+        }
+        if ((c >= 48 && c <= 57) || (c >= 65 && c <= 90)) {
+          compact += s[j];
+          j++;
+        } else break;
+      }
+      if (compact.length !== len || (j < s.length && isAlnumCode(s.charCodeAt(j)))) continue;
+      if (!ibanChecksumValid(compact)) continue;
+      out += s.slice(last, start) + em.emit('IBAN', s.slice(start, j), compact);
+      last = j;
+      IBAN_START_RE.lastIndex = j;
+    }
+    return last === 0 ? s : out + s.slice(last);
+  },
+};
+
+// Maximal runs of IPv6 characters; node:net decides what is an address.
+const IPV6_RUN_RE = /(?<![A-Za-z0-9_:.])[0-9A-Fa-f:.]{3,}/g;
+
+const ipv6: Detector = {
+  type: 'IPV6',
+  gate: (_s, st) => st.doubleColon || st.colons >= 6,
+  apply: (s, em) =>
+    s.replace(IPV6_RUN_RE, (m: string, offset: number) => {
+      const next = s.charCodeAt(offset + m.length);
+      if (isAlnumCode(next) || next === 95) return m;
+      let end = m.length;
+      while (end > 0 && m.charCodeAt(end - 1) === 46) end--;
+      if (end > 45) return m;
+      const cand = end === m.length ? m : m.slice(0, end);
+      if (cand.indexOf(':') === cand.lastIndexOf(':') || !/[0-9A-Fa-f]/.test(cand)) return m;
+      if (!isIPv6(cand)) return m;
+      return em.emit('IPV6', cand, cand.toLowerCase()) + m.slice(end);
+    }),
+};
+
+const IPV4_RE = /(?<![A-Za-z0-9_.])(?:\d{1,3}\.){3}\d{1,3}(?![A-Za-z0-9_]|\.\d)/g;
+
+const ipv4: Detector = {
+  type: 'IPV4',
+  gate: (_s, st) => st.dots >= 3 && st.digits >= 4,
+  apply: (s, em) => s.replace(IPV4_RE, (m) => (ipv4Valid(m) ? em.emit('IPV4', m, m) : m)),
+};
+
+// Grouped forms need one separator throughout (4-4-4-4[-1..3], 4-6-4/5, 4-3-3-3); bare 13–19 digits.
+// `hmac:` tokens can be all digits, so a card never starts right after one.
+const CARD_RE =
+  /(?<![A-Za-z0-9_.+-]|hmac:)(?:\d{4}([ -])\d{4}\1\d{4}\1\d{4}(?:\1\d{1,3})?|\d{4}([ -])\d{6}\2\d{4,5}|\d{4}([ -])\d{3}\3\d{3}\3\d{3}|\d{13,19})(?![A-Za-z0-9_]|[.,-]\d)/g;
+
+const card: Detector = {
+  type: 'CARD',
+  gate: (_s, st) => st.maxRun >= 13,
+  apply: (s, em) =>
+    s.replace(CARD_RE, (m: string) => {
+      const digits = m.replace(/\D/g, '');
+      if (cardValid(digits)) return em.emit('CARD', m, digits);
+      // `4111 1111 1111 1111 123`: the optional fifth group may be a neighbouring number.
+      if (m.length > 19 && m.charCodeAt(4) === m.charCodeAt(19)) {
+        const head = m.slice(0, 19);
+        const headDigits = digits.slice(0, 16);
+        if (cardValid(headDigits)) return em.emit('CARD', head, headDigits) + m.slice(19);
+      }
+      return m;
+    }),
+};
+
+const SSN_RE = /(?<![A-Za-z0-9_.+-])(\d{3})-(\d{2})-(\d{4})(?![A-Za-z0-9_]|[.-]\d)/g;
+const SSN_BARE_RE = /^(\d{3})(\d{2})(\d{4})$/;
+
+/**
+ * Dashed `ddd-dd-dddd` anywhere; nine bare digits only as a whole value under a key or column
+ * whose name says SSN (elsewhere they are as likely an order number or an amount in cents).
+ */
+const ssn: Detector = {
+  type: 'SSN',
+  gate: (_s, st, hints) =>
+    (st.maxRun >= 9 && st.dashes >= 2) || ((hints & HINT_SSN) !== 0 && st.length === 9),
+  apply: (s, em, hints) => {
+    if ((hints & HINT_SSN) !== 0 && s.length === 9) {
+      const b = SSN_BARE_RE.exec(s);
+      if (b !== null && ssnValid(b[1], b[2], b[3])) return em.emit('SSN', s, s);
+    }
+    return s.replace(SSN_RE, (m: string, a: string, g: string, n: string) =>
+      ssnValid(a, g, n) ? em.emit('SSN', m, a + g + n) : m,
+    );
+  },
+};
+
+// One pass, four shapes: E.164 (`+` and 8–15 digits, groups separated by single spaces, dots or
+// dashes, an optional parenthesised area), NANP with one separator throughout or a parenthesised
+// area, UK national (0 + 10 digits in spaced groups), French national (0X XX XX XX XX). Bare
+// national digit strings are not phones: they are as likely ids or amounts.
+const PHONE_RE =
+  /(?<![A-Za-z0-9_+.-])(?:\+[1-9]\d{0,14}(?:[ .-]?\(\d{1,4}\))?(?:[ .-]\d{1,5}){0,6}|(?:1[ .-])?(?:\([2-9]\d{2}\)[ .-]?\d{3}[ .-]\d{4}|[2-9]\d{2}([ .-])\d{3}\1\d{4})|0[1-9]\d{1,3} \d{3,4} ?\d{3,4}|0[1-9]([ .])\d{2}(?:\2\d{2}){3})(?![A-Za-z0-9_]|[.-]\d)/g;
+
+function countDigits(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 48 && c <= 57) n++;
+  }
+  return n;
+}
+
+function maskE164(m: string, em: Emitter): string {
+  let head = m;
+  let digits = countDigits(head);
+  // Greedy groups may have swallowed a neighbouring number: give back whole groups past 15 digits.
+  while (digits > 15) {
+    const cut = Math.max(head.lastIndexOf(' '), head.lastIndexOf('-'), head.lastIndexOf('.'));
+    if (cut <= 0) return m;
+    head = head.slice(0, cut);
+    digits = countDigits(head);
+  }
+  if (digits < 8) return m;
+  return em.emit('PHONE', head, '+' + head.replace(/\D/g, '')) + m.slice(head.length);
+}
+
+const phone: Detector = {
+  type: 'PHONE',
+  gate: (_s, st) => st.maxRun >= 10 || (st.plus > 0 && st.maxRun >= 8),
+  apply: (s, em) =>
+    s.replace(PHONE_RE, (m: string) => {
+      const c0 = m.charCodeAt(0);
+      if (c0 === 43) return maskE164(m, em);
+      if (c0 === 48 && countDigits(m) !== (m.includes('.') || m.split(' ').length === 5 ? 10 : 11)) {
+        return m;
+      }
+      return em.emit('PHONE', m, m.replace(/\D/g, ''));
+    }),
+};
+
+/** In the order they run. */
+export const DETECTORS: readonly Detector[] = [
+  pem,
+  jwt,
+  bearer,
+  awsAccessKey,
+  awsSecretKey,
+  email,
+  iban,
+  ipv6,
+  ipv4,
+  card,
+  ssn,
+  phone,
+];
