@@ -1,0 +1,516 @@
+/**
+ * The local twin's identity provider: a real OpenID Connect provider (`oidc-provider`) with dev
+ * users and clients, mounted under the gateway's own HTTP server (e.g. at `/oidc`). Tokens it
+ * issues are RS256 JWT access tokens for Warden's audience, verified by the same code that
+ * verifies Cognito/Okta/Entra tokens in AWS. Local twin only: nothing here ships in a Lambda.
+ */
+import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { dirname } from 'node:path';
+
+import Provider, { errors } from 'oidc-provider';
+import type {
+  Account,
+  Client,
+  Configuration,
+  Jwk,
+  KoaContextWithOIDC,
+  ResourceServerInfo,
+} from 'oidc-provider';
+
+// oidc-provider v9 targets Node 22 and calls URL.parse, which Node 20 lacks (added in 22.1).
+// The twin must run on the Node 20 dev machines too; this follows the WHATWG definition exactly.
+if (typeof (URL as { parse?: unknown }).parse !== 'function') {
+  Object.defineProperty(URL, 'parse', {
+    configurable: true,
+    writable: true,
+    value: (url: string, base?: string): URL | null => {
+      try {
+        return new URL(url, base);
+      } catch {
+        return null;
+      }
+    },
+  });
+}
+
+export const DEV_USER_GRANT_TYPE = 'urn:warden:params:oauth:grant-type:dev-user';
+
+export interface DevUser {
+  readonly username: string;
+  readonly groups: readonly string[];
+}
+
+/** The local twin's people. Passwords are not checked: the twin trusts whoever holds the machine. */
+export const DEV_USERS: readonly DevUser[] = [
+  { username: 'alice', groups: ['engineers'] },
+  { username: 'bob', groups: ['dba'] },
+  { username: 'carol', groups: ['support'] },
+  { username: 'dave', groups: ['auditors'] },
+  { username: 'erin', groups: ['engineers', 'dba'] },
+];
+
+export interface DevClient {
+  readonly clientId: string;
+  readonly clientSecret: string;
+}
+
+export interface DevIdpOptions {
+  /** Issuer URL including the mount path, e.g. `http://127.0.0.1:8080/oidc`. */
+  readonly issuer: string;
+  /** The `aud` Warden expects in access tokens, e.g. `warden`. */
+  readonly audience: string;
+  /** Redirect URIs of the approval page's client (`warden-approval`). @default [] */
+  readonly redirectUris?: readonly string[];
+  /** File that keeps the signing keys (private JWKS) so tokens survive restarts. @default in memory */
+  readonly jwksPath?: string;
+  /** Access-token claim carrying the groups. @default 'groups' */
+  readonly groupsClaim?: string;
+  /** Access-token lifetime in seconds. @default 3600 */
+  readonly accessTokenTtl?: number;
+  /** Replaces the built-in dev users. @default DEV_USERS */
+  readonly users?: readonly DevUser[];
+}
+
+export interface DevIdp {
+  /** Mount under the issuer's path: requests whose URL starts with it (or already stripped of it). */
+  readonly handler: (req: IncomingMessage, res: ServerResponse) => void;
+  readonly issuer: string;
+  readonly jwksUri: string;
+  readonly tokenEndpoint: string;
+  readonly audience: string;
+  /** The RFC 8707 resource indicator that maps to `audience` (the audience when it is a URI). */
+  readonly resource: string;
+  readonly users: readonly DevUser[];
+  readonly clients: {
+    /** Authorization code + PKCE, used by the approval page. */
+    readonly approval: DevClient & { readonly redirectUris: readonly string[] };
+    /** Client credentials; its tokens carry groups ['agents']. */
+    readonly agent: DevClient & { readonly groups: readonly string[] };
+    /** The dev-user grant (`npx warden token <user>`). */
+    readonly cli: DevClient;
+  };
+  /** A real access token for a dev user, signed with the provider's keys. */
+  issueUserToken(username: string, opts?: { expiresIn?: number }): Promise<string>;
+  /** A client-credentials access token for an agent client (default `agent-demo`). */
+  issueAgentToken(clientId?: string): Promise<string>;
+}
+
+const APPROVAL_CLIENT = { clientId: 'warden-approval', clientSecret: 'warden-approval-secret' };
+const AGENT_CLIENT = { clientId: 'agent-demo', clientSecret: 'agent-demo-secret', groups: ['agents'] };
+const CLI_CLIENT = { clientId: 'warden-cli', clientSecret: 'warden-cli-secret' };
+const RESOURCE_SCOPE = 'warden';
+const MAX_FORM_BYTES = 4096;
+
+export async function createDevIdp(options: DevIdpOptions): Promise<DevIdp> {
+  const issuer = options.issuer.replace(/\/+$/, '');
+  const mountPath = new URL(issuer).pathname.replace(/\/+$/, '');
+  const groupsClaim = options.groupsClaim ?? 'groups';
+  const accessTokenTtl = options.accessTokenTtl ?? 3600;
+  const users = new Map((options.users ?? DEV_USERS).map((u) => [u.username, u]));
+  const agentGroups = new Map<string, readonly string[]>([[AGENT_CLIENT.clientId, AGENT_CLIENT.groups]]);
+  // RFC 8707 wants an absolute URI as the resource indicator; the `aud` it maps to may be any string.
+  const resource = URL.canParse(options.audience)
+    ? options.audience
+    : `urn:warden:resource:${options.audience}`;
+  const redirectUris = [...(options.redirectUris ?? [])];
+
+  const resourceServerInfo: ResourceServerInfo = {
+    scope: RESOURCE_SCOPE,
+    audience: options.audience,
+    accessTokenFormat: 'jwt',
+    accessTokenTTL: accessTokenTtl,
+    jwt: { sign: { alg: 'RS256' } },
+  };
+
+  const accessTokenLifetime = (...args: unknown[]): number => {
+    const token = args[1] as { resourceServer?: { accessTokenTTL?: number } } | undefined;
+    return token?.resourceServer?.accessTokenTTL ?? accessTokenTtl;
+  };
+
+  const configuration: Configuration = {
+    clients: [
+      {
+        client_id: APPROVAL_CLIENT.clientId,
+        client_secret: APPROVAL_CLIENT.clientSecret,
+        redirect_uris: redirectUris,
+        grant_types: ['authorization_code'],
+        response_types: ['code'],
+        token_endpoint_auth_method: 'client_secret_basic',
+      },
+      {
+        client_id: AGENT_CLIENT.clientId,
+        client_secret: AGENT_CLIENT.clientSecret,
+        redirect_uris: [],
+        grant_types: ['client_credentials'],
+        response_types: [],
+        token_endpoint_auth_method: 'client_secret_basic',
+      },
+      {
+        client_id: CLI_CLIENT.clientId,
+        client_secret: CLI_CLIENT.clientSecret,
+        redirect_uris: [],
+        grant_types: [DEV_USER_GRANT_TYPE],
+        response_types: [],
+        token_endpoint_auth_method: 'client_secret_basic',
+      },
+    ],
+    jwks: { keys: [await loadOrCreateSigningKey(options.jwksPath)] },
+    // Cookies only carry the sign-in interaction; a restart simply asks to sign in again.
+    cookies: { keys: [randomBytes(32).toString('base64url')] },
+    scopes: ['openid', 'profile', 'groups', RESOURCE_SCOPE],
+    responseTypes: ['code'],
+    ttl: {
+      AccessToken: accessTokenLifetime,
+      ClientCredentials: accessTokenLifetime,
+      AuthorizationCode: 60,
+      IdToken: 3600,
+      Interaction: 3600,
+      Session: 14 * 24 * 3600,
+      Grant: 14 * 24 * 3600,
+    },
+    claims: {
+      openid: ['sub'],
+      profile: ['preferred_username'],
+      groups: [groupsClaim],
+    },
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: async () => resource,
+        // Without this an `openid` code exchange yields an opaque userinfo token instead of a
+        // Warden-audience JWT; the approval page wants the latter.
+        useGrantedResource: async () => true,
+        getResourceServerInfo: async (_ctx: unknown, indicator: string) => {
+          if (indicator !== resource) throw new errors.InvalidTarget();
+          return resourceServerInfo;
+        },
+      },
+    },
+    pkce: { required: () => true },
+    interactions: { url: (_ctx, interaction) => `${mountPath}/interaction/${interaction.uid}` },
+    findAccount: async (_ctx, sub) => {
+      const user = users.get(sub);
+      return user ? accountFor(user, groupsClaim) : undefined;
+    },
+    extraTokenClaims: async (_ctx, token) => {
+      if (token.kind === 'ClientCredentials') {
+        return { [groupsClaim]: [...(agentGroups.get(token.clientId) ?? [])] };
+      }
+      const user = token.accountId === undefined ? undefined : users.get(token.accountId);
+      if (!user) return undefined;
+      return {
+        [groupsClaim]: [...user.groups],
+        username: user.username,
+        preferred_username: user.username,
+      };
+    },
+    // Every dev client is first-party: a signed-in dev user never sees a consent screen.
+    loadExistingGrant: async (ctx) => {
+      const { oidc } = ctx;
+      const clientId = oidc.client?.clientId;
+      const accountId = oidc.session.accountId;
+      if (!clientId || !accountId) return undefined;
+      const grantId = oidc.result?.consent?.grantId ?? oidc.session.grantIdFor(clientId);
+      if (grantId) {
+        const existing = await oidc.provider.Grant.find(grantId);
+        if (existing) return existing;
+      }
+      const grant = new oidc.provider.Grant({ clientId, accountId });
+      grant.addOIDCScope('openid profile groups');
+      grant.addResourceScope(resource, RESOURCE_SCOPE);
+      await grant.save();
+      return grant;
+    },
+  };
+
+  const provider = new Provider(issuer, configuration);
+  provider.on('server_error', (_ctx, err) => {
+    console.error('[dev-idp] server error:', err);
+  });
+
+  async function mintUserToken(
+    client: Client,
+    username: string,
+    expiresIn?: number,
+    scope?: string,
+  ): Promise<{ value: string; expiresIn: number }> {
+    if (!users.has(username)) {
+      throw new errors.InvalidRequest(`unknown dev user: ${username}`);
+    }
+    const token = new provider.AccessToken({
+      accountId: username,
+      client,
+      gty: DEV_USER_GRANT_TYPE,
+      resourceServer: new provider.ResourceServer(resource, resourceServerInfo),
+      ...(expiresIn === undefined ? {} : { expiresIn }),
+      ...(scope === undefined ? {} : { scope }),
+    });
+    return { value: await token.save(), expiresIn: token.expiration };
+  }
+
+  provider.registerGrantType(
+    DEV_USER_GRANT_TYPE,
+    async (ctx: KoaContextWithOIDC) => {
+      const client = ctx.oidc.client;
+      const username = ctx.oidc.params.username;
+      if (!client) throw new errors.InvalidRequest('client authentication is required');
+      if (typeof username !== 'string' || username === '') {
+        throw new errors.InvalidRequest('missing required parameter: username');
+      }
+      const requested = ctx.oidc.params.resource;
+      if (requested !== undefined && requested !== resource) {
+        throw new errors.InvalidTarget();
+      }
+      const scope = ctx.oidc.params.scope?.split(' ').includes(RESOURCE_SCOPE) ? RESOURCE_SCOPE : undefined;
+      const token = await mintUserToken(client, username, undefined, scope);
+      ctx.body = {
+        access_token: token.value,
+        token_type: 'Bearer',
+        expires_in: token.expiresIn,
+        ...(scope === undefined ? {} : { scope }),
+      };
+    },
+    // `resource` and `scope` are accepted so one request shape serves this and client_credentials.
+    ['username', 'resource', 'scope'],
+  );
+
+  const providerCallback = provider.callback();
+  const interactionPrefix = '/interaction/';
+
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
+    const original = req.url ?? '/';
+    let path = original;
+    if (
+      mountPath &&
+      (original === mountPath || original.startsWith(`${mountPath}/`) || original.startsWith(`${mountPath}?`))
+    ) {
+      path = original.slice(mountPath.length) || '/';
+      // Koa mounting convention: oidc-provider derives the mount path from originalUrl vs url.
+      (req as IncomingMessage & { originalUrl?: string }).originalUrl = original;
+      req.url = path.startsWith('/') ? path : `/${path}`;
+    }
+    if (req.url?.startsWith(interactionPrefix)) {
+      handleInteraction(req, res).catch((err: unknown) => {
+        console.error('[dev-idp] interaction error:', err);
+        if (!res.headersSent)
+          sendHtml(res, 400, page('Sign-in failed', `<p>${escapeHtml(errorText(err))}</p>`));
+        else res.end();
+      });
+      return;
+    }
+    void providerCallback(req, res);
+  };
+
+  async function handleInteraction(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://dev-idp.invalid');
+    const [uid, action] = url.pathname.slice(interactionPrefix.length).split('/');
+    const details = await provider.interactionDetails(req, res);
+    if (!uid || details.uid !== uid) {
+      sendHtml(res, 400, page('Sign-in failed', '<p>This sign-in link does not match your session.</p>'));
+      return;
+    }
+
+    if (req.method === 'GET' && action === undefined) {
+      if (details.prompt.name === 'login') {
+        sendHtml(res, 200, loginPage(`${mountPath}/interaction/${uid}/login`, [...users.values()]));
+        return;
+      }
+      if (details.prompt.name === 'consent') {
+        // loadExistingGrant normally covers this; a consent prompt can still appear when a
+        // client asks for something new, and first-party dev clients are auto-approved.
+        const accountId = details.session?.accountId;
+        const clientId = details.params.client_id;
+        if (!accountId || typeof clientId !== 'string') throw new Error('consent without a signed-in user');
+        const grant = details.grantId
+          ? ((await provider.Grant.find(details.grantId)) ?? new provider.Grant({ accountId, clientId }))
+          : new provider.Grant({ accountId, clientId });
+        grant.addOIDCScope('openid profile groups');
+        grant.addResourceScope(resource, RESOURCE_SCOPE);
+        const grantId = await grant.save();
+        await provider.interactionFinished(
+          req,
+          res,
+          { consent: { grantId } },
+          { mergeWithLastSubmission: true },
+        );
+        return;
+      }
+      sendHtml(
+        res,
+        501,
+        page('Not supported', `<p>Unsupported prompt ${escapeHtml(details.prompt.name)}.</p>`),
+      );
+      return;
+    }
+
+    if (req.method === 'POST' && action === 'login') {
+      const form = new URLSearchParams(await readBody(req, MAX_FORM_BYTES));
+      const login = (form.get('login') ?? '').trim();
+      if (!users.has(login)) {
+        sendHtml(
+          res,
+          400,
+          loginPage(
+            `${mountPath}/interaction/${uid}/login`,
+            [...users.values()],
+            `Unknown dev user "${login}".`,
+          ),
+        );
+        return;
+      }
+      await provider.interactionFinished(
+        req,
+        res,
+        { login: { accountId: login } },
+        { mergeWithLastSubmission: false },
+      );
+      return;
+    }
+
+    res.statusCode = 405;
+    res.end();
+  }
+
+  return {
+    handler,
+    issuer,
+    jwksUri: `${issuer}/jwks`,
+    tokenEndpoint: `${issuer}/token`,
+    audience: options.audience,
+    resource,
+    users: [...users.values()],
+    clients: {
+      approval: { ...APPROVAL_CLIENT, redirectUris },
+      agent: AGENT_CLIENT,
+      cli: CLI_CLIENT,
+    },
+    async issueUserToken(username, opts) {
+      if (!users.has(username)) throw new Error(`unknown dev user: ${username}`);
+      const expiresIn = opts?.expiresIn;
+      if (expiresIn !== undefined && !(Number.isInteger(expiresIn) && expiresIn > 0)) {
+        throw new RangeError('expiresIn must be a positive number of seconds');
+      }
+      const client = await provider.Client.find(CLI_CLIENT.clientId);
+      if (!client) throw new Error('dev client warden-cli is missing');
+      return (await mintUserToken(client, username, expiresIn)).value;
+    },
+    async issueAgentToken(clientId = AGENT_CLIENT.clientId) {
+      const client = await provider.Client.find(clientId);
+      if (!client || !client.grantTypeAllowed('client_credentials')) {
+        throw new Error(`${clientId} is not a client-credentials client of the dev IdP`);
+      }
+      const token = new provider.ClientCredentials({
+        client,
+        resourceServer: new provider.ResourceServer(resource, resourceServerInfo),
+      });
+      return token.save();
+    },
+  };
+}
+
+function accountFor(user: DevUser, groupsClaim: string): Account {
+  return {
+    accountId: user.username,
+    claims: () => ({
+      sub: user.username,
+      preferred_username: user.username,
+      [groupsClaim]: [...user.groups],
+    }),
+  };
+}
+
+/** Reads the private signing JWK from `path`, creating and saving an RS256 key when absent. */
+async function loadOrCreateSigningKey(path: string | undefined): Promise<Jwk> {
+  if (path) {
+    try {
+      const stored = JSON.parse(await readFile(path, 'utf8')) as { keys?: Jwk[] };
+      const key = stored.keys?.find((k) => k.kty === 'RSA' && typeof k.d === 'string');
+      if (key) return key;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const jwk = privateKey.export({ format: 'jwk' }) as Jwk & { e: string; n: string };
+  // RFC 7638 thumbprint: a stable kid derived from the public key itself.
+  const kid = createHash('sha256')
+    .update(JSON.stringify({ e: jwk.e, kty: 'RSA', n: jwk.n }))
+    .digest('base64url');
+  const key: Jwk = { ...jwk, kid, alg: 'RS256', use: 'sig' };
+  if (path) {
+    await mkdir(dirname(path), { recursive: true });
+    await writeFile(path, `${JSON.stringify({ keys: [key] }, null, 2)}\n`, { mode: 0o600 });
+  }
+  return key;
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        reject(new Error('form too large'));
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+function sendHtml(res: ServerResponse, status: number, html: string): void {
+  res.statusCode = status;
+  res.setHeader('Content-Type', 'text/html; charset=utf-8');
+  res.setHeader('Cache-Control', 'no-store');
+  res.setHeader(
+    'Content-Security-Policy',
+    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+  );
+  res.end(html);
+}
+
+function loginPage(action: string, users: readonly DevUser[], error?: string): string {
+  const options = users
+    .map((u) => `<option value="${escapeHtml(u.username)}">${escapeHtml(u.groups.join(', '))}</option>`)
+    .join('');
+  return page(
+    'Sign in to the Warden dev IdP',
+    `${error ? `<p role="alert" class="error">${escapeHtml(error)}</p>` : ''}
+<form method="post" action="${escapeHtml(action)}">
+  <label for="login">Username</label>
+  <input id="login" name="login" list="dev-users" autocomplete="username" autofocus required>
+  <datalist id="dev-users">${options}</datalist>
+  <label for="password">Password (not checked)</label>
+  <input id="password" name="password" type="password" autocomplete="current-password">
+  <button type="submit">Sign in</button>
+</form>
+<p class="hint">Dev users: ${users.map((u) => escapeHtml(u.username)).join(', ')}.</p>`,
+  );
+}
+
+function page(title: string, body: string): string {
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{font-family:system-ui,sans-serif;max-width:24rem;margin:4rem auto;padding:0 1rem}
+label,input,button{display:block;width:100%;margin:.4rem 0}input,button{padding:.5rem;box-sizing:border-box}
+.error{color:#b00020}.hint{color:#555;font-size:.9rem}</style></head>
+<body><h1>${escapeHtml(title)}</h1>${body}</body></html>`;
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function errorText(err: unknown): string {
+  if (err && typeof err === 'object' && 'error_description' in err) return String(err.error_description);
+  return err instanceof Error ? err.message : 'sign-in failed';
+}
