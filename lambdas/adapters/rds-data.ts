@@ -1,0 +1,235 @@
+/**
+ * SqlExecutor over the RDS Data API. The same code runs against Aurora and against the local
+ * twin (lib/local/data-api.ts); only the client's endpoint differs.
+ *
+ * Decisions worth knowing:
+ * - The SQL runs exactly as approved: it is never rewritten (no LIMIT added). `maxRows` is applied
+ *   client-side, and `truncated` says rows were dropped.
+ * - The Data API refuses results over 1 MiB ("Database returned more than the allowed response
+ *   size limit"). Retrying would need a rewritten statement, and returning an empty result would
+ *   look like "no rows", so the executor answers a clear 422 `result_too_large` telling the caller
+ *   to select fewer columns or add a LIMIT. For a write the message also says the statement may
+ *   have been applied, because the service runs it before it measures the response.
+ * - The default client never retries (maxAttempts 1): after a timeout or a 5xx Warden cannot know
+ *   whether the statement ran, and running an approved write twice is worse than failing once.
+ *   Those failures are reported as 502/503/504 and never as success.
+ */
+import {
+  ExecuteStatementCommand,
+  RDSDataClient,
+  type ArrayValue,
+  type ColumnMetadata,
+  type ExecuteStatementCommandOutput,
+  type Field,
+  type SqlParameter as DataApiParameter,
+} from '@aws-sdk/client-rds-data';
+import { BadRequestError, ExecutionError, NotFoundError } from '../core/errors.js';
+import type { SqlExecutionInput, SqlExecutor } from '../core/ports.js';
+import type { ColumnInfo, SqlParameter, SqlResult } from '../core/types.js';
+
+export interface RdsDataTarget {
+  readonly resourceArn: string;
+  readonly database: string;
+  /** Secrets Manager ARNs of the read-only and the read-write database users. */
+  readonly secrets: { readonly read: string; readonly write: string };
+}
+
+export interface RdsDataExecutorOptions {
+  /** @default a client created once per Lambda instance, region from the environment */
+  readonly client?: RDSDataClient;
+  /** Target name → where its statements run. */
+  readonly targets: Readonly<Record<string, RdsDataTarget>>;
+}
+
+const defaultClient = new RDSDataClient({ maxAttempts: 1 });
+
+const RESPONSE_TOO_LARGE = /more than the allowed response size limit/i;
+const SQLSTATE = /SQLState: ([0-9A-Z]{5})/;
+/** SQLSTATE class 42501 insufficient_privilege; 28xxx invalid authorization. */
+const PERMISSION_SQLSTATES = /^(42501|28)/;
+
+export function toDataApiParameter(p: SqlParameter): DataApiParameter {
+  const typeHint = p.typeHint as DataApiParameter['typeHint'];
+  const base = { name: p.name, ...(typeHint ? { typeHint } : {}) };
+  const v = p.value;
+  if (v === null) return { ...base, value: { isNull: true } };
+  if (typeof v === 'string') return { ...base, value: { stringValue: v } };
+  if (typeof v === 'boolean') return { ...base, value: { booleanValue: v } };
+  if (typeof v === 'number' && Number.isFinite(v)) {
+    return Number.isSafeInteger(v)
+      ? { ...base, value: { longValue: v } }
+      : { ...base, value: { doubleValue: v } };
+  }
+  throw new BadRequestError(`parameter ${p.name} has a value the Data API cannot carry`, {
+    parameter: p.name,
+  });
+}
+
+function arrayToJs(a: ArrayValue | null): unknown[] | null {
+  if (a === null) return null;
+  if (a.arrayValues) return a.arrayValues.map(arrayToJs);
+  return a.booleanValues ?? a.longValues ?? a.doubleValues ?? a.stringValues ?? [];
+}
+
+export function fieldToJs(f: Field): unknown {
+  if (f.isNull) return null;
+  if (f.stringValue !== undefined) return f.stringValue;
+  if (f.longValue !== undefined) return f.longValue;
+  if (f.doubleValue !== undefined) return f.doubleValue;
+  if (f.booleanValue !== undefined) return f.booleanValue;
+  // Results travel as JSON; base64 keeps binary columns lossless.
+  if (f.blobValue !== undefined) return Buffer.from(f.blobValue).toString('base64');
+  if (f.arrayValue !== undefined) return arrayToJs(f.arrayValue);
+  return null;
+}
+
+/** Column names made unique (`id`, `id_2`) so no value is lost when rows become objects. */
+function columnsOf(metadata: readonly ColumnMetadata[]): ColumnInfo[] {
+  const seen = new Map<string, number>();
+  return metadata.map((m, i) => {
+    const base = m.label || m.name || `column_${i + 1}`;
+    const n = (seen.get(base) ?? 0) + 1;
+    seen.set(base, n);
+    return {
+      name: n === 1 ? base : `${base}_${n}`,
+      type: m.typeName ?? 'unknown',
+      ...(m.tableName ? { table: m.tableName } : {}),
+      ...(m.schemaName ? { schema: m.schemaName } : {}),
+    };
+  });
+}
+
+export function toSqlResult(output: ExecuteStatementCommandOutput, maxRows: number): SqlResult {
+  const columns = columnsOf(output.columnMetadata ?? []);
+  const records = output.records ?? [];
+  const kept = records.slice(0, Math.max(0, maxRows));
+  const rows = kept.map((record) =>
+    Object.fromEntries(record.map((field, i) => [columns[i]?.name ?? `column_${i + 1}`, fieldToJs(field)])),
+  );
+  const updated = output.numberOfRecordsUpdated ?? 0;
+  return {
+    columns,
+    rows,
+    truncated: records.length > kept.length,
+    rowCount: updated > 0 ? updated : rows.length,
+  };
+}
+
+function errorName(err: unknown): string {
+  return err instanceof Error ? err.name : '';
+}
+
+/** Translates what the SDK threw into Warden's errors; never reports success. */
+export function toExecutionError(err: unknown, level: SqlExecutionInput['level']): ExecutionError {
+  const name = errorName(err);
+  const message = err instanceof Error ? err.message : String(err);
+  const outcomeUnknown =
+    level === 'write' ? ' The statement may or may not have been applied; check before retrying.' : '';
+  const fault = (err as { $fault?: string } | undefined)?.$fault;
+  const status = (err as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
+
+  if (name === 'BadRequestException' || name === 'DatabaseErrorException') {
+    if (RESPONSE_TOO_LARGE.test(message)) {
+      return new ExecutionError(
+        422,
+        'result_too_large',
+        'The result is larger than the 1 MiB the RDS Data API can return. Select fewer columns or ' +
+          'rows (for example with LIMIT) and try again.' +
+          (level === 'write' ? ' The statement itself may have been applied.' : ''),
+        err,
+      );
+    }
+    const sqlState = SQLSTATE.exec(message)?.[1];
+    if (sqlState && PERMISSION_SQLSTATES.test(sqlState)) {
+      return new ExecutionError(403, 'database_permission_denied', message, err);
+    }
+    return new ExecutionError(400, 'sql_error', message, err);
+  }
+  switch (name) {
+    case 'ForbiddenException':
+    case 'AccessDeniedException':
+      return new ExecutionError(
+        403,
+        'database_permission_denied',
+        `The database refused access: ${message}`,
+        err,
+      );
+    case 'StatementTimeoutException':
+      return new ExecutionError(504, 'statement_timeout', `The statement timed out.${outcomeUnknown}`, err);
+    case 'DatabaseResumingException':
+      return new ExecutionError(
+        503,
+        'database_resuming',
+        'The database is resuming from a pause; try again in a few seconds.',
+        err,
+      );
+    case 'UnsupportedResultException':
+      return new ExecutionError(422, 'unsupported_result', message, err);
+    case 'TimeoutError':
+    case 'RequestTimeout':
+    case 'RequestTimeoutException':
+      return new ExecutionError(
+        504,
+        'database_timeout',
+        `The Data API did not answer in time.${outcomeUnknown}`,
+        err,
+      );
+    case 'ThrottlingException':
+    case 'TooManyRequestsException':
+    case 'ServiceUnavailableError':
+    case 'DatabaseUnavailableException':
+      return new ExecutionError(
+        503,
+        'database_unavailable',
+        `The database is unavailable.${outcomeUnknown}`,
+        err,
+      );
+    case 'SecretsErrorException':
+    case 'InvalidSecretException':
+    case 'DatabaseNotFoundException':
+    case 'HttpEndpointNotEnabledException':
+    case 'InvalidResourceStateException':
+      // Warden's own configuration of the target is wrong; nothing the caller can fix.
+      return new ExecutionError(502, 'target_misconfigured', message, err);
+  }
+  const code = (err as { code?: string } | undefined)?.code;
+  if (code === 'ETIMEDOUT' || code === 'ESOCKETTIMEDOUT') {
+    return new ExecutionError(
+      504,
+      'database_timeout',
+      `The Data API did not answer in time.${outcomeUnknown}`,
+      err,
+    );
+  }
+  if (fault === 'server' || (status !== undefined && status >= 500)) {
+    return new ExecutionError(503, 'database_unavailable', `The Data API failed.${outcomeUnknown}`, err);
+  }
+  return new ExecutionError(502, 'database_error', `The Data API call failed.${outcomeUnknown}`, err);
+}
+
+export function createRdsDataExecutor(options: RdsDataExecutorOptions): SqlExecutor {
+  const client = options.client ?? defaultClient;
+  return {
+    async execute(input: SqlExecutionInput): Promise<SqlResult> {
+      const target = Object.hasOwn(options.targets, input.target) ? options.targets[input.target] : undefined;
+      if (!target) throw new NotFoundError(`unknown target ${input.target}`);
+      const parameters = (input.parameters ?? []).map(toDataApiParameter);
+      let output: ExecuteStatementCommandOutput;
+      try {
+        output = await client.send(
+          new ExecuteStatementCommand({
+            resourceArn: target.resourceArn,
+            secretArn: input.level === 'write' ? target.secrets.write : target.secrets.read,
+            database: target.database,
+            sql: input.sql,
+            ...(parameters.length > 0 ? { parameters } : {}),
+            includeResultMetadata: true,
+          }),
+        );
+      } catch (err) {
+        throw toExecutionError(err, input.level);
+      }
+      return toSqlResult(output, input.maxRows);
+    },
+  };
+}
