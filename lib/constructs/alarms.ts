@@ -1,0 +1,86 @@
+/**
+ * The alarms an operator needs: the API answering 5xx, functions throttled or failing, approval
+ * executions failing or timing out, and audit exports failing. All notify one encrypted SNS topic.
+ */
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import type * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
+import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import { Construct } from 'constructs';
+import type { GatewayFunction } from './gateway-function.js';
+
+export interface WardenAlarmsProps {
+  readonly httpApi: apigw.HttpApi;
+  readonly functions: Readonly<Record<string, GatewayFunction>>;
+  readonly stateMachine: sfn.IStateMachine;
+  /** The function whose errors mean an audit export failed. */
+  readonly exportFunction: GatewayFunction;
+  /** @default no subscription */
+  readonly email?: string;
+}
+
+export class WardenAlarms extends Construct {
+  readonly topic: sns.Topic;
+  readonly alarms: cloudwatch.Alarm[] = [];
+
+  constructor(scope: Construct, id: string, props: WardenAlarmsProps) {
+    super(scope, id);
+    const key = new kms.Key(this, 'TopicKey', {
+      description: 'Warden: alarm topic',
+      enableKeyRotation: true,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    // CloudWatch publishes to an encrypted topic only if it may use the topic's key.
+    key.grant(new iam.ServicePrincipal('cloudwatch.amazonaws.com'), 'kms:Decrypt', 'kms:GenerateDataKey*');
+    this.topic = new sns.Topic(this, 'Topic', { masterKey: key, enforceSSL: true });
+    if (props.email) this.topic.addSubscription(new subscriptions.EmailSubscription(props.email));
+
+    const five = Duration.minutes(5);
+    this.add('Api5xx', 'The API answered 5xx', props.httpApi.metricServerError({ period: five }), 5);
+    for (const [name, fn] of Object.entries(props.functions)) {
+      this.add(
+        `${name}Throttles`,
+        `The ${name} function was throttled`,
+        fn.fn.metricThrottles({ period: five }),
+        1,
+      );
+      this.add(`${name}Errors`, `The ${name} function failed`, fn.fn.metricErrors({ period: five }), 1);
+    }
+    this.add(
+      'ApprovalFailed',
+      'An approval execution failed',
+      props.stateMachine.metricFailed({ period: five }),
+      1,
+    );
+    this.add(
+      'ApprovalTimedOut',
+      'An approval execution hit the state machine timeout',
+      props.stateMachine.metricTimedOut({ period: five }),
+      1,
+    );
+    this.add(
+      'AuditExportFailed',
+      'Starting the audit export failed (the lake is missing a day)',
+      props.exportFunction.fn.metricErrors({ period: Duration.hours(1) }),
+      1,
+    );
+  }
+
+  private add(id: string, description: string, metric: cloudwatch.IMetric, threshold: number): void {
+    const alarm = new cloudwatch.Alarm(this, id, {
+      alarmDescription: `Warden: ${description}`,
+      metric,
+      threshold,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    alarm.addAlarmAction(new actions.SnsAction(this.topic));
+    this.alarms.push(alarm);
+  }
+}

@@ -1,0 +1,171 @@
+/**
+ * WardenGateway: the whole gateway as one reusable construct. Drop it into any stack:
+ *
+ *   new WardenGateway(this, 'Warden', { oidcIssuer: 'https://…', oidcAudience: 'warden', runtime: { targets } });
+ *
+ * Every function gets exactly the grants its intent methods name; see docs/deploy.md.
+ */
+import { CfnOutput, Duration } from 'aws-cdk-lib';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import { resolveSettings, type WardenSettings, type WardenSettingsInput } from '../config.js';
+import { ApprovalsTable, AuditTable, GrantsTable, PoliciesTable, RequestsTable } from '../tables.js';
+import { WardenApi } from './api.js';
+import { ApprovalWorkflow } from './approval-workflow.js';
+import { AuditLake } from './audit-lake.js';
+import { WardenAlarms } from './alarms.js';
+import { GatewayFunction } from './gateway-function.js';
+import { WardenKeys } from './keys.js';
+import { acknowledgeNagFindings } from './nag-suppressions.js';
+import { Notifications } from './notifications.js';
+import { WardenTables } from './tables.js';
+
+/** Props: the settings of lib/config.ts; only the identity provider is needed in practice. */
+export type WardenGatewayProps = WardenSettingsInput;
+
+/** Lambda environment variables are limited to 4 KB in total; keep headroom for the others. */
+const MAX_CONFIG_BYTES = 3000;
+
+export class WardenGateway extends Construct {
+  readonly settings: WardenSettings;
+  readonly keys: WardenKeys;
+  readonly tables: WardenTables;
+  readonly apiFunction: GatewayFunction;
+  readonly notifyFunction: GatewayFunction;
+  readonly executeFunction: GatewayFunction;
+  readonly workflow: ApprovalWorkflow;
+  readonly api: WardenApi;
+  readonly auditLake: AuditLake;
+  readonly notifications: Notifications;
+  readonly alarms: WardenAlarms;
+
+  constructor(scope: Construct, id: string, props: WardenGatewayProps = {}) {
+    super(scope, id);
+    const s = (this.settings = resolveSettings(props));
+    const logRetention = retentionDays(s.logRetentionDays);
+
+    const runtimeConfig = JSON.stringify(s.runtime);
+    if (Buffer.byteLength(runtimeConfig) > MAX_CONFIG_BYTES) {
+      throw new Error(
+        `WARDEN_CONFIG is ${Buffer.byteLength(runtimeConfig)} bytes; Lambda allows 4 KB of environment in ` +
+          'total. Move masking rules into policies or split targets across gateways.',
+      );
+    }
+    const common: Record<string, string> = {
+      WARDEN_CONFIG: runtimeConfig,
+      OIDC_ISSUER: s.oidcIssuer,
+      OIDC_AUDIENCE: s.oidcAudience,
+      GROUPS_CLAIM: s.groupsClaim,
+      AUDIT_TTL_DAYS: String(s.auditTtlDays),
+      ...(s.oidcJwksUri ? { OIDC_JWKS_URI: s.oidcJwksUri } : {}),
+    };
+
+    this.keys = new WardenKeys(this, 'Keys');
+    this.tables = new WardenTables(this, 'Tables', { encryptionKey: this.keys.data });
+    const t = (def: typeof RequestsTable) => this.tables.table(def);
+
+    this.notifyFunction = new GatewayFunction(this, 'Notify', {
+      entry: 'lambdas/handlers/notify.ts',
+      description: 'Warden: stores the approval task token and notifies approvers',
+      memorySize: 256,
+      timeout: Duration.seconds(30),
+      logRetention,
+      environment: common,
+    })
+      .bindTable({ table: t(RequestsTable), def: RequestsTable, access: 'read' })
+      .bindTable({ table: t(ApprovalsTable), def: ApprovalsTable, access: 'readWrite' })
+      .bindTable({ table: t(AuditTable), def: AuditTable, access: 'append' })
+      .bindHmacKey(this.keys.hmac, { generate: true });
+
+    this.executeFunction = new GatewayFunction(this, 'Execute', {
+      entry: 'lambdas/handlers/execute.ts',
+      description: 'Warden: runs an approved request, or records it denied, expired or failed',
+      memorySize: 1024,
+      timeout: Duration.minutes(5),
+      logRetention,
+      environment: common,
+    })
+      .bindTable({ table: t(RequestsTable), def: RequestsTable, access: 'readWrite' })
+      .bindTable({ table: t(ApprovalsTable), def: ApprovalsTable, access: 'readWrite' })
+      .bindTable({ table: t(GrantsTable), def: GrantsTable, access: 'readWrite' })
+      .bindTable({ table: t(AuditTable), def: AuditTable, access: 'append' })
+      .bindTable({ table: t(PoliciesTable), def: PoliciesTable, access: 'read' })
+      .bindTargets(s.runtime);
+
+    this.workflow = new ApprovalWorkflow(this, 'Approval', {
+      notify: this.notifyFunction.fn,
+      execute: this.executeFunction.fn,
+      maxApprovalWindow: Duration.seconds(s.runtime.maxApprovalWindowSeconds),
+      logRetention,
+    });
+
+    this.apiFunction = new GatewayFunction(this, 'Api', {
+      entry: 'lambdas/handlers/api.ts',
+      description: 'Warden: the HTTP API (REST, MCP, approval pages)',
+      memorySize: 1024,
+      // API Gateway HTTP APIs give up after 30 s.
+      timeout: Duration.seconds(29),
+      logRetention,
+      environment: common,
+    })
+      .bindTable({ table: t(RequestsTable), def: RequestsTable, access: 'readWrite' })
+      .bindTable({ table: t(ApprovalsTable), def: ApprovalsTable, access: 'readWrite' })
+      .bindTable({ table: t(GrantsTable), def: GrantsTable, access: 'readWrite' })
+      .bindTable({ table: t(AuditTable), def: AuditTable, access: 'append' })
+      .bindTable({ table: t(PoliciesTable), def: PoliciesTable, access: 'readWrite' })
+      .bindStateMachine(this.workflow.stateMachine, { start: true, respond: true, describe: true })
+      .bindHmacKey(this.keys.hmac, { generate: true, verify: true })
+      .bindTargets(s.runtime);
+
+    this.api = new WardenApi(this, 'Http', {
+      handler: this.apiFunction.fn,
+      throttle: s.throttle,
+      logRetention,
+    });
+    const publicUrl = s.publicUrl ?? this.api.url;
+    this.apiFunction.addEnvironment('PUBLIC_URL', publicUrl);
+    this.notifyFunction.addEnvironment('PUBLIC_URL', publicUrl);
+
+    this.notifications = new Notifications(this, 'Notifications', {
+      slackWebhookSecretArn: s.slackWebhookSecretArn,
+      sesSender: s.sesSender,
+    });
+    this.notifications.bind(this.notifyFunction);
+
+    this.auditLake = new AuditLake(this, 'AuditLake', {
+      auditTable: t(AuditTable),
+      key: this.keys.lake,
+      schedule: s.auditExportSchedule,
+      retentionDays: s.auditLakeRetentionDays,
+      logRetention,
+    });
+
+    this.alarms = new WardenAlarms(this, 'Alarms', {
+      httpApi: this.api.httpApi,
+      functions: {
+        Api: this.apiFunction,
+        Notify: this.notifyFunction,
+        Execute: this.executeFunction,
+        Export: this.auditLake.exportFunction,
+      },
+      stateMachine: this.workflow.stateMachine,
+      exportFunction: this.auditLake.exportFunction,
+      email: s.alarmEmail,
+    });
+
+    new CfnOutput(this, 'Url', { value: publicUrl, description: 'Warden gateway URL (WARDEN_URL)' });
+    new CfnOutput(this, 'AuditBucket', { value: this.auditLake.bucket.bucketName });
+    new CfnOutput(this, 'AthenaWorkGroup', { value: this.auditLake.workGroup.ref });
+    new CfnOutput(this, 'AlarmTopic', { value: this.alarms.topic.topicArn });
+    acknowledgeNagFindings(this);
+  }
+}
+
+const RETENTIONS = Object.values(logs.RetentionDays).filter((v): v is number => typeof v === 'number');
+
+/** The nearest CloudWatch Logs retention at or above `days` (CloudWatch accepts only fixed values). */
+export function retentionDays(days: number): logs.RetentionDays {
+  const allowed = RETENTIONS.filter((d) => d > 0).sort((a, b) => a - b);
+  const pick = allowed.find((d) => d >= days) ?? allowed[allowed.length - 1];
+  return pick as logs.RetentionDays;
+}
