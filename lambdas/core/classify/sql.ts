@@ -1,0 +1,471 @@
+/**
+ * SQL classifier: what a statement text would do, judged on PostgreSQL's own parse tree
+ * (libpg-query), failing closed.
+ *
+ * A statement is `read` only when its WHOLE tree (every node, every list) holds nothing but
+ * SELECT machinery, allowlisted built-in functions and operators, and no locking or INTO clause.
+ * Everything else is classified by the most dangerous thing found anywhere in it; the text's
+ * class is its most dangerous statement's class (read < write < ddl < privilege < admin).
+ *
+ * Decisions worth knowing (each one tested):
+ * - EXPLAIN is classified as the statement it explains. EXPLAIN ANALYZE runs it, so EXPLAIN
+ *   ANALYZE of a DELETE is a write; EXPLAIN ANALYZE of a read-only SELECT runs only that read and
+ *   stays read. EXPLAIN (no ANALYZE) of a write is also not read: PostgreSQL checks the write's
+ *   permissions while planning, and the read-only database user would fail anyway.
+ * - TRUNCATE is ddl, not write: it empties whole tables (optionally CASCADE), cannot be scoped
+ *   by WHERE, takes an ACCESS EXCLUSIVE lock, and needs its own privilege.
+ * - Transaction control (BEGIN/COMMIT/ROLLBACK/SAVEPOINT) is write, so `BEGIN; UPDATE…; COMMIT`
+ *   stays a write; two-phase commit (PREPARE TRANSACTION, COMMIT/ROLLBACK PREPARED) is admin.
+ * - PREPARE/EXECUTE/DEALLOCATE are write: a prepared statement can only be DML or SELECT, and
+ *   EXECUTE's text does not show which. CALL is write (someone's procedure). DO is admin.
+ * - SET ROLE / SET SESSION AUTHORIZATION / RESET ROLE / RESET ALL / set_config() are privilege;
+ *   any other SET/RESET, LISTEN/UNLISTEN, DISCARD, cursors, COPY (any direction) are admin.
+ *   NOTIFY and LOCK are write. SHOW is read.
+ * - A function not on the allowlist (sql-functions.ts) is write (unknown code may change data);
+ *   known dangerous ones (file access, backends, large objects, dblink, pg_sleep) are admin;
+ *   set_config is privilege. The same holds for user-defined operators and TABLESAMPLE methods.
+ * - Not visible in the text, so not judged here: what a view, trigger, rule, type-input or cast
+ *   function does when a plain SELECT touches it. The read-only database user is the backstop.
+ * - Named parameters (`:id`, as the RDS Data API takes them) are parsed as `$1` placeholders.
+ */
+import { loadModule, parseSync, scanSync, type ScanToken } from 'libpg-query';
+import { BadRequestError, ServiceUnavailableError, SqlParseError } from '../errors.js';
+import type { SqlClass, SqlClassification, SqlStatementClassification } from '../types.js';
+import { functionVerdict, READ_OPERATORS, READ_TABLESAMPLE_METHODS } from './sql-functions.js';
+import { MAX_NESTING, roughNesting, tokenNesting } from './sql-nesting.js';
+
+const SEVERITY: Record<SqlClass, number> = { read: 0, write: 1, ddl: 2, privilege: 3, admin: 4 };
+
+export function moreDangerous(a: SqlClass, b: SqlClass): SqlClass {
+  return SEVERITY[b] > SEVERITY[a] ? b : a;
+}
+
+const STATEMENT_CLASSES: Record<string, SqlClass> = {
+  SelectStmt: 'read',
+  ExplainStmt: 'read', // judged by what it explains, which the walk finds
+  VariableShowStmt: 'read',
+  InsertStmt: 'write',
+  UpdateStmt: 'write',
+  DeleteStmt: 'write',
+  MergeStmt: 'write',
+  LockStmt: 'write',
+  CallStmt: 'write',
+  NotifyStmt: 'write',
+  TransactionStmt: 'write',
+  PrepareStmt: 'write',
+  ExecuteStmt: 'write',
+  DeallocateStmt: 'write',
+  RefreshMatViewStmt: 'write',
+  ConstraintsSetStmt: 'write',
+  TruncateStmt: 'ddl',
+  RenameStmt: 'ddl',
+  CommentStmt: 'ddl',
+  ViewStmt: 'ddl',
+  IndexStmt: 'ddl',
+  RuleStmt: 'ddl',
+  DefineStmt: 'ddl',
+  CompositeTypeStmt: 'ddl',
+  ImportForeignSchemaStmt: 'ddl',
+  GrantStmt: 'privilege',
+  GrantRoleStmt: 'privilege',
+  CreateRoleStmt: 'privilege',
+  AlterRoleStmt: 'privilege',
+  AlterRoleSetStmt: 'privilege',
+  DropRoleStmt: 'privilege',
+  AlterDefaultPrivilegesStmt: 'privilege',
+  ReassignOwnedStmt: 'privilege',
+  DropOwnedStmt: 'privilege',
+  AlterOwnerStmt: 'privilege',
+  CreatePolicyStmt: 'privilege',
+  AlterPolicyStmt: 'privilege',
+  SecLabelStmt: 'privilege',
+  CreateUserMappingStmt: 'privilege',
+  AlterUserMappingStmt: 'privilege',
+  DropUserMappingStmt: 'privilege',
+  VariableSetStmt: 'admin', // SET ROLE and friends are raised to privilege below
+  DoStmt: 'admin',
+  CopyStmt: 'admin',
+  VacuumStmt: 'admin',
+  ClusterStmt: 'admin',
+  ReindexStmt: 'admin',
+  CheckPointStmt: 'admin',
+  AlterSystemStmt: 'admin',
+  CreatedbStmt: 'admin',
+  DropdbStmt: 'admin',
+  AlterDatabaseStmt: 'admin',
+  AlterDatabaseSetStmt: 'admin',
+  AlterDatabaseRefreshCollStmt: 'admin',
+  CreateTableSpaceStmt: 'admin',
+  DropTableSpaceStmt: 'admin',
+  AlterTableSpaceOptionsStmt: 'admin',
+  AlterTableMoveAllStmt: 'admin',
+  CreateExtensionStmt: 'admin',
+  AlterExtensionStmt: 'admin',
+  AlterExtensionContentsStmt: 'admin',
+  CreateFdwStmt: 'admin',
+  AlterFdwStmt: 'admin',
+  CreateForeignServerStmt: 'admin',
+  AlterForeignServerStmt: 'admin',
+  CreatePublicationStmt: 'admin',
+  AlterPublicationStmt: 'admin',
+  CreateSubscriptionStmt: 'admin',
+  AlterSubscriptionStmt: 'admin',
+  DropSubscriptionStmt: 'admin',
+  CreateEventTrigStmt: 'admin',
+  AlterEventTrigStmt: 'admin',
+  CreatePLangStmt: 'admin',
+  LoadStmt: 'admin',
+  DiscardStmt: 'admin',
+  ListenStmt: 'admin',
+  UnlistenStmt: 'admin',
+  DeclareCursorStmt: 'admin',
+  FetchStmt: 'admin',
+  ClosePortalStmt: 'admin',
+};
+
+const STATEMENT_WORDS: Record<string, string> = {
+  CopyStmt: 'COPY reads or writes files, programs or the client stream',
+  DoStmt: 'DO runs an anonymous code block',
+  TruncateStmt: 'TRUNCATE empties whole tables',
+  CallStmt: 'CALL runs a procedure',
+  LockStmt: 'LOCK takes table locks',
+  CreateTableAsStmt: 'CREATE TABLE AS creates a table',
+};
+
+function statementClass(type: string): { class: SqlClass; known: boolean } {
+  const known = STATEMENT_CLASSES[type];
+  if (known) return { class: known, known: true };
+  // CREATE/ALTER/DROP of schema objects not listed above (tables, functions, types, …).
+  if (/^(Create|Alter|Drop)/.test(type) && type.endsWith('Stmt')) return { class: 'ddl', known: true };
+  return { class: 'admin', known: false };
+}
+
+/** Tree walk state for one node: where it sits and which CTE names are visible there. */
+interface Frame {
+  readonly value: unknown;
+  readonly ctes: ReadonlySet<string>;
+  /** How the walk got here, for reasons ("data-modifying CTE (DeleteStmt)"). */
+  readonly via?: 'cte' | 'explain' | 'explain analyze';
+}
+
+type Json = Record<string, unknown>;
+
+const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** `[{String: {sval: 'a'}}, …]` → `['a', …]` */
+function names(list: unknown): string[] {
+  if (!Array.isArray(list)) return [];
+  return list.map((item) => {
+    const s = isObject(item) && isObject(item.String) ? item.String.sval : undefined;
+    return typeof s === 'string' ? s : '';
+  });
+}
+
+function isAnalyze(options: unknown): boolean {
+  if (!Array.isArray(options)) return false;
+  return options.some((o) => {
+    const def = isObject(o) && isObject(o.DefElem) ? o.DefElem : undefined;
+    if (!def || def.defname !== 'analyze') return false;
+    const arg = isObject(def.arg) ? def.arg : undefined;
+    if (!arg) return true;
+    const v = isObject(arg.String) ? arg.String.sval : isObject(arg.Boolean) ? arg.Boolean.boolval : arg;
+    // Anything but an explicit false keeps ANALYZE on: fail closed.
+    return !(v === false || v === undefined || (typeof v === 'string' && /^(false|off|0|no)$/i.test(v)));
+  });
+}
+
+class StatementJudge {
+  cls: SqlClass = 'read';
+  readonly reasons: string[] = [];
+  constructor(
+    private readonly tables: Set<string>,
+    private readonly functions: Set<string>,
+  ) {}
+
+  escalate(cls: SqlClass, reason: string): void {
+    this.cls = moreDangerous(this.cls, cls);
+    if (!this.reasons.includes(reason)) this.reasons.push(reason);
+  }
+
+  /**
+   * Walks every node iteratively: no input depth can overflow the stack here. libpg-query's JSON
+   * wraps a node as `{Type: body}` only where the C field is a generic Node; typed fields
+   * (`relation`, `larg`, `into`, `funccall`) hold the bare body. So checks that matter run on
+   * bodies recognised by shape as well as on wrappers.
+   */
+  walk(root: Json): void {
+    const stack: Frame[] = [{ value: root, ctes: new Set() }];
+    let top = true;
+    while (stack.length > 0) {
+      const frame = stack.pop() as Frame;
+      const { value } = frame;
+      if (Array.isArray(value)) {
+        for (let i = value.length - 1; i >= 0; i -= 1) stack.push({ value: value[i], ctes: frame.ctes });
+        continue;
+      }
+      if (!isObject(value)) continue;
+      const keys = Object.keys(value);
+      const wrapped = keys.length === 1 && /^[A-Z]/.test(keys[0]) && isObject(value[keys[0]]);
+      if (wrapped) {
+        const type = keys[0];
+        const body = value[type] as Json;
+        this.node(type, body, frame, top);
+        top = false;
+        this.body(body, frame, stack, type);
+      } else {
+        top = false;
+        this.body(value, frame, stack, undefined);
+      }
+    }
+  }
+
+  private body(body: Json, frame: Frame, stack: Frame[], type: string | undefined): void {
+    if (typeof body.relname === 'string' && 'relpersistence' in body) this.relation(body, frame.ctes);
+    if (Array.isArray(body.funcname) && 'funcformat' in body) this.functionCall(body);
+    if (isObject(body.intoClause)) this.escalate('ddl', 'SELECT … INTO creates a table');
+    if (Array.isArray(body.lockingClause) && body.lockingClause.length > 0) {
+      this.escalate('write', 'SELECT … FOR UPDATE/SHARE locks rows');
+    }
+    let scope = frame.ctes;
+    const withClause = isObject(body.withClause) ? body.withClause : undefined;
+    if (withClause && Array.isArray(withClause.ctes)) {
+      const ctes: unknown[] = withClause.ctes;
+      const cteNames = ctes.map((c) =>
+        isObject(c) && isObject(c.CommonTableExpr) && typeof c.CommonTableExpr.ctename === 'string'
+          ? c.CommonTableExpr.ctename
+          : '',
+      );
+      const all = new Set([...frame.ctes, ...cteNames]);
+      scope = all;
+      // A CTE sees the ones before it; under RECURSIVE it sees all of them, itself included.
+      ctes.forEach((cte, i) => {
+        const visible =
+          withClause.recursive === true ? all : new Set([...frame.ctes, ...cteNames.slice(0, i)]);
+        stack.push({ value: cte, ctes: visible });
+      });
+    }
+    for (const [key, child] of Object.entries(body)) {
+      if (key === 'withClause' || typeof child !== 'object' || child === null) continue;
+      if (type === 'CommonTableExpr' && key === 'ctequery') {
+        stack.push({ value: child, ctes: scope, via: 'cte' });
+      } else if (type === 'ExplainStmt' && key === 'query') {
+        stack.push({
+          value: child,
+          ctes: scope,
+          via: isAnalyze(body.options) ? 'explain analyze' : 'explain',
+        });
+      } else {
+        stack.push({ value: child, ctes: scope });
+      }
+    }
+  }
+
+  private relation(body: Json, ctes: ReadonlySet<string>): void {
+    const schema = typeof body.schemaname === 'string' ? body.schemaname : undefined;
+    const rel = body.relname as string;
+    if (schema === undefined && ctes.has(rel)) return; // a CTE, not a table
+    const catalog = typeof body.catalogname === 'string' ? `${body.catalogname}.` : '';
+    this.tables.add(`${catalog}${schema ?? 'public'}.${rel}`);
+  }
+
+  private functionCall(body: Json): void {
+    const parts = names(body.funcname);
+    // Calls the grammar writes for SQL syntax (EXTRACT, TRIM, AT TIME ZONE) carry pg_catalog.
+    const written =
+      body.funcformat === 'COERCE_SQL_SYNTAX' && parts[0] === 'pg_catalog' ? parts.slice(1) : parts;
+    const verdict = functionVerdict(parts);
+    this.functions.add(written.join('.'));
+    if (verdict.class !== 'read') {
+      this.escalate(verdict.class, `function ${verdict.name} is not on the read allowlist`);
+    }
+  }
+
+  private node(type: string, body: Json, frame: Frame, top: boolean): void {
+    if (type.endsWith('Stmt') && !top) this.nestedStatement(type, frame);
+    switch (type) {
+      case 'A_Expr': {
+        const parts = names(body.name);
+        const op = parts[parts.length - 1] ?? '';
+        const qualified = parts.length > 1 && !(parts.length === 2 && parts[0] === 'pg_catalog');
+        if (qualified || !READ_OPERATORS.has(op)) {
+          this.escalate('write', `operator ${parts.join('.')} is not on the read allowlist`);
+        }
+        return;
+      }
+      case 'RangeTableSample': {
+        const method = names(body.method);
+        if (method.length !== 1 || !READ_TABLESAMPLE_METHODS.has(method[0])) {
+          this.escalate('write', `TABLESAMPLE method ${method.join('.')} is not on the read allowlist`);
+        }
+        return;
+      }
+      case 'DropStmt':
+        this.droppedRelations(body);
+        return;
+      default:
+        return;
+    }
+  }
+
+  private nestedStatement(type: string, frame: Frame): void {
+    if (type === 'SelectStmt') return;
+    const { class: cls } = statementClass(type);
+    const reason =
+      frame.via === 'cte'
+        ? `data-modifying CTE (${type})`
+        : frame.via === 'explain analyze'
+          ? `EXPLAIN ANALYZE executes the ${type}`
+          : frame.via === 'explain'
+            ? `EXPLAIN of a ${type} is judged as the ${type}`
+            : `nested ${type}`;
+    this.escalate(moreDangerous(cls, 'write'), reason);
+  }
+
+  private droppedRelations(body: Json): void {
+    const relationKinds = [
+      'OBJECT_TABLE',
+      'OBJECT_VIEW',
+      'OBJECT_MATVIEW',
+      'OBJECT_FOREIGN_TABLE',
+      'OBJECT_SEQUENCE',
+    ];
+    if (!relationKinds.includes(String(body.removeType)) || !Array.isArray(body.objects)) return;
+    for (const obj of body.objects) {
+      const parts = isObject(obj) && isObject(obj.List) ? names(obj.List.items) : [];
+      if (parts.length === 1) this.tables.add(`public.${parts[0]}`);
+      else if (parts.length > 1) this.tables.add(parts.join('.'));
+    }
+  }
+}
+
+function judgeStatement(stmt: Json, tables: Set<string>, functions: Set<string>): SqlStatementClassification {
+  const type = Object.keys(stmt)[0] ?? 'unknown';
+  const body = isObject(stmt[type]) ? (stmt[type] as Json) : {};
+  const judge = new StatementJudge(tables, functions);
+  const base = statementClass(type);
+  if (!base.known) judge.escalate('admin', `statement type ${type} is not known to the classifier`);
+  else if (type === 'VariableSetStmt') {
+    const name = typeof body.name === 'string' ? body.name.toLowerCase() : '';
+    if (name === 'role' || name === 'session_authorization' || body.kind === 'VAR_RESET_ALL') {
+      judge.escalate(
+        'privilege',
+        `${body.kind === 'VAR_RESET_ALL' ? 'RESET ALL' : `SET/RESET ${name}`} changes the acting role`,
+      );
+    } else judge.escalate('admin', `SET/RESET ${name || String(body.kind)} changes session settings`);
+  } else if (type === 'TransactionStmt') {
+    const twoPhase = ['TRANS_STMT_PREPARE', 'TRANS_STMT_COMMIT_PREPARED', 'TRANS_STMT_ROLLBACK_PREPARED'];
+    if (twoPhase.includes(String(body.kind)))
+      judge.escalate('admin', 'two-phase commit leaves server state behind');
+    else judge.escalate('write', 'transaction control');
+  } else if (type === 'CreateTableAsStmt') {
+    judge.escalate('ddl', STATEMENT_WORDS[type]);
+  } else if (base.class !== 'read') {
+    judge.escalate(base.class, STATEMENT_WORDS[type] ?? `${type} is a ${base.class} statement`);
+  }
+  judge.walk(stmt);
+  return { type, class: judge.cls, reasons: judge.reasons };
+}
+
+let loaded = false;
+/** Set once the WASM parser overflowed: its memory can no longer be trusted. */
+let parserBroken = false;
+
+/** Loads the WASM parser. Await it at cold start (module scope of a handler). */
+export async function initSqlClassifier(): Promise<void> {
+  await loadModule();
+  loaded = true;
+}
+
+/**
+ * Rewrites Data API named parameters (`:id`) to `$1` placeholders of the same length, so the
+ * parser accepts them and error positions still point into the caller's text.
+ */
+function placeholders(sql: string, tokens: readonly ScanToken[]): string {
+  let out = sql;
+  let depth = 0;
+  for (let i = 0; i < tokens.length - 1; i += 1) {
+    const t = tokens[i];
+    if (t.text === '[') depth += 1;
+    else if (t.text === ']') depth = Math.max(0, depth - 1);
+    const next = tokens[i + 1];
+    // Inside brackets `a[1:n]` is an array slice, not a parameter.
+    if (depth === 0 && t.text === ':' && next.start === t.end && /^[A-Za-z_]/.test(next.text)) {
+      const width = next.end - t.start;
+      out = out.slice(0, t.start) + '$1'.padEnd(width, ' ') + out.slice(next.end);
+    }
+  }
+  return out;
+}
+
+function isParseError(e: unknown): e is Error & { sqlDetails: { message: string; cursorPosition: number } } {
+  return e instanceof Error && isObject((e as { sqlDetails?: unknown }).sqlDetails);
+}
+
+function parseChecked(sql: string): { stmts?: { stmt?: Json }[] } {
+  if (parserBroken) throw new ServiceUnavailableError('the SQL parser failed earlier in this process');
+  let text = sql;
+  // Tokens are needed only for long texts (nesting) or texts that may hold `:name` parameters.
+  const rough = roughNesting(sql) > MAX_NESTING;
+  if (rough || /(^|[^:]):[A-Za-z_]/.test(sql)) {
+    let tokens: ScanToken[];
+    try {
+      tokens = scanSync(sql).tokens;
+    } catch (e) {
+      throw new BadRequestError('SQL could not be tokenized', undefined, e);
+    }
+    if (rough && tokenNesting(tokens) > MAX_NESTING) {
+      throw new BadRequestError(`statement is nested too deeply (more than ${MAX_NESTING} levels)`);
+    }
+    text = placeholders(sql, tokens);
+  }
+  try {
+    return parseSync(text) as { stmts?: { stmt?: Json }[] };
+  } catch (e) {
+    if (isParseError(e)) {
+      // libpg-query reports 0-based; PostgreSQL says 1-based characters.
+      throw new SqlParseError(e.sqlDetails.message, e.sqlDetails.cursorPosition + 1, e);
+    }
+    if (e instanceof RangeError || (e instanceof Error && e.name === 'RuntimeError')) {
+      parserBroken = true;
+      throw new BadRequestError('statement is too complex to parse', undefined, e);
+    }
+    throw new BadRequestError('SQL could not be parsed', undefined, e);
+  }
+}
+
+/**
+ * Classifies every statement of `sql`. Throws SqlParseError when PostgreSQL would reject the
+ * text, BadRequestError when there is no statement or it is nested too deeply.
+ * Requires `initSqlClassifier()` to have resolved.
+ */
+export function classifySqlSync(sql: string): SqlClassification {
+  if (!loaded) throw new Error('initSqlClassifier() must resolve before classifySqlSync()');
+  if (typeof sql !== 'string' || sql.trim() === '') throw new BadRequestError('no SQL statement');
+  const tree = parseChecked(sql);
+  const stmts = (tree.stmts ?? []).map((s) => s.stmt).filter(isObject);
+  if (stmts.length === 0) throw new BadRequestError('no SQL statement');
+  const tables = new Set<string>();
+  const functions = new Set<string>();
+  const statements = stmts.map((s) => judgeStatement(s, tables, functions));
+  let cls: SqlClass = 'read';
+  const reasons: string[] = [];
+  statements.forEach((s, i) => {
+    cls = moreDangerous(cls, s.class);
+    const prefix = statements.length > 1 ? `statement ${i + 1} (${s.type}): ` : '';
+    for (const r of s.reasons) reasons.push(prefix + r);
+  });
+  return {
+    kind: 'sql',
+    class: cls,
+    statements,
+    tables: [...tables].sort(),
+    functions: [...functions].sort(),
+    reasons,
+  };
+}
+
+/** Async form for callers that may run before cold-start init finished. */
+export async function classifySql(sql: string): Promise<SqlClassification> {
+  if (!loaded) await initSqlClassifier();
+  return classifySqlSync(sql);
+}
