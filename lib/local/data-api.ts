@@ -506,7 +506,11 @@ function guardStatement(parseTree: unknown, role: string): void {
     for (const [key, value] of Object.entries(node)) {
       if (key === 'VariableSetStmt') {
         const name = String((value as { name?: string }).name ?? '').toLowerCase();
-        if (name === 'role' || name === 'session_authorization') throw setRoleDenied(role);
+        if (name === 'role' || name === 'session_authorization') {
+          // PostgreSQL names the role asked for; RESET/DEFAULT name none, so name the login's.
+          const args = (value as { args?: { A_Const?: { sval?: { sval?: string } } }[] }).args;
+          throw setRoleDenied(args?.[0]?.A_Const?.sval?.sval ?? role);
+        }
       } else if (key === 'FuncCall') {
         const parts = ((value as { funcname?: { String?: { sval?: string } }[] }).funcname ?? [])
           .map((p) => p.String?.sval?.toLowerCase())

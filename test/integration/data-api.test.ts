@@ -374,6 +374,11 @@ describe('local Data API with the real RDS Data client', () => {
     expect(err.message).toMatch(/^ERROR: permission denied to set role ".+"; SQLState: 42501$/);
   });
 
+  it('refuses a role switch before running it, naming the role asked for', async () => {
+    const err = await rejection(exec({ sql: 'set role warden_rw' }));
+    expect(err.message).toBe('ERROR: permission denied to set role "warden_rw"; SQLState: 42501');
+  });
+
   it('rolls back a statement that escapes its role through dynamic SQL', async () => {
     const err = await rejection(
       exec({ sql: `do $$ begin execute 'reset role'; execute 'create table public.pwned (x int)'; end $$` }),
