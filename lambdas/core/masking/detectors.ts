@@ -15,7 +15,7 @@ import {
   IBAN_LENGTHS,
   ibanChecksumValid,
   ipv4Valid,
-  jwtHeaderValid,
+  jwtAlgorithm,
   ssnValid,
 } from './validators.js';
 
@@ -124,13 +124,18 @@ const pem: Detector = {
 };
 
 const JWT_RE =
-  /(?<![A-Za-z0-9_-])eyJ([A-Za-z0-9_-]{4,})\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*){0,2}(?![A-Za-z0-9_-])/g;
+  /(?<![A-Za-z0-9_-])eyJ([A-Za-z0-9_-]{4,})\.[A-Za-z0-9_-]{2,}\.([A-Za-z0-9_-]*)(?:\.[A-Za-z0-9_-]*){0,2}(?![A-Za-z0-9_-])/g;
 
 const jwt: Detector = {
   type: 'JWT',
   gate: (s, st) => st.length >= 24 && st.dots >= 2 && s.includes('eyJ'),
   apply: (s, em) =>
-    s.replace(JWT_RE, (m: string, rest: string) => (jwtHeaderValid('eyJ' + rest) ? em.emit('JWT', m, m) : m)),
+    s.replace(JWT_RE, (m: string, rest: string, signature: string) => {
+      const alg = jwtAlgorithm('eyJ' + rest);
+      // Only `alg: none` goes unsigned; `header.payload.` before a full stop is a sentence.
+      if (alg === undefined || (signature === '' && alg.toLowerCase() !== 'none')) return m;
+      return em.emit('JWT', m, m);
+    }),
 };
 
 const BEARER_RE = /(?<![A-Za-z0-9])(bearer[ \t]+)([A-Za-z0-9\-._~+/]+=*)/gi;
@@ -173,7 +178,7 @@ const awsAccessKey: Detector = {
   apply: (s, em) => s.replace(AWS_KEY_ID_RE, (m) => em.emit('AWS_ACCESS_KEY', m, m)),
 };
 
-const AWS_SECRET_RE = /(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])/g;
+const AWS_SECRET_RE = /(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])/g;
 const SECRET_CONTEXT_CHARS = 64;
 
 /**
@@ -224,6 +229,10 @@ const email: Detector = {
 
 const IBAN_START_RE = /(?<![A-Za-z0-9])[A-Z]{2}\d{2}/g;
 
+function isDigitCode(c: number): boolean {
+  return c >= 48 && c <= 57;
+}
+
 function isAlnumCode(c: number): boolean {
   return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
 }
@@ -258,6 +267,8 @@ const iban: Detector = {
         } else break;
       }
       if (compact.length !== len || (j < s.length && isAlnumCode(s.charCodeAt(j)))) continue;
+      // Printed in groups and followed by one more digit group: a longer number, not this IBAN.
+      if (s.charCodeAt(j) === 32 && j - start > len && isDigitCode(s.charCodeAt(j + 1))) continue;
       if (!ibanChecksumValid(compact)) continue;
       out += s.slice(last, start) + em.emit('IBAN', s.slice(start, j), compact);
       last = j;
@@ -296,9 +307,10 @@ const ipv4: Detector = {
 };
 
 // Grouped forms need one separator throughout (4-4-4-4[-1..3], 4-6-4/5, 4-3-3-3); bare 13–19 digits.
-// `hmac:` tokens can be all digits, so a card never starts right after one.
+// A group right after another digit group is the middle of a longer number (an IBAN, an account
+// number), not a card. `hmac:` tokens can be all digits, so a card never starts right after one.
 const CARD_RE =
-  /(?<![A-Za-z0-9_.+-]|hmac:)(?:\d{4}([ -])\d{4}\1\d{4}\1\d{4}(?:\1\d{1,3})?|\d{4}([ -])\d{6}\2\d{4,5}|\d{4}([ -])\d{3}\3\d{3}\3\d{3}|\d{13,19})(?![A-Za-z0-9_]|[.,-]\d)/g;
+  /(?<![A-Za-z0-9_.+-]|hmac:|\d[ -])(?:\d{4}([ -])\d{4}\1\d{4}\1\d{4}(?:\1\d{1,3})?|\d{4}([ -])\d{6}\2\d{4,5}|\d{4}([ -])\d{3}\3\d{3}\3\d{3}|\d{13,19})(?![A-Za-z0-9_]|[.,-]\d)/g;
 
 const card: Detector = {
   type: 'CARD',
@@ -307,8 +319,8 @@ const card: Detector = {
     s.replace(CARD_RE, (m: string) => {
       const digits = m.replace(/\D/g, '');
       if (cardValid(digits)) return em.emit('CARD', m, digits);
-      // `4111 1111 1111 1111 123`: the optional fifth group may be a neighbouring number.
-      if (m.length > 19 && m.charCodeAt(4) === m.charCodeAt(19)) {
+      // `4111 1111 1111 1111 123`: after a space, a 3-digit fifth group may be a CVV, not part of the card.
+      if (m.length === 23 && m.charCodeAt(4) === 32) {
         const head = m.slice(0, 19);
         const headDigits = digits.slice(0, 16);
         if (cardValid(headDigits)) return em.emit('CARD', head, headDigits) + m.slice(19);
@@ -341,10 +353,10 @@ const ssn: Detector = {
 
 // One pass, four shapes: E.164 (`+` and 8–15 digits, groups separated by single spaces, dots or
 // dashes, an optional parenthesised area), NANP with one separator throughout or a parenthesised
-// area, UK national (0 + 10 digits in spaced groups), French national (0X XX XX XX XX). Bare
+// area, UK national (0 + 10 digits in the groupings UK numbers are written in), French national (0X XX XX XX XX). Bare
 // national digit strings are not phones: they are as likely ids or amounts.
 const PHONE_RE =
-  /(?<![A-Za-z0-9_+.-])(?:\+[1-9]\d{0,14}(?:[ .-]?\(\d{1,4}\))?(?:[ .-]\d{1,5}){0,6}|(?:1[ .-])?(?:\([2-9]\d{2}\)[ .-]?\d{3}[ .-]\d{4}|[2-9]\d{2}([ .-])\d{3}\1\d{4})|0[1-9]\d{1,3} \d{3,4} ?\d{3,4}|0[1-9]([ .])\d{2}(?:\2\d{2}){3})(?![A-Za-z0-9_]|[.-]\d)/g;
+  /(?<![A-Za-z0-9_+.-])(?:\+[1-9]\d{0,14}(?:[ .-]?\(\d{1,4}\))?(?:[ .-]\d{1,14}){0,6}|(?:1[ .-])?(?:\([2-9]\d{2}\)[ .-]?\d{3}[ .-]\d{4}|[2-9]\d{2}([ .-])\d{3}\1\d{4})|0[1-9](?:\d \d{4} \d{4}|\d{2} \d{3} \d{4}|\d{3} \d{6}|\d{3} \d{3} \d{3})|0[1-9]([ .])\d{2}(?:\2\d{2}){3})(?![A-Za-z0-9_]|[.-]\d)/g;
 
 function countDigits(s: string): number {
   let n = 0;
@@ -376,9 +388,6 @@ const phone: Detector = {
     s.replace(PHONE_RE, (m: string) => {
       const c0 = m.charCodeAt(0);
       if (c0 === 43) return maskE164(m, em);
-      if (c0 === 48 && countDigits(m) !== (m.includes('.') || m.split(' ').length === 5 ? 10 : 11)) {
-        return m;
-      }
       return em.emit('PHONE', m, m.replace(/\D/g, ''));
     }),
 };

@@ -118,14 +118,14 @@ export function ipv4Valid(candidate: string): boolean {
   return true;
 }
 
-/** A JWT's first segment must decode to a JSON object naming its algorithm. */
-export function jwtHeaderValid(segment: string): boolean {
+/** A JWT's first segment decodes to a JSON object naming its algorithm; undefined otherwise. */
+export function jwtAlgorithm(segment: string): string | undefined {
   try {
     const header: unknown = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'));
-    return (
-      typeof header === 'object' && header !== null && typeof (header as { alg?: unknown }).alg === 'string'
-    );
+    if (typeof header !== 'object' || header === null) return undefined;
+    const alg = (header as { alg?: unknown }).alg;
+    return typeof alg === 'string' ? alg : undefined;
   } catch {
-    return false;
+    return undefined;
   }
 }
