@@ -69,7 +69,7 @@ export async function createRuntime(env: NodeJS.ProcessEnv = process.env): Promi
   await Promise.all([
     verifier.hydrate().catch((error: unknown) => {
       // An IdP that is briefly unreachable must not keep the function from starting; verification
-      // fetches the JWKS on first use and fails closed (401) until it can.
+      // fetches the JWKS on first use and fails closed (503, nothing runs) until it can.
       logJson({ level: 'warn', msg: 'JWKS hydration failed at cold start', error: String(error) });
     }),
     initSqlClassifier(),

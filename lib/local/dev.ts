@@ -1,10 +1,13 @@
 /** `npm start`: the local twin in the foreground, with a banner that gets a newcomer to rows. */
+import { DEFAULT_URL } from '../../bin/cli-client.js';
 import { startLocalTwin, type Twin } from './twin.js';
 
 export function banner(twin: Twin): string {
+  // The CLI defaults to 127.0.0.1:8080; on any other address the pasted commands must say where.
+  const url = twin.url === DEFAULT_URL ? '' : ` --url ${twin.url}`;
   const curl =
     `curl -s ${twin.url}/v1/targets/demo/sql \\\n` +
-    `  -H "Authorization: Bearer $(npx warden token alice)" \\\n` +
+    `  -H "Authorization: Bearer $(npx warden token alice${url})" \\\n` +
     `  -H 'Content-Type: application/json' \\\n` +
     `  -d '{"sql": "SELECT id, name, email FROM customers ORDER BY id LIMIT 3"}'`;
   return [
@@ -16,7 +19,7 @@ export function banner(twin: Twin): string {
     `  OIDC issuer      ${twin.issuer}  (users: alice engineers, bob dba, carol support, dave auditors; agent: agent-demo)`,
     `  State            ${twin.dataDir}`,
     '',
-    '  Get a token:     npx warden token alice',
+    `  Get a token:     npx warden token alice${url}`,
     '  Try it:',
     '',
     curl
@@ -24,7 +27,7 @@ export function banner(twin: Twin): string {
       .map((l) => `    ${l}`)
       .join('\n'),
     '',
-    '  Or:              npx warden sql demo "SELECT count(*) FROM orders"',
+    `  Or:              npx warden sql${url} demo "SELECT count(*) FROM orders"`,
     '  Stop with Ctrl-C.',
     '',
   ].join('\n');

@@ -107,7 +107,7 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
   const db = options.ephemeral ? new PGlite() : new PGlite(join(dataDir, 'pg'));
   await db.waitReady;
   await seedDemoDatabase(db, { customers: options.customers ?? 2000 });
-  const dataApi = await startDataApiServer({ db, host, secrets: DEMO_ROLES, resourceArn: demoConfigArn() });
+  const dataApi = await startDataApiServer({ db, secrets: DEMO_ROLES, resourceArn: demoConfigArn() });
 
   log('starting the OIDC provider…');
   const idp = await createDevIdp({
@@ -154,15 +154,20 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     updatedBy: 'local-twin',
   });
 
-  log('loading the API handler (cold start)…');
-  const api = await import('../../lambdas/handlers/api.js');
-
+  // The IdP answers before the handler's cold start, which fetches its JWKS.
+  let api: typeof import('../../lambdas/handlers/api.js') | undefined;
   app = (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/oidc' || path.startsWith('/oidc/')) {
       idp.handler(req, res);
       return;
     }
+    if (!api) {
+      res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1' });
+      res.end(JSON.stringify({ error: { code: 'starting', message: 'Warden is starting' } }));
+      return;
+    }
+    const handler = api.handler;
     void (async () => {
       const body = await readBody(req);
       if (body === 'too_large') {
@@ -173,7 +178,7 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
         return;
       }
       const event = toEvent(req, body, `${host}:${actualPort}`);
-      const result = await api.handler(event, lambdaContext('warden-api'));
+      const result = await handler(event, lambdaContext('warden-api'));
       writeResult(res, result);
     })().catch((error: unknown) => {
       console.error('local twin: unhandled error', error);
@@ -181,6 +186,9 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
       res.end(JSON.stringify({ error: { code: 'internal_error', message: 'internal error' } }));
     });
   };
+
+  log('loading the API handler (cold start)…');
+  api = await import('../../lambdas/handlers/api.js');
 
   return {
     url,
