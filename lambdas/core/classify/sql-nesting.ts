@@ -60,6 +60,7 @@ export function tokenNesting(tokens: readonly ScanToken[]): number {
   const stack: Frame[] = [];
   let frame: Frame = { kind: 'bracket', outer: 0, chain: 0, sticky: 0, betweenPending: false };
   let deepest = 0;
+  let previous = '';
   const open = (kind: Frame['kind']): void => {
     stack.push(frame);
     frame = {
@@ -96,7 +97,11 @@ export function tokenNesting(tokens: readonly ScanToken[]): number {
     else if (CHAIN_WORDS.has(word)) {
       frame.chain += 1;
       if (word === 'between') frame.betweenPending = true;
-    } else if (token.keywordKind === 0 && /^[+\-*/<>=~!@#%^&|`?:]+$/.test(text)) frame.chain += 1;
+    } else if (token.keywordKind === 0 && /^[+\-*/<>=~!@#%^&|`?:]+$/.test(text)) {
+      // `SELECT *`, `t.*`, `count(*)`: a star, not a multiplication.
+      if (!(text === '*' && /^(select|distinct|all|,|\.|\()$/i.test(previous))) frame.chain += 1;
+    }
+    previous = text;
     deepest = Math.max(deepest, frame.outer + frame.chain + frame.sticky);
   }
   return deepest;
