@@ -1,5 +1,5 @@
 /**
- * Detectors: a cheap gate on character statistics, then a linear-time regular expression, then a
+ * Detectors: a cheap gate on character statistics (`candidates`), then a linear-time regular expression, then a
  * validator. Every pattern is anchored by look-behinds that refuse to start inside a longer token,
  * so no pattern backtracks across a whole input (hostile inputs stay linear), and a look-alike
  * that fails validation is left exactly as it was.
@@ -19,9 +19,9 @@ import {
   ssnValid,
 } from './validators.js';
 
-/** Replaces one found value; `raw` is the text found, `normalized` what equality means for it. */
+/** Replaces one found value (and counts it). */
 export interface Emitter {
-  emit(type: MaskType, raw: string, normalized: string): string;
+  emit(type: MaskType, raw: string): string;
 }
 
 /** Hints from the key or column a value sits under. */
@@ -109,7 +109,6 @@ export function scan(s: string, st: TextStats): void {
 
 export interface Detector {
   readonly type: MaskType;
-  gate(s: string, st: TextStats, hints: number): boolean;
   apply(s: string, em: Emitter, hints: number): string;
 }
 
@@ -118,9 +117,8 @@ const PEM_RE =
 
 const pem: Detector = {
   type: 'PRIVATE_KEY',
-  gate: (s, st) => st.length >= 40 && st.dashes >= 10 && s.includes('PRIVATE KEY-----'),
   // A truncated block (no END line) is masked through the end of its base64: fail closed.
-  apply: (s, em) => s.replace(PEM_RE, (m) => em.emit('PRIVATE_KEY', m, m)),
+  apply: (s, em) => s.replace(PEM_RE, (m) => em.emit('PRIVATE_KEY', m)),
 };
 
 const JWT_RE =
@@ -128,13 +126,12 @@ const JWT_RE =
 
 const jwt: Detector = {
   type: 'JWT',
-  gate: (s, st) => st.length >= 24 && st.dots >= 2 && s.includes('eyJ'),
   apply: (s, em) =>
     s.replace(JWT_RE, (m: string, rest: string, signature: string) => {
       const alg = jwtAlgorithm('eyJ' + rest);
       // Only `alg: none` goes unsigned; `header.payload.` before a full stop is a sentence.
       if (alg === undefined || (signature === '' && alg.toLowerCase() !== 'none')) return m;
-      return em.emit('JWT', m, m);
+      return em.emit('JWT', m);
     }),
 };
 
@@ -157,13 +154,12 @@ function looksLikeToken(t: string): boolean {
 
 const bearer: Detector = {
   type: 'BEARER_TOKEN',
-  gate: (s, st) => st.length >= 20 && (s.includes('earer') || s.includes('EARER')),
   apply: (s, em) =>
     s.replace(BEARER_RE, (m: string, scheme: string, token: string) => {
       let end = token.length;
       while (end > 0 && token.charCodeAt(end - 1) === 46) end--;
       const t = token.slice(0, end);
-      return looksLikeToken(t) ? scheme + em.emit('BEARER_TOKEN', t, t) + token.slice(end) : m;
+      return looksLikeToken(t) ? scheme + em.emit('BEARER_TOKEN', t) + token.slice(end) : m;
     }),
 };
 
@@ -171,11 +167,7 @@ const AWS_KEY_ID_RE = /(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-
 
 const awsAccessKey: Detector = {
   type: 'AWS_ACCESS_KEY',
-  gate: (s, st) =>
-    st.length >= 20 &&
-    st.upper >= 8 &&
-    (s.includes('AKIA') || s.includes('ASIA') || s.includes('ABIA') || s.includes('ACCA')),
-  apply: (s, em) => s.replace(AWS_KEY_ID_RE, (m) => em.emit('AWS_ACCESS_KEY', m, m)),
+  apply: (s, em) => s.replace(AWS_KEY_ID_RE, (m) => em.emit('AWS_ACCESS_KEY', m)),
 };
 
 const AWS_SECRET_RE = /(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])/g;
@@ -201,12 +193,6 @@ function secretShaped(t: string): boolean {
 
 const awsSecretKey: Detector = {
   type: 'AWS_SECRET_KEY',
-  gate: (s, st, hints) =>
-    st.length >= 40 &&
-    ((hints & HINT_SECRET) !== 0 ||
-      s.includes('ecret') ||
-      s.includes('ECRET') ||
-      s.includes('SecretAccessKey')),
   apply: (s, em, hints) =>
     s.replace(AWS_SECRET_RE, (m: string, offset: number) => {
       if (!secretShaped(m)) return m;
@@ -214,7 +200,7 @@ const awsSecretKey: Detector = {
         const before = s.slice(Math.max(0, offset - SECRET_CONTEXT_CHARS), offset).toLowerCase();
         if (!before.includes('secret')) return m;
       }
-      return em.emit('AWS_SECRET_KEY', m, m);
+      return em.emit('AWS_SECRET_KEY', m);
     }),
 };
 
@@ -223,8 +209,7 @@ const EMAIL_RE =
 
 const email: Detector = {
   type: 'EMAIL',
-  gate: (_s, st) => st.at > 0 && st.dots > 0,
-  apply: (s, em) => s.replace(EMAIL_RE, (m) => em.emit('EMAIL', m, m.toLowerCase())),
+  apply: (s, em) => s.replace(EMAIL_RE, (m) => em.emit('EMAIL', m)),
 };
 
 const IBAN_START_RE = /(?<![A-Za-z0-9])[A-Z]{2}\d{2}/g;
@@ -243,7 +228,6 @@ function isAlnumCode(c: number): boolean {
  */
 const iban: Detector = {
   type: 'IBAN',
-  gate: (_s, st) => st.length >= 15 && st.upper >= 2 && st.digits >= 6,
   apply: (s, em) => {
     IBAN_START_RE.lastIndex = 0;
     let out = '';
@@ -270,7 +254,7 @@ const iban: Detector = {
       // Printed in groups and followed by one more digit group: a longer number, not this IBAN.
       if (s.charCodeAt(j) === 32 && j - start > len && isDigitCode(s.charCodeAt(j + 1))) continue;
       if (!ibanChecksumValid(compact)) continue;
-      out += s.slice(last, start) + em.emit('IBAN', s.slice(start, j), compact);
+      out += s.slice(last, start) + em.emit('IBAN', s.slice(start, j));
       last = j;
       IBAN_START_RE.lastIndex = j;
     }
@@ -283,7 +267,6 @@ const IPV6_RUN_RE = /(?<![A-Za-z0-9_:.])[0-9A-Fa-f:.]{3,}/g;
 
 const ipv6: Detector = {
   type: 'IPV6',
-  gate: (_s, st) => st.doubleColon || st.colons >= 6,
   apply: (s, em) =>
     s.replace(IPV6_RUN_RE, (m: string, offset: number) => {
       const next = s.charCodeAt(offset + m.length);
@@ -294,7 +277,7 @@ const ipv6: Detector = {
       const cand = end === m.length ? m : m.slice(0, end);
       if (cand.indexOf(':') === cand.lastIndexOf(':') || !/[0-9A-Fa-f]/.test(cand)) return m;
       if (!isIPv6(cand)) return m;
-      return em.emit('IPV6', cand, cand.toLowerCase()) + m.slice(end);
+      return em.emit('IPV6', cand) + m.slice(end);
     }),
 };
 
@@ -302,8 +285,7 @@ const IPV4_RE = /(?<![A-Za-z0-9_.])(?:\d{1,3}\.){3}\d{1,3}(?![A-Za-z0-9_]|\.\d)/
 
 const ipv4: Detector = {
   type: 'IPV4',
-  gate: (_s, st) => st.dots >= 3 && st.digits >= 4,
-  apply: (s, em) => s.replace(IPV4_RE, (m) => (ipv4Valid(m) ? em.emit('IPV4', m, m) : m)),
+  apply: (s, em) => s.replace(IPV4_RE, (m) => (ipv4Valid(m) ? em.emit('IPV4', m) : m)),
 };
 
 // Grouped forms need one separator throughout (4-4-4-4[-1..3], 4-6-4/5, 4-3-3-3); bare 13–19 digits.
@@ -314,16 +296,15 @@ const CARD_RE =
 
 const card: Detector = {
   type: 'CARD',
-  gate: (_s, st) => st.maxRun >= 13,
   apply: (s, em) =>
     s.replace(CARD_RE, (m: string) => {
-      const digits = m.replace(/\D/g, '');
-      if (cardValid(digits)) return em.emit('CARD', m, digits);
+      const digits = digitsOf(m);
+      if (cardValid(digits)) return em.emit('CARD', m);
       // `4111 1111 1111 1111 123`: after a space, a 3-digit fifth group may be a CVV, not part of the card.
       if (m.length === 23 && m.charCodeAt(4) === 32) {
         const head = m.slice(0, 19);
         const headDigits = digits.slice(0, 16);
-        if (cardValid(headDigits)) return em.emit('CARD', head, headDigits) + m.slice(19);
+        if (cardValid(headDigits)) return em.emit('CARD', head) + m.slice(19);
       }
       return m;
     }),
@@ -338,15 +319,13 @@ const SSN_BARE_RE = /^(\d{3})(\d{2})(\d{4})$/;
  */
 const ssn: Detector = {
   type: 'SSN',
-  gate: (_s, st, hints) =>
-    (st.maxRun >= 9 && st.dashes >= 2) || ((hints & HINT_SSN) !== 0 && st.length === 9),
   apply: (s, em, hints) => {
     if ((hints & HINT_SSN) !== 0 && s.length === 9) {
       const b = SSN_BARE_RE.exec(s);
-      if (b !== null && ssnValid(b[1], b[2], b[3])) return em.emit('SSN', s, s);
+      if (b !== null && ssnValid(b[1], b[2], b[3])) return em.emit('SSN', s);
     }
     return s.replace(SSN_RE, (m: string, a: string, g: string, n: string) =>
-      ssnValid(a, g, n) ? em.emit('SSN', m, a + g + n) : m,
+      ssnValid(a, g, n) ? em.emit('SSN', m) : m,
     );
   },
 };
@@ -357,6 +336,15 @@ const ssn: Detector = {
 // national digit strings are not phones: they are as likely ids or amounts.
 const PHONE_RE =
   /(?<![A-Za-z0-9_+.-])(?:\+[1-9]\d{0,14}(?:[ .-]?\(\d{1,4}\))?(?:[ .-]\d{1,14}){0,6}|(?:1[ .-])?(?:\([2-9]\d{2}\)[ .-]?\d{3}[ .-]\d{4}|[2-9]\d{2}([ .-])\d{3}\1\d{4})|0[1-9](?:\d \d{4} \d{4}|\d{2} \d{3} \d{4}|\d{3} \d{6}|\d{3} \d{3} \d{3})|0[1-9]([ .])\d{2}(?:\2\d{2}){3})(?![A-Za-z0-9_]|[.-]\d)/g;
+
+function digitsOf(s: string): string {
+  let out = '';
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 48 && c <= 57) out += s[i];
+  }
+  return out;
+}
 
 function countDigits(s: string): number {
   let n = 0;
@@ -378,21 +366,59 @@ function maskE164(m: string, em: Emitter): string {
     digits = countDigits(head);
   }
   if (digits < 8) return m;
-  return em.emit('PHONE', head, '+' + head.replace(/\D/g, '')) + m.slice(head.length);
+  return em.emit('PHONE', head) + m.slice(head.length);
 }
 
 const phone: Detector = {
   type: 'PHONE',
-  gate: (_s, st) => st.maxRun >= 10 || (st.plus > 0 && st.maxRun >= 8),
   apply: (s, em) =>
     s.replace(PHONE_RE, (m: string) => {
       const c0 = m.charCodeAt(0);
       if (c0 === 43) return maskE164(m, em);
-      return em.emit('PHONE', m, m.replace(/\D/g, ''));
+      return em.emit('PHONE', m);
     }),
 };
 
-/** In the order they run. */
+/**
+ * Which detectors could match, as a bit per entry of DETECTORS. Most values (names, statuses,
+ * dates, amounts) fail every gate, so most values never meet a regular expression. The gates are
+ * necessary conditions only; one function rather than a method per detector keeps the call sites
+ * monomorphic on the path every value takes.
+ */
+export function candidates(s: string, st: TextStats, hints: number): number {
+  let bits = 0;
+  const len = st.length;
+  if (len >= 40 && st.dashes >= 10 && s.includes('PRIVATE KEY-----')) bits |= 1 << 0;
+  if (len >= 24 && st.dots >= 2 && s.includes('eyJ')) bits |= 1 << 1;
+  if (len >= 20 && (s.includes('earer') || s.includes('EARER'))) bits |= 1 << 2;
+  if (
+    len >= 20 &&
+    st.upper >= 8 &&
+    (s.includes('AKIA') || s.includes('ASIA') || s.includes('ABIA') || s.includes('ACCA'))
+  ) {
+    bits |= 1 << 3;
+  }
+  if (
+    len >= 40 &&
+    ((hints & HINT_SECRET) !== 0 ||
+      s.includes('ecret') ||
+      s.includes('ECRET') ||
+      s.includes('SecretAccessKey'))
+  ) {
+    bits |= 1 << 4;
+  }
+  if (st.at > 0 && st.dots > 0) bits |= 1 << 5;
+  if (len >= 15 && st.upper >= 2 && st.digits >= 6) bits |= 1 << 6;
+  if (st.doubleColon || st.colons >= 6) bits |= 1 << 7;
+  if (st.dots >= 3 && st.digits >= 4) bits |= 1 << 8;
+  const run = st.maxRun;
+  if (run >= 13) bits |= 1 << 9;
+  if ((run >= 9 && st.dashes >= 2) || ((hints & HINT_SSN) !== 0 && len === 9)) bits |= 1 << 10;
+  if (run >= 10 || (st.plus > 0 && run >= 8)) bits |= 1 << 11;
+  return bits;
+}
+
+/** In the order they run; `candidates` sets bit i for entry i. */
 export const DETECTORS: readonly Detector[] = [
   pem,
   jwt,

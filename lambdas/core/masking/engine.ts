@@ -1,4 +1,12 @@
-import { DETECTORS, HINT_SECRET, HINT_SSN, scan, type Emitter, type TextStats } from './detectors.js';
+import {
+  candidates,
+  DETECTORS,
+  HINT_SECRET,
+  HINT_SSN,
+  scan,
+  type Emitter,
+  type TextStats,
+} from './detectors.js';
 import { compileRule, findRule, type CompiledRule } from './rules.js';
 import { Hasher, isMaskOutput, normalizeForHash, PARTIAL_TYPES, partialMask } from './strategies.js';
 import type {
@@ -115,11 +123,11 @@ class Engine implements Masker, Emitter {
     return { rows: out, byType: this.#counts };
   }
 
-  emit(type: MaskType, raw: string, normalized: string): string {
+  emit(type: MaskType, raw: string): string {
     this.#counts[type] = (this.#counts[type] ?? 0) + 1;
     switch (this.#strategy[type]) {
       case 'hash':
-        return this.#hasher.token(type, normalized);
+        return this.#hasher.token(type, normalizeForHash(type, raw));
       case 'partial':
         return PARTIAL_TYPES.has(type) ? partialMask(type, raw) : `[${type}]`;
       default:
@@ -131,9 +139,11 @@ class Engine implements Masker, Emitter {
     if (s.length < MIN_DETECTABLE_LENGTH && (hints & HINT_SSN) === 0) return s;
     const st = this.#stats;
     scan(s, st);
+    let bits = candidates(s, st, hints);
+    if (bits === 0) return s;
     let out = s;
-    for (const d of DETECTORS) {
-      if (d.gate(out, st, hints)) out = d.apply(out, this, hints);
+    for (let i = 0; bits !== 0; i++, bits >>>= 1) {
+      if ((bits & 1) !== 0) out = DETECTORS[i].apply(out, this, hints);
     }
     return out;
   }
@@ -144,11 +154,11 @@ class Engine implements Masker, Emitter {
     if (n < 0) return n;
     if (n >= 1_000_000_000_000) {
       const digits = String(n);
-      if (digits.length <= 19 && cardValid(digits)) return this.emit('CARD', digits, digits);
+      if (digits.length <= 19 && cardValid(digits)) return this.emit('CARD', digits);
     } else if ((hints & HINT_SSN) !== 0 && n >= 1_000_000 && n < 1_000_000_000) {
       const digits = String(n).padStart(9, '0');
       if (ssnValid(digits.slice(0, 3), digits.slice(3, 5), digits.slice(5))) {
-        return this.emit('SSN', digits, digits);
+        return this.emit('SSN', digits);
       }
     }
     return n;

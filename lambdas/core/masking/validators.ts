@@ -108,14 +108,24 @@ export function ibanValid(compact: string): boolean {
 
 /** Dotted quad with octets 0–255 and no leading zeros (so `01.02.03.04` stays a version). */
 export function ipv4Valid(candidate: string): boolean {
-  const parts = candidate.split('.');
-  if (parts.length !== 4) return false;
-  for (const p of parts) {
-    if (p.length === 0 || p.length > 3) return false;
-    if (p.length > 1 && p.charCodeAt(0) === 48) return false;
-    if (Number(p) > 255) return false;
+  let parts = 0;
+  let value = 0;
+  let width = 0;
+  let leadingZero = false;
+  for (let i = 0; i <= candidate.length; i++) {
+    const c = i === candidate.length ? 46 : candidate.charCodeAt(i);
+    if (c === 46) {
+      if (width === 0 || value > 255 || (leadingZero && width > 1)) return false;
+      parts++;
+      value = 0;
+      width = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (width === 0) leadingZero = c === 48;
+      value = value * 10 + (c - 48);
+      if (++width > 3) return false;
+    } else return false;
   }
-  return true;
+  return parts === 4;
 }
 
 /** A JWT's first segment decodes to a JSON object naming its algorithm; undefined otherwise. */
