@@ -5,73 +5,18 @@
  * reaches the Lambdas as the `WARDEN_CONFIG` environment variable (the runtime part) plus a few
  * dedicated variables (OIDC_*, GROUPS_CLAIM, …).
  *
- * No CDK import: the Lambdas may import these types to parse `WARDEN_CONFIG`.
+ * No CDK import, so the local twin and tests can use it too.
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { parseConfig, type WardenConfig, type WardenConfigInput } from '../lambdas/core/config.js';
 
-/** A PostgreSQL database reached through the RDS Data API (Aurora with the Data API enabled). */
-export interface PostgresTargetConfig {
-  readonly kind: 'postgres';
-  /** `arn:aws:rds:…:cluster:…` of an Aurora cluster with the Data API enabled. */
-  readonly clusterArn: string;
-  readonly database: string;
-  /**
-   * One Secrets Manager secret per access level. `read` must hold a database user that can only
-   * read; Warden never hands these to the caller, it runs statements with them.
-   */
-  readonly secrets: { readonly read: string; readonly write?: string; readonly ddl?: string };
-  readonly approvers?: ApproversConfig;
-  /** Distinct approvals needed before an approval-required request runs. @default 1 */
-  readonly requiredApprovals?: number;
-  /** Rows returned before a result is truncated. @default 1000 */
-  readonly maxRows?: number;
-  /** Column masking rules by column name pattern; interpreted by lambdas/core/masking. */
-  readonly masking?: readonly MaskingRuleConfig[];
-}
-
-/** An AWS account reached by assuming a role with a per-request session policy. */
-export interface AwsTargetConfig {
-  readonly kind: 'aws';
-  /** Roles Warden assumes; the session policy narrows them to the one approved action. */
-  readonly roles: { readonly read: string; readonly write?: string; readonly permissions?: string };
-  /** @default the stack's region */
-  readonly region?: string;
-  readonly approvers?: ApproversConfig;
-  /** @default 1 */
-  readonly requiredApprovals?: number;
-}
-
-export type TargetConfig = PostgresTargetConfig | AwsTargetConfig;
-
-export interface ApproversConfig {
-  /** Slack channel named in the message (the webhook decides where it lands). */
-  readonly slackChannel?: string;
-  /** Email addresses notified through SES. */
-  readonly emails?: readonly string[];
-}
-
-export interface MaskingRuleConfig {
-  /** Column name, case-insensitive; `*` wildcards allowed (`*_email`). */
-  readonly column: string;
-  /** PII type the rule masks as (email, phone, card, name, …). */
-  readonly type: string;
-  readonly table?: string;
-}
-
-/** The part of the configuration the Lambdas read at runtime from `WARDEN_CONFIG`. */
-export interface WardenRuntimeConfig {
-  readonly targets: Readonly<Record<string, TargetConfig>>;
-  /** Default approval window in seconds. */
-  readonly approvalWindowSeconds: number;
-  /** Upper bound a request may ask for; the state machine timeout is derived from it. */
-  readonly maxApprovalWindowSeconds: number;
-  /** Longest just-in-time grant, seconds. */
-  readonly maxGrantSeconds: number;
-  /** Global approvers, used when a target names none. */
-  readonly approvers?: ApproversConfig;
-  readonly masking?: readonly MaskingRuleConfig[];
-}
+/**
+ * The runtime configuration is the Lambdas' own schema (lambdas/core/config.ts): the stack validates
+ * it with the very parser the functions use at cold start, so a bad target fails `cdk synth`, not
+ * the first request.
+ */
+export type WardenRuntimeConfig = WardenConfigInput;
 
 /** Everything the CDK stack needs. Optional fields document their defaults. */
 export interface WardenSettings {
@@ -83,14 +28,20 @@ export interface WardenSettings {
   readonly oidcJwksUri?: string;
   /** Token claim listing the caller's groups. @default 'groups' */
   readonly groupsClaim: string;
+  /** Targets, masking and approval rules, serialised into `WARDEN_CONFIG`. @default no targets */
   readonly runtime: WardenRuntimeConfig;
+  /**
+   * Longest approval window any target may configure; the state machine times out an hour later.
+   * @default 7 days (the most lambdas/core/config.ts accepts)
+   */
+  readonly maxApprovalWindowSeconds: number;
   /** Secrets Manager ARN of a secret holding the Slack incoming webhook URL. @default no Slack */
   readonly slackWebhookSecretArn?: string;
   /** Verified SES v2 sender address. @default no email */
   readonly sesSender?: string;
   /** Public URL of the gateway when fronted by a custom domain. @default the HTTP API's URL */
   readonly publicUrl?: string;
-  /** Days audit events stay in DynamoDB before TTL removes them (the lake keeps them). @default 90 */
+  /** Days audit events stay in DynamoDB before TTL removes them (the lake keeps them). @default 400 */
   readonly auditTtlDays: number;
   /** Days exports stay in the audit lake. @default 2555 (7 years) */
   readonly auditLakeRetentionDays: number;
@@ -106,8 +57,6 @@ export interface WardenSettings {
 
 /** Input shape: everything but the identity provider is optional. */
 export type WardenSettingsInput = Partial<Omit<WardenSettings, 'runtime' | 'throttle'>> & {
-  readonly oidcIssuer?: string;
-  readonly oidcAudience?: string;
   readonly runtime?: Partial<WardenRuntimeConfig>;
   readonly throttle?: Partial<WardenSettings['throttle']>;
 };
@@ -126,26 +75,20 @@ export class WardenConfigError extends Error {
 export const PLACEHOLDER_ISSUER = 'https://issuer.example.invalid';
 export const PLACEHOLDER_AUDIENCE = 'warden';
 
-export const DEFAULT_APPROVAL_WINDOW_SECONDS = 3600;
 export const DEFAULT_MAX_APPROVAL_WINDOW_SECONDS = 7 * 24 * 3600;
 
 /** Applies defaults and validates; throws WardenConfigError with a message a deployer can act on. */
 export function resolveSettings(input: WardenSettingsInput = {}): WardenSettings {
-  const runtimeIn = input.runtime ?? {};
-  const runtime: WardenRuntimeConfig = {
-    targets: runtimeIn.targets ?? {},
-    approvalWindowSeconds: runtimeIn.approvalWindowSeconds ?? DEFAULT_APPROVAL_WINDOW_SECONDS,
-    maxApprovalWindowSeconds: runtimeIn.maxApprovalWindowSeconds ?? DEFAULT_MAX_APPROVAL_WINDOW_SECONDS,
-    maxGrantSeconds: runtimeIn.maxGrantSeconds ?? 8 * 3600,
-    ...(runtimeIn.approvers ? { approvers: runtimeIn.approvers } : {}),
-    ...(runtimeIn.masking ? { masking: runtimeIn.masking } : {}),
-  };
+  const auditTtlDays = input.auditTtlDays ?? input.runtime?.auditTtlDays ?? 400;
+  // The functions and the table TTL must agree on how long trail items live.
+  const runtime: WardenRuntimeConfig = { targets: {}, ...input.runtime, auditTtlDays };
   const settings: WardenSettings = {
     oidcIssuer: input.oidcIssuer ?? PLACEHOLDER_ISSUER,
     oidcAudience: input.oidcAudience ?? PLACEHOLDER_AUDIENCE,
     groupsClaim: input.groupsClaim ?? 'groups',
     runtime,
-    auditTtlDays: input.auditTtlDays ?? 90,
+    maxApprovalWindowSeconds: input.maxApprovalWindowSeconds ?? DEFAULT_MAX_APPROVAL_WINDOW_SECONDS,
+    auditTtlDays,
     auditLakeRetentionDays: input.auditLakeRetentionDays ?? 2555,
     auditExportSchedule: input.auditExportSchedule ?? 'rate(1 day)',
     logRetentionDays: input.logRetentionDays ?? 365,
@@ -159,6 +102,11 @@ export function resolveSettings(input: WardenSettingsInput = {}): WardenSettings
   return settings;
 }
 
+/** The runtime configuration with the Lambdas' defaults applied (what a function will see). */
+export function parsedRuntimeConfig(settings: WardenSettings): WardenConfig {
+  return parseConfig(settings.runtime);
+}
+
 function pick<T extends object, K extends keyof T>(obj: T, keys: readonly K[]): Partial<Pick<T, K>> {
   const out: Partial<Pick<T, K>> = {};
   for (const k of keys) if (obj[k] !== undefined) out[k] = obj[k];
@@ -169,30 +117,27 @@ function validate(s: WardenSettings): void {
   const problems: string[] = [];
   if (!/^https:\/\//.test(s.oidcIssuer))
     problems.push(`oidcIssuer must be an https URL, got ${s.oidcIssuer}`);
-  const r = s.runtime;
-  if (!(r.approvalWindowSeconds >= 60)) problems.push('approvalWindowSeconds must be at least 60');
-  if (!(r.maxApprovalWindowSeconds >= r.approvalWindowSeconds))
-    problems.push('maxApprovalWindowSeconds must be at least approvalWindowSeconds');
+  let runtime: WardenConfig | undefined;
+  try {
+    runtime = parseConfig(s.runtime);
+  } catch (error) {
+    problems.push(error instanceof Error ? error.message : String(error));
+  }
   // Step Functions standard workflows run for at most a year; keep a day of margin.
-  if (r.maxApprovalWindowSeconds > 364 * 24 * 3600) problems.push('maxApprovalWindowSeconds exceeds a year');
-  for (const [name, t] of Object.entries(r.targets)) {
-    if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(name))
-      problems.push(`target name ${name}: use lower-case letters, digits, - and _`);
-    if (t.kind === 'postgres') {
-      if (!/^arn:aws[\w-]*:rds:/.test(t.clusterArn))
-        problems.push(`target ${name}: clusterArn is not an RDS ARN`);
+  if (!(s.maxApprovalWindowSeconds >= 60 && s.maxApprovalWindowSeconds <= 364 * 24 * 3600))
+    problems.push('maxApprovalWindowSeconds must be between 60 seconds and 364 days');
+  for (const [name, t] of Object.entries(runtime?.targets ?? {})) {
+    if (t.approvals.windowSeconds > s.maxApprovalWindowSeconds)
+      problems.push(`target ${name}: approvals.windowSeconds exceeds maxApprovalWindowSeconds`);
+    if (t.kind === 'sql') {
+      if (!/^arn:aws[\w-]*:rds:/.test(t.resourceArn))
+        problems.push(`target ${name}: resourceArn is not an RDS ARN`);
       for (const arn of Object.values(t.secrets))
-        if (arn !== undefined && !/^arn:aws[\w-]*:secretsmanager:/.test(arn))
+        if (!/^arn:aws[\w-]*:secretsmanager:/.test(arn))
           problems.push(`target ${name}: ${arn} is not a Secrets Manager ARN`);
-    } else if (t.kind === 'aws') {
-      for (const arn of Object.values(t.roles))
-        if (arn !== undefined && !/^arn:aws[\w-]*:iam::\d{12}:role\//.test(arn))
-          problems.push(`target ${name}: ${arn} is not an IAM role ARN`);
-    } else {
-      problems.push(`target ${name}: kind must be postgres or aws`);
+    } else if (!/^arn:aws[\w-]*:iam::\d{12}:role\//.test(t.roleArn)) {
+      problems.push(`target ${name}: ${t.roleArn} is not an IAM role ARN`);
     }
-    if (t.requiredApprovals !== undefined && !(t.requiredApprovals >= 1))
-      problems.push(`target ${name}: requiredApprovals must be at least 1`);
   }
   if (
     s.slackWebhookSecretArn !== undefined &&
@@ -215,8 +160,8 @@ export interface ContextSource {
 /**
  * Reads settings from CDK context: `wardenConfig` (a JSON file path, or an object in cdk.json),
  * overridden by individual keys (`oidcIssuer`, `oidcAudience`, `groupsClaim`, `oidcJwksUri`,
- * `slackWebhookSecretArn`, `sesSender`, `publicUrl`, `alarmEmail`, `approvalWindowSeconds`,
- * `auditTtlDays`, `logRetentionDays`) so `cdk deploy -c oidcIssuer=…` works without a file.
+ * `slackWebhookSecretArn`, `sesSender`, `publicUrl`, `alarmEmail`, `auditTtlDays`,
+ * `logRetentionDays`) so `cdk deploy -c oidcIssuer=…` works without a file.
  */
 export function settingsFromContext(ctx: ContextSource): WardenSettingsInput {
   const raw = ctx.tryGetContext('wardenConfig');
@@ -248,7 +193,5 @@ export function settingsFromContext(ctx: ContextSource): WardenSettingsInput {
   };
   const merged: Record<string, unknown> = { ...base };
   for (const [k, v] of Object.entries(overrides)) if (v !== undefined) merged[k] = v;
-  const window = num('approvalWindowSeconds');
-  if (window !== undefined) merged.runtime = { ...(base.runtime ?? {}), approvalWindowSeconds: window };
   return merged as WardenSettingsInput;
 }

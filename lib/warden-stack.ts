@@ -1,9 +1,12 @@
 /**
  * The stack `cdk deploy` creates: one WardenGateway configured from props or CDK context.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import { settingsFromContext, type WardenSettingsInput } from './config.js';
+import { PROJECT_ROOT } from './constructs/gateway-function.js';
 import { WardenGateway } from './constructs/warden-gateway.js';
 
 export interface WardenStackProps extends StackProps {
@@ -21,4 +24,15 @@ export class WardenStack extends Stack {
     });
     this.gateway = new WardenGateway(this, 'Warden', props.settings ?? settingsFromContext(this.node));
   }
+}
+
+/**
+ * The context cdk.json gives the CLI (feature flags), for apps built in-process (tests, the local
+ * twin) so they synthesize what `cdk synth` does.
+ */
+export function wardenAppContext(): Record<string, unknown> {
+  const cdkJson = JSON.parse(readFileSync(join(PROJECT_ROOT, 'cdk.json'), 'utf8')) as {
+    context?: Record<string, unknown>;
+  };
+  return { ...cdkJson.context };
 }

@@ -18,7 +18,7 @@ import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { tableEnvVar, type TableDefinition } from '../tables.js';
-import type { WardenRuntimeConfig } from '../config.js';
+import type { WardenConfig } from '../../lambdas/core/config.js';
 
 /** The repository root: entries, package-lock.json and node_modules live here. */
 export const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -224,16 +224,16 @@ export class GatewayFunction extends Construct implements iam.IGrantable {
    * What executing against the configured targets needs: the Data API on each cluster, each access
    * level's secret, and AssumeRole (with SourceIdentity and session tags) on each target role.
    */
-  bindTargets(config: WardenRuntimeConfig): this {
+  bindTargets(config: WardenConfig): this {
     const clusters = new Set<string>();
     const secrets = new Set<string>();
     const roles = new Set<string>();
     for (const target of Object.values(config.targets)) {
-      if (target.kind === 'postgres') {
-        clusters.add(target.clusterArn);
-        for (const s of Object.values(target.secrets)) if (s) secrets.add(s);
+      if (target.kind === 'sql') {
+        clusters.add(target.resourceArn);
+        for (const s of Object.values(target.secrets)) secrets.add(s);
       } else {
-        for (const r of Object.values(target.roles)) if (r) roles.add(r);
+        roles.add(target.roleArn);
       }
     }
     if (clusters.size > 0)

@@ -84,7 +84,7 @@ export function acknowledgeNagFindings(g: WardenGateway): void {
   ]);
   suppress(g.workflow.stateMachine.role, [
     XRAY(
-      '; logs:CreateLogDelivery, GetLogDelivery, UpdateLogDelivery, DeleteLogDelivery, ListLogDeliveries, ' +
+      '; xray:GetSamplingRules and GetSamplingTargets (Step Functions tracing); logs:CreateLogDelivery, GetLogDelivery, UpdateLogDelivery, DeleteLogDelivery, ListLogDeliveries, ' +
         'PutResourcePolicy, DescribeResourcePolicies and DescribeLogGroups, which CloudWatch Logs vended ' +
         'delivery requires on "*" for Step Functions logging',
     ),

@@ -8,7 +8,12 @@
 import { CfnOutput, Duration } from 'aws-cdk-lib';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { resolveSettings, type WardenSettings, type WardenSettingsInput } from '../config.js';
+import {
+  parsedRuntimeConfig,
+  resolveSettings,
+  type WardenSettings,
+  type WardenSettingsInput,
+} from '../config.js';
 import { ApprovalsTable, AuditTable, GrantsTable, PoliciesTable, RequestsTable } from '../tables.js';
 import { WardenApi } from './api.js';
 import { ApprovalWorkflow } from './approval-workflow.js';
@@ -43,7 +48,9 @@ export class WardenGateway extends Construct {
     super(scope, id);
     const s = (this.settings = resolveSettings(props));
     const logRetention = retentionDays(s.logRetentionDays);
+    const parsed = parsedRuntimeConfig(s);
 
+    // The input, not the parsed form: the functions apply the same defaults, and bytes are scarce.
     const runtimeConfig = JSON.stringify(s.runtime);
     if (Buffer.byteLength(runtimeConfig) > MAX_CONFIG_BYTES) {
       throw new Error(
@@ -90,12 +97,12 @@ export class WardenGateway extends Construct {
       .bindTable({ table: t(GrantsTable), def: GrantsTable, access: 'readWrite' })
       .bindTable({ table: t(AuditTable), def: AuditTable, access: 'append' })
       .bindTable({ table: t(PoliciesTable), def: PoliciesTable, access: 'read' })
-      .bindTargets(s.runtime);
+      .bindTargets(parsed);
 
     this.workflow = new ApprovalWorkflow(this, 'Approval', {
       notify: this.notifyFunction.fn,
       execute: this.executeFunction.fn,
-      maxApprovalWindow: Duration.seconds(s.runtime.maxApprovalWindowSeconds),
+      maxApprovalWindow: Duration.seconds(s.maxApprovalWindowSeconds),
       logRetention,
     });
 
@@ -115,7 +122,7 @@ export class WardenGateway extends Construct {
       .bindTable({ table: t(PoliciesTable), def: PoliciesTable, access: 'readWrite' })
       .bindStateMachine(this.workflow.stateMachine, { start: true, respond: true, describe: true })
       .bindHmacKey(this.keys.hmac, { generate: true, verify: true })
-      .bindTargets(s.runtime);
+      .bindTargets(parsed);
 
     this.api = new WardenApi(this, 'Http', {
       handler: this.apiFunction.fn,
