@@ -16,6 +16,7 @@ import {
 import type { PolicyEngine, ResourceRef } from './policy.js';
 import type { PolicyProvider } from './policy-provider.js';
 import type { Clock, RequestStore, SqlExecutor } from './ports.js';
+import type { TrailEvent, TrailWriter } from './trail.js';
 import {
   principalKey,
   type Classification,
@@ -36,6 +37,7 @@ export interface ResultMasker {
     rows: readonly Record<string, unknown>[],
   ): { rows: Record<string, unknown>[]; byType: Record<string, number> };
   maskValue(value: unknown): { value: unknown; byType: Record<string, number> };
+  maskText(text: string): { text: string; byType: Record<string, number> };
 }
 
 export interface GrantLookup {
@@ -58,6 +60,7 @@ export interface RequestDeps {
   readonly clock: Clock;
   readonly grants?: GrantLookup;
   readonly approvals?: ApprovalStarter;
+  readonly trail?: TrailWriter;
   readonly log?: (entry: Record<string, unknown>) => void;
 }
 
@@ -341,6 +344,105 @@ export async function submitSql(
   };
 }
 
+/** Writes the request and its first trail events; on any failure nothing may run (503). */
+export async function recordBeforeRunning(deps: RequestDeps, record: RequestRecord): Promise<void> {
+  try {
+    await deps.requests.create(record);
+  } catch (cause) {
+    deps.log?.({
+      level: 'error',
+      msg: 'audit write failed; nothing was run',
+      requestId: record.id,
+      error: String(cause),
+    });
+    throw new ServiceUnavailableError('the audit store is unavailable; nothing was run', cause);
+  }
+  if (!deps.trail) return;
+  try {
+    await deps.trail.append(record.sessionId, [
+      trailEvent(deps, record, 'request_received', {
+        statement: maskedStatement(deps, record),
+        detail: {
+          classification: record.classification,
+          justification: maskedText(deps, record, record.justification),
+        },
+      }),
+      trailEvent(deps, record, 'decided', {
+        outcome: record.decision.outcome,
+        determiningPolicies: record.decision.determiningPolicies,
+        detail: { policyVersion: record.decision.policyVersion, errors: record.decision.errors },
+      }),
+    ]);
+  } catch (cause) {
+    await markFailed(
+      deps,
+      record,
+      'audit_unavailable',
+      'the audit trail could not be written; nothing was run',
+    );
+    deps.log?.({
+      level: 'error',
+      msg: 'trail write failed; nothing was run',
+      requestId: record.id,
+      error: String(cause),
+    });
+    throw new ServiceUnavailableError('the audit trail is unavailable; nothing was run', cause);
+  }
+}
+
+export function trailEvent(
+  deps: Pick<RequestDeps, 'clock'>,
+  record: RequestRecord,
+  type: TrailEvent['type'],
+  extra: Partial<TrailEvent> = {},
+): TrailEvent {
+  return {
+    type,
+    at: deps.clock.now().toISOString(),
+    requestId: record.id,
+    principal: record.principal,
+    principalName: record.principalName,
+    target: record.target,
+    action: record.decision.action,
+    status: record.status,
+    ...extra,
+  };
+}
+
+/** The statement as the trail keeps it: masked with the target's rules and detectors. */
+export function maskedStatement(deps: Pick<RequestDeps, 'maskerFor'>, record: RequestRecord): string {
+  const op = record.operation;
+  const text =
+    op.kind === 'sql'
+      ? op.sql + (op.parameters?.length ? ` -- parameters: ${JSON.stringify(op.parameters)}` : '')
+      : op.kind === 'aws'
+        ? `${op.service}:${op.action} ${JSON.stringify(op.input)}`
+        : `access ${op.level} for ${op.durationSeconds}s`;
+  return deps.maskerFor(record.target).maskText(text).text;
+}
+
+function maskedText(
+  deps: Pick<RequestDeps, 'maskerFor'>,
+  record: RequestRecord,
+  text?: string,
+): string | undefined {
+  return text === undefined ? undefined : deps.maskerFor(record.target).maskText(text).text;
+}
+
+/** Best-effort trail events after the gate (the request record already holds the outcome). */
+export async function appendTrail(
+  deps: RequestDeps,
+  record: RequestRecord,
+  events: TrailEvent[],
+): Promise<void> {
+  if (!deps.trail) return;
+  try {
+    await deps.trail.append(record.sessionId, events);
+  } catch (error) {
+    deps.log?.({ level: 'error', msg: 'trail append failed', requestId: record.id, error: String(error) });
+  }
+}
+
 function denyMessage(decision: Decision, action: string, target: string): string {
   if (decision.determiningPolicies.length > 0) {
     return `${action} on target "${target}" is forbidden by policy ${decision.determiningPolicies.join(', ')}`;
@@ -361,6 +463,7 @@ export async function executeSql(
   classification: SqlClassification,
 ): Promise<{ stored: RequestRecord; body: SqlResultBody }> {
   if (record.operation.kind !== 'sql') throw new Error('not a SQL request');
+  await appendTrail(deps, record, [trailEvent(deps, record, 'execution_started', { status: 'running' })]);
   const started = Date.now();
   let result: SqlResult;
   try {
@@ -417,8 +520,29 @@ export async function executeSql(
     version: record.version + 1,
   };
   const stored = await updateWithRetry(deps, updated, record.version);
+  await appendTrail(deps, updated, [
+    trailEvent(deps, updated, 'execution_finished', {
+      status: 'executed',
+      rowCount: result.rowCount,
+      durationMs,
+      unmasked,
+    }),
+    trailEvent(deps, updated, 'result', {
+      rowCount: result.rowCount,
+      unmasked,
+      detail: {
+        columns: body.columns,
+        rows: excerpt.slice(0, TRAIL_RESULT_ROWS),
+        truncated: result.truncated || excerpt.length > TRAIL_RESULT_ROWS,
+        masking: masked.byType,
+      },
+    }),
+  ]);
   return { stored, body };
 }
+
+/** Rows of a result kept in the trail: enough to see what the agent saw, bounded in size. */
+const TRAIL_RESULT_ROWS = 5;
 
 function publicColumn(c: ColumnInfo): { name: string; type: string } {
   return { name: c.name, type: c.type };

@@ -77,7 +77,7 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
   mkdirSync(dataDir, { recursive: true });
 
   // The gateway's port decides the issuer URL, so listen first and attach the app once it exists.
-  let app: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
+  let app: ((req: IncomingMessage, res: ServerResponse) => void) | undefined = undefined;
   const server = createServer((req, res) => {
     if (!app) {
       res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1' });
@@ -155,7 +155,7 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
   });
 
   // The IdP answers before the handler's cold start, which fetches its JWKS.
-  let api: typeof import('../../lambdas/handlers/api.js') | undefined;
+  let api: typeof import('../../lambdas/handlers/api.js') | undefined = undefined;
   app = (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/oidc' || path.startsWith('/oidc/')) {

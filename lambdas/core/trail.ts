@@ -1,0 +1,55 @@
+/**
+ * The session trail: what happened, in order, per session. Events are masked before they get here
+ * (no raw PII, no tokens) and the store chains each event's hash to the previous one of its session.
+ */
+import type { Principal } from './types.js';
+
+export type TrailEventType =
+  | 'request_received'
+  | 'decided'
+  | 'approval_requested'
+  | 'approval_decided'
+  | 'execution_started'
+  | 'execution_finished'
+  | 'result'
+  | 'error'
+  | 'grant_created'
+  | 'grant_revoked';
+
+export interface TrailEvent {
+  readonly type: TrailEventType;
+  readonly at: string;
+  readonly requestId?: string;
+  readonly principal: string;
+  readonly principalName: string;
+  readonly target?: string;
+  /** Cedar action, e.g. `sql:read`. */
+  readonly action?: string;
+  readonly outcome?: string;
+  readonly status?: string;
+  /** The statement (or AWS call) in masked form. */
+  readonly statement?: string;
+  readonly determiningPolicies?: readonly string[];
+  readonly approver?: string;
+  readonly unmasked?: boolean;
+  readonly rowCount?: number;
+  readonly durationMs?: number;
+  /** Free-form, masked detail: classification, masked result excerpt, error code and message. */
+  readonly detail?: Record<string, unknown>;
+}
+
+export interface StoredTrailEvent extends TrailEvent {
+  readonly sessionId: string;
+  readonly seq: number;
+  readonly prevHash: string;
+  readonly hash: string;
+}
+
+export interface TrailWriter {
+  /** Appends events to a session in order; rejects (and writes nothing more) on failure. */
+  append(sessionId: string, events: readonly TrailEvent[]): Promise<void>;
+}
+
+export function trailActor(p: Principal): { principal: string; principalName: string } {
+  return { principal: `${p.type}::${JSON.stringify(p.id)}`, principalName: p.name };
+}

@@ -1,0 +1,121 @@
+/** The core routes: health, targets, SQL, explain, and a caller's requests. */
+import { NotFoundError } from '../../core/errors.js';
+import {
+  canSeeTarget,
+  checkSqlSize,
+  findTarget,
+  getRequest,
+  mayViewUnmasked,
+  operationContext,
+  publicDecision,
+  submitSql,
+  targetRef,
+} from '../../core/requests.js';
+import { principalKey } from '../../core/types.js';
+import { json, parseJsonBody } from '../../middleware/http.js';
+import { baseUrl, sessionId, type ApiRoute } from '../context.js';
+import { explainBodySchema, sqlBodySchema } from '../schemas.js';
+
+export const coreRoutes: ApiRoute[] = [
+  {
+    method: 'GET',
+    path: '/healthz',
+    handle: async () => json(200, { status: 'ok' }),
+  },
+  {
+    method: 'GET',
+    path: '/v1/targets',
+    handle: async (ctx) => {
+      const { principal } = await ctx.caller();
+      const engine = await ctx.rt.policies.engine();
+      const targets = Object.entries(ctx.rt.config.targets)
+        .filter(([name, t]) => canSeeTarget(engine, principal, name, t))
+        .map(([name, t]) => ({ name, kind: t.kind, description: t.description }));
+      return json(200, { targets });
+    },
+  },
+  {
+    method: 'POST',
+    path: '/v1/targets/{target}/sql',
+    handle: async (ctx, { target }) => {
+      const caller = await ctx.caller();
+      const body = parseJsonBody(ctx.event, sqlBodySchema, ctx.rt.config.maxBodyBytes);
+      const outcome = await submitSql(ctx.rt, caller.principal, target, body, {
+        sessionId: sessionId(ctx.event, caller),
+      });
+      if (outcome.status === 202) {
+        const base = baseUrl(ctx.event, ctx.rt);
+        return json(202, {
+          ...outcome.body,
+          links: { self: `${base}${outcome.body.links.self}`, review: `${base}${outcome.body.links.review}` },
+        });
+      }
+      return json(200, outcome.body);
+    },
+  },
+  {
+    method: 'POST',
+    path: '/v1/targets/{target}/explain',
+    handle: async (ctx, { target: name }) => {
+      const { principal } = await ctx.caller();
+      const body = parseJsonBody(ctx.event, explainBodySchema, ctx.rt.config.maxBodyBytes);
+      const engine = await ctx.rt.policies.engine();
+      const target = findTarget(ctx.rt.config, name);
+      if (!canSeeTarget(engine, principal, name, target)) throw new NotFoundError(`unknown target "${name}"`);
+      if (!('sql' in body)) throw new NotFoundError(`target "${name}" does not take AWS calls`);
+      if (target.kind !== 'sql') throw new NotFoundError(`target "${name}" does not take SQL`);
+      checkSqlSize(body.sql, ctx.rt.config);
+      const classification = await ctx.rt.classifySql(body.sql);
+      const now = ctx.rt.clock.now();
+      const grants = ctx.rt.grants ? await ctx.rt.grants.activeGrants(principal, name, now) : [];
+      const action = `sql:${classification.class}`;
+      const decision = engine.decideOperation(
+        principal,
+        action,
+        targetRef(name, target),
+        operationContext(classification, body.justification, grants, now),
+      );
+      return json(200, {
+        target: name,
+        classification,
+        decision: publicDecision(decision),
+        execution:
+          decision.outcome === 'deny'
+            ? null
+            : {
+                accessLevel: classification.class === 'read' ? 'read' : 'write',
+                secret:
+                  classification.class === 'read' ? 'read-only database user' : 'read-write database user',
+                maxRows: target.maxRows,
+                masked: !mayViewUnmasked(engine, principal, name, classification.tables),
+              },
+        grants,
+      });
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/requests',
+    handle: async (ctx) => {
+      const { principal } = await ctx.caller();
+      const records = await ctx.rt.requests.listByPrincipal(principalKey(principal), 50);
+      return json(200, {
+        requests: records.map((r) => ({
+          requestId: r.id,
+          target: r.target,
+          status: r.status,
+          createdAt: r.createdAt,
+          action: r.decision.action,
+        })),
+      });
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/requests/{id}',
+    handle: async (ctx, { id }) => {
+      const { principal } = await ctx.caller();
+      return json(200, await getRequest(ctx.rt, principal, id));
+    },
+  },
+];
