@@ -12,15 +12,14 @@ let conn: DuckDBConnection;
 
 const S = (v: string) => ({ S: v });
 const N = (v: number) => ({ N: String(v) });
-const event = (seq: number, type: string, extra: Record<string, unknown>) => ({
+const event = (seq: number, type: string, extra: Record<string, unknown> & { requestId: string }) => ({
   Item: {
+    ...extra,
     sessionId: S('s1'),
     seq: N(seq),
-    requestId: S(extra.requestId as string),
+    requestId: S(extra.requestId),
     type: S(type),
     at: S(`2025-01-01T00:00:0${seq}Z`),
-    ...extra,
-    ...{ requestId: S(extra.requestId as string) },
   },
 });
 
