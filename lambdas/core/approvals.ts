@@ -1,0 +1,494 @@
+/**
+ * Deciding approvals: who may vote, how votes add up, and the one terminal decision.
+ *
+ * The request record is the single source of truth. Every vote is a conditional write on it
+ * (expected version AND status `pending_approval`), so among any number of concurrent clicks exactly
+ * one terminal decision is stored; the others re-read the record and get a clear 409. Only the caller
+ * whose write made the decision terminal answers the workflow (SendTaskSuccess with the task token,
+ * which is looked up server-side and never leaves it).
+ */
+import type { WardenConfig } from './config.js';
+import { ConditionFailedError, ConflictError, ForbiddenError, NotFoundError } from './errors.js';
+import type { PolicyProvider } from './policy-provider.js';
+import type { Clock, RequestStore } from './ports.js';
+import type { TrailEvent, TrailWriter } from './trail.js';
+import {
+  principalKey,
+  type ApprovalVote,
+  type Classification,
+  type Operation,
+  type Principal,
+  type RequestRecord,
+  type RequestStatus,
+} from './types.js';
+
+/** Server-side handle of one waiting workflow task: an opaque id → the Step Functions task token. */
+export interface ApprovalHandle {
+  /** Opaque, random; the Approvals table's key. Never derived from the token. */
+  readonly approvalId: string;
+  readonly requestId: string;
+  readonly taskToken: string;
+  readonly createdAt: string;
+  /** When the workflow's wait ends (ISO); DynamoDB's TTL removes the handle a while after. */
+  readonly expiresAt: string;
+}
+
+export interface ApprovalHandleStore {
+  put(handle: ApprovalHandle): Promise<void>;
+  /** The handle of a request's waiting task, if the notify step has stored it yet. */
+  byRequest(requestId: string): Promise<ApprovalHandle | undefined>;
+}
+
+/** The callback half of the workflow: what answers a waiting task. */
+export interface WorkflowCallback {
+  sendTaskSuccess(taskToken: string, output: Record<string, unknown>): Promise<void>;
+  sendTaskFailure(taskToken: string, error: string, cause?: string): Promise<void>;
+  sendTaskHeartbeat(taskToken: string): Promise<void>;
+}
+
+export interface ApprovalDeps {
+  readonly config: WardenConfig;
+  readonly policies: PolicyProvider;
+  readonly requests: RequestStore;
+  readonly clock: Clock;
+  readonly approvalHandles: ApprovalHandleStore;
+  readonly workflow: WorkflowCallback;
+  readonly trail?: TrailWriter;
+  readonly log?: (entry: Record<string, unknown>) => void;
+  /** How long a terminal decision waits for the notify step to store the task token. @default 5000 */
+  readonly handleWaitMs?: number;
+}
+
+export interface Vote {
+  readonly decision: 'approve' | 'deny';
+  readonly comment?: string;
+}
+
+export interface ApprovalOutcome {
+  readonly requestId: string;
+  /** `pending_approval` while more approvals are needed; `approved` or `denied` once decided. */
+  readonly status: RequestStatus;
+  /** True when this vote decided the request. */
+  readonly terminal: boolean;
+  readonly vote: ApprovalVote;
+  readonly votes: readonly ApprovalVote[];
+  readonly requiredApprovals: number;
+  /** Approvals still needed (0 once decided). */
+  readonly remainingApprovals: number;
+  readonly decidedBy?: string;
+  readonly decidedAt?: string;
+  /** Whether the waiting workflow was answered (only meaningful when `terminal`). */
+  readonly workflowNotified?: boolean;
+}
+
+const REQUEST_ID = /^r_[A-Za-z0-9_-]{10,40}$/;
+const MAX_ATTEMPTS = 12;
+
+function notFound(id: string): NotFoundError {
+  return new NotFoundError(`unknown approval "${id.slice(0, 64)}"`);
+}
+
+/** The record of an approval-required request, or a 404 that tells nothing else. */
+async function loadApprovable(deps: Pick<ApprovalDeps, 'requests'>, id: string): Promise<RequestRecord> {
+  if (typeof id !== 'string' || !REQUEST_ID.test(id)) throw notFound(String(id));
+  const record = await deps.requests.get(id);
+  if (!record || record.decision.outcome !== 'approval_required') throw notFound(id);
+  return record;
+}
+
+export function isExpired(record: RequestRecord, now: Date): boolean {
+  return record.expiresAt !== undefined && now.getTime() >= Date.parse(record.expiresAt);
+}
+
+/** Whether Cedar allows `approver` to approve requests on the record's target. */
+export async function mayApprove(
+  deps: Pick<ApprovalDeps, 'policies' | 'config'>,
+  approver: Principal,
+  record: RequestRecord,
+): Promise<boolean> {
+  const engine = await deps.policies.engine();
+  const kind = Object.hasOwn(deps.config.targets, record.target)
+    ? deps.config.targets[record.target].kind
+    : undefined;
+  return engine.authorize(approver, 'approve', { type: 'Target', id: record.target, kind }, {}).allowed;
+}
+
+function approvingNames(record: RequestRecord): string {
+  const names = (record.votes ?? []).filter((v) => v.decision === 'approve').map((v) => v.byName);
+  return names.length > 0 ? names.join(', ') : (record.decidedBy ?? 'an approver');
+}
+
+/** The 409 for a request that can no longer take votes, in words a person understands. */
+export function alreadyDecidedError(record: RequestRecord): ConflictError {
+  const at = record.decidedAt ?? record.updatedAt;
+  const details = { requestId: record.id, status: record.status, decidedBy: record.decidedBy, decidedAt: at };
+  switch (record.status) {
+    case 'approved':
+    case 'running':
+    case 'executed':
+      return new ConflictError(
+        'already_decided',
+        `already approved by ${approvingNames(record)} at ${at}`,
+        details,
+      );
+    case 'denied':
+      return new ConflictError(
+        'already_decided',
+        `already denied by ${record.decidedBy ?? 'an approver'} at ${at}`,
+        details,
+      );
+    case 'expired':
+      return new ConflictError('expired', `expired at ${record.expiresAt ?? at}`, details);
+    case 'failed':
+      // A failure after an approval still names who approved it.
+      return new ConflictError(
+        'already_decided',
+        record.decidedBy
+          ? `already approved by ${approvingNames(record)} at ${at}; it then failed`
+          : `the request failed at ${record.updatedAt}; nothing can be decided`,
+        details,
+      );
+    default:
+      return new ConflictError('already_decided', `the request is ${record.status}`, details);
+  }
+}
+
+/**
+ * Records `approver`'s vote on request `requestId`.
+ *
+ * Refuses (403) a requester voting on their own request and anyone Cedar does not allow `approve` on
+ * the target; 404 for unknown or forged ids; 409 once the request is decided or expired (checked
+ * against the clock, not only the workflow's timeout) and for a second vote by the same person.
+ * A deny by an allowed approver is terminal; approvals are terminal once `requiredApprovals`
+ * distinct people approved.
+ */
+export async function decideApproval(
+  deps: ApprovalDeps,
+  approver: Principal,
+  requestId: string,
+  vote: Vote,
+): Promise<ApprovalOutcome> {
+  const me = principalKey(approver);
+  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    const record = await loadApprovable(deps, requestId);
+    if (record.principal === me) {
+      throw new ForbiddenError('a requester never approves their own request', { requestId: record.id });
+    }
+    if (!(await mayApprove(deps, approver, record))) {
+      throw new ForbiddenError(`you are not allowed to approve requests on target "${record.target}"`, {
+        requestId: record.id,
+      });
+    }
+    if (record.status !== 'pending_approval') throw alreadyDecidedError(record);
+
+    const now = deps.clock.now();
+    const at = now.toISOString();
+    if (isExpired(record, now)) {
+      await expireRecord(deps, record, now);
+      throw alreadyDecidedError({ ...record, status: 'expired', decidedAt: record.expiresAt });
+    }
+
+    const votes = record.votes ?? [];
+    const mine = votes.find((v) => v.by === me);
+    if (mine) {
+      throw new ConflictError('already_voted', `you already voted to ${mine.decision} at ${mine.at}`, {
+        requestId: record.id,
+      });
+    }
+
+    const comment = vote.comment?.trim() ? vote.comment.trim() : undefined;
+    const cast: ApprovalVote = {
+      by: me,
+      byName: approver.name,
+      decision: vote.decision,
+      at,
+      ...(comment ? { comment } : {}),
+    };
+    const nextVotes = [...votes, cast];
+    const required = Math.max(1, record.requiredApprovals ?? 1);
+    const approvals = new Set(nextVotes.filter((v) => v.decision === 'approve').map((v) => v.by)).size;
+    const status: RequestStatus =
+      vote.decision === 'deny' ? 'denied' : approvals >= required ? 'approved' : 'pending_approval';
+    const terminal = status !== 'pending_approval';
+    const next: RequestRecord = {
+      ...record,
+      status,
+      updatedAt: at,
+      votes: nextVotes,
+      ...(terminal ? { decidedBy: approver.name, decidedAt: at } : {}),
+      version: record.version + 1,
+    };
+
+    try {
+      await deps.requests.update(next, record.version, ['pending_approval']);
+    } catch (error) {
+      if (!(error instanceof ConditionFailedError)) throw error;
+      // Someone else wrote first: re-read and judge again (their vote may have decided it).
+      await sleep(5 + Math.floor(Math.random() * 20 * (attempt + 1)));
+      continue;
+    }
+
+    await trail(deps, next, [
+      {
+        type: 'approval_decided',
+        at,
+        requestId: next.id,
+        principal: next.principal,
+        principalName: next.principalName,
+        target: next.target,
+        action: next.decision.action,
+        status,
+        outcome: vote.decision,
+        approver: approver.name,
+        detail: {
+          terminal,
+          approvals,
+          requiredApprovals: required,
+          // The comment is free text and may hold personal data: the record keeps it, the trail does not.
+          hasComment: Boolean(comment),
+        },
+      },
+    ]);
+
+    let workflowNotified: boolean | undefined;
+    if (terminal) {
+      workflowNotified = await answerWorkflow(deps, next, {
+        decision: vote.decision,
+        by: approver.name,
+        at,
+        ...(comment ? { comment } : {}),
+      });
+    }
+    return {
+      requestId: next.id,
+      status,
+      terminal,
+      vote: cast,
+      votes: nextVotes,
+      requiredApprovals: required,
+      remainingApprovals: terminal ? 0 : required - approvals,
+      ...(terminal ? { decidedBy: approver.name, decidedAt: at } : {}),
+      ...(workflowNotified !== undefined ? { workflowNotified } : {}),
+    };
+  }
+  throw new ConflictError('busy', 'the request is being decided by others right now; try again');
+}
+
+/** Moves a pending request whose window has passed to `expired` (first writer wins; others no-op). */
+async function expireRecord(deps: ApprovalDeps, record: RequestRecord, now: Date): Promise<void> {
+  const expired: RequestRecord = {
+    ...record,
+    status: 'expired',
+    updatedAt: now.toISOString(),
+    decidedBy: 'warden',
+    decidedAt: record.expiresAt ?? now.toISOString(),
+    version: record.version + 1,
+  };
+  try {
+    await deps.requests.update(expired, record.version, ['pending_approval']);
+  } catch (error) {
+    if (!(error instanceof ConditionFailedError)) throw error;
+  }
+}
+
+/**
+ * Answers the waiting workflow task. The notify step stores the task token moments after the
+ * request is created, so a very fast approver may arrive first: wait briefly for the handle.
+ */
+export async function answerWorkflow(
+  deps: ApprovalDeps,
+  record: RequestRecord,
+  output: { decision: 'approve' | 'deny'; by: string; at: string; comment?: string },
+): Promise<boolean> {
+  const deadline = Date.now() + (deps.handleWaitMs ?? 5000);
+  let handle = await deps.approvalHandles.byRequest(record.id);
+  while (!handle && Date.now() < deadline) {
+    await sleep(100);
+    handle = await deps.approvalHandles.byRequest(record.id);
+  }
+  if (!handle) {
+    // The notify step answers decided requests itself when it stores a late handle.
+    deps.log?.({ level: 'warn', msg: 'no task token stored yet; notify will answer', requestId: record.id });
+    return false;
+  }
+  try {
+    await deps.workflow.sendTaskSuccess(handle.taskToken, { ...output, requestId: record.id });
+    return true;
+  } catch (error) {
+    deps.log?.({
+      level: 'error',
+      msg: 'workflow callback failed',
+      requestId: record.id,
+      error: error instanceof Error ? error.name : String(error),
+    });
+    return false;
+  }
+}
+
+/** The callback output for a request already decided, or undefined while it waits. */
+export function decisionOutput(
+  record: RequestRecord,
+): { decision: 'approve' | 'deny'; by: string; at: string; comment?: string } | undefined {
+  if (!record.decidedAt || !record.decidedBy) return undefined;
+  if (record.status === 'denied' || record.status === 'approved') {
+    const decision = record.status === 'denied' ? 'deny' : 'approve';
+    const last = [...(record.votes ?? [])].reverse().find((v) => v.decision === decision);
+    return {
+      decision,
+      by: record.decidedBy,
+      at: record.decidedAt,
+      ...(last?.comment ? { comment: last.comment } : {}),
+    };
+  }
+  return undefined;
+}
+
+export interface ApprovalView {
+  readonly requestId: string;
+  readonly status: RequestStatus;
+  readonly requester: string;
+  readonly requesterType: string;
+  readonly target: string;
+  readonly action: string;
+  /** The statement exactly as it will run (approvers see what they approve). */
+  readonly statement: string;
+  readonly operation: Operation;
+  readonly classification?: Classification;
+  readonly risk: 'low' | 'medium' | 'high' | 'critical';
+  readonly justification?: string;
+  readonly createdAt: string;
+  readonly expiresAt?: string;
+  readonly requiredApprovals: number;
+  readonly votes: readonly ApprovalVote[];
+  readonly decidedBy?: string;
+  readonly decidedAt?: string;
+  readonly links: { readonly self: string; readonly review: string };
+}
+
+/** One line for the operation: SQL with its parameters, an AWS call, or an access request. */
+export function statementText(operation: Operation): string {
+  switch (operation.kind) {
+    case 'sql':
+      return (
+        operation.sql +
+        (operation.parameters?.length ? `\n-- parameters: ${JSON.stringify(operation.parameters)}` : '')
+      );
+    case 'aws':
+      return `${operation.service}:${operation.action} ${JSON.stringify(operation.input)}`;
+    case 'access':
+      return `grant ${operation.level} access for ${operation.durationSeconds}s`;
+  }
+}
+
+/** A coarse risk level for people skimming a notification; policy, not this, decides. */
+export function riskOf(record: Pick<RequestRecord, 'decision' | 'operation'>): ApprovalView['risk'] {
+  const action = record.decision.action;
+  if (/privilege|admin|permissions/.test(action)) return 'critical';
+  if (/ddl/.test(action)) return 'high';
+  if (record.operation.kind === 'access') {
+    return record.operation.level === 'ddl' ? 'high' : 'medium';
+  }
+  if (/write/.test(action)) return 'medium';
+  return 'low';
+}
+
+/** What the approval page and `GET /v1/approvals` show. */
+export function approvalView(record: RequestRecord): ApprovalView {
+  return {
+    requestId: record.id,
+    status: record.status,
+    requester: record.principalName,
+    requesterType: record.principalType,
+    target: record.target,
+    action: record.decision.action,
+    statement: statementText(record.operation),
+    operation: record.operation,
+    ...(record.classification ? { classification: record.classification } : {}),
+    risk: riskOf(record),
+    ...(record.justification ? { justification: record.justification } : {}),
+    createdAt: record.createdAt,
+    ...(record.expiresAt ? { expiresAt: record.expiresAt } : {}),
+    requiredApprovals: record.requiredApprovals ?? 1,
+    votes: record.votes ?? [],
+    ...(record.decidedBy ? { decidedBy: record.decidedBy } : {}),
+    ...(record.decidedAt ? { decidedAt: record.decidedAt } : {}),
+    links: { self: `/v1/requests/${record.id}`, review: `/approve/${record.id}` },
+  };
+}
+
+/**
+ * The request an approver is looking at (the page's GET): 404 for unknown ids and for people who
+ * may neither approve on its target nor asked for it. Reads only.
+ */
+export async function getApprovalFor(
+  deps: Pick<ApprovalDeps, 'requests' | 'policies' | 'config' | 'clock'>,
+  viewer: Principal,
+  requestId: string,
+): Promise<{ view: ApprovalView; canVote: boolean; reason?: string }> {
+  const record = await loadApprovable(deps, requestId);
+  const own = record.principal === principalKey(viewer);
+  const allowed = await mayApprove(deps, viewer, record);
+  if (!own && !allowed) throw notFound(requestId);
+  const view = approvalView(record);
+  if (own) return { view, canVote: false, reason: 'a requester never approves their own request' };
+  if (record.status !== 'pending_approval') {
+    return { view, canVote: false, reason: alreadyDecidedError(record).message };
+  }
+  if (isExpired(record, deps.clock.now())) {
+    return { view, canVote: false, reason: `expired at ${record.expiresAt}` };
+  }
+  const mine = (record.votes ?? []).find((v) => v.by === principalKey(viewer));
+  if (mine) return { view, canVote: false, reason: `you already voted to ${mine.decision} at ${mine.at}` };
+  return { view, canVote: true };
+}
+
+/** What awaits `approver`: pending, unexpired requests on targets they may approve, not their own. */
+export async function listPendingForApprover(
+  deps: Pick<ApprovalDeps, 'requests' | 'policies' | 'config' | 'clock'>,
+  approver: Principal,
+  limit = 100,
+): Promise<ApprovalView[]> {
+  const me = principalKey(approver);
+  const now = deps.clock.now();
+  const pending = await deps.requests.listByStatus('pending_approval', limit);
+  const engine = await deps.policies.engine();
+  const allowedOn = new Map<string, boolean>();
+  const out: ApprovalView[] = [];
+  for (const record of pending) {
+    if (record.principal === me || isExpired(record, now)) continue;
+    if (record.decision.outcome !== 'approval_required') continue;
+    if ((record.votes ?? []).some((v) => v.by === me)) continue;
+    let allowed = allowedOn.get(record.target);
+    if (allowed === undefined) {
+      const kind = Object.hasOwn(deps.config.targets, record.target)
+        ? deps.config.targets[record.target].kind
+        : undefined;
+      allowed = engine.authorize(
+        approver,
+        'approve',
+        { type: 'Target', id: record.target, kind },
+        {},
+      ).allowed;
+      allowedOn.set(record.target, allowed);
+    }
+    if (allowed) out.push(approvalView(record));
+  }
+  return out;
+}
+
+async function trail(
+  deps: Pick<ApprovalDeps, 'trail' | 'log'>,
+  record: RequestRecord,
+  events: TrailEvent[],
+): Promise<void> {
+  if (!deps.trail) return;
+  try {
+    await deps.trail.append(record.sessionId, events);
+  } catch (error) {
+    deps.log?.({ level: 'error', msg: 'trail append failed', requestId: record.id, error: String(error) });
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
