@@ -1,0 +1,207 @@
+/**
+ * The governed SQL path against its own baselines, measured in the same run:
+ * - Cedar: preparsed stateful decisions vs parsing the policy set per request.
+ * - The gateway's own work on an allowed request (classify + decide + mask + serialise, no I/O).
+ * - A governed SELECT through the local twin vs the same statement sent straight to the local
+ *   Data API endpoint (p50, p99, ratio), and throughput from 1 to 64 concurrent clients.
+ * Run alone: `npx tsx bench/gateway.ts`.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
+import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import { ExecuteStatementCommand, RDSDataClient } from '@aws-sdk/client-rds-data';
+import { devToken } from '../bin/cli-client.js';
+import { classifySqlSync, initSqlClassifier } from '../lambdas/core/classify/sql.js';
+import { createMasker } from '../lambdas/core/masking/index.js';
+import { PolicyEngine, splitPolicies } from '../lambdas/core/policy.js';
+import { CEDAR_SCHEMA } from '../lambdas/core/policy-schema.js';
+import { operationContext } from '../lambdas/core/requests.js';
+import type { Principal } from '../lambdas/core/types.js';
+import { DEMO_TARGET } from '../lib/local/demo-data.js';
+import { startLocalTwin } from '../lib/local/twin.js';
+import { opsPerSec, percentile, round, sample } from './stats.js';
+
+type Row = Record<string, string | number>;
+
+const alice: Principal = { type: 'User', id: 'alice', name: 'alice', groups: ['engineers'] };
+const demoRef = { type: 'Target' as const, id: 'demo', kind: 'sql' };
+const STATEMENT = 'SELECT id, name, email FROM customers WHERE id = 42';
+
+export async function benchCedarAndCore(): Promise<Row[]> {
+  await initSqlClassifier();
+  const sources = [{ source: 'demo.cedar', text: readFileSync('policies/demo.cedar', 'utf8') }];
+  const engine = PolicyEngine.load(CEDAR_SCHEMA, sources, 'bench');
+  const classification = classifySqlSync(STATEMENT);
+  const ctx = operationContext(classification, undefined, [], new Date());
+  const read = opsPerSec(() => engine.decideOperation(alice, 'sql:read', demoRef, ctx));
+  const write = opsPerSec(() => engine.decideOperation(alice, 'sql:write', demoRef, ctx));
+  const staticPolicies = splitPolicies(sources);
+  const unparsed = opsPerSec(() =>
+    cedar.isAuthorized({
+      principal: { type: 'User', id: 'alice' },
+      action: { type: 'Action', id: 'sql:read' },
+      resource: { type: 'Target', id: 'demo' },
+      context: { ...ctx, approved: false },
+      policies: { staticPolicies },
+      entities: [
+        {
+          uid: { type: 'User', id: 'alice' },
+          attrs: { name: 'alice' },
+          parents: [{ type: 'Group', id: 'engineers' }],
+        },
+        { uid: { type: 'Target', id: 'demo' }, attrs: { kind: 'sql' }, parents: [] },
+      ],
+    }),
+  );
+  const masker = createMasker({ hashKey: 'bench' });
+  const columns = [{ name: 'id' }, { name: 'name' }, { name: 'email' }];
+  const rows = [{ id: 42, name: 'Ada Lovelace', email: 'ada@example.com' }];
+  const ownWork = opsPerSec(() => {
+    const c = classifySqlSync(STATEMENT);
+    const d = engine.decideOperation(
+      alice,
+      `sql:${c.class}`,
+      demoRef,
+      operationContext(c, undefined, [], new Date()),
+    );
+    const m = masker.maskRows(columns, rows);
+    return JSON.stringify({ d, m });
+  });
+  return [
+    {
+      measure: 'Cedar decision, read (1 evaluation, preparsed)',
+      'per second': round(read, 0),
+      'µs each': round(1e6 / read, 1),
+    },
+    {
+      measure: 'Cedar decision, write (2 evaluations, preparsed)',
+      'per second': round(write, 0),
+      'µs each': round(1e6 / write, 1),
+    },
+    {
+      measure: 'baseline: Cedar parsing the policy set per request',
+      'per second': round(unparsed, 0),
+      'µs each': round(1e6 / unparsed, 1),
+    },
+    {
+      measure: 'ratio preparsed / per-request parse (read)',
+      'per second': round(read / unparsed, 2),
+      'µs each': '',
+    },
+    {
+      measure: "gateway's own work per allowed SELECT (classify+decide+mask+serialise)",
+      'per second': round(ownWork, 0),
+      'µs each': round(1e6 / ownWork, 1),
+    },
+  ];
+}
+
+export async function benchGovernedSelect(
+  options: { samples?: number } = {},
+): Promise<{ latency: Row[]; throughput: Row[] }> {
+  const n = options.samples ?? 300;
+  const dataDir = mkdtempSync(join(tmpdir(), 'warden-bench-'));
+  const twin = await startLocalTwin({ port: 0, dataDir, ephemeral: true, customers: 500 });
+  try {
+    const token = await devToken(twin.url, 'alice');
+    const governed = () =>
+      fetch(`${twin.url}/v1/targets/demo/sql`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ sql: STATEMENT }),
+      }).then(async (r) => {
+        if (r.status !== 200) throw new Error(`governed SELECT answered ${r.status}`);
+        return r.text();
+      });
+    const client = new RDSDataClient({
+      endpoint: twin.dataApiUrl,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+    });
+    const direct = () =>
+      client.send(
+        new ExecuteStatementCommand({
+          resourceArn: DEMO_TARGET.resourceArn,
+          secretArn: DEMO_TARGET.secrets.read,
+          database: DEMO_TARGET.database,
+          sql: STATEMENT,
+          includeResultMetadata: true,
+        }),
+      );
+    for (let i = 0; i < 30; i++) {
+      await governed();
+      await direct();
+    }
+    // Interleave the two so drift on a noisy machine hits both alike.
+    const g: number[] = [];
+    const d: number[] = [];
+    for (let i = 0; i < n; i++) {
+      let t = performance.now();
+      await governed();
+      g.push(performance.now() - t);
+      t = performance.now();
+      await direct();
+      d.push(performance.now() - t);
+    }
+    g.sort((a, b) => a - b);
+    d.sort((a, b) => a - b);
+    const latency: Row[] = [
+      {
+        path: 'direct: Data API endpoint (baseline)',
+        'p50 ms': round(percentile(d, 50)),
+        'p99 ms': round(percentile(d, 99)),
+      },
+      {
+        path: 'governed: Warden (HTTP, verify, classify, decide, record, run, mask, record)',
+        'p50 ms': round(percentile(g, 50)),
+        'p99 ms': round(percentile(g, 99)),
+      },
+      {
+        path: 'ratio governed / direct',
+        'p50 ms': round(percentile(g, 50) / percentile(d, 50)),
+        'p99 ms': round(percentile(g, 99) / percentile(d, 99)),
+      },
+    ];
+
+    const throughput: Row[] = [];
+    let base = 0;
+    for (const clients of [1, 4, 16, 64]) {
+      const perClient = Math.max(10, Math.floor(400 / clients));
+      const all: number[] = [];
+      const start = performance.now();
+      await Promise.all(
+        Array.from({ length: clients }, async () => {
+          all.push(...(await sample(perClient, governed)));
+        }),
+      );
+      const seconds = (performance.now() - start) / 1000;
+      all.sort((a, b) => a - b);
+      const p50 = percentile(all, 50);
+      if (clients === 1) base = p50;
+      throughput.push({
+        clients,
+        requests: all.length,
+        'reads/s': round(all.length / seconds, 0),
+        'p50 ms': round(p50),
+        'p99 ms': round(percentile(all, 99)),
+        'p50 vs 1 client': round(p50 / base),
+      });
+    }
+    client.destroy();
+    return { latency, throughput };
+  } finally {
+    await twin.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  console.table(await benchCedarAndCore());
+  const { latency, throughput } = await benchGovernedSelect();
+  console.table(latency);
+  console.table(throughput);
+  process.exit(0);
+}

@@ -1,0 +1,34 @@
+/** Small helpers shared by the benchmarks: percentiles and timing loops. */
+import { performance } from 'node:perf_hooks';
+
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i];
+}
+
+export async function sample(n: number, fn: () => Promise<unknown>): Promise<number[]> {
+  const times: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    await fn();
+    times.push(performance.now() - t);
+  }
+  return times.sort((a, b) => a - b);
+}
+
+/** Operations per second of a synchronous function over roughly `ms` milliseconds. */
+export function opsPerSec(fn: () => unknown, ms = 500): number {
+  for (let i = 0; i < 50; i++) fn();
+  let n = 0;
+  const start = performance.now();
+  let now = start;
+  while (now - start < ms) {
+    for (let i = 0; i < 20; i++) fn();
+    n += 20;
+    now = performance.now();
+  }
+  return (n * 1000) / (now - start);
+}
+
+export const round = (x: number, digits = 2) => Number(x.toFixed(digits));
