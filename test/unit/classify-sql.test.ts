@@ -287,6 +287,33 @@ describe('sql classifier', () => {
     });
   });
 
+  describe('Data API named parameters', () => {
+    it('reads :name as a parameter in code, and leaves strings, identifiers, comments and slices alone', () => {
+      const sql = [
+        'SELECT * FROM "odd:name" WHERE a = :a AND b = :b_2::int',
+        "AND c = ':x' AND d = E'\\':y' AND e = $$:z$$ AND f = $t$ :q $t$",
+        'AND g[1:n] = 2 /* :c */ -- :w',
+      ].join('\n');
+      const r = classifySqlSync(sql);
+      expect(r.class).toBe('read');
+      expect(r.tables).toEqual(['public.odd:name']);
+    });
+
+    it("keeps the caller's positions in errors of parameterised text", () => {
+      const sql = 'SELECT * FROM t WHERE a = :a AND AND b = :b';
+      expect(() => classifySqlSync(sql)).toThrow(SqlParseError);
+      try {
+        classifySqlSync(sql);
+      } catch (e) {
+        expect((e as SqlParseError).details?.position).toBe(sql.indexOf('AND b') + 1);
+      }
+    });
+
+    it('still sees a write after a parameter', () => {
+      expect(classifySqlSync('SELECT :x; DELETE FROM t WHERE id = :id').class).toBe('write');
+    });
+  });
+
   describe('multi-statement text', () => {
     it('classifies each statement and takes the most dangerous class', () => {
       const r = classifySqlSync('SELECT 1; UPDATE t SET a = 1; GRANT SELECT ON t TO x; SELECT 2');

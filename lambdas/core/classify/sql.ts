@@ -205,7 +205,8 @@ class StatementJudge {
       }
       if (!isObject(value)) continue;
       const keys = Object.keys(value);
-      const wrapped = keys.length === 1 && /^[A-Z]/.test(keys[0]) && isObject(value[keys[0]]);
+      const code = keys.length === 1 ? keys[0].charCodeAt(0) : 0;
+      const wrapped = code >= 65 && code <= 90 && isObject(value[keys[0]]); // {UpperCaseType: body}
       if (wrapped) {
         const type = keys[0];
         const body = value[type] as Json;
@@ -283,15 +284,15 @@ class StatementJudge {
   private node(type: string, body: Json, frame: Frame, top: boolean): void {
     if (type.endsWith('Stmt') && !top) this.nestedStatement(type, frame);
     switch (type) {
-      case 'A_Expr': {
-        const parts = names(body.name);
-        const op = parts[parts.length - 1] ?? '';
-        const qualified = parts.length > 1 && !(parts.length === 2 && parts[0] === 'pg_catalog');
-        if (qualified || !READ_OPERATORS.has(op)) {
-          this.escalate('write', `operator ${parts.join('.')} is not on the read allowlist`);
-        }
+      case 'A_Expr':
+        this.operator(body.name);
         return;
-      }
+      case 'SubLink': // `x <<< ANY (SELECT …)`
+        if (Array.isArray(body.operName)) this.operator(body.operName);
+        return;
+      case 'SortBy': // `ORDER BY x USING <<<`
+        if (Array.isArray(body.useOp)) this.operator(body.useOp);
+        return;
       case 'RangeTableSample': {
         const method = names(body.method);
         if (method.length !== 1 || !READ_TABLESAMPLE_METHODS.has(method[0])) {
@@ -304,6 +305,15 @@ class StatementJudge {
         return;
       default:
         return;
+    }
+  }
+
+  private operator(nameList: unknown): void {
+    const parts = names(nameList);
+    const op = parts[parts.length - 1] ?? '';
+    const qualified = parts.length > 1 && !(parts.length === 2 && parts[0] === 'pg_catalog');
+    if (qualified || !READ_OPERATORS.has(op)) {
+      this.escalate('write', `operator ${parts.join('.')} is not on the read allowlist`);
     }
   }
 
@@ -378,46 +388,83 @@ export async function initSqlClassifier(): Promise<void> {
 
 /**
  * Rewrites Data API named parameters (`:id`) to `$1` placeholders of the same length, so the
- * parser accepts them and error positions still point into the caller's text.
+ * parser accepts them and error positions still point into the caller's text. A small lexer
+ * (strings, quoted identifiers, dollar quotes, comments, array brackets) rather than libpg-query's
+ * scanner, which costs twice a parse: a mistake here can only change the inside of a literal or
+ * make the parse fail, never turn code into a literal.
  */
-function placeholders(sql: string, tokens: readonly ScanToken[]): string {
-  let out = sql;
+function placeholders(sql: string): string {
+  const out: string[] = [];
   let depth = 0;
-  for (let i = 0; i < tokens.length - 1; i += 1) {
-    const t = tokens[i];
-    if (t.text === '[') depth += 1;
-    else if (t.text === ']') depth = Math.max(0, depth - 1);
-    const next = tokens[i + 1];
-    // Inside brackets `a[1:n]` is an array slice, not a parameter.
-    if (depth === 0 && t.text === ':' && next.start === t.end && /^[A-Za-z_]/.test(next.text)) {
-      const width = next.end - t.start;
-      out = out.slice(0, t.start) + '$1'.padEnd(width, ' ') + out.slice(next.end);
+  let i = 0;
+  const n = sql.length;
+  const identChar = (c: string | undefined): boolean =>
+    c !== undefined && /[A-Za-z0-9_$\u0080-\uffff]/.test(c);
+  while (i < n) {
+    const c = sql[i];
+    const next = sql[i + 1];
+    let end = i + 1;
+    if (c === '-' && next === '-') {
+      end = sql.indexOf('\n', i);
+      end = end < 0 ? n : end;
+    } else if (c === '/' && next === '*') {
+      let nest = 1;
+      end = i + 2;
+      while (end < n && nest > 0) {
+        const pair = sql.slice(end, end + 2);
+        nest += pair === '/*' ? 1 : pair === '*/' ? -1 : 0;
+        end += pair === '/*' || pair === '*/' ? 2 : 1;
+      }
+    } else if (c === "'") {
+      const escapes = /[eE]/.test(sql[i - 1] ?? '') && !identChar(sql[i - 2]);
+      end = i + 1;
+      while (end < n) {
+        if (escapes && sql[end] === '\\') end += 2;
+        else if (sql[end] === "'" && sql[end + 1] === "'") end += 2;
+        else if (sql[end] === "'") break;
+        else end += 1;
+      }
+      end += 1;
+    } else if (c === '"') {
+      end = i + 1;
+      while (end < n && !(sql[end] === '"' && sql[end + 1] !== '"')) end += sql[end] === '"' ? 2 : 1;
+      end += 1;
+    } else if (c === '$' && !identChar(sql[i - 1])) {
+      const tag = /^\$(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/.exec(sql.slice(i, i + 64));
+      if (tag) {
+        const close = sql.indexOf(tag[0], i + tag[0].length);
+        end = close < 0 ? n : close + tag[0].length;
+      }
+    } else if (c === '[') depth += 1;
+    else if (c === ']') depth = Math.max(0, depth - 1);
+    else if (c === ':' && next === ':') end = i + 2;
+    else if (c === ':' && depth === 0 && /[A-Za-z_]/.test(next ?? '')) {
+      // Inside brackets `a[1:n]` is an array slice, not a parameter.
+      const name = /^[A-Za-z_][A-Za-z0-9_]*/.exec(sql.slice(i + 1, i + 1 + 128));
+      end = i + 1 + (name ? name[0].length : 0);
+      out.push('$1'.padEnd(end - i, ' '));
+      i = end;
+      continue;
     }
+    out.push(sql.slice(i, end));
+    i = end;
   }
-  return out;
+  return out.join('');
 }
 
 function isParseError(e: unknown): e is Error & { sqlDetails: { message: string; cursorPosition: number } } {
   return e instanceof Error && isObject((e as { sqlDetails?: unknown }).sqlDetails);
 }
 
-function parseChecked(sql: string): { stmts?: { stmt?: Json }[] } {
-  if (parserBroken) throw new ServiceUnavailableError('the SQL parser failed earlier in this process');
-  let text = sql;
-  // Tokens are needed only for long texts (nesting) or texts that may hold `:name` parameters.
-  const rough = roughNesting(sql) > MAX_NESTING;
-  if (rough || /(^|[^:]):[A-Za-z_]/.test(sql)) {
-    let tokens: ScanToken[];
-    try {
-      tokens = scanSync(sql).tokens;
-    } catch (e) {
-      throw new BadRequestError('SQL could not be tokenized', undefined, e);
-    }
-    if (rough && tokenNesting(tokens) > MAX_NESTING) {
-      throw new BadRequestError(`statement is nested too deeply (more than ${MAX_NESTING} levels)`);
-    }
-    text = placeholders(sql, tokens);
+function tokenize(sql: string): ScanToken[] {
+  try {
+    return scanSync(sql).tokens;
+  } catch (e) {
+    throw new BadRequestError('SQL could not be tokenized', undefined, e);
   }
+}
+
+function rawParse(text: string): { stmts?: { stmt?: Json }[] } {
   try {
     return parseSync(text) as { stmts?: { stmt?: Json }[] };
   } catch (e) {
@@ -430,6 +477,28 @@ function parseChecked(sql: string): { stmts?: { stmt?: Json }[] } {
       throw new BadRequestError('statement is too complex to parse', undefined, e);
     }
     throw new BadRequestError('SQL could not be parsed', undefined, e);
+  }
+}
+
+function parseChecked(sql: string): { stmts?: { stmt?: Json }[] } {
+  if (parserBroken) throw new ServiceUnavailableError('the SQL parser failed earlier in this process');
+  let tokens: ScanToken[] | undefined;
+  // The lexer runs only when the cheap count cannot rule out deep nesting.
+  if (roughNesting(sql) > MAX_NESTING) {
+    tokens = tokenize(sql);
+    if (tokenNesting(tokens) > MAX_NESTING) {
+      throw new BadRequestError(`statement is nested too deeply (more than ${MAX_NESTING} levels)`);
+    }
+  }
+  try {
+    return rawParse(sql);
+  } catch (e) {
+    // A text that parses holds no `:name` outside strings, comments and array slices, so only a
+    // text PostgreSQL refuses is retried with the Data API's named parameters as `$1`.
+    if (!(e instanceof SqlParseError) || !/(^|[^:]):[A-Za-z_]/.test(sql)) throw e;
+    const text = placeholders(sql);
+    if (text === sql) throw e;
+    return rawParse(text);
   }
 }
 
