@@ -482,11 +482,9 @@ function rawParse(text: string): { stmts?: { stmt?: Json }[] } {
 
 function parseChecked(sql: string): { stmts?: { stmt?: Json }[] } {
   if (parserBroken) throw new ServiceUnavailableError('the SQL parser failed earlier in this process');
-  let tokens: ScanToken[] | undefined;
   // The lexer runs only when the cheap count cannot rule out deep nesting.
   if (roughNesting(sql) > MAX_NESTING) {
-    tokens = tokenize(sql);
-    if (tokenNesting(tokens) > MAX_NESTING) {
+    if (tokenNesting(tokenize(sql)) > MAX_NESTING) {
       throw new BadRequestError(`statement is nested too deeply (more than ${MAX_NESTING} levels)`);
     }
   }
