@@ -6,10 +6,11 @@
  * - The SQL runs exactly as approved: it is never rewritten (no LIMIT added). `maxRows` is applied
  *   client-side, and `truncated` says rows were dropped.
  * - The Data API refuses results over 1 MiB ("Database returned more than the allowed response
- *   size limit"). Retrying would need a rewritten statement, and returning an empty result would
- *   look like "no rows", so the executor answers a clear 422 `result_too_large` telling the caller
- *   to select fewer columns or add a LIMIT. For a write the message also says the statement may
- *   have been applied, because the service runs it before it measures the response.
+ *   size limit"). For a read — proved read-only by the classifier and run as the read-only user —
+ *   the executor re-runs it bounded (`SELECT * FROM (<sql>) LIMIT n`, halving n) and answers the
+ *   rows that fit with `truncated: true`. A write is never re-run: it answers a clear 422
+ *   `result_too_large` saying the statement may have been applied, because the service runs it
+ *   before it measures the response. A read that cannot be wrapped (EXPLAIN, SHOW) gets the 422 too.
  * - The default client never retries (maxAttempts 1): after a timeout or a 5xx Warden cannot know
  *   whether the statement ran, and running an approved write twice is worse than failing once.
  *   Those failures are reported as 502/503/504 and never as success.
@@ -227,9 +228,45 @@ export function createRdsDataExecutor(options: RdsDataExecutorOptions): SqlExecu
           }),
         );
       } catch (err) {
-        throw toExecutionError(err, input.level);
+        const error = toExecutionError(err, input.level);
+        if (error.code === 'result_too_large' && input.level === 'read') {
+          const bounded = await boundedRead(client, target, input, parameters);
+          if (bounded) return bounded;
+        }
+        throw error;
       }
       return toSqlResult(output, input.maxRows);
     },
   };
+}
+
+/**
+ * Re-runs an oversized read with a LIMIT around it, halving until the result fits the Data API's
+ * 1 MiB. Only for reads: they run as the read-only user, so wrapping cannot change what they do.
+ */
+async function boundedRead(
+  client: RDSDataClient,
+  target: RdsDataTarget,
+  input: SqlExecutionInput,
+  parameters: DataApiParameter[],
+): Promise<SqlResult | undefined> {
+  const inner = input.sql.replace(/;\s*$/, '');
+  for (let limit = input.maxRows; limit >= 1; limit = Math.floor(limit / 2)) {
+    try {
+      const output = await client.send(
+        new ExecuteStatementCommand({
+          resourceArn: target.resourceArn,
+          secretArn: target.secrets.read,
+          database: target.database,
+          sql: `SELECT * FROM (\n${inner}\n) AS warden_bounded LIMIT ${limit}`,
+          ...(parameters.length > 0 ? { parameters } : {}),
+          includeResultMetadata: true,
+        }),
+      );
+      return { ...toSqlResult(output, input.maxRows), truncated: true };
+    } catch (err) {
+      if (toExecutionError(err, 'read').code !== 'result_too_large') return undefined;
+    }
+  }
+  return undefined;
 }

@@ -520,17 +520,27 @@ describe('RDS Data executor against the local Data API', () => {
     expect(still.records![0][0].longValue).toBeGreaterThan(0);
   });
 
-  it('answers a clear 422 result_too_large when the Data API refuses a result over 1 MiB', async () => {
-    const err = await rejection(
-      executor().execute({
-        target: 'demo',
-        level: 'read',
-        sql: `select repeat('x', 1024) from generate_series(1, 1100)`,
-        maxRows: 10,
-      }),
-    );
+  it('answers an oversized read with the rows that fit and truncated: true, never a crash', async () => {
+    const result = await executor().execute({
+      target: 'demo',
+      level: 'read',
+      sql: `select g, repeat('x', 1024) as pad from generate_series(1, 1100) as g`,
+      maxRows: 1000,
+    });
+    expect(result.truncated).toBe(true);
+    expect(result.rows.length).toBeGreaterThan(100);
+    expect(result.rows.length).toBeLessThan(1100);
+    expect(result.rows[0]).toMatchObject({ g: 1 });
+  });
+
+  it('answers an oversized write with 422 result_too_large and never re-runs it', async () => {
+    const sql = `select repeat('x', 1024) from generate_series(1, 1100)`;
+    const before = server.statementLog.filter((s) => s.sql.includes('generate_series(1, 1100)')).length;
+    const err = await rejection(executor().execute({ target: 'demo', level: 'write', sql, maxRows: 10 }));
     expect(err).toMatchObject({ statusCode: 422, code: 'result_too_large' });
     expect(err.message).toMatch(/LIMIT/);
+    const after = server.statementLog.filter((s) => s.sql.includes('generate_series(1, 1100)')).length;
+    expect(after - before).toBe(1);
   });
 
   it('refuses an unknown target without calling the Data API', async () => {
