@@ -17,13 +17,18 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
-function timeMs(fn: () => void, runs = RUNS, warmup = WARMUP): number {
+/**
+ * Median CPU time of one call, in ms. CPU time rather than wall time: the machines this runs on
+ * are shared (CI, laptops running the test suite), and the goal is stated per core.
+ */
+function timeMs(fn: () => void, runs = RUNS, warmup = WARMUP, perSample = 5): number {
   for (let i = 0; i < warmup; i++) fn();
   const times: number[] = [];
   for (let i = 0; i < runs; i++) {
-    const t0 = process.hrtime.bigint();
-    fn();
-    times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    const t0 = process.cpuUsage();
+    for (let k = 0; k < perSample; k++) fn();
+    const d = process.cpuUsage(t0);
+    times.push((d.user + d.system) / 1000 / perSample);
   }
   return median(times);
 }
@@ -40,9 +45,10 @@ async function timeStreamMs(lines: string, runs: number): Promise<number> {
         for (let o = 0; o < lines.length; o += 65_536) yield lines.slice(o, o + 65_536);
       })(),
     );
-    const t0 = process.hrtime.bigint();
+    const t0 = process.cpuUsage();
     await maskJsonLines(input, sink, { masker });
-    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    const d = process.cpuUsage(t0);
+    const ms = (d.user + d.system) / 1000;
     if (i >= 2) times.push(ms);
   }
   return median(times);
@@ -85,7 +91,7 @@ export async function benchMasking(): Promise<Array<Record<string, string | numb
   return [
     {
       case: `maskRows ${ROWS}×${columns.length}, default detectors`,
-      'ms (median)': Number(maskMs.toFixed(3)),
+      'CPU ms (median)': Number(maskMs.toFixed(3)),
       'rows/s': Math.round((ROWS / maskMs) * 1000),
       'vs JSON.stringify': Number((maskMs / stringifyMs).toFixed(2)),
       note: Object.entries(counts)
@@ -94,21 +100,21 @@ export async function benchMasking(): Promise<Array<Record<string, string | numb
     },
     {
       case: `maskRows ${ROWS}×${columns.length}, + hash/partial column rules`,
-      'ms (median)': Number(rulesMs.toFixed(3)),
+      'CPU ms (median)': Number(rulesMs.toFixed(3)),
       'rows/s': Math.round((ROWS / rulesMs) * 1000),
       'vs JSON.stringify': Number((rulesMs / stringifyMs).toFixed(2)),
       note: '',
     },
     {
       case: `JSON.stringify of the same result (baseline)`,
-      'ms (median)': Number(stringifyMs.toFixed(3)),
+      'CPU ms (median)': Number(stringifyMs.toFixed(3)),
       'rows/s': Math.round((ROWS / stringifyMs) * 1000),
       'vs JSON.stringify': 1,
       note: `${(JSON.stringify(result).length / 1024).toFixed(0)} KiB`,
     },
     {
       case: `maskJsonLines, ${mb.toFixed(1)} MB of JSON lines`,
-      'ms (median)': Number(streamMs.toFixed(1)),
+      'CPU ms (median)': Number(streamMs.toFixed(1)),
       'rows/s': Math.round(((lines.length / lineSet.length) * ROWS * 1000) / streamMs),
       'vs JSON.stringify': '',
       note: `${(mb / (streamMs / 1000)).toFixed(1)} MB/s`,

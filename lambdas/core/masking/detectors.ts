@@ -172,11 +172,19 @@ const awsAccessKey: Detector = {
 
 const AWS_SECRET_RE = /(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])/g;
 const SECRET_CONTEXT_CHARS = 64;
+/**
+ * "secret" then only words and a separator up to the value (`aws_secret_access_key = `,
+ * `"SecretAccessKey": "`, `secret key for the ci user: `). Masked values never fit in that gap
+ * (they carry `[`, `*` or `hmac:` and digits), so masking one value cannot bring another into
+ * context: masking stays idempotent.
+ */
+const SECRET_CONTEXT_RE = /secret[A-Za-z _-]{0,40}["']?\s*[:=]?\s*["']?$/i;
 
 /**
  * 40 base64 characters are also a SHA-1 in hex, a random id, a chunk of a blob. A secret access
- * key is only taken as one near the word "secret" (in the same text, or the key/column it sits
- * under), and only when it mixes upper and lower case with digits or symbols as real keys do.
+ * key is only taken as one right after a name with "secret" in it (in the same text, or the
+ * key/column it sits under), and only when it mixes upper and lower case with digits or symbols
+ * as real keys do.
  */
 function secretShaped(t: string): boolean {
   let upper = false;
@@ -197,8 +205,8 @@ const awsSecretKey: Detector = {
     s.replace(AWS_SECRET_RE, (m: string, offset: number) => {
       if (!secretShaped(m)) return m;
       if ((hints & HINT_SECRET) === 0) {
-        const before = s.slice(Math.max(0, offset - SECRET_CONTEXT_CHARS), offset).toLowerCase();
-        if (!before.includes('secret')) return m;
+        const before = s.slice(Math.max(0, offset - SECRET_CONTEXT_CHARS), offset);
+        if (!SECRET_CONTEXT_RE.test(before)) return m;
       }
       return em.emit('AWS_SECRET_KEY', m);
     }),
@@ -289,25 +297,42 @@ const ipv4: Detector = {
 };
 
 // Grouped forms need one separator throughout (4-4-4-4[-1..3], 4-6-4/5, 4-3-3-3); bare 13–19 digits.
-// A group right after another digit group is the middle of a longer number (an IBAN, an account
-// number), not a card. `hmac:` tokens can be all digits, so a card never starts right after one.
+// No look-behind for a neighbouring digit group: `AB12 4111 1111 1111 1111` may be the tail of a
+// malformed IBAN or a card after a code, and a leak costs more than a mask. `hmac:` tokens can be all digits, so a card never starts right after one.
 const CARD_RE =
-  /(?<![A-Za-z0-9_.+-]|hmac:|\d[ -])(?:\d{4}([ -])\d{4}\1\d{4}\1\d{4}(?:\1\d{1,3})?|\d{4}([ -])\d{6}\2\d{4,5}|\d{4}([ -])\d{3}\3\d{3}\3\d{3}|\d{13,19})(?![A-Za-z0-9_]|[.,-]\d)/g;
+  /(?<![A-Za-z0-9_.+-]|hmac:)(?:\d{4}([ -])\d{4}\1\d{4}\1\d{4}(?:\1\d{1,3})?|\d{4}([ -])\d{6}\2\d{4,5}|\d{4}([ -])\d{3}\3\d{3}\3\d{3}|\d{13,19})(?![A-Za-z0-9_]|[.,-]\d)/g;
+
+function maskCard(m: string, em: Emitter): string | undefined {
+  const digits = digitsOf(m);
+  if (cardValid(digits)) return em.emit('CARD', m);
+  // `4111 1111 1111 1111 123`: after a space, a short fifth group may be a CVV or an unrelated
+  // number, not part of the card. (With dashes it is one number.)
+  if (m.length > 19 && m.charCodeAt(4) === 32 && m.charCodeAt(19) === 32) {
+    if (cardValid(digits.slice(0, 16))) return em.emit('CARD', m.slice(0, 19)) + m.slice(19);
+  }
+  return undefined;
+}
 
 const card: Detector = {
   type: 'CARD',
-  apply: (s, em) =>
-    s.replace(CARD_RE, (m: string) => {
-      const digits = digitsOf(m);
-      if (cardValid(digits)) return em.emit('CARD', m);
-      // `4111 1111 1111 1111 123`: after a space, a 3-digit fifth group may be a CVV, not part of the card.
-      if (m.length === 23 && m.charCodeAt(4) === 32) {
-        const head = m.slice(0, 19);
-        const headDigits = digits.slice(0, 16);
-        if (cardValid(headDigits)) return em.emit('CARD', head) + m.slice(19);
+  apply: (s, em) => {
+    // An exec loop rather than replace: when `4254 2461 1743 1905 3568` fails as one candidate,
+    // the card may start at the next group, so the scan resumes one character on, not after it.
+    CARD_RE.lastIndex = 0;
+    let out = '';
+    let last = 0;
+    let m: RegExpExecArray | null;
+    while ((m = CARD_RE.exec(s)) !== null) {
+      const masked = maskCard(m[0], em);
+      if (masked === undefined) {
+        CARD_RE.lastIndex = m.index + 1;
+        continue;
       }
-      return m;
-    }),
+      out += s.slice(last, m.index) + masked;
+      last = m.index + m[0].length;
+    }
+    return last === 0 ? s : out + s.slice(last);
+  },
 };
 
 const SSN_RE = /(?<![A-Za-z0-9_.+-])(\d{3})-(\d{2})-(\d{4})(?![A-Za-z0-9_]|[.-]\d)/g;

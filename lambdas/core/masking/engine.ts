@@ -22,6 +22,8 @@ import { cardValid, ssnValid } from './validators.js';
 
 /** Nothing a detector finds is shorter (`a@b.co`). */
 const MIN_DETECTABLE_LENGTH = 6;
+/** Masking converges in two passes in practice; the bound only guards against a pathological input. */
+const MAX_PASSES = 4;
 /**
  * Deeper values are replaced whole: recursion must not overflow on hostile input, and what is not
  * inspected must not leave unmasked.
@@ -72,6 +74,8 @@ class Engine implements Masker, Emitter {
   };
   /** The counts of the call in progress; every call is synchronous, so one accumulator will do. */
   #counts: MaskCounts = {};
+  /** Values masked so far by this masker; tells a pass that found something from one that did not. */
+  #found = 0;
 
   constructor(options: MaskerOptions) {
     this.#rules = (options.rules ?? []).map(compileRule);
@@ -125,6 +129,7 @@ class Engine implements Masker, Emitter {
 
   emit(type: MaskType, raw: string): string {
     this.#counts[type] = (this.#counts[type] ?? 0) + 1;
+    this.#found++;
     switch (this.#strategy[type]) {
       case 'hash':
         return this.#hasher.token(type, normalizeForHash(type, raw));
@@ -136,7 +141,21 @@ class Engine implements Masker, Emitter {
   }
 
   #text(s: string, hints: number): string {
-    if (s.length < MIN_DETECTABLE_LENGTH && (hints & HINT_SSN) === 0) return s;
+    let out = s;
+    // A replacement changes its neighbours' context (`…534+8246…` becomes `…[PHONE]+8246…`), so
+    // one pass can leave something the next pass would find. Passes repeat until one finds
+    // nothing, which is what makes masking masked output a no-op; tokens are short and digit-free,
+    // so the extra pass is cheap.
+    for (let pass = 0; pass < MAX_PASSES; pass++) {
+      const before = this.#found;
+      out = this.#pass(out, hints);
+      if (this.#found === before) break;
+    }
+    return out;
+  }
+
+  #pass(s: string, hints: number): string {
+    if (s.length < MIN_DETECTABLE_LENGTH) return s;
     const st = this.#stats;
     scan(s, st);
     let bits = candidates(s, st, hints);

@@ -27,7 +27,9 @@ export function partialMask(type: string, raw: string): string {
   }
   let significant = 0;
   for (let i = 0; i < raw.length; i++) if (isAlnum(raw.charCodeAt(i))) significant++;
-  let keep = significant >= PARTIAL_MIN_SIGNIFICANT ? PARTIAL_KEEP : 0;
+  // Nothing to keep: stars only, so the output is recognisably masked (and re-masking skips it).
+  if (significant < PARTIAL_MIN_SIGNIFICANT) return '*'.repeat(Math.max(1, raw.length));
+  let keep = PARTIAL_KEEP;
   const out: string[] = new Array<string>(raw.length);
   for (let i = raw.length - 1; i >= 0; i--) {
     const ch = raw[i];

@@ -9,35 +9,51 @@ export interface MaskJsonLinesOptions {
   readonly masker?: Masker;
 }
 
-// An integer of 16+ digits outside a string: JSON.parse would round it (and a card number with it).
-const BIG_INT_RE = /([:[,]\s*)(-?\d{16,})(?=\s*[,\]}])/g;
 const LONG_DIGITS_RE = /\d{16}/;
 
 /**
+ * Quotes integers of 16+ digits outside strings: JSON.parse would round them (a card number with
+ * them), and as strings their digits can be checked.
+ */
+function quoteBigIntegers(line: string): string {
+  let out = '';
+  let last = 0;
+  for (let i = 0; i < line.length; i++) {
+    const c = line.charCodeAt(i);
+    if (c === 34) {
+      // Skip the string, escapes included.
+      for (i++; i < line.length; i++) {
+        const d = line.charCodeAt(i);
+        if (d === 92) i++;
+        else if (d === 34) break;
+      }
+    } else if ((c >= 48 && c <= 57) || c === 45) {
+      let j = c === 45 ? i + 1 : i;
+      const start = j;
+      while (j < line.length && line.charCodeAt(j) >= 48 && line.charCodeAt(j) <= 57) j++;
+      const next = line.charCodeAt(j);
+      if (j - start >= 16 && next !== 46 && next !== 101 && next !== 69) {
+        out += line.slice(last, i) + '"' + line.slice(i, j) + '"';
+        last = j;
+      }
+      i = j - 1;
+    }
+  }
+  return last === 0 ? line : out + line.slice(last);
+}
+
+/**
  * Masks one line. A JSON line comes back as the same JSON value, masked, re-serialised compactly;
- * integers too long for a double are read as strings so that their digits can be checked. A line
+ * integers too long for a double come back as strings (masked or not). A line
  * that is not JSON is masked as plain text and comes back as text.
  */
 export function maskJsonLine(masker: Masker, line: string): { line: string; byType: MaskCounts } {
   let value: unknown;
-  let parsed = false;
-  if (LONG_DIGITS_RE.test(line)) {
-    // Quoting inside a string would break the JSON, so this parse only succeeds on real numbers.
-    try {
-      value = JSON.parse(line.replace(BIG_INT_RE, '$1"$2"'));
-      parsed = true;
-    } catch {
-      // fall through to the plain parse
-    }
-  }
-  if (!parsed) {
-    try {
-      value = JSON.parse(line);
-      parsed = true;
-    } catch {
-      const masked = masker.maskText(line);
-      return { line: masked.text, byType: masked.byType };
-    }
+  try {
+    value = JSON.parse(LONG_DIGITS_RE.test(line) ? quoteBigIntegers(line) : line);
+  } catch {
+    const masked = masker.maskText(line);
+    return { line: masked.text, byType: masked.byType };
   }
   const masked = masker.maskValue(value);
   return { line: JSON.stringify(masked.value) ?? 'null', byType: masked.byType };
