@@ -163,6 +163,10 @@ describe('masking detectors', () => {
     });
     expect(masker.maskValue({ customer_ssn: 123456789 }).value).toEqual({ customer_ssn: '[SSN]' });
     expect(masker.maskValue({ ssn: '000456789' }).value).toEqual({ ssn: '000456789' });
+    expect(masker.maskValue({ customerSsn: '123456789', classname: '123456789' }).value).toEqual({
+      customerSsn: '[SSN]',
+      classname: '123456789',
+    });
   });
 
   it('masks a card number written as a JSON number, and no other number', () => {

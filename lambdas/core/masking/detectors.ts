@@ -1,12 +1,13 @@
 /**
- * Detectors: a cheap gate on character statistics (`candidates`), then a linear-time regular expression, then a
- * validator. Every pattern is anchored by look-behinds that refuse to start inside a longer token,
- * so no pattern backtracks across a whole input (hostile inputs stay linear), and a look-alike
- * that fails validation is left exactly as it was.
+ * Detectors: a cheap gate on character statistics (`candidates`), then a regular expression, then
+ * a validator. Every pattern refuses (by look-behind) to start inside a longer token, so none
+ * backtracks across a whole input and hostile inputs stay linear; a look-alike that fails
+ * validation is left exactly as it was.
  *
  * Detectors run in a fixed order, most specific first (a PEM block before the base64 inside it, a
  * JWT before the `Bearer` around it, an IBAN before the digits inside it); each replaces what it
- * finds with a strategy's output, which no detector matches, so masking is idempotent.
+ * finds with a strategy's output, which no detector matches. The engine repeats the passes until
+ * one finds nothing, so masking masked output is a no-op.
  */
 import { isIPv6 } from 'node:net';
 import type { MaskType } from './types.js';

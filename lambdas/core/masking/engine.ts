@@ -31,11 +31,13 @@ const MAX_PASSES = 4;
 const MAX_DEPTH = 256;
 const TOO_DEEP = 'TOO_DEEP';
 
-const SECRET_KEY_RE = /secret/i;
-const SSN_KEY_RE = /ssn|social.?sec/i;
+const SECRET_KEY_RE = /secret/;
+// `ssn` as a word of the name (`ssn`, `customer_ssn`, `customerSsn`), not inside one (`classname`).
+const SSN_KEY_RE = /(?:^|[^a-z])ssn(?:$|[^a-z])|social.?sec/;
 
 function hintsFor(name: string): number {
-  return (SECRET_KEY_RE.test(name) ? HINT_SECRET : 0) | (SSN_KEY_RE.test(name) ? HINT_SSN : 0);
+  const words = name.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase();
+  return (SECRET_KEY_RE.test(words) ? HINT_SECRET : 0) | (SSN_KEY_RE.test(words) ? HINT_SSN : 0);
 }
 
 function setOwn(target: Record<string, unknown>, key: string, value: unknown): void {
