@@ -8,6 +8,7 @@ import { authenticate, type Caller } from '../middleware/auth.js';
 import { errorResult, logJson, type HttpResult } from '../middleware/http.js';
 import { baseUrl, type ApiRoute, type Ctx } from './context.js';
 import { Router } from './router.js';
+import { approvePageRoutes } from './routes/approve-page.js';
 import { coreRoutes } from './routes/core.js';
 import { createRuntime, type Runtime } from './runtime.js';
 
@@ -15,6 +16,7 @@ const runtime: Runtime = await createRuntime();
 
 const routes: ApiRoute[] = [
   ...coreRoutes,
+  ...approvePageRoutes,
   // (route groups of other areas are added here, one line each)
 ];
 

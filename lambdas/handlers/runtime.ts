@@ -5,8 +5,10 @@
  */
 import { createHash } from 'node:crypto';
 import { createTokenVerifier } from '../adapters/jwt-verifier.js';
+import { oidcLoginFromEnv, type OidcLoginClient } from '../adapters/oidc-client.js';
 import { createRdsDataExecutor } from '../adapters/rds-data.js';
 import { DynamoPolicyStore, DynamoRequestStore } from '../adapters/request-store.js';
+import { signerFromEnv, type Signer } from '../adapters/signing.js';
 import { classifySql, initSqlClassifier } from '../core/classify/sql.js';
 import { configFromEnv, type SqlTargetConfig, type WardenConfig } from '../core/config.js';
 import { createMasker, type Masker } from '../core/masking/index.js';
@@ -21,6 +23,10 @@ export interface Runtime extends RequestDeps {
   readonly publicUrl: string | undefined;
   readonly issuer: string;
   readonly audience: string;
+  /** Cookies and CSRF tokens of the approval page (KMS HMAC in AWS). */
+  readonly signer?: Signer;
+  /** The approval page's OIDC client (authorization code + PKCE). */
+  readonly approvalLogin?: OidcLoginClient;
 }
 
 function required(env: NodeJS.ProcessEnv, name: string): string {
@@ -91,5 +97,7 @@ export async function createRuntime(env: NodeJS.ProcessEnv = process.env): Promi
     publicUrl: env.PUBLIC_URL,
     issuer,
     audience,
+    signer: signerFromEnv(env),
+    approvalLogin: oidcLoginFromEnv(env, issuer),
   };
 }

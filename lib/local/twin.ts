@@ -135,6 +135,9 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     GROUPS_CLAIM: 'groups',
     PUBLIC_URL: url,
     MASKING_HASH_KEY: persistentSecret(dataDir, 'maskingHashKey'),
+    WARDEN_SIGNING_KEY: persistentSecret(dataDir, 'signingKey'),
+    OIDC_APPROVAL_CLIENT_ID: idp.clients.approval.clientId,
+    OIDC_APPROVAL_CLIENT_SECRET: idp.clients.approval.clientSecret,
     POLICY_TTL_MS: '2000',
   };
   for (const def of ALL_TABLES) env[tableEnvVar(def)] = tableNames[def.logicalName];

@@ -1,0 +1,142 @@
+/** The approval page's markup: the request at a glance, its votes, and Approve / Deny as a POST. */
+import type { ApprovalView } from '../../core/approvals.js';
+import type { RequestStatus } from '../../core/types.js';
+import { html, type SafeHtml } from './html.js';
+
+export interface Notice {
+  readonly tone: 'ok' | 'bad' | 'pending';
+  readonly text: string;
+}
+
+export interface ReviewPageInput {
+  readonly view: ApprovalView;
+  readonly canVote: boolean;
+  /** Why the viewer cannot vote (own request, decided, expired, already voted). */
+  readonly reason?: string;
+  readonly viewerName: string;
+  /** Present when the viewer may vote. */
+  readonly csrfToken?: string;
+  /** The outcome of the POST that rendered this page, if any. */
+  readonly notice?: Notice;
+  readonly now: Date;
+}
+
+const STATUS: Record<RequestStatus, { label: string; tone: string }> = {
+  pending_approval: { label: 'Waiting for approval', tone: 'pending' },
+  approved: { label: 'Approved', tone: 'ok' },
+  running: { label: 'Running', tone: 'pending' },
+  executed: { label: 'Executed', tone: 'ok' },
+  denied: { label: 'Denied', tone: 'bad' },
+  expired: { label: 'Expired', tone: 'bad' },
+  failed: { label: 'Failed', tone: 'bad' },
+};
+
+function relative(iso: string, now: Date): string {
+  const seconds = Math.round((Date.parse(iso) - now.getTime()) / 1000);
+  const abs = Math.abs(seconds);
+  const span =
+    abs < 90 ? `${abs} s` : abs < 5400 ? `${Math.round(abs / 60)} min` : `${Math.round(abs / 3600)} h`;
+  return seconds >= 0 ? `in ${span}` : `${span} ago`;
+}
+
+function statusOf(view: ApprovalView, now: Date): { label: string; tone: string } {
+  // The workflow records expiry when its wait ends; the page should not claim "waiting" meanwhile.
+  if (view.status === 'pending_approval' && view.expiresAt && Date.parse(view.expiresAt) <= now.getTime()) {
+    return STATUS.expired;
+  }
+  return STATUS[view.status];
+}
+
+function classificationLine(view: ApprovalView): string {
+  const c = view.classification;
+  if (!c) return view.action;
+  if (c.kind === 'sql') {
+    const types = [...new Set(c.statements.map((s) => s.type))].join(', ');
+    return [c.class, types, c.tables.join(', ')].filter(Boolean).join(' · ');
+  }
+  return [c.class, c.iamAction, c.accessLevel].filter(Boolean).join(' · ');
+}
+
+function votesList(view: ApprovalView): SafeHtml {
+  if (view.votes.length === 0) return html`<span class="muted">none yet</span>`;
+  return html`<ul class="votes">
+    ${view.votes.map(
+      (v) =>
+        html`<li>
+          <strong>${v.byName}</strong>
+          <span class="${v.decision === 'approve' ? 'ok' : 'bad'}"
+            >${v.decision === 'approve' ? 'approved' : 'denied'}</span
+          >
+          at ${v.at}${v.comment ? html` — “${v.comment}”` : ''}
+        </li>`,
+    )}
+  </ul>`;
+}
+
+export function reviewPageBody(input: ReviewPageInput): SafeHtml {
+  const { view, now } = input;
+  const status = statusOf(view, now);
+  const approvals = new Set(view.votes.filter((v) => v.decision === 'approve').map((v) => v.by)).size;
+  const action = `/approve/${encodeURIComponent(view.requestId)}`;
+  return html`
+    <h1>${view.requester} asks to run <code>${view.action}</code> on ${view.target}</h1>
+    <p>
+      <span class="badge ${status.tone}" data-status="${view.status}">${status.label}</span>
+      <span class="muted">request ${view.requestId}</span>
+    </p>
+    ${input.notice ? html`<p class="notice ${input.notice.tone}" role="status">${input.notice.text}</p>` : ''}
+    <dl>
+      <dt>Requester</dt>
+      <dd>${view.requester} <span class="muted">(${view.requesterType})</span></dd>
+      <dt>Target</dt>
+      <dd>${view.target}</dd>
+      <dt>Classification</dt>
+      <dd>${classificationLine(view)}</dd>
+      <dt>Risk</dt>
+      <dd><strong class="risk-${view.risk}">${view.risk}</strong></dd>
+      <dt>Justification</dt>
+      <dd>${view.justification ?? html`<span class="muted">none given</span>`}</dd>
+      <dt>Requested</dt>
+      <dd>${view.createdAt} <span class="muted">(${relative(view.createdAt, now)})</span></dd>
+      <dt>Expires</dt>
+      <dd>
+        ${
+          view.expiresAt
+            ? html`${view.expiresAt} <span class="muted">(${relative(view.expiresAt, now)})</span>`
+            : html`<span class="muted">no expiry</span>`
+        }
+      </dd>
+      <dt>Approvals</dt>
+      <dd>${approvals} of ${view.requiredApprovals} needed</dd>
+      <dt>Votes</dt>
+      <dd>${votesList(view)}</dd>
+      ${
+        view.decidedBy
+          ? html`<dt>Decided</dt>
+              <dd>by ${view.decidedBy} at ${view.decidedAt ?? ''}</dd>`
+          : ''
+      }
+    </dl>
+    <h2>Statement <span class="muted">(exactly what will run)</span></h2>
+    <pre id="statement">${view.statement}</pre>
+    ${
+      input.canVote && input.csrfToken
+        ? html`<form method="post" action="${action}">
+            <input type="hidden" name="csrf" value="${input.csrfToken}" />
+            <label for="comment">Comment (optional)</label>
+            <textarea id="comment" name="comment" maxlength="1000"></textarea>
+            <div class="actions">
+              <button class="approve" type="submit" name="decision" value="approve">Approve</button>
+              <button class="deny" type="submit" name="decision" value="deny">Deny</button>
+            </div>
+          </form>`
+        : input.reason
+          ? html`<p class="notice muted" id="cannot-vote">${input.reason}</p>`
+          : ''
+    }
+  `;
+}
+
+export function signedInAs(name: string): SafeHtml {
+  return html`<span class="who">signed in as <strong>${name}</strong></span>`;
+}
