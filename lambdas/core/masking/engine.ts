@@ -9,14 +9,15 @@ import {
 } from './detectors.js';
 import { compileRule, findRule, type CompiledRule } from './rules.js';
 import { Hasher, isMaskOutput, normalizeForHash, PARTIAL_TYPES, partialMask } from './strategies.js';
-import type {
-  ColumnRef,
-  ColumnRule,
-  Masker,
-  MaskerOptions,
-  MaskCounts,
-  MaskStrategy,
-  MaskType,
+import {
+  MASK_TYPES,
+  type ColumnRef,
+  type ColumnRule,
+  type Masker,
+  type MaskerOptions,
+  type MaskCounts,
+  type MaskStrategy,
+  type MaskType,
 } from './types.js';
 import { cardValid, ssnValid } from './validators.js';
 
@@ -30,6 +31,7 @@ const MAX_PASSES = 4;
  */
 const MAX_DEPTH = 256;
 const TOO_DEEP = 'TOO_DEEP';
+const REDACTED = Object.fromEntries(MASK_TYPES.map((t) => [t, `[${t}]`])) as Record<MaskType, string>;
 
 const SECRET_KEY_RE = /secret/;
 // `ssn` as a word of the name (`ssn`, `customer_ssn`, `customerSsn`), not inside one (`classname`).
@@ -136,9 +138,9 @@ class Engine implements Masker, Emitter {
       case 'hash':
         return this.#hasher.token(type, normalizeForHash(type, raw));
       case 'partial':
-        return PARTIAL_TYPES.has(type) ? partialMask(type, raw) : `[${type}]`;
+        return PARTIAL_TYPES.has(type) ? partialMask(type, raw) : REDACTED[type];
       default:
-        return `[${type}]`;
+        return REDACTED[type];
     }
   }
 
