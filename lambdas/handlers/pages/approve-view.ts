@@ -130,7 +130,7 @@ export function reviewPageBody(input: ReviewPageInput): SafeHtml {
               <button class="deny" type="submit" name="decision" value="deny">Deny</button>
             </div>
           </form>`
-        : input.reason
+        : input.reason && !input.notice
           ? html`<p class="notice muted" id="cannot-vote">${input.reason}</p>`
           : ''
     }
