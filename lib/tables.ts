@@ -72,6 +72,12 @@ export const AuditTable: TableDefinition = {
       partitionKey: { name: 'requestId', type: 'S' },
       sortKey: { name: 'seq', type: 'N' },
     },
+    // Sparse: only session heads (seq 0) carry sessionDay, so auditors list sessions without a scan.
+    {
+      indexName: 'bySessionDay',
+      partitionKey: { name: 'sessionDay', type: 'S' },
+      sortKey: { name: 'startedAt', type: 'S' },
+    },
   ],
   timeToLiveAttribute: 'expiresAtEpoch',
 };
