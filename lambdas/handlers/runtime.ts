@@ -8,6 +8,7 @@ import { createTokenVerifier } from '../adapters/jwt-verifier.js';
 import { oidcLoginFromEnv, type OidcLoginClient } from '../adapters/oidc-client.js';
 import { createRdsDataExecutor } from '../adapters/rds-data.js';
 import { DynamoPolicyStore, DynamoRequestStore } from '../adapters/request-store.js';
+import { approvalWiringFromEnv, type ApprovalWiring } from '../adapters/approval-wiring.js';
 import { signerFromEnv, type Signer } from '../adapters/signing.js';
 import { classifySql, initSqlClassifier } from '../core/classify/sql.js';
 import { configFromEnv, type SqlTargetConfig, type WardenConfig } from '../core/config.js';
@@ -18,7 +19,7 @@ import type { RequestDeps } from '../core/requests.js';
 import type { TokenVerifier } from '../middleware/auth.js';
 import { logJson } from '../middleware/http.js';
 
-export interface Runtime extends RequestDeps {
+export interface Runtime extends RequestDeps, ApprovalWiring {
   readonly verifier: TokenVerifier;
   readonly publicUrl: string | undefined;
   readonly issuer: string;
@@ -99,5 +100,6 @@ export async function createRuntime(env: NodeJS.ProcessEnv = process.env): Promi
     audience,
     signer: signerFromEnv(env),
     approvalLogin: oidcLoginFromEnv(env, issuer),
+    ...approvalWiringFromEnv(env),
   };
 }

@@ -1,0 +1,171 @@
+/**
+ * What approvers are told, rendered once for every channel: a Slack Block Kit message, and an
+ * email as text and HTML. Callers hand in the statement and justification already masked: a
+ * notification leaves Warden (Slack, mailboxes), so it carries no raw personal data, and the
+ * review page shows the exact statement to the signed-in approver.
+ */
+import type { ApprovalView } from './approvals.js';
+
+export interface ApprovalMessageInput {
+  readonly view: ApprovalView;
+  /** The statement, masked. */
+  readonly statement: string;
+  /** The justification, masked. */
+  readonly justification?: string;
+  /** `${PUBLIC_URL}/approve/{requestId}`: the only link; it carries no token. */
+  readonly reviewUrl: string;
+}
+
+export interface SlackMessage {
+  readonly text: string;
+  readonly blocks: readonly Record<string, unknown>[];
+}
+
+export interface ApprovalMessage {
+  readonly requestId: string;
+  readonly reviewUrl: string;
+  readonly subject: string;
+  readonly text: string;
+  readonly html: string;
+  readonly slack: SlackMessage;
+}
+
+/** Slack allows 3,000 characters in a section's text; keep well inside it. */
+const SLACK_STATEMENT_LIMIT = 2500;
+
+/** Removes CR/LF (and other control characters) so a value can never start a new mail header. */
+export function headerSafe(value: string): string {
+  return value
+    .replace(/[\r\n\u0000-\u001f\u007f\u2028\u2029]+/g, ' ')
+    .replace(/\s{2,}/g, ' ')
+    .trim();
+}
+
+export function escapeHtml(value: string): string {
+  return value
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&#39;');
+}
+
+/** Slack mrkdwn treats &, < and > as control characters; everything else is literal text. */
+export function escapeSlack(value: string): string {
+  return value.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+function truncate(text: string, max: number): string {
+  return text.length <= max
+    ? text
+    : `${text.slice(0, max)}… (${text.length - max} more characters on the review page)`;
+}
+
+function classificationLine(view: ApprovalView): string {
+  const c = view.classification;
+  if (!c) return view.action;
+  if (c.kind === 'sql') {
+    const tables = c.tables.length > 0 ? ` on ${c.tables.join(', ')}` : '';
+    return `${view.action} (${c.statements.map((s) => s.type).join(', ')})${tables}`;
+  }
+  return `${view.action} (${c.iamAction})`;
+}
+
+function approvalsLine(view: ApprovalView): string {
+  return view.requiredApprovals > 1 ? `${view.requiredApprovals} distinct approvers` : 'one approver';
+}
+
+export function buildApprovalMessage(input: ApprovalMessageInput): ApprovalMessage {
+  const { view, statement, reviewUrl } = input;
+  const justification = input.justification?.trim() ? input.justification.trim() : '(none given)';
+  const expires = view.expiresAt ?? 'no expiry';
+  const classification = classificationLine(view);
+  const subject = headerSafe(
+    `[Warden] ${view.requester} asks to run ${view.action} on ${view.target} (${view.risk} risk)`,
+  ).slice(0, 200);
+
+  const facts: [string, string][] = [
+    ['Requested by', `${view.requester} (${view.requesterType})`],
+    ['Target', view.target],
+    ['Classification', classification],
+    ['Risk', view.risk],
+    ['Justification', justification],
+    ['Expires', expires],
+    ['Needs', approvalsLine(view)],
+  ];
+
+  const text = [
+    `${view.requester} asks to run ${view.action} on ${view.target} through Warden.`,
+    '',
+    ...facts.map(([k, v]) => `${k}: ${v}`),
+    '',
+    'Statement (masked):',
+    statement,
+    '',
+    `Review and decide (sign-in required): ${reviewUrl}`,
+    '',
+    `Request ${view.requestId}. Nothing runs until an approver decides; the request expires at ${expires}.`,
+  ].join('\n');
+
+  const html = [
+    '<!doctype html><html><body style="font-family:sans-serif">',
+    `<p><strong>${escapeHtml(view.requester)}</strong> asks to run <strong>${escapeHtml(view.action)}</strong> on <strong>${escapeHtml(view.target)}</strong> through Warden.</p>`,
+    '<table cellpadding="4">',
+    ...facts.map(([k, v]) => `<tr><th align="left">${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`),
+    '</table>',
+    '<p>Statement (masked):</p>',
+    `<pre style="background:#f4f4f4;padding:8px;white-space:pre-wrap">${escapeHtml(statement)}</pre>`,
+    `<p><a href="${escapeHtml(reviewUrl)}">Review and decide</a> (sign-in required)</p>`,
+    `<p style="color:#666">Request ${escapeHtml(view.requestId)}. Nothing runs until an approver decides.</p>`,
+    '</body></html>',
+  ].join('\n');
+
+  // Block Kit: a code block must not be closed early by backticks in the statement.
+  const code = truncate(statement, SLACK_STATEMENT_LIMIT).replace(/```/g, "'''");
+  const slack: SlackMessage = {
+    text: `${view.requester} asks to run ${view.action} on ${view.target}: review at ${reviewUrl}`,
+    blocks: [
+      {
+        type: 'header',
+        text: {
+          type: 'plain_text',
+          text: truncate(`Approval needed: ${view.action} on ${view.target}`, 140),
+        },
+      },
+      {
+        type: 'section',
+        fields: facts.map(([k, v]) => ({
+          type: 'mrkdwn',
+          text: `*${escapeSlack(k)}*\n${escapeSlack(truncate(v, 900))}`,
+        })),
+      },
+      {
+        type: 'section',
+        text: { type: 'mrkdwn', text: `*Statement (masked)*\n\`\`\`${escapeSlack(code)}\`\`\`` },
+      },
+      {
+        type: 'actions',
+        elements: [
+          {
+            type: 'button',
+            text: { type: 'plain_text', text: 'Review' },
+            style: 'primary',
+            url: reviewUrl,
+            action_id: 'warden_review',
+          },
+        ],
+      },
+      {
+        type: 'context',
+        elements: [
+          {
+            type: 'mrkdwn',
+            text: `Request \`${escapeSlack(view.requestId)}\` · expires ${escapeSlack(expires)}`,
+          },
+        ],
+      },
+    ],
+  };
+
+  return { requestId: view.requestId, reviewUrl, subject, text, html, slack };
+}
