@@ -330,16 +330,12 @@ async function decide(ctx: Ctx, requestId: string): Promise<HttpResult> {
       deps,
       session,
       requestId,
-      { tone: 'bad', text: capitalise(error.message) },
+      { tone: 'bad', text: error.message },
       error.statusCode,
     );
   }
   ctx.rt.log?.({ level: 'info', msg: 'approval decided from the page', requestId, status: outcome.status });
   return renderReview(ctx, deps, session, requestId, outcomeNotice(outcome));
-}
-
-function capitalise(text: string): string {
-  return text.charAt(0).toUpperCase() + text.slice(1) + (/[.!?]$/.test(text) ? '' : '.');
 }
 
 export const approvePageRoutes: ApiRoute[] = [
