@@ -4,6 +4,7 @@
  * of the session are the intersection of this and the target role's policies, so the role can be
  * broad and each request still gets only its own grant.
  */
+import { AWS_SERVICES } from './classify/aws-actions.js';
 import type { AwsPlan } from './classify/aws.js';
 import type { Principal } from './types.js';
 
@@ -36,7 +37,13 @@ export function escapeArnForPolicy(arn: string): string {
 
 export function buildSessionPolicy(plan: AwsPlan): SessionPolicy {
   const { classification: c, scope } = plan;
-  const resources = plan.wildcardOnly ? '*' : c.resources.map(escapeArnForPolicy);
+  const service = AWS_SERVICES[c.service];
+  const resources = plan.wildcardOnly
+    ? '*'
+    : c.resources.flatMap((arn) => {
+        const escaped = escapeArnForPolicy(arn);
+        return service?.policyResources?.(escaped) ?? [escaped];
+      });
   const condition: Record<string, Record<string, string | string[]>> = {};
   for (const [op, kv] of Object.entries(plan.conditions)) condition[op] = { ...kv };
   // Wildcard-only actions (Describe*, List*) are narrowed to the call's region at least.

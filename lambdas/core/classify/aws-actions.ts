@@ -49,6 +49,11 @@ export interface ServiceRule {
   readonly wildcardOnlyPrefixes?: readonly string[];
   /** Conditions added to every grant of this service. */
   readonly conditions?: (input: AwsInput, scope: AwsScope) => Conditions | undefined;
+  /**
+   * The Resource entries that grant one classified ARN (given already escaped for a policy), when
+   * the service evaluates a form the service authorization reference does not show. @default [arn]
+   */
+  readonly policyResources?: (arn: string) => string[];
 }
 
 /** Input that names its resources badly: the classifier reports it as "cannot derive resources". */
@@ -243,6 +248,9 @@ export const AWS_SERVICES: Readonly<Record<string, ServiceRule>> = {
   logs: {
     iamPrefix: 'logs',
     name: 'Amazon CloudWatch Logs',
+    // CloudWatch Logs evaluates group-level reads against `log-group:NAME:*` (its own ARN form, which
+    // the reference omits). Log group names cannot contain ':', so this names only that group.
+    policyResources: (arn) => (/:log-group:[^:]+$/.test(arn) ? [arn, `${arn}:*`] : [arn]),
     actions: {
       FilterLogEvents: {
         resources: (i) => [{ type: 'log-group', vars: { LogGroupName: logGroupName(i) } }],
