@@ -50,6 +50,11 @@ export interface ServiceRule {
   /** Conditions added to every grant of this service. */
   readonly conditions?: (input: AwsInput, scope: AwsScope) => Conditions | undefined;
   /**
+   * The service's own naming rules for ARN template variables. A name outside them could reach
+   * into another resource's ARN (a table "t/index/i" names an index), so it is refused.
+   */
+  readonly names?: Readonly<Record<string, RegExp>>;
+  /**
    * The Resource entries that grant one classified ARN (given already escaped for a policy), when
    * the service evaluates a form the service authorization reference does not show. @default [arn]
    */
@@ -210,12 +215,14 @@ export const AWS_SERVICES: Readonly<Record<string, ServiceRule>> = {
         },
       },
     },
+    names: { BucketName: /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/ },
     // Bucket ARNs name no account: pin the bucket to the target's account.
     conditions: (_i, scope) => ({ StringEquals: { 's3:ResourceAccount': scope.account } }),
   },
   dynamodb: {
     iamPrefix: 'dynamodb',
     name: 'Amazon DynamoDB',
+    names: { TableName: /^[A-Za-z0-9_.-]{1,255}$/, IndexName: /^[A-Za-z0-9_.-]{1,255}$/ },
     actions: {
       GetItem: dynamoTable,
       Query: dynamoTableOrIndex,
@@ -229,6 +236,7 @@ export const AWS_SERVICES: Readonly<Record<string, ServiceRule>> = {
   ec2: {
     iamPrefix: 'ec2',
     name: 'Amazon EC2',
+    names: { InstanceId: /^i-[0-9a-f]{1,32}$/ },
     actions: {
       StartInstances: ec2Instances,
       StopInstances: ec2Instances,
@@ -239,6 +247,7 @@ export const AWS_SERVICES: Readonly<Record<string, ServiceRule>> = {
   lambda: {
     iamPrefix: 'lambda',
     name: 'AWS Lambda',
+    names: { FunctionName: /^[A-Za-z0-9_-]{1,140}(:[A-Za-z0-9$_-]{1,128})?$/ },
     actions: {
       ListFunctions: {},
       GetFunction: { resources: lambdaFunction },
@@ -248,6 +257,7 @@ export const AWS_SERVICES: Readonly<Record<string, ServiceRule>> = {
   logs: {
     iamPrefix: 'logs',
     name: 'Amazon CloudWatch Logs',
+    names: { LogGroupName: /^[A-Za-z0-9_.\-/#]{1,512}$/, LogStreamName: /^[^:*]{1,512}$/ },
     // CloudWatch Logs evaluates group-level reads against `log-group:NAME:*` (its own ARN form, which
     // the reference omits). Log group names cannot contain ':', so this names only that group.
     policyResources: (arn) => (/:log-group:[^:]+$/.test(arn) ? [arn, `${arn}:*`] : [arn]),
@@ -268,6 +278,12 @@ export const AWS_SERVICES: Readonly<Record<string, ServiceRule>> = {
   ecs: {
     iamPrefix: 'ecs',
     name: 'Amazon ECS',
+    names: {
+      ClusterName: /^[A-Za-z0-9_-]{1,255}$/,
+      ServiceName: /^[A-Za-z0-9_-]{1,255}$/,
+      TaskId: /^[A-Za-z0-9_-]{1,255}$/,
+      ContainerInstanceId: /^[A-Za-z0-9_-]{1,255}$/,
+    },
     actions: {
       DescribeClusters: {
         resources: (i) =>

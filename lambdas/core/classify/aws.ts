@@ -122,7 +122,9 @@ export async function classifyAws(call: AwsCallRequest, scope: AwsScope): Promis
       const template = (await iamResourceTypeDetails(service.iamPrefix, ref.type)).arn;
       try {
         resources.push(
-          'arn' in ref ? canonicalArn(template, ref.arn, scope) : renderArn(template, ref.vars, scope),
+          'arn' in ref
+            ? canonicalArn(template, ref.arn, scope, service.names)
+            : renderArn(template, ref.vars, scope, service.names),
         );
       } catch (error) {
         if (error instanceof ResourceDerivationError) {
@@ -212,7 +214,12 @@ function checkValue(name: string, value: string, next: string): void {
   }
 }
 
-export function renderArn(template: string, vars: Readonly<Record<string, string>>, scope: AwsScope): string {
+export function renderArn(
+  template: string,
+  vars: Readonly<Record<string, string>>,
+  scope: AwsScope,
+  names: Readonly<Record<string, RegExp>> = {},
+): string {
   return parseTemplate(template)
     .map((p) => {
       if (p.literal !== undefined) return p.literal;
@@ -220,13 +227,21 @@ export function renderArn(template: string, vars: Readonly<Record<string, string
       const value = Object.hasOwn(SCOPE_VARS, name) ? scope[SCOPE_VARS[name]] : vars[name];
       if (value === undefined) throw new Error(`no value for \${${name}} in ${template}`);
       checkValue(name, value, p.next!);
+      if (Object.hasOwn(names, name) && !names[name].test(value)) {
+        throw new ResourceDerivationError(`${name} "${value.slice(0, 80)}" is not a valid name`);
+      }
       return value;
     })
     .join('');
 }
 
 /** An ARN the caller gave: it must have the resource type's format and the target's scope. */
-export function canonicalArn(template: string, arn: string, scope: AwsScope): string {
+export function canonicalArn(
+  template: string,
+  arn: string,
+  scope: AwsScope,
+  names: Readonly<Record<string, RegExp>> = {},
+): string {
   const parts = parseTemplate(template);
   const pattern = parts
     .map((p) => {
@@ -243,7 +258,7 @@ export function canonicalArn(template: string, arn: string, scope: AwsScope): st
       throw new ResourceDerivationError(`"${arn}" names ${key} ${got}; this call is in ${scope[key]}`);
     }
   }
-  return renderArn(template, m.groups, scope);
+  return renderArn(template, m.groups, scope, names);
 }
 
 /** `aws` for commercial regions; the partition of the target's role otherwise. */
