@@ -9,6 +9,7 @@ import { errorResult, logJson, type HttpResult } from '../middleware/http.js';
 import { baseUrl, type ApiRoute, type Ctx } from './context.js';
 import { Router } from './router.js';
 import { approvePageRoutes } from './routes/approve-page.js';
+import { awsRoutes } from './routes/aws.js';
 import { coreRoutes } from './routes/core.js';
 import { createRuntime, type Runtime } from './runtime.js';
 
@@ -17,6 +18,7 @@ const runtime: Runtime = await createRuntime();
 const routes: ApiRoute[] = [
   ...coreRoutes,
   ...approvePageRoutes,
+  ...awsRoutes,
   // (route groups of other areas are added here, one line each)
 ];
 

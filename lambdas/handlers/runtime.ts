@@ -4,6 +4,7 @@
  * The local twin runs this same code; only the endpoints in the environment differ.
  */
 import { createHash } from 'node:crypto';
+import { createAwsExecutor } from '../adapters/aws-executor.js';
 import { createTokenVerifier } from '../adapters/jwt-verifier.js';
 import { oidcLoginFromEnv, type OidcLoginClient } from '../adapters/oidc-client.js';
 import { createRdsDataExecutor } from '../adapters/rds-data.js';
@@ -15,6 +16,7 @@ import { configFromEnv, type SqlTargetConfig, type WardenConfig } from '../core/
 import { createMasker, type Masker } from '../core/masking/index.js';
 import { PolicyProvider } from '../core/policy-provider.js';
 import { systemClock } from '../core/ports.js';
+import type { AwsExecutor } from '../core/aws-requests.js';
 import type { RequestDeps } from '../core/requests.js';
 import type { TokenVerifier } from '../middleware/auth.js';
 import { logJson } from '../middleware/http.js';
@@ -28,6 +30,8 @@ export interface Runtime extends RequestDeps, ApprovalWiring {
   readonly signer?: Signer;
   /** The approval page's OIDC client (authorization code + PKCE). */
   readonly approvalLogin?: OidcLoginClient;
+  /** STS AssumeRole + the AWS SDK clients for governed AWS calls (loaded on first use). */
+  readonly aws: AwsExecutor;
 }
 
 function required(env: NodeJS.ProcessEnv, name: string): string {
@@ -100,6 +104,7 @@ export async function createRuntime(env: NodeJS.ProcessEnv = process.env): Promi
     audience,
     signer: signerFromEnv(env),
     approvalLogin: oidcLoginFromEnv(env, issuer),
+    aws: createAwsExecutor({ env }),
     ...approvalWiringFromEnv(env),
   };
 }

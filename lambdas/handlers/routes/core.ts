@@ -15,6 +15,7 @@ import { principalKey } from '../../core/types.js';
 import { json, parseJsonBody } from '../../middleware/http.js';
 import { baseUrl, sessionId, type ApiRoute } from '../context.js';
 import { explainBodySchema, sqlBodySchema } from '../schemas.js';
+import { explainAwsCall } from './aws.js';
 
 export const coreRoutes: ApiRoute[] = [
   {
@@ -62,7 +63,7 @@ export const coreRoutes: ApiRoute[] = [
       const engine = await ctx.rt.policies.engine();
       const target = findTarget(ctx.rt.config, name);
       if (!canSeeTarget(engine, principal, name, target)) throw new NotFoundError(`unknown target "${name}"`);
-      if (!('sql' in body)) throw new NotFoundError(`target "${name}" does not take AWS calls`);
+      if (!('sql' in body)) return explainAwsCall(ctx, principal, name, body);
       if (target.kind !== 'sql') throw new NotFoundError(`target "${name}" does not take SQL`);
       checkSqlSize(body.sql, ctx.rt.config);
       const classification = await ctx.rt.classifySql(body.sql);

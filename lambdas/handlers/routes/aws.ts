@@ -1,0 +1,38 @@
+/** AWS calls through the target's role: `POST /v1/targets/{target}/aws` and the AWS half of explain. */
+import { explainAws, submitAws, type AwsSubmission } from '../../core/aws-requests.js';
+import type { Principal } from '../../core/types.js';
+import { json, parseJsonBody, type HttpResult } from '../../middleware/http.js';
+import { baseUrl, sessionId, type ApiRoute, type Ctx } from '../context.js';
+import { awsBodySchema } from '../schemas.js';
+
+export const awsRoutes: ApiRoute[] = [
+  {
+    method: 'POST',
+    path: '/v1/targets/{target}/aws',
+    handle: async (ctx, { target }) => {
+      const caller = await ctx.caller();
+      const body = parseJsonBody(ctx.event, awsBodySchema, ctx.rt.config.maxBodyBytes);
+      const outcome = await submitAws(ctx.rt, caller.principal, target, body, {
+        sessionId: sessionId(ctx.event, caller),
+      });
+      if (outcome.status === 202) {
+        const base = baseUrl(ctx.event, ctx.rt);
+        return json(202, {
+          ...outcome.body,
+          links: { self: `${base}${outcome.body.links.self}`, review: `${base}${outcome.body.links.review}` },
+        });
+      }
+      return json(200, outcome.body);
+    },
+  },
+];
+
+/** `/explain` with an AWS body (routes/core.ts dispatches here): the session policy, nothing run. */
+export async function explainAwsCall(
+  ctx: Ctx,
+  principal: Principal,
+  target: string,
+  body: AwsSubmission,
+): Promise<HttpResult> {
+  return json(200, await explainAws(ctx.rt, principal, target, body));
+}
