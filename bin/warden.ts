@@ -18,6 +18,10 @@ const HELP = `Usage: npx warden <command> [options]
   policy push [dir]            validate, then make them the active policy set (DynamoDB)
   policy schema                print Warden's Cedar schema
   mask                         JSON lines on stdin -> masked JSON lines on stdout, counts on stderr
+  sessions list                auditors: sessions   [--principal P] [--target T] [--outcome O] [--from ISO] [--to ISO]
+  sessions show|replay|verify <id>   a session's events (JSON) | as it happened | check its hash chain
+  audit queries                the named audit-lake queries
+  audit query "<sql>"|<name>   run SQL over the local twin's audit export (DuckDB)  [--param V]… [--lake DIR] [--json]
 
 Options: --url URL (WARDEN_URL, default http://127.0.0.1:8080)  --token T (WARDEN_TOKEN)
          --as USER (local twin: get a token for this dev user; default alice)  --session ID (X-Warden-Session)`;
@@ -49,6 +53,15 @@ async function main(argv: string[]): Promise<void> {
       session: { type: 'string' },
       justification: { type: 'string' },
       params: { type: 'string' },
+      principal: { type: 'string' },
+      target: { type: 'string' },
+      outcome: { type: 'string' },
+      from: { type: 'string' },
+      to: { type: 'string' },
+      limit: { type: 'string' },
+      lake: { type: 'string' },
+      param: { type: 'string', multiple: true },
+      json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -98,6 +111,20 @@ async function main(argv: string[]): Promise<void> {
     case 'policy': {
       const { policyCommand } = await import('./policy-cli.js');
       await policyCommand(rest);
+      return;
+    }
+    case 'sessions': {
+      const { sessionsCommand } = await import('./sessions-cli.js');
+      process.exitCode = await sessionsCommand(await context(values), rest, values);
+      return;
+    }
+    case 'audit': {
+      const { auditCommand } = await import('./sessions-cli.js');
+      process.exitCode = await auditCommand(rest, {
+        lake: values.lake,
+        params: values.param,
+        json: values.json,
+      });
       return;
     }
     case 'mask': {

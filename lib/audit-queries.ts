@@ -37,7 +37,8 @@ export function eventsCte(table: string = AUDIT_LAKE_TABLE): string {
     item.unmasked."BOOL" AS unmasked,
     CAST(item.rowCount.N AS BIGINT) AS row_count
   FROM ${table}
-  WHERE item IS NOT NULL
+  -- seq 0 is the session head (a summary), not an event.
+  WHERE item IS NOT NULL AND CAST(item.seq.N AS BIGINT) > 0
 )`;
 }
 

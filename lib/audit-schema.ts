@@ -25,7 +25,7 @@ export const AUDIT_ATTRIBUTES: readonly AuditAttribute[] = [
     name: 'type',
     type: 'S',
     description:
-      'request_received | classified | decided | approval_requested | approval_decided | execution_started | execution_finished | result | error',
+      'request_received | decided | approval_requested | approval_decided | execution_started | execution_finished | result | error | grant_created | grant_revoked',
   },
   { name: 'at', type: 'S', description: 'ISO-8601 time of the event' },
   { name: 'principal', type: 'S', description: 'caller key, e.g. User::"alice"' },
@@ -43,6 +43,12 @@ export const AUDIT_ATTRIBUTES: readonly AuditAttribute[] = [
   { name: 'approver', type: 'S', description: 'who approved or denied (approval_decided)' },
   { name: 'unmasked', type: 'BOOL', description: 'the caller saw unmasked data' },
   { name: 'rowCount', type: 'N', description: 'rows returned or affected' },
+  { name: 'durationMs', type: 'N', description: 'execution time in milliseconds' },
+  {
+    name: 'detail',
+    type: 'S',
+    description: 'masked detail as JSON text: classification, result excerpt, error (json_extract it)',
+  },
   { name: 'hash', type: 'S', description: 'hash of this event chained to the previous one' },
   { name: 'prevHash', type: 'S', description: 'hash of the previous event in the session' },
   { name: 'expiresAtEpoch', type: 'N', description: 'TTL of the item in DynamoDB (epoch seconds)' },

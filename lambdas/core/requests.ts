@@ -285,18 +285,8 @@ export async function submitSql(
     version: 1,
   };
 
-  // Nothing runs unrecorded: if this write fails, the request fails and nothing runs.
-  try {
-    await deps.requests.create(record);
-  } catch (cause) {
-    deps.log?.({
-      level: 'error',
-      msg: 'audit write failed; nothing was run',
-      requestId: record.id,
-      error: String(cause),
-    });
-    throw new ServiceUnavailableError('the audit store is unavailable; nothing was run', cause);
-  }
+  // Nothing runs unrecorded: if this write (record + first trail events) fails, nothing runs.
+  await recordBeforeRunning(deps, record);
 
   if (decision.outcome === 'deny') {
     throw new PolicyDeniedError(denyMessage(decision, action, targetName), {
@@ -321,6 +311,15 @@ export async function submitSql(
         );
       }
     }
+    await appendTrail(deps, record, [
+      trailEvent(deps, record, 'approval_requested', {
+        detail: {
+          expiresAt: record.expiresAt,
+          requiredApprovals: target.approvals.requiredApprovals,
+          approverGroups: target.approvals.approverGroups,
+        },
+      }),
+    ]);
     return {
       status: 202,
       record,
@@ -479,13 +478,16 @@ export async function executeSql(
       error instanceof WardenError
         ? error
         : new ExecutionError(502, 'execution_failed', 'the database call failed');
-    await markFailed(
-      deps,
-      record,
-      err.code,
-      err.statusCode < 500 ? err.message : 'execution failed',
-      Date.now() - started,
-    );
+    const message = err.statusCode < 500 ? err.message : 'execution failed';
+    const failedMs = Date.now() - started;
+    await markFailed(deps, record, err.code, message, failedMs);
+    await appendTrail(deps, record, [
+      trailEvent(deps, record, 'error', {
+        status: 'failed',
+        durationMs: failedMs,
+        detail: { code: err.code, message: deps.maskerFor(record.target).maskText(message).text },
+      }),
+    ]);
     throw Object.assign(err, { requestId: record.id });
   }
   const durationMs = Date.now() - started;

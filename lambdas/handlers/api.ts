@@ -11,12 +11,14 @@ import { Router } from './router.js';
 import { approvePageRoutes } from './routes/approve-page.js';
 import { awsRoutes } from './routes/aws.js';
 import { coreRoutes } from './routes/core.js';
+import { sessionRoutes } from './routes/sessions.js';
 import { createRuntime, type Runtime } from './runtime.js';
 
 const runtime: Runtime = await createRuntime();
 
 const routes: ApiRoute[] = [
   ...coreRoutes,
+  ...sessionRoutes,
   ...approvePageRoutes,
   ...awsRoutes,
   // (route groups of other areas are added here, one line each)

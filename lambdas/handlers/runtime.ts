@@ -9,6 +9,7 @@ import { createTokenVerifier } from '../adapters/jwt-verifier.js';
 import { oidcLoginFromEnv, type OidcLoginClient } from '../adapters/oidc-client.js';
 import { createRdsDataExecutor } from '../adapters/rds-data.js';
 import { DynamoPolicyStore, DynamoRequestStore } from '../adapters/request-store.js';
+import { DynamoTrailStore } from '../adapters/trail-store.js';
 import { approvalWiringFromEnv, type ApprovalWiring } from '../adapters/approval-wiring.js';
 import { signerFromEnv, type Signer } from '../adapters/signing.js';
 import { classifySql, initSqlClassifier } from '../core/classify/sql.js';
@@ -18,6 +19,7 @@ import { PolicyProvider } from '../core/policy-provider.js';
 import { systemClock } from '../core/ports.js';
 import type { AwsExecutor } from '../core/aws-requests.js';
 import type { RequestDeps } from '../core/requests.js';
+import type { TrailReader } from '../core/sessions.js';
 import type { TokenVerifier } from '../middleware/auth.js';
 import { logJson } from '../middleware/http.js';
 
@@ -26,6 +28,8 @@ export interface Runtime extends RequestDeps, ApprovalWiring {
   readonly publicUrl: string | undefined;
   readonly issuer: string;
   readonly audience: string;
+  /** The session trail, read side (auditors' routes). */
+  readonly trailReader?: TrailReader;
   /** Cookies and CSRF tokens of the approval page (KMS HMAC in AWS). */
   readonly signer?: Signer;
   /** The approval page's OIDC client (authorization code + PKCE). */
@@ -67,6 +71,7 @@ export async function createRuntime(env: NodeJS.ProcessEnv = process.env): Promi
     groupsClaim: env.GROUPS_CLAIM ?? 'groups',
   });
   const requests = new DynamoRequestStore();
+  const trail = new DynamoTrailStore({ ttlDays: config.auditTtlDays, log: logJson });
   const policies = new PolicyProvider(new DynamoPolicyStore(), Number(env.POLICY_TTL_MS ?? 30_000));
   const sql = createRdsDataExecutor({ targets: sqlTargets(config) });
   const key = maskingKey(env);
@@ -98,6 +103,8 @@ export async function createRuntime(env: NodeJS.ProcessEnv = process.env): Promi
     maskerFor: (target) => maskers.get(target) ?? fallback,
     clock: systemClock,
     log: logJson,
+    trail,
+    trailReader: trail,
     verifier,
     publicUrl: env.PUBLIC_URL,
     issuer,

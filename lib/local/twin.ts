@@ -16,6 +16,7 @@ import { createDocumentClient } from '../../lambdas/adapters/dynamodb.js';
 import { encodePolicySources, validatePolicySources } from '../../lambdas/core/policy-provider.js';
 import { ALL_TABLES, tableEnvVar } from '../tables.js';
 import { lambdaContext, readBody, toEvent, writeResult } from './apigw.js';
+import { scheduleAuditExports, type AuditExport } from './audit-export.js';
 import { startDataApiServer } from './data-api.js';
 import { demoConfig } from './demo-config.js';
 import { DEMO_ROLES, seedDemoDatabase } from './demo-data.js';
@@ -39,6 +40,8 @@ export interface TwinOptions {
   readonly customers?: number;
   readonly approvalWindowSeconds?: number;
   readonly requiredApprovals?: number;
+  /** How often the Audit table is exported to `<dataDir>/audit-lake` (the scheduled export's stand-in). @default 30000 */
+  readonly auditExportIntervalMs?: number;
   readonly log?: (line: string) => void;
 }
 
@@ -59,6 +62,10 @@ export interface Twin {
   readonly db: PGlite;
   readonly dataDir: string;
   readonly tableNames: Record<string, string>;
+  /** Where the audit exports land (DYNAMODB_JSON under exports/AWSDynamoDB/<id>/data/). */
+  readonly auditLakeDir: string;
+  /** Exports the Audit table now, like the scheduled export. */
+  exportAudit(): Promise<AuditExport>;
   close(): Promise<void>;
 }
 
@@ -102,6 +109,14 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
   for (const def of ALL_TABLES) tableNames[def.logicalName] = `warden-${def.logicalName.toLowerCase()}`;
   const ddb = localDynamoClient(dynamo.endpoint);
   await createTables(ddb, ALL_TABLES, (def) => tableNames[def.logicalName]);
+  const auditLakeDir = join(dataDir, 'audit-lake');
+  const auditExports = scheduleAuditExports({
+    client: ddb,
+    tableName: tableNames.Audit,
+    root: auditLakeDir,
+    intervalMs: options.auditExportIntervalMs ?? 30_000,
+    log,
+  });
 
   log('starting PostgreSQL (PGlite) and the Data API endpoint…');
   const db = options.ephemeral ? new PGlite() : new PGlite(join(dataDir, 'pg'));
@@ -204,7 +219,10 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     db,
     dataDir,
     tableNames,
+    auditLakeDir,
+    exportAudit: () => auditExports.exportNow(),
     async close() {
+      await auditExports.stop();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
       await dataApi.close();

@@ -1,0 +1,144 @@
+/**
+ * The scripted session of the trail tests: reads, a masked read, a denied write, a write that waits
+ * for approval (approved by bob when the approvals API is there), and a JIT grant request (same).
+ * Everything goes through the gateway's public API under one X-Warden-Session.
+ */
+import type { TestTwin } from './twin.js';
+
+export interface ScriptedSession {
+  readonly sessionId: string;
+  readonly requests: {
+    readonly aliceRead: string;
+    readonly agentRead: string;
+    readonly carolMasked: string;
+    readonly markup: string;
+    readonly deniedPrivilege: string;
+    readonly pendingWrite: string;
+    readonly accessRequest?: string;
+  };
+  /** Whether `POST /v1/approvals/{id}/decision` answered (the approvals API exists in this build). */
+  readonly approved: boolean;
+  /** Whether the JIT access request route exists in this build. */
+  readonly jit: boolean;
+  /** What the session's trail must hold, in order, per request. */
+  readonly expected: ReadonlyArray<{ requestId: string; types: readonly string[] }>;
+  readonly notes: readonly string[];
+}
+
+export const CAROL_SQL = 'SELECT id, name, ssn, card_number FROM customers ORDER BY id LIMIT 2';
+export const MARKUP_SQL = `SELECT '<script>alert(1)</script>' AS "<b>x</b>"`;
+export const PRIVILEGE_SQL = 'GRANT ALL ON customers TO PUBLIC';
+export const WRITE_SQL = "UPDATE orders SET status = 'shipped' WHERE id = 1";
+
+const READ_EVENTS = ['request_received', 'decided', 'execution_started', 'execution_finished', 'result'];
+
+function routeMissing(res: { status: number; body: any }): boolean {
+  return res.status === 404 && /^no route/.test(String(res.body?.error?.message ?? ''));
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const got = await probe();
+    if (got !== undefined) return got;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+export async function runScriptedSession(twin: TestTwin, name = 'audit-demo'): Promise<ScriptedSession> {
+  const [alice, bob, carol, agent] = await Promise.all(
+    ['alice', 'bob', 'carol', 'agent-demo'].map((u) => twin.token(u)),
+  );
+  const headers = { 'x-warden-session': name };
+  const sql = async (token: string, text: string, expectStatus: number, justification?: string) => {
+    const res = await twin.api('POST', '/v1/targets/demo/sql', {
+      token,
+      headers,
+      body: { sql: text, ...(justification ? { justification } : {}) },
+    });
+    if (res.status !== expectStatus) {
+      throw new Error(`${text}: expected ${expectStatus}, got ${res.status} ${JSON.stringify(res.body)}`);
+    }
+    return String(res.body.requestId ?? res.body.error?.details?.requestId ?? res.body.error?.requestId);
+  };
+  const notes: string[] = [];
+  const aliceRead = await sql(alice, 'SELECT id, name FROM customers ORDER BY id LIMIT 3', 200);
+  const agentRead = await sql(agent, 'SELECT count(*) AS n FROM orders', 200);
+  const carolMasked = await sql(carol, CAROL_SQL, 200);
+  const markup = await sql(alice, MARKUP_SQL, 200);
+  const deniedPrivilege = await sql(alice, PRIVILEGE_SQL, 403);
+  const pendingWrite = await sql(alice, WRITE_SQL, 202, 'ship order 1 (ticket OPS-1)');
+
+  const expected: Array<{ requestId: string; types: string[] }> = [
+    { requestId: aliceRead, types: READ_EVENTS },
+    { requestId: agentRead, types: READ_EVENTS },
+    { requestId: carolMasked, types: READ_EVENTS },
+    { requestId: markup, types: READ_EVENTS },
+    { requestId: deniedPrivilege, types: ['request_received', 'decided'] },
+  ];
+  const writeTypes = ['request_received', 'decided', 'approval_requested'];
+
+  const decision = await twin.api('POST', `/v1/approvals/${pendingWrite}/decision`, {
+    token: bob,
+    body: { decision: 'approve', comment: 'ok, one row' },
+  });
+  let approved = false;
+  if (routeMissing(decision)) {
+    notes.push('approvals API (POST /v1/approvals/{id}/decision) not in this build: the write stays pending');
+  } else if (decision.status === 200) {
+    approved = true;
+    writeTypes.push('approval_decided');
+    // The workflow runs the approved statement; wait for it to finish.
+    await until('the approved write to run', async () => {
+      const r = await twin.api('GET', `/v1/requests/${pendingWrite}`, { token: alice });
+      return ['executed', 'failed'].includes(r.body?.status) ? r.body : undefined;
+    });
+    writeTypes.push('execution_started', 'execution_finished', 'result');
+  } else {
+    throw new Error(`approving ${pendingWrite}: ${decision.status} ${JSON.stringify(decision.body)}`);
+  }
+  expected.push({ requestId: pendingWrite, types: writeTypes });
+
+  const access = await twin.api('POST', '/v1/targets/demo/access-requests', {
+    token: alice,
+    headers,
+    body: { level: 'write', duration: '30m', justification: 'backfill OPS-2' },
+  });
+  let jit = false;
+  let accessRequest: string | undefined;
+  if (routeMissing(access)) {
+    notes.push('JIT access requests (POST /v1/targets/{t}/access-requests) not in this build');
+  } else if (access.status === 202) {
+    jit = true;
+    accessRequest = String(access.body.requestId);
+    const types = ['request_received', 'decided'];
+    if (approved) {
+      const ok = await twin.api('POST', `/v1/approvals/${accessRequest}/decision`, {
+        token: bob,
+        body: { decision: 'approve' },
+      });
+      if (ok.status === 200) types.push('approval_decided');
+    }
+    expected.push({ requestId: accessRequest, types });
+  } else {
+    throw new Error(`access request: ${access.status} ${JSON.stringify(access.body)}`);
+  }
+
+  return {
+    sessionId: `c_${name}`,
+    requests: {
+      aliceRead,
+      agentRead,
+      carolMasked,
+      markup,
+      deniedPrivilege,
+      pendingWrite,
+      ...(accessRequest ? { accessRequest } : {}),
+    },
+    approved,
+    jit,
+    expected,
+    notes,
+  };
+}
