@@ -23,8 +23,6 @@ import { DEMO_ROLES, seedDemoDatabase } from './demo-data.js';
 import { createTables, localDynamoClient, startDynalite } from './dynamodb.js';
 import { loadPolicyFiles } from './policy-files.js';
 import { createDevIdp, type DevIdp } from './oidc.js';
-import { createOutbox, type OutboxMessage } from './outbox.js';
-import { startLocalStepFunctions, type LocalStepFunctions } from './step-functions.js';
 import { faultLayerFromConfig, type FaultConfig, type FaultLayer } from './faults.js';
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -67,10 +65,6 @@ export interface Twin {
   readonly db: PGlite;
   readonly dataDir: string;
   readonly tableNames: Record<string, string>;
-  /** Approval notifications captured by `/dev/outbox`. */
-  readonly outbox: readonly OutboxMessage[];
-  /** The Step Functions twin running the synthesized approval state machine. */
-  readonly stepFunctions: LocalStepFunctions;
   /** Where the audit exports land (DYNAMODB_JSON under exports/AWSDynamoDB/<id>/data/). */
   readonly auditLakeDir: string;
   /** Exports the Audit table now, like the scheduled export. */
@@ -148,10 +142,6 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     jwksPath: join(dataDir, 'idp-keys.json'),
   });
 
-  // The approval state machine as CDK synthesizes it (cached on disk; see step-functions.ts).
-  const stepFunctions = await startLocalStepFunctions({ host });
-  const outbox = createOutbox(log);
-
   const env: Record<string, string> = {
     AWS_REGION: 'us-east-1',
     AWS_ACCESS_KEY_ID: 'local-twin',
@@ -167,12 +157,8 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     OIDC_ISSUER: issuer,
     OIDC_AUDIENCE: 'warden',
     OIDC_JWKS_URI: idp.jwksUri,
-    OIDC_SCOPES: 'openid warden',
     GROUPS_CLAIM: 'groups',
     PUBLIC_URL: url,
-    AWS_ENDPOINT_URL_SFN: stepFunctions.url,
-    STATE_MACHINE_ARN: stepFunctions.stateMachineArn,
-    WARDEN_OUTBOX_URL: `${url}/dev/outbox`,
     MASKING_HASH_KEY: persistentSecret(dataDir, 'maskingHashKey'),
     WARDEN_SIGNING_KEY: persistentSecret(dataDir, 'signingKey'),
     OIDC_APPROVAL_CLIENT_ID: idp.clients.approval.clientId,
@@ -200,7 +186,6 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
   let api: typeof import('../../lambdas/handlers/api.js') | undefined = undefined;
   app = (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
-    if (outbox.handle(req, res)) return;
     if (path === '/oidc' || path.startsWith('/oidc/')) {
       idp.handler(req, res);
       return;
@@ -249,14 +234,11 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     tableNames,
     auditLakeDir,
     exportAudit: () => auditExports.exportNow(),
-    outbox: outbox.messages,
-    stepFunctions,
     async close() {
       await auditExports.stop();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
       await faults?.close();
-      await stepFunctions.close();
       await dataApi.close();
       await dynamo.close();
       await db.close();
