@@ -10,6 +10,7 @@ import { baseUrl, type ApiRoute, type Ctx } from './context.js';
 import { Router } from './router.js';
 import { approvePageRoutes } from './routes/approve-page.js';
 import { awsRoutes } from './routes/aws.js';
+import { approvalRoutes } from './routes/approvals.js';
 import { coreRoutes } from './routes/core.js';
 import { sessionRoutes } from './routes/sessions.js';
 import { createRuntime, type Runtime } from './runtime.js';
@@ -21,6 +22,7 @@ const routes: ApiRoute[] = [
   ...sessionRoutes,
   ...approvePageRoutes,
   ...awsRoutes,
+  ...approvalRoutes,
   // (route groups of other areas are added here, one line each)
 ];
 

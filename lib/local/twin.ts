@@ -23,7 +23,8 @@ import { DEMO_ROLES, seedDemoDatabase } from './demo-data.js';
 import { createTables, localDynamoClient, startDynalite } from './dynamodb.js';
 import { loadPolicyFiles } from './policy-files.js';
 import { createDevIdp, type DevIdp } from './oidc.js';
-import { faultLayerFromConfig, type FaultConfig, type FaultLayer } from './faults.js';
+import { createOutbox, type OutboxMessage } from './outbox.js';
+import { startLocalStepFunctions, type LocalStepFunctions } from './step-functions.js';
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 export const POLICY_DIR = join(REPO_ROOT, 'policies');
@@ -44,8 +45,6 @@ export interface TwinOptions {
   /** How often the Audit table is exported to `<dataDir>/audit-lake` (the scheduled export's stand-in). @default 30000 */
   readonly auditExportIntervalMs?: number;
   readonly log?: (line: string) => void;
-  /** Fault injection in front of the AWS endpoints (lib/local/faults.ts). @default WARDEN_FAULTS, else none */
-  readonly faults?: FaultConfig | string;
 }
 
 export interface Twin {
@@ -65,12 +64,14 @@ export interface Twin {
   readonly db: PGlite;
   readonly dataDir: string;
   readonly tableNames: Record<string, string>;
+  /** Approval notifications captured by `/dev/outbox`. */
+  readonly outbox: readonly OutboxMessage[];
+  /** The Step Functions twin running the synthesized approval state machine. */
+  readonly stepFunctions: LocalStepFunctions;
   /** Where the audit exports land (DYNAMODB_JSON under exports/AWSDynamoDB/<id>/data/). */
   readonly auditLakeDir: string;
   /** Exports the Audit table now, like the scheduled export. */
   exportAudit(): Promise<AuditExport>;
-  /** The fault-injection layer, when faults are configured. */
-  readonly faults?: FaultLayer;
   close(): Promise<void>;
 }
 
@@ -128,11 +129,6 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
   await db.waitReady;
   await seedDemoDatabase(db, { customers: options.customers ?? 2000 });
   const dataApi = await startDataApiServer({ db, secrets: DEMO_ROLES, resourceArn: demoConfigArn() });
-  const faults = await faultLayerFromConfig(
-    options.faults ?? process.env.WARDEN_FAULTS,
-    { dynamodb: dynamo.endpoint, 'rds-data': dataApi.url },
-    tableNames,
-  );
 
   log('starting the OIDC provider…');
   const idp = await createDevIdp({
@@ -142,12 +138,16 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     jwksPath: join(dataDir, 'idp-keys.json'),
   });
 
+  // The approval state machine as CDK synthesizes it (cached on disk; see step-functions.ts).
+  const stepFunctions = await startLocalStepFunctions({ host });
+  const outbox = createOutbox(log);
+
   const env: Record<string, string> = {
     AWS_REGION: 'us-east-1',
     AWS_ACCESS_KEY_ID: 'local-twin',
     AWS_SECRET_ACCESS_KEY: 'local-twin',
-    AWS_ENDPOINT_URL_DYNAMODB: faults?.endpoint('dynamodb', dynamo.endpoint) ?? dynamo.endpoint,
-    AWS_ENDPOINT_URL_RDS_DATA: faults?.endpoint('rds-data', dataApi.url) ?? dataApi.url,
+    AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
+    AWS_ENDPOINT_URL_RDS_DATA: dataApi.url,
     WARDEN_CONFIG: JSON.stringify(
       demoConfig({
         approvalWindowSeconds: options.approvalWindowSeconds,
@@ -159,6 +159,9 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     OIDC_JWKS_URI: idp.jwksUri,
     GROUPS_CLAIM: 'groups',
     PUBLIC_URL: url,
+    AWS_ENDPOINT_URL_SFN: stepFunctions.url,
+    STATE_MACHINE_ARN: stepFunctions.stateMachineArn,
+    WARDEN_OUTBOX_URL: `${url}/dev/outbox`,
     MASKING_HASH_KEY: persistentSecret(dataDir, 'maskingHashKey'),
     WARDEN_SIGNING_KEY: persistentSecret(dataDir, 'signingKey'),
     OIDC_APPROVAL_CLIENT_ID: idp.clients.approval.clientId,
@@ -186,6 +189,7 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
   let api: typeof import('../../lambdas/handlers/api.js') | undefined = undefined;
   app = (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
+    if (outbox.handle(req, res)) return;
     if (path === '/oidc' || path.startsWith('/oidc/')) {
       idp.handler(req, res);
       return;
@@ -206,9 +210,7 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
         return;
       }
       const event = toEvent(req, body, `${host}:${actualPort}`);
-      const invoke = () => handler(event, lambdaContext('warden-api'));
-      const result = faults ? await faults.invoke(req, res, invoke) : await invoke();
-      if (res.destroyed) return;
+      const result = await handler(event, lambdaContext('warden-api'));
       writeResult(res, result);
     })().catch((error: unknown) => {
       console.error('local twin: unhandled error', error);
@@ -228,17 +230,18 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     dynamoEndpoint: dynamo.endpoint,
     dataApiUrl: dataApi.url,
     statementLog: dataApi.statementLog,
-    ...(faults ? { faults } : {}),
     db,
     dataDir,
     tableNames,
     auditLakeDir,
     exportAudit: () => auditExports.exportNow(),
+    outbox: outbox.messages,
+    stepFunctions,
     async close() {
       await auditExports.stop();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
-      await faults?.close();
+      await stepFunctions.close();
       await dataApi.close();
       await dynamo.close();
       await db.close();
