@@ -25,6 +25,7 @@ import { loadPolicyFiles } from './policy-files.js';
 import { createDevIdp, type DevIdp } from './oidc.js';
 import { createOutbox, type OutboxMessage } from './outbox.js';
 import { startLocalStepFunctions, type LocalStepFunctions } from './step-functions.js';
+import { faultLayerFromConfig, type FaultConfig, type FaultLayer } from './faults.js';
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 export const POLICY_DIR = join(REPO_ROOT, 'policies');
@@ -45,6 +46,8 @@ export interface TwinOptions {
   /** How often the Audit table is exported to `<dataDir>/audit-lake` (the scheduled export's stand-in). @default 30000 */
   readonly auditExportIntervalMs?: number;
   readonly log?: (line: string) => void;
+  /** Fault injection in front of the AWS endpoints (lib/local/faults.ts). @default WARDEN_FAULTS, else none */
+  readonly faults?: FaultConfig | string;
 }
 
 export interface Twin {
@@ -72,6 +75,8 @@ export interface Twin {
   readonly auditLakeDir: string;
   /** Exports the Audit table now, like the scheduled export. */
   exportAudit(): Promise<AuditExport>;
+  /** The fault-injection layer, when faults are configured. */
+  readonly faults?: FaultLayer;
   close(): Promise<void>;
 }
 
@@ -129,6 +134,11 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
   await db.waitReady;
   await seedDemoDatabase(db, { customers: options.customers ?? 2000 });
   const dataApi = await startDataApiServer({ db, secrets: DEMO_ROLES, resourceArn: demoConfigArn() });
+  const faults = await faultLayerFromConfig(
+    options.faults ?? process.env.WARDEN_FAULTS,
+    { dynamodb: dynamo.endpoint, 'rds-data': dataApi.url },
+    tableNames,
+  );
 
   log('starting the OIDC provider…');
   const idp = await createDevIdp({
@@ -146,8 +156,8 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     AWS_REGION: 'us-east-1',
     AWS_ACCESS_KEY_ID: 'local-twin',
     AWS_SECRET_ACCESS_KEY: 'local-twin',
-    AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
-    AWS_ENDPOINT_URL_RDS_DATA: dataApi.url,
+    AWS_ENDPOINT_URL_DYNAMODB: faults?.endpoint('dynamodb', dynamo.endpoint) ?? dynamo.endpoint,
+    AWS_ENDPOINT_URL_RDS_DATA: faults?.endpoint('rds-data', dataApi.url) ?? dataApi.url,
     WARDEN_CONFIG: JSON.stringify(
       demoConfig({
         approvalWindowSeconds: options.approvalWindowSeconds,
@@ -210,7 +220,9 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
         return;
       }
       const event = toEvent(req, body, `${host}:${actualPort}`);
-      const result = await handler(event, lambdaContext('warden-api'));
+      const invoke = () => handler(event, lambdaContext('warden-api'));
+      const result = faults ? await faults.invoke(req, res, invoke) : await invoke();
+      if (res.destroyed) return;
       writeResult(res, result);
     })().catch((error: unknown) => {
       console.error('local twin: unhandled error', error);
@@ -230,6 +242,7 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     dynamoEndpoint: dynamo.endpoint,
     dataApiUrl: dataApi.url,
     statementLog: dataApi.statementLog,
+    ...(faults ? { faults } : {}),
     db,
     dataDir,
     tableNames,
@@ -241,6 +254,7 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
       await auditExports.stop();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
+      await faults?.close();
       await stepFunctions.close();
       await dataApi.close();
       await dynamo.close();
