@@ -1,6 +1,13 @@
-/** The local twin's configuration: one SQL target, `demo`, over the embedded PostgreSQL. */
+/**
+ * The local twin's configuration: the SQL target `demo` over the embedded PostgreSQL, and the AWS
+ * target `demo-aws` (local STS + the enforcing endpoint in front of the embedded DynamoDB).
+ */
 import type { WardenConfigInput } from '../../lambdas/core/config.js';
 import { DEMO_TARGET } from './demo-data.js';
+
+/** The role the local STS lets Warden assume for `demo-aws` (an account number from AWS's docs). */
+export const DEMO_AWS_ACCOUNT = '123456789012';
+export const DEMO_AWS_ROLE_ARN = `arn:aws:iam::${DEMO_AWS_ACCOUNT}:role/warden-demo-aws`;
 
 export function demoConfig(
   options: { approvalWindowSeconds?: number; requiredApprovals?: number } = {},
@@ -21,6 +28,22 @@ export function demoConfig(
             { column: 'customers.iban', strategy: 'partial', type: 'IBAN' },
           ],
         },
+        approvals: {
+          windowSeconds: options.approvalWindowSeconds ?? 3600,
+          requiredApprovals: options.requiredApprovals ?? 1,
+          approverGroups: ['dba'],
+          emails: ['dba-oncall@example.com'],
+          slackChannel: '#warden-approvals',
+        },
+      },
+      'demo-aws': {
+        kind: 'aws',
+        description: 'Demo AWS account on the local twin: the demo-inventory DynamoDB table',
+        roleArn: DEMO_AWS_ROLE_ARN,
+        account: DEMO_AWS_ACCOUNT,
+        regions: ['us-east-1'],
+        services: ['dynamodb'],
+        masking: { rules: [] },
         approvals: {
           windowSeconds: options.approvalWindowSeconds ?? 3600,
           requiredApprovals: options.requiredApprovals ?? 1,
