@@ -24,6 +24,8 @@ import { startAwsTwin, type AwsTwin } from './aws-enforcer.js';
 import { createTables, localDynamoClient, startDynalite } from './dynamodb.js';
 import { loadPolicyFiles } from './policy-files.js';
 import { createDevIdp, type DevIdp } from './oidc.js';
+import { createOutbox, type OutboxMessage } from './outbox.js';
+import { startLocalStepFunctions, type LocalStepFunctions } from './step-functions.js';
 import { faultLayerFromConfig, type FaultConfig, type FaultLayer } from './faults.js';
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -68,6 +70,10 @@ export interface Twin {
   readonly tableNames: Record<string, string>;
   /** The local STS and the IAM-enforcing endpoint in front of DynamoDB (AWS targets). */
   readonly aws: AwsTwin;
+  /** Approval notifications captured by `/dev/outbox`. */
+  readonly outbox: readonly OutboxMessage[];
+  /** The Step Functions twin running the synthesized approval state machine. */
+  readonly stepFunctions: LocalStepFunctions;
   /** Where the audit exports land (DYNAMODB_JSON under exports/AWSDynamoDB/<id>/data/). */
   readonly auditLakeDir: string;
   /** Exports the Audit table now, like the scheduled export. */
@@ -146,6 +152,10 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     jwksPath: join(dataDir, 'idp-keys.json'),
   });
 
+  // The approval state machine as CDK synthesizes it (cached on disk; see step-functions.ts).
+  const stepFunctions = await startLocalStepFunctions({ host });
+  const outbox = createOutbox(log);
+
   const env: Record<string, string> = {
     AWS_REGION: 'us-east-1',
     AWS_ACCESS_KEY_ID: 'local-twin',
@@ -163,6 +173,9 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     OIDC_JWKS_URI: idp.jwksUri,
     GROUPS_CLAIM: 'groups',
     PUBLIC_URL: url,
+    AWS_ENDPOINT_URL_SFN: stepFunctions.url,
+    STATE_MACHINE_ARN: stepFunctions.stateMachineArn,
+    WARDEN_OUTBOX_URL: `${url}/dev/outbox`,
     MASKING_HASH_KEY: persistentSecret(dataDir, 'maskingHashKey'),
     WARDEN_SIGNING_KEY: persistentSecret(dataDir, 'signingKey'),
     OIDC_APPROVAL_CLIENT_ID: idp.clients.approval.clientId,
@@ -191,6 +204,7 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
   let api: typeof import('../../lambdas/handlers/api.js') | undefined = undefined;
   app = (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
+    if (outbox.handle(req, res)) return;
     if (path === '/oidc' || path.startsWith('/oidc/')) {
       idp.handler(req, res);
       return;
@@ -240,11 +254,14 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     aws,
     auditLakeDir,
     exportAudit: () => auditExports.exportNow(),
+    outbox: outbox.messages,
+    stepFunctions,
     async close() {
       await auditExports.stop();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
       await faults?.close();
+      await stepFunctions.close();
       await dataApi.close();
       await aws.close();
       await dynamo.close();
