@@ -90,7 +90,7 @@ ORDER BY approver, outcome`,
     `
 SELECT event_at, principal_name, principal, target, action, statement, row_count, request_id, session_id
 FROM events
-WHERE unmasked = TRUE
+WHERE unmasked = TRUE AND event_type = 'execution_finished'
 ORDER BY event_at DESC`,
   ),
   query(

@@ -311,15 +311,6 @@ export async function submitSql(
         );
       }
     }
-    await appendTrail(deps, record, [
-      trailEvent(deps, record, 'approval_requested', {
-        detail: {
-          expiresAt: record.expiresAt,
-          requiredApprovals: target.approvals.requiredApprovals,
-          approverGroups: target.approvals.approverGroups,
-        },
-      }),
-    ]);
     return {
       status: 202,
       record,

@@ -77,26 +77,40 @@ export async function runScriptedSession(twin: TestTwin, name = 'audit-demo'): P
     { requestId: markup, types: READ_EVENTS },
     { requestId: deniedPrivilege, types: ['request_received', 'decided'] },
   ];
-  const writeTypes = ['request_received', 'decided', 'approval_requested'];
+  const writeTypes = ['request_received', 'decided'];
+  const sessionId = `c_${name}`;
+  const dave = await twin.token('dave');
+  /** Waits until the trail holds `type` for `requestId` (workflow steps append asynchronously). */
+  const trailHas = (requestId: string, type: string) =>
+    until(`${type} of ${requestId} in the trail`, async () => {
+      const r = await twin.api('GET', `/v1/sessions/${sessionId}`, { token: dave });
+      const events: Array<{ requestId?: string; type: string }> = r.body?.events ?? [];
+      return events.some((e) => e.requestId === requestId && e.type === type) ? true : undefined;
+    });
 
-  const decision = await twin.api('POST', `/v1/approvals/${pendingWrite}/decision`, {
+  const probe = await twin.api('POST', '/v1/approvals/r_doesnotexist000/decision', {
     token: bob,
-    body: { decision: 'approve', comment: 'ok, one row' },
+    body: { decision: 'approve' },
   });
+  const approvals = !routeMissing(probe);
   let approved = false;
-  if (routeMissing(decision)) {
+  if (!approvals) {
     notes.push('approvals API (POST /v1/approvals/{id}/decision) not in this build: the write stays pending');
-  } else if (decision.status === 200) {
+  } else {
+    // The workflow's Notify step records approval_requested; approve once approvers were asked.
+    await trailHas(pendingWrite, 'approval_requested');
+    writeTypes.push('approval_requested');
+    const decision = await twin.api('POST', `/v1/approvals/${pendingWrite}/decision`, {
+      token: bob,
+      body: { decision: 'approve', comment: 'ok, one row' },
+    });
+    if (decision.status !== 200) {
+      throw new Error(`approving ${pendingWrite}: ${decision.status} ${JSON.stringify(decision.body)}`);
+    }
     approved = true;
     writeTypes.push('approval_decided');
-    // The workflow runs the approved statement; wait for it to finish.
-    await until('the approved write to run', async () => {
-      const r = await twin.api('GET', `/v1/requests/${pendingWrite}`, { token: alice });
-      return ['executed', 'failed'].includes(r.body?.status) ? r.body : undefined;
-    });
+    await trailHas(pendingWrite, 'result');
     writeTypes.push('execution_started', 'execution_finished', 'result');
-  } else {
-    throw new Error(`approving ${pendingWrite}: ${decision.status} ${JSON.stringify(decision.body)}`);
   }
   expected.push({ requestId: pendingWrite, types: writeTypes });
 
@@ -113,12 +127,16 @@ export async function runScriptedSession(twin: TestTwin, name = 'audit-demo'): P
     jit = true;
     accessRequest = String(access.body.requestId);
     const types = ['request_received', 'decided'];
-    if (approved) {
+    if (approvals) {
+      await trailHas(accessRequest, 'approval_requested');
+      types.push('approval_requested');
       const ok = await twin.api('POST', `/v1/approvals/${accessRequest}/decision`, {
         token: bob,
         body: { decision: 'approve' },
       });
-      if (ok.status === 200) types.push('approval_decided');
+      if (ok.status !== 200) throw new Error(`approving the grant: ${ok.status} ${JSON.stringify(ok.body)}`);
+      await trailHas(accessRequest, 'grant_created');
+      types.push('approval_decided', 'grant_created');
     }
     expected.push({ requestId: accessRequest, types });
   } else {
@@ -126,7 +144,7 @@ export async function runScriptedSession(twin: TestTwin, name = 'audit-demo'): P
   }
 
   return {
-    sessionId: `c_${name}`,
+    sessionId,
     requests: {
       aliceRead,
       agentRead,

@@ -138,6 +138,7 @@ function resultTable(detail: Record<string, unknown>): Markup {
   const columns = Array.isArray(detail.columns) ? detail.columns.map((c) => String(obj(c).name ?? c)) : [];
   const rows = Array.isArray(detail.rows) ? detail.rows.map(obj) : [];
   const masking = Object.entries(obj(detail.masking));
+  if (columns.length === 0) return h`<div class="muted">no result set (a write reports its row count)</div>`;
   return h`<table><thead><tr>${columns.map((c) => h`<th>${c}</th>`)}</tr></thead><tbody>${rows.map(
     (r) => h`<tr>${columns.map((c) => h`<td>${cell(r[c])}</td>`)}</tr>`,
   )}</tbody></table>${detail.truncated ? h`<div class="muted">…more rows not kept in the trail</div>` : ''}${
