@@ -13,6 +13,7 @@ import { awsRoutes } from './routes/aws.js';
 import { approvalRoutes } from './routes/approvals.js';
 import { coreRoutes } from './routes/core.js';
 import { sessionRoutes } from './routes/sessions.js';
+import { mcpRoutes } from './routes/mcp.js';
 import { createRuntime, type Runtime } from './runtime.js';
 
 const runtime: Runtime = await createRuntime();
@@ -21,6 +22,7 @@ const routes: ApiRoute[] = [
   ...coreRoutes,
   ...sessionRoutes,
   ...approvePageRoutes,
+  ...mcpRoutes,
   ...awsRoutes,
   ...approvalRoutes,
   // (route groups of other areas are added here, one line each)

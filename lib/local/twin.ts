@@ -171,6 +171,7 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     OIDC_ISSUER: issuer,
     OIDC_AUDIENCE: 'warden',
     OIDC_JWKS_URI: idp.jwksUri,
+    OIDC_SCOPES: 'openid warden',
     GROUPS_CLAIM: 'groups',
     PUBLIC_URL: url,
     AWS_ENDPOINT_URL_SFN: stepFunctions.url,
