@@ -4,12 +4,7 @@
  * failed). The Step Functions definition decides which step runs when; these decide what it does.
  */
 import { randomBytes } from 'node:crypto';
-import {
-  approvalView,
-  decisionOutput,
-  statementText,
-  type ApprovalDeps,
-} from './approvals.js';
+import { approvalView, decisionOutput, statementText, type ApprovalDeps } from './approvals.js';
 import type { SqlTargetConfig } from './config.js';
 import { ConditionFailedError } from './errors.js';
 import { MAX_GRANT_SECONDS, newGrantId, type Grant, type GrantStore } from './grants.js';
@@ -371,4 +366,3 @@ async function runApproved(deps: StepDeps, record: RequestRecord): Promise<StepR
 
   return refuse('not_supported', 'the approval workflow does not run AWS calls yet');
 }
-

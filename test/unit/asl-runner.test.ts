@@ -1,0 +1,224 @@
+/** The local ASL runner: States Language semantics on small definitions, with in-process "Lambdas". */
+import { describe, expect, it } from 'vitest';
+import {
+  LambdaFunctionError,
+  SfnApiError,
+  StateMachineRunner,
+  applyPayloadTemplate,
+  applyResultPath,
+  errorMatches,
+  type Json,
+} from '../../lib/local/asl-runner.js';
+
+const FN = 'arn:aws:lambda:us-east-1:000000000000:function:fn';
+const ARN = 'arn:aws:states:us-east-1:000000000000:stateMachine:test';
+
+function runner(definition: Record<string, unknown>, invoke: (payload: any) => Promise<Json> | Json) {
+  return new StateMachineRunner({
+    stateMachineArn: ARN,
+    definition,
+    invokeLambda: async (_arn, payload) => invoke(payload),
+    sleep: async () => undefined, // retries without waiting
+  });
+}
+
+const waitTask = (extra: Record<string, unknown> = {}) => ({
+  Type: 'Task',
+  Resource: 'arn:aws:states:::lambda:invoke.waitForTaskToken',
+  Parameters: { FunctionName: FN, Payload: { 'token.$': '$$.Task.Token', 'id.$': '$.id' } },
+  ResultPath: '$.answer',
+  ...extra,
+});
+
+describe('asl runner', () => {
+  it('applies Parameters, ResultSelector, ResultPath and OutputPath like Step Functions', async () => {
+    expect(
+      applyPayloadTemplate(
+        { 'a.$': '$.x.y', b: 1, 'c.$': '$$.Task.Token' },
+        { x: { y: 2 } },
+        { Task: { Token: 't' } },
+      ),
+    ).toEqual({
+      a: 2,
+      b: 1,
+      c: 't',
+    });
+    expect(applyResultPath('$.r.s', { k: 1 }, 5)).toEqual({ k: 1, r: { s: 5 } });
+    expect(applyResultPath(null, { k: 1 }, 5)).toEqual({ k: 1 });
+    const r = runner(
+      {
+        StartAt: 'T',
+        States: {
+          T: {
+            Type: 'Task',
+            Resource: 'arn:aws:states:::lambda:invoke',
+            Parameters: { FunctionName: FN, Payload: { 'n.$': '$.n' } },
+            ResultSelector: { 'v.$': '$.Payload.doubled' },
+            ResultPath: '$.out',
+            OutputPath: '$.out',
+            End: true,
+          },
+        },
+      },
+      (p) => ({ doubled: p.n * 2 }),
+    );
+    const e = r.startExecution('x1', JSON.stringify({ n: 21 }));
+    await e.done;
+    expect(e.status).toBe('SUCCEEDED');
+    expect(JSON.parse(e.output!)).toEqual({ v: 42 });
+  });
+
+  it('waits for a task token and continues with the callback output through a Choice', async () => {
+    let token = '';
+    const r = runner(
+      {
+        StartAt: 'Wait',
+        States: {
+          Wait: waitTask({ Next: 'Pick' }),
+          Pick: {
+            Type: 'Choice',
+            Choices: [{ Variable: '$.answer.decision', StringEquals: 'approve', Next: 'Yes' }],
+            Default: 'No',
+          },
+          Yes: { Type: 'Succeed' },
+          No: { Type: 'Fail', Error: 'Denied', Cause: 'no' },
+        },
+      },
+      (p) => {
+        token = p.token;
+        return null;
+      },
+    );
+    const e = r.startExecution('x2', '{"id":"r1"}');
+    while (!token) await new Promise((res) => setTimeout(res, 5));
+    expect(() => r.sendTaskSuccess('forged', '{}')).toThrow(SfnApiError);
+    r.sendTaskSuccess(token, JSON.stringify({ decision: 'approve' }));
+    await e.done;
+    expect(e.status).toBe('SUCCEEDED');
+    expect(JSON.parse(e.output!)).toEqual({ id: 'r1', answer: { decision: 'approve' } });
+    // A second answer for the same token is refused.
+    expect(() => r.sendTaskSuccess(token, '{}')).toThrow(/Task Does Not Exist/);
+  });
+
+  it('times out a waiting task from TimeoutSecondsPath and routes States.Timeout to its Catch', async () => {
+    let token = '';
+    const r = runner(
+      {
+        StartAt: 'Wait',
+        States: {
+          Wait: waitTask({
+            TimeoutSecondsPath: '$.window',
+            Catch: [{ ErrorEquals: ['States.Timeout'], ResultPath: '$.error', Next: 'Expired' }],
+            Next: 'Done',
+          }),
+          Expired: { Type: 'Pass', Result: 'expired', ResultPath: '$.outcome', End: true },
+          Done: { Type: 'Succeed' },
+        },
+      },
+      (p) => {
+        token = p.token;
+        return null;
+      },
+    );
+    const e = r.startExecution('x3', JSON.stringify({ id: 'r', window: 1 }));
+    await e.done;
+    expect(e.status).toBe('SUCCEEDED');
+    expect(JSON.parse(e.output!)).toMatchObject({ outcome: 'expired', error: { Error: 'States.Timeout' } });
+    expect(() => r.sendTaskSuccess(token, '{}')).toThrow(/Task Timed Out/);
+  });
+
+  it('fails a task whose heartbeat does not arrive, and SendTaskHeartbeat keeps it alive', async () => {
+    let token = '';
+    const r = runner(
+      {
+        StartAt: 'Wait',
+        States: {
+          Wait: waitTask({
+            HeartbeatSeconds: 2,
+            Catch: [{ ErrorEquals: ['States.HeartbeatTimeout'], ResultPath: '$.error', Next: 'Late' }],
+            End: true,
+          }),
+          Late: { Type: 'Fail', Error: 'Late' },
+        },
+      },
+      (p) => {
+        token = p.token;
+        return null;
+      },
+    );
+    const alive = r.startExecution('x4', '{"id":"a"}');
+    while (!token) await new Promise((res) => setTimeout(res, 5));
+    await new Promise((res) => setTimeout(res, 1200));
+    r.sendTaskHeartbeat(token);
+    await new Promise((res) => setTimeout(res, 1200));
+    expect(alive.status).toBe('RUNNING');
+    await alive.done;
+    expect(alive.status).toBe('FAILED');
+    expect(alive.error).toBe('Late');
+  });
+
+  it('retries matching errors up to MaxAttempts, then catches; States.TaskFailed never matches a timeout', async () => {
+    let calls = 0;
+    const r = runner(
+      {
+        StartAt: 'T',
+        States: {
+          T: {
+            Type: 'Task',
+            Resource: FN,
+            Retry: [{ ErrorEquals: ['Flaky'], MaxAttempts: 2 }],
+            Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.err', Next: 'Caught' }],
+            End: true,
+          },
+          Caught: { Type: 'Pass', End: true },
+        },
+      },
+      () => {
+        calls++;
+        throw new LambdaFunctionError('Flaky', 'try again');
+      },
+    );
+    const e = r.startExecution('x5', '{}');
+    await e.done;
+    expect(calls).toBe(3);
+    expect(JSON.parse(e.output!).err.Error).toBe('Flaky');
+    expect(errorMatches(['States.TaskFailed'], 'States.Timeout')).toBe(false);
+    expect(errorMatches(['States.TaskFailed'], 'Lambda.ServiceException')).toBe(true);
+    expect(errorMatches(['States.ALL'], 'States.Runtime')).toBe(false);
+  });
+
+  it('starts an execution name once: the same input is idempotent, another input is refused', async () => {
+    const r = runner({ StartAt: 'Wait', States: { Wait: waitTask({ End: true }) } }, () => null);
+    const a = r.startExecution('same', '{"id":"1"}');
+    expect(r.startExecution('same', '{"id":"1"}')).toBe(a);
+    expect(() => r.startExecution('same', '{"id":"2"}')).toThrow(/Execution Already Exists/);
+    r.stop(a.executionArn);
+    await a.done;
+    expect(a.status).toBe('ABORTED');
+  });
+
+  it('refuses definitions it cannot run faithfully', () => {
+    expect(() =>
+      runner({ StartAt: 'W', States: { W: { Type: 'Wait', Seconds: 1, End: true } } }, () => null),
+    ).toThrow(/not supported/);
+    expect(() =>
+      runner(
+        {
+          StartAt: 'T',
+          States: { T: { Type: 'Task', Resource: 'arn:aws:states:::sqs:sendMessage', End: true } },
+        },
+        () => null,
+      ),
+    ).toThrow(/not supported/);
+  });
+
+  it('times the whole execution out after the state machine TimeoutSeconds', async () => {
+    const r = runner(
+      { StartAt: 'Wait', TimeoutSeconds: 1, States: { Wait: waitTask({ End: true }) } },
+      () => null,
+    );
+    const e = r.startExecution('x6', '{"id":"t"}');
+    await e.done;
+    expect(e.status).toBe('TIMED_OUT');
+  });
+});
