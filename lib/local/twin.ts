@@ -123,7 +123,12 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
   for (const def of ALL_TABLES) tableNames[def.logicalName] = `warden-${def.logicalName.toLowerCase()}`;
   const ddb = localDynamoClient(dynamo.endpoint);
   await createTables(ddb, ALL_TABLES, (def) => tableNames[def.logicalName]);
-  const aws = await startAwsTwin({ host, dynamoEndpoint: dynamo.endpoint, dynamoClient: ddb, config: demoConfig() });
+  const aws = await startAwsTwin({
+    host,
+    dynamoEndpoint: dynamo.endpoint,
+    dynamoClient: ddb,
+    config: demoConfig(),
+  });
   const auditLakeDir = join(dataDir, 'audit-lake');
   const auditExports = scheduleAuditExports({
     client: ddb,
