@@ -262,6 +262,7 @@ export class FaultLayer {
   private readonly injected = new Map<string, number>();
   private killed = 0;
   private forwarded = 0;
+  private running = 0;
   private readonly proxies = new Map<FaultService, Proxy>();
   private readonly held = new Set<ServerResponse>();
   private readonly invocations = new AsyncLocalStorage<InvocationState>();
@@ -304,6 +305,20 @@ export class FaultLayer {
     this.random = config.seed === undefined ? Math.random : prng(config.seed);
   }
 
+  /**
+   * Puts a proxy in front of an endpoint started after the layer (e.g. the Step Functions or STS
+   * twin) and answers the URL the handlers should use.
+   */
+  async proxy(service: FaultService, upstream: string): Promise<string> {
+    if (!this.proxies.has(service)) await this.startProxy(service, upstream);
+    return this.proxies.get(service)!.url;
+  }
+
+  /** API invocations still running, killed ones included (a load run waits for 0 before checking). */
+  inFlight(): number {
+    return this.running;
+  }
+
   /** The URL the handlers should use for `service`: the proxy's, or `fallback` when not proxied. */
   endpoint(service: FaultService, fallback: string): string {
     return this.proxies.get(service)?.url ?? fallback;
@@ -326,7 +341,11 @@ export class FaultLayer {
       (kill.paths === undefined || kill.paths.some((p) => path.startsWith(p))) &&
       this.take(kill, kill.probability, kill.maxCount);
     const state: InvocationState = { killed: false };
-    if (!eligible) return this.invocations.run(state, fn);
+    this.running += 1;
+    const done = () => {
+      this.running -= 1;
+    };
+    if (!eligible) return this.invocations.run(state, fn).finally(done);
     const timer = setTimeout(
       () => {
         state.killed = true;
@@ -335,7 +354,10 @@ export class FaultLayer {
       },
       Math.floor(this.random() * (kill.maxDelayMs + 1)),
     );
-    return this.invocations.run(state, fn).finally(() => clearTimeout(timer));
+    return this.invocations.run(state, fn).finally(() => {
+      clearTimeout(timer);
+      done();
+    });
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,212 @@
+/**
+ * The invariant checker of the load and fault tests must fail when an invariant breaks; otherwise
+ * a green load run proves nothing. Each case feeds it one synthetic breach.
+ */
+import { describe, expect, it } from 'vitest';
+import { checkInvariants, findSecrets, type InvariantInput } from '../../lib/local/invariants.js';
+import type { RequestRecord } from '../../lambdas/core/types.js';
+
+const READ = 'SELECT 1 AS one';
+const WRITE = "UPDATE orders SET status = 'x' WHERE id = 1";
+
+function rec(partial: Partial<RequestRecord> & { sql: string }): RequestRecord {
+  const { sql, ...rest } = partial;
+  const write = !sql.startsWith('SELECT');
+  return {
+    id: `r_${Math.random().toString(36).slice(2, 14)}`,
+    target: 'demo',
+    principal: 'User::"alice"',
+    principalName: 'alice',
+    principalType: 'User',
+    groups: ['engineers'],
+    sessionId: 's_1',
+    createdAt: '2025-01-01T00:00:00Z',
+    updatedAt: '2025-01-01T00:00:00Z',
+    status: 'executed',
+    operation: { kind: 'sql', sql },
+    classification: {
+      kind: 'sql',
+      class: write ? 'write' : 'read',
+      statements: [],
+      tables: [],
+      functions: [],
+      reasons: [],
+    },
+    decision: {
+      outcome: 'allow',
+      action: write ? 'sql:write' : 'sql:read',
+      determiningPolicies: [],
+      errors: [],
+      policyVersion: 'v',
+    },
+    version: 2,
+    ...rest,
+  };
+}
+
+function input(over: Partial<InvariantInput>): InvariantInput {
+  return { statementLog: [], requests: [], trail: [], logs: [], secrets: [], ...over };
+}
+
+const violations = (i: InvariantInput, id: number) => checkInvariants(i).find((r) => r.id === id)!.violations;
+
+describe('invariant checker', () => {
+  it('passes a consistent run', () => {
+    const results = checkInvariants(
+      input({
+        statementLog: [{ sql: READ, ok: true, role: 'warden_ro' }],
+        requests: [rec({ sql: READ })],
+      }),
+    );
+    expect(results.flatMap((r) => r.violations)).toEqual([]);
+  });
+
+  it('flags a statement the database ran that no audit record holds', () => {
+    const v = violations(input({ statementLog: [{ sql: READ, ok: true, role: 'warden_ro' }] }), 1);
+    expect(v).toHaveLength(1);
+  });
+
+  it('flags a statement whose record never reached running (e.g. still pending)', () => {
+    const v = violations(
+      input({
+        statementLog: [{ sql: WRITE, ok: true, role: 'warden_rw' }],
+        requests: [rec({ sql: WRITE, status: 'pending_approval' })],
+      }),
+      1,
+    );
+    expect(v[0]).toMatch(/pending_approval/);
+  });
+
+  it('flags a write that ran without an allow or enough approvals', () => {
+    const pending = rec({
+      sql: WRITE,
+      status: 'executed',
+      decision: {
+        outcome: 'approval_required',
+        action: 'sql:write',
+        determiningPolicies: [],
+        errors: [],
+        policyVersion: 'v',
+      },
+      requiredApprovals: 1,
+      votes: [{ by: 'User::"alice"', byName: 'alice', decision: 'approve', at: 'x' }],
+    });
+    const v = violations(
+      input({ statementLog: [{ sql: WRITE, ok: true, role: 'warden_rw' }], requests: [pending] }),
+      2,
+    );
+    expect(v[0]).toMatch(/without an allow or an approval/);
+  });
+
+  it('flags a read that ran as the write user', () => {
+    const v = violations(
+      input({ statementLog: [{ sql: READ, ok: true, role: 'warden_rw' }], requests: [rec({ sql: READ })] }),
+      2,
+    );
+    expect(v[0]).toMatch(/write user/);
+  });
+
+  it('flags a request that reached the database twice', () => {
+    const v = violations(
+      input({
+        statementLog: [
+          { sql: READ, ok: false, role: 'warden_ro' },
+          { sql: READ, ok: true, role: 'warden_ro' },
+        ],
+        requests: [rec({ sql: READ, status: 'failed' })],
+      }),
+      4,
+    );
+    expect(v[0]).toMatch(/2 times for 1 request/);
+  });
+
+  it('does not count the bounded re-run of an oversized read as a second execution', () => {
+    const results = checkInvariants(
+      input({
+        statementLog: [
+          { sql: READ, ok: false, role: 'warden_ro' },
+          { sql: `SELECT * FROM (\n${READ}\n) AS warden_bounded LIMIT 500`, ok: true, role: 'warden_ro' },
+        ],
+        requests: [rec({ sql: READ })],
+      }),
+    );
+    expect(results.flatMap((r) => r.violations)).toEqual([]);
+  });
+
+  it('flags an approval decided twice, a requester vote and an approved record with a deny', () => {
+    const base = {
+      sql: WRITE,
+      decision: {
+        outcome: 'approval_required' as const,
+        action: 'sql:write',
+        determiningPolicies: [],
+        errors: [],
+        policyVersion: 'v',
+      },
+      requiredApprovals: 1,
+      decidedBy: 'bob',
+    };
+    const twice = rec({
+      ...base,
+      status: 'approved',
+      votes: [{ by: 'User::"bob"', byName: 'bob', decision: 'approve', at: 'x' }],
+    });
+    const self = rec({
+      ...base,
+      status: 'approved',
+      votes: [
+        { by: 'User::"alice"', byName: 'alice', decision: 'approve', at: 'x' },
+        { by: 'User::"bob"', byName: 'bob', decision: 'approve', at: 'y' },
+      ],
+    });
+    const both = rec({
+      ...base,
+      status: 'approved',
+      votes: [
+        { by: 'User::"bob"', byName: 'bob', decision: 'deny', at: 'x' },
+        { by: 'User::"erin"', byName: 'erin', decision: 'approve', at: 'y' },
+      ],
+    });
+    const terminal = {
+      type: 'approval_decided',
+      requestId: twice.id,
+      detail: JSON.stringify({ terminal: true }),
+    };
+    const v = violations(input({ requests: [twice, self, both], trail: [terminal, terminal] }), 3);
+    expect(v.some((x) => x.includes(twice.id) && x.includes('2 terminal'))).toBe(true);
+    expect(v.some((x) => x.includes(self.id) && x.includes('requester voted'))).toBe(true);
+    expect(v.some((x) => x.includes(both.id) && x.includes('and a deny'))).toBe(true);
+  });
+
+  it('flags raw PII or a token in logs, records or trail without printing the value', () => {
+    const ssn = '123-45-6789';
+    const token = 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlc2lnbmF0dXJl';
+    const v = violations(
+      input({
+        logs: [`{"msg":"oops","value":"${ssn}"}`],
+        trail: [{ type: 'error', detail: `bearer ${token}` }],
+        secrets: [
+          { kind: 'SSN', value: ssn },
+          { kind: 'bearer token', value: token },
+        ],
+      }),
+      5,
+    );
+    expect(v).toHaveLength(2);
+    expect(v.join(' ')).not.toContain(ssn);
+    expect(v.join(' ')).not.toContain(token);
+  });
+
+  it('finds every secret that occurs, among thousands, in one pass', () => {
+    const secrets = Array.from({ length: 5000 }, (_, i) => ({
+      kind: 'email',
+      value: `user${i}@example.com`,
+    }));
+    const text = `x user17@example.com y user4999@example.com z user50@example.org`;
+    expect(
+      findSecrets(text, secrets)
+        .map((s) => s.value)
+        .sort(),
+    ).toEqual(['user17@example.com', 'user4999@example.com']);
+  });
+});
