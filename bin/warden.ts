@@ -13,6 +13,10 @@ const HELP = `Usage: npx warden <command> [options]
   sql <target> <sql>           run SQL through Warden        [--justification TEXT] [--params JSON]
   explain <target> <sql>       classify and decide, run nothing
   requests                     list your recent requests
+  approvals                    what awaits your approval
+  approve|deny <id>            decide a pending request      [--comment TEXT]
+  access <target> <write|ddl> <duration>  ask for a time-boxed grant   --justification TEXT
+  grants [revoke <id>]         list your grants, or revoke one
   request <id>                 show one request's lifecycle and masked result
   policy validate [dir]        validate Cedar policy files against Warden's schema (default ./policies)
   policy push [dir]            validate, then make them the active policy set (DynamoDB)
@@ -52,6 +56,7 @@ async function main(argv: string[]): Promise<void> {
       as: { type: 'string' },
       session: { type: 'string' },
       justification: { type: 'string' },
+      comment: { type: 'string' },
       params: { type: 'string' },
       principal: { type: 'string' },
       target: { type: 'string' },
@@ -94,6 +99,16 @@ async function main(argv: string[]): Promise<void> {
       };
       const path = `/v1/targets/${encodeURIComponent(target)}/${command === 'sql' ? 'sql' : 'explain'}`;
       const res = await call(ctx, 'POST', path, body);
+      print(res.status, res.body);
+      return;
+    }
+    case 'approvals':
+    case 'approve':
+    case 'deny':
+    case 'access':
+    case 'grants': {
+      const { approvalCommand } = await import('./approvals-cli.js');
+      const res = await approvalCommand(await context(values), command, rest, values);
       print(res.status, res.body);
       return;
     }
