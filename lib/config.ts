@@ -26,6 +26,13 @@ export interface WardenSettings {
   readonly oidcAudience: string;
   /** @default discovered from the issuer's `/.well-known/openid-configuration` at cold start */
   readonly oidcJwksUri?: string;
+  /**
+   * OAuth client id of the approval page (authorization code + PKCE, a public client: no secret).
+   * @default none: the approval page answers 503 and approvers use the API or the CLI
+   */
+  readonly oidcApprovalClientId?: string;
+  /** Scopes the approval page asks for. @default the adapter's default ('openid') */
+  readonly oidcApprovalScope?: string;
   /** Token claim listing the caller's groups. @default 'groups' */
   readonly groupsClaim: string;
   /** Targets, masking and approval rules, serialised into `WARDEN_CONFIG`. @default no targets */
@@ -96,7 +103,15 @@ export function resolveSettings(input: WardenSettingsInput = {}): WardenSettings
       rateLimit: input.throttle?.rateLimit ?? 1000,
       burstLimit: input.throttle?.burstLimit ?? 2000,
     },
-    ...pick(input, ['oidcJwksUri', 'slackWebhookSecretArn', 'sesSender', 'publicUrl', 'alarmEmail']),
+    ...pick(input, [
+      'oidcJwksUri',
+      'oidcApprovalClientId',
+      'oidcApprovalScope',
+      'slackWebhookSecretArn',
+      'sesSender',
+      'publicUrl',
+      'alarmEmail',
+    ]),
   };
   validate(settings);
   return settings;
@@ -160,6 +175,7 @@ export interface ContextSource {
 /**
  * Reads settings from CDK context: `wardenConfig` (a JSON file path, or an object in cdk.json),
  * overridden by individual keys (`oidcIssuer`, `oidcAudience`, `groupsClaim`, `oidcJwksUri`,
+ * `oidcApprovalClientId`, `oidcApprovalScope`,
  * `slackWebhookSecretArn`, `sesSender`, `publicUrl`, `alarmEmail`, `auditTtlDays`,
  * `logRetentionDays`) so `cdk deploy -c oidcIssuer=…` works without a file.
  */
@@ -183,6 +199,8 @@ export function settingsFromContext(ctx: ContextSource): WardenSettingsInput {
     oidcIssuer: str('oidcIssuer'),
     oidcAudience: str('oidcAudience'),
     oidcJwksUri: str('oidcJwksUri'),
+    oidcApprovalClientId: str('oidcApprovalClientId'),
+    oidcApprovalScope: str('oidcApprovalScope'),
     groupsClaim: str('groupsClaim'),
     slackWebhookSecretArn: str('slackWebhookSecretArn'),
     sesSender: str('sesSender'),

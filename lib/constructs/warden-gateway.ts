@@ -79,9 +79,13 @@ export class WardenGateway extends Construct {
       logRetention,
       environment: common,
     })
+      // The shared runtime opens every store at cold start; notify only reads policies and grants
+      // (to name approvers), so it gets read access there.
       .bindTable({ table: t(RequestsTable), def: RequestsTable, access: 'read' })
       .bindTable({ table: t(ApprovalsTable), def: ApprovalsTable, access: 'readWrite' })
+      .bindTable({ table: t(GrantsTable), def: GrantsTable, access: 'read' })
       .bindTable({ table: t(AuditTable), def: AuditTable, access: 'append' })
+      .bindTable({ table: t(PoliciesTable), def: PoliciesTable, access: 'read' })
       .bindHmacKey(this.keys.hmac, { generate: true });
 
     this.executeFunction = new GatewayFunction(this, 'Execute', {
@@ -131,6 +135,9 @@ export class WardenGateway extends Construct {
     });
     const publicUrl = s.publicUrl ?? this.api.url;
     this.apiFunction.addEnvironment('PUBLIC_URL', publicUrl);
+    if (s.oidcApprovalClientId)
+      this.apiFunction.addEnvironment('OIDC_APPROVAL_CLIENT_ID', s.oidcApprovalClientId);
+    if (s.oidcApprovalScope) this.apiFunction.addEnvironment('OIDC_APPROVAL_SCOPE', s.oidcApprovalScope);
     this.notifyFunction.addEnvironment('PUBLIC_URL', publicUrl);
 
     this.notifications = new Notifications(this, 'Notifications', {

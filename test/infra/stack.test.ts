@@ -159,6 +159,13 @@ describe('functions', () => {
       expect(api[name], name).toBeDefined();
     expect(api.HMAC_KEY_ID).toBeDefined();
     expect(api.PUBLIC_URL).toBeDefined();
+    expect(api.OIDC_APPROVAL_CLIENT_ID).toBe('warden-approval-page');
+    // The shared runtime opens every store at cold start: each workflow function needs every table name.
+    for (const fragment of ['Notify', 'Execute']) {
+      const env = resources[functionIdByPath(fragment)].Properties.Environment.Variables;
+      for (const def of ALL_TABLES)
+        expect(env[tableEnvVar(def)], `${fragment} ${def.logicalName}`).toBeDefined();
+    }
     expect(JSON.parse(api.WARDEN_CONFIG).targets.orders.kind).toBe('sql');
   });
 

@@ -12,6 +12,7 @@ export const FULL_SETTINGS: WardenSettingsInput = {
   oidcIssuer: 'https://idp.example.com/oauth2/default',
   oidcAudience: 'warden',
   groupsClaim: 'groups',
+  oidcApprovalClientId: 'warden-approval-page',
   slackWebhookSecretArn: `arn:aws:secretsmanager:eu-west-1:${ACCOUNT}:secret:warden/slack-AbCdEf`,
   sesSender: 'warden@example.com',
   alarmEmail: 'oncall@example.com',
