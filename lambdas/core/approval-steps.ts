@@ -3,6 +3,7 @@
  * the approvers) and Execute (run exactly what was approved, once; or record denied / expired /
  * failed). The Step Functions definition decides which step runs when; these decide what it does.
  */
+import { executeAws, type AwsExecutor } from './aws-requests.js';
 import { randomBytes } from 'node:crypto';
 import { approvalView, decisionOutput, statementText, type ApprovalDeps } from './approvals.js';
 import type { SqlTargetConfig } from './config.js';
@@ -55,6 +56,8 @@ export type StepDeps = RequestDeps &
   ApprovalDeps & {
     readonly grantStore?: GrantStore;
     readonly publicUrl?: string;
+    /** Present where AWS targets are configured: runs approved AWS calls. */
+    readonly aws?: AwsExecutor;
   };
 
 /** Thrown to end the execution in `Failed`; the record already says why. */
@@ -364,5 +367,36 @@ async function runApproved(deps: StepDeps, record: RequestRecord): Promise<StepR
     return { requestId: done.id, status: 'executed' };
   }
 
-  return refuse('not_supported', 'the approval workflow does not run AWS calls yet');
+  if (op.kind === 'aws') {
+    if (!deps.aws) return refuse('aws_unavailable', 'this gateway has no AWS executor configured');
+    const target = findTarget(deps.config, running.target, 'aws');
+    const stored = running.classification;
+    if (!stored || stored.kind !== 'aws')
+      return refuse('not_classified', 'the request has no AWS classification');
+    const grants = deps.grants ? await deps.grants.activeGrants(principal, running.target, now) : [];
+    const decision = engine.decideApproved(
+      principal,
+      running.decision.action,
+      targetRef(running.target, target),
+      operationContext(stored, running.justification, grants, now, op.region),
+    );
+    if (decision.outcome !== 'allow') {
+      return refuse(
+        'policy_denied',
+        `policy no longer allows ${running.decision.action} on "${running.target}" even with the approval`,
+      );
+    }
+    try {
+      // executeAws re-classifies the stored call and refuses if it no longer matches the record.
+      const { stored: done } = await executeAws({ ...deps, aws: deps.aws }, running, principal);
+      return { requestId: done.id, status: done.status };
+    } catch (error) {
+      throw new WorkflowStepError(
+        'Warden.ExecutionFailed',
+        error instanceof Error ? error.message : 'failed',
+      );
+    }
+  }
+
+  return refuse('not_supported', `requests of kind ${(op as { kind: string }).kind} cannot run`);
 }
