@@ -47,6 +47,15 @@ const decisionShape = z.object({
   policyVersion: z.string(),
 });
 
+const approvalShape = z
+  .object({
+    approverGroups: z.array(z.string()),
+    requiredApprovals: z.number(),
+    expiresAt: z.string().optional(),
+    review: z.string(),
+  })
+  .describe('Present when the call waits for approval');
+
 const runSqlOutput = {
   requestId: z.string(),
   status: z.enum(['executed', 'pending_approval']),
@@ -61,25 +70,8 @@ const runSqlOutput = {
     })
     .optional()
     .describe('Present when the statement ran'),
-  approval: z
-    .object({
-      approverGroups: z.array(z.string()),
-      requiredApprovals: z.number(),
-      expiresAt: z.string().optional(),
-      review: z.string(),
-    })
-    .optional()
-    .describe('Present when the statement waits for approval'),
+  approval: approvalShape.optional(),
 };
-
-const approvalShape = z
-  .object({
-    approverGroups: z.array(z.string()),
-    requiredApprovals: z.number(),
-    expiresAt: z.string().optional(),
-    review: z.string(),
-  })
-  .describe('Present when the call waits for approval');
 
 const callAwsOutput = {
   requestId: z.string(),
