@@ -8,7 +8,8 @@
  *
  * The mix: governed reads (alice, the agent), masked reads (carol), unmasked reads (bob, dba: the
  * clear values must reach only him, never logs or trail), denied writes (GRANT), writes that need
- * an approval (decided by bob, sometimes raced by erin), bad tokens and bad input. Every generated
+ * an approval (decided by bob, sometimes raced by erin), governed AWS reads (STS AssumeRole), bad
+ * tokens and bad input. Every generated
  * statement carries a unique literal so the database's statement log maps back to one request.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -18,6 +19,7 @@ import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { devToken } from '../bin/cli-client.js';
+import { DEMO_AWS_TABLE_NAME } from '../lib/local/aws-enforcer.js';
 import type { FaultConfig } from '../lib/local/faults.js';
 import {
   captureLogs,
@@ -36,6 +38,7 @@ export const REQUEST_KINDS = [
   'unmasked-read',
   'denied-write',
   'approval-write',
+  'aws-read',
   'bad-token',
   'bad-input',
 ] as const;
@@ -48,6 +51,7 @@ export const DEFAULT_MIX: Record<RequestKind, number> = {
   'unmasked-read': 5,
   'denied-write': 10,
   'approval-write': 10,
+  'aws-read': 5,
   'bad-token': 10,
   'bad-input': 10,
 };
@@ -301,6 +305,18 @@ export async function runLoad(url: string, tokens: LoadTokens, options: LoadOpti
         if (answer.status === 202 && answer.body?.requestId && !approvalsSkipped) {
           pending.push(decide(answer.body.requestId as string));
         }
+        break;
+      case 'aws-read':
+        // Through STS AssumeRole with a one-call session policy (STS faults land here).
+        answer = await call(url, '/v1/targets/demo-aws/aws', {
+          token: tokens.agent,
+          body: JSON.stringify({
+            service: 'dynamodb',
+            action: 'GetItem',
+            input: { TableName: DEMO_AWS_TABLE_NAME, Key: { sku: { S: 'WID-001' } } },
+            justification: `load test ${tag}`,
+          }),
+        });
         break;
       case 'bad-token': {
         const token = bad[n % bad.length];

@@ -179,7 +179,7 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     OIDC_SCOPES: 'openid warden',
     GROUPS_CLAIM: 'groups',
     PUBLIC_URL: url,
-    AWS_ENDPOINT_URL_SFN: stepFunctions.url,
+    AWS_ENDPOINT_URL_SFN: (await faults?.proxy('sfn', stepFunctions.url)) ?? stepFunctions.url,
     STATE_MACHINE_ARN: stepFunctions.stateMachineArn,
     WARDEN_OUTBOX_URL: `${url}/dev/outbox`,
     MASKING_HASH_KEY: persistentSecret(dataDir, 'maskingHashKey'),
@@ -188,6 +188,9 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     OIDC_APPROVAL_CLIENT_SECRET: idp.clients.approval.clientSecret,
     POLICY_TTL_MS: '2000',
     ...aws.env,
+    ...(faults && aws.env.AWS_ENDPOINT_URL_STS
+      ? { AWS_ENDPOINT_URL_STS: await faults.proxy('sts', aws.env.AWS_ENDPOINT_URL_STS) }
+      : {}),
   };
   for (const def of ALL_TABLES) env[tableEnvVar(def)] = tableNames[def.logicalName];
   Object.assign(process.env, env);
