@@ -25,10 +25,12 @@ import {
   captureLogs,
   checkInvariants,
   demoSecrets,
+  findSecrets,
   formatInvariants,
   readAuditState,
   tokenSecrets,
   type InvariantResult,
+  type Secret,
 } from '../lib/local/invariants.js';
 import { startLocalTwin, type Twin } from '../lib/local/twin.js';
 
@@ -39,6 +41,7 @@ export const REQUEST_KINDS = [
   'denied-write',
   'approval-write',
   'aws-read',
+  'leak-probe',
   'bad-token',
   'bad-input',
 ] as const;
@@ -52,6 +55,7 @@ export const DEFAULT_MIX: Record<RequestKind, number> = {
   'denied-write': 10,
   'approval-write': 10,
   'aws-read': 5,
+  'leak-probe': 5,
   'bad-token': 10,
   'bad-input': 10,
 };
@@ -105,6 +109,8 @@ export interface LoadOptions {
   readonly seed?: number;
   /** Decide approval-required writes through POST /v1/approvals/{id}/decision. @default true */
   readonly approvals?: boolean;
+  /** Raw values masked callers must never receive (the demo data's PII): every answer is scanned. */
+  readonly forbidden?: readonly Secret[];
   /** Called after each concurrency level. */
   readonly onPhase?: (phase: PhaseReport) => void;
 }
@@ -318,6 +324,15 @@ export async function runLoad(url: string, tokens: LoadTokens, options: LoadOpti
           }),
         });
         break;
+      case 'leak-probe':
+        // A masked caller trying to read raw values through the database's error messages.
+        answer = await call(url, sqlPath, {
+          token: tokens.carol,
+          body: sqlBody(
+            `SELECT ${n % 2 === 0 ? 'ssn' : 'email'}::int AS v, '${tag}' AS tag FROM customers WHERE id = ${id}`,
+          ),
+        });
+        break;
       case 'bad-token': {
         const token = bad[n % bad.length];
         answer = await call(url, sqlPath, {
@@ -345,6 +360,14 @@ export async function runLoad(url: string, tokens: LoadTokens, options: LoadOpti
       unexpected.push(`bad token ${tag} was answered ${s}, not 401`);
     }
     if (kind === 'approval-write' && s === 200) unexpected.push(`approval-write ${tag} ran without approval`);
+    if (kind !== 'unmasked-read' && options.forbidden?.length && answer.body !== undefined) {
+      const leaked = findSecrets(JSON.stringify(answer.body), options.forbidden);
+      if (leaked.length > 0) {
+        unexpected.push(
+          `${kind} ${tag}: a masked caller received ${leaked.length} raw ${leaked[0].kind} value(s)`,
+        );
+      }
+    }
     return { kind, answer };
   };
 
@@ -537,12 +560,14 @@ async function main(): Promise<void> {
   try {
     twin = await startLocalTwin({ port: 0, dataDir, ephemeral: true, customers, faults });
     const tokens = await fetchLoadTokens(twin.url);
+    const forbidden = await demoSecrets(twin.db);
     const report = await runLoad(twin.url, tokens, {
       clients,
       maxRequests: Number(values.requests),
       durationMs: Number(values.duration) * 1000,
       customers,
       seed: Number(values.seed),
+      forbidden,
       onPhase: (p) =>
         print(`  ${p.concurrency} client(s): ${p.requests} requests in ${(p.elapsedMs / 1000).toFixed(1)} s`),
     });
@@ -557,7 +582,7 @@ async function main(): Promise<void> {
     print(formatInvariants(results));
     const extra = report.unexpected;
     print(
-      `${extra.length === 0 ? 'PASS' : 'FAIL'}  (6) no bad token, bad input or denied write served, no approval-required write run at once: ${extra.length} violation(s)`,
+      `${extra.length === 0 ? 'PASS' : 'FAIL'}  (6) answers: no bad token, bad input or denied write served, no approval-required write run at once, no raw PII to a masked caller: ${extra.length} violation(s)`,
     );
     for (const v of extra.slice(0, 5)) print(`        - ${v}`);
     print(

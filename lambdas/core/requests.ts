@@ -13,6 +13,7 @@ import {
   ServiceUnavailableError,
   WardenError,
 } from './errors.js';
+import { redactDatabaseMessage } from './db-error-redaction.js';
 import type { PolicyEngine, ResourceRef } from './policy.js';
 import type { PolicyProvider } from './policy-provider.js';
 import type { Clock, RequestStore, SqlExecutor } from './ports.js';
@@ -469,7 +470,12 @@ export async function executeSql(
       error instanceof WardenError
         ? error
         : new ExecutionError(502, 'execution_failed', 'the database call failed');
-    const message = err.statusCode < 500 ? err.message : 'execution failed';
+    // Database errors echo values (`invalid input syntax for type integer: "<ssn>"`): never past masking.
+    const message =
+      err.statusCode < 500
+        ? redactDatabaseMessage(err.message, (t) => deps.maskerFor(record.target).maskText(t).text)
+        : 'execution failed';
+    if (err.statusCode < 500) err.message = message;
     const failedMs = Date.now() - started;
     await markFailed(deps, record, err.code, message, failedMs);
     await appendTrail(deps, record, [

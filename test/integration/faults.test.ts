@@ -5,7 +5,7 @@
  * store by the same checker `npm run load` uses (lib/local/invariants.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { captureLogs, type LogCapture } from '../../lib/local/invariants.js';
+import { captureLogs, demoSecrets, type LogCapture } from '../../lib/local/invariants.js';
 import type { FaultConfig } from '../../lib/local/faults.js';
 import { DEFAULT_FAULTS, checkTwinInvariants, runLoad, settle, type LoadTokens } from '../../bench/load.js';
 import { startTestTwin, type TestTwin } from '../support/twin.js';
@@ -236,6 +236,7 @@ describe('a short mixed burst with faults everywhere', () => {
       durationMs: 60_000,
       customers: 300,
       seed: 42,
+      forbidden: await demoSecrets(twin.db),
     });
     faults({ rules: [] });
     expect(Object.values(report.sent).reduce((a, b) => a + b, 0)).toBe(80);
