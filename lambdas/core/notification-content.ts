@@ -35,11 +35,13 @@ const SLACK_STATEMENT_LIMIT = 2500;
 
 /** Removes CR/LF (and other control characters) so a value can never start a new mail header. */
 export function headerSafe(value: string): string {
-  return value
-    // eslint-disable-next-line no-control-regex -- control characters are exactly what must go
-    .replace(/[\r\n\u0000-\u001f\u007f\u2028\u2029]+/g, ' ')
-    .replace(/\s{2,}/g, ' ')
-    .trim();
+  return (
+    value
+      // eslint-disable-next-line no-control-regex -- control characters are exactly what must go
+      .replace(/[\r\n\u0000-\u001f\u007f\u2028\u2029]+/g, ' ')
+      .replace(/\s{2,}/g, ' ')
+      .trim()
+  );
 }
 
 export function escapeHtml(value: string): string {
