@@ -1,0 +1,139 @@
+/**
+ * Cold start of the API Lambda: a fresh Node process imports the handler, bundled as Lambda runs
+ * it (esbuild, ESM; dependencies stay in node_modules as the layer would hold them), and answers
+ * its first governed read; then a warm read in the same process. The import time includes what
+ * `createRuntime()` does at cold start: JWKS hydration, the SQL parser's WebAssembly compilation,
+ * and the first policy load (Cedar parse and validation).
+ *
+ * `benchColdStart()` is the export for bench/run.ts; `npx tsx bench/cold-start.ts` runs it alone.
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { build } from 'esbuild';
+import { devToken } from '../bin/cli-client.js';
+import { REPO_ROOT, startLocalTwin } from '../lib/local/twin.js';
+
+export interface ColdStartRow {
+  readonly phase: string;
+  readonly 'median ms': number;
+  readonly 'min ms': number;
+  readonly 'max ms': number;
+}
+
+/** Runs in the child: import, first request, warm request; prints one JSON line. */
+const CHILD = `
+const token = process.env.BENCH_TOKEN;
+const event = (id) => ({
+  version: '2.0', routeKey: '$default', rawPath: '/v1/targets/demo/sql', rawQueryString: '',
+  headers: { authorization: 'Bearer ' + token, 'content-type': 'application/json' },
+  requestContext: { accountId: '0', apiId: 'bench', domainName: 'bench', domainPrefix: 'bench',
+    http: { method: 'POST', path: '/v1/targets/demo/sql', protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'bench' },
+    requestId: 'bench-' + id, routeKey: '$default', stage: '$default', time: '', timeEpoch: Date.now() },
+  body: JSON.stringify({ sql: 'SELECT id, name, email FROM customers WHERE id = ' + id }), isBase64Encoded: false,
+});
+const ctx = { awsRequestId: 'bench', getRemainingTimeInMillis: () => 30000 };
+const t0 = performance.now();
+const { handler } = await import(process.env.BENCH_BUNDLE);
+const t1 = performance.now();
+const first = await handler(event(1), ctx);
+const t2 = performance.now();
+const warm = await handler(event(2), ctx);
+const t3 = performance.now();
+if (first.statusCode !== 200 || warm.statusCode !== 200) throw new Error('unexpected status ' + first.statusCode + '/' + warm.statusCode + ' ' + first.body);
+console.log(JSON.stringify({ importMs: t1 - t0, firstMs: t2 - t1, warmMs: t3 - t2 }));
+`;
+
+function runChild(
+  script: string,
+  env: NodeJS.ProcessEnv,
+): Promise<{ processMs: number; importMs: number; firstMs: number; warmMs: number }> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const child = spawn(process.execPath, [script], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    child.on('close', (code) => {
+      const line = out
+        .trim()
+        .split('\n')
+        .reverse()
+        .find((l) => l.startsWith('{"importMs"'));
+      if (code !== 0 || !line) {
+        reject(new Error(`cold-start child failed (${code}): ${err.slice(-800)}`));
+        return;
+      }
+      resolve({ processMs: performance.now() - started, ...JSON.parse(line) });
+    });
+  });
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+export async function benchColdStart(options: { runs?: number } = {}): Promise<ColdStartRow[]> {
+  const runs = options.runs ?? 5;
+  const dataDir = mkdtempSync(join(tmpdir(), 'warden-cold-'));
+  // Inside the repo, so the bundle's bare imports resolve to node_modules like a Lambda layer's.
+  const outDir = join(REPO_ROOT, '.warden', 'bench');
+  mkdirSync(outDir, { recursive: true });
+  const bundle = join(outDir, 'api.mjs');
+  const script = join(outDir, 'cold-start-child.mjs');
+  const twin = await startLocalTwin({ port: 0, dataDir, ephemeral: true, customers: 100 });
+  try {
+    await build({
+      entryPoints: [join(REPO_ROOT, 'lambdas/handlers/api.ts')],
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      target: 'node20',
+      packages: 'external',
+      outfile: bundle,
+      logLevel: 'silent',
+    });
+    writeFileSync(script, CHILD);
+    const token = await devToken(twin.url, 'alice');
+    const env = { ...process.env, BENCH_BUNDLE: pathToFileURL(bundle).href, BENCH_TOKEN: token };
+    const samples = [];
+    for (let i = 0; i < runs; i++) samples.push(await runChild(script, env));
+    const row = (phase: string, xs: number[]): ColdStartRow => ({
+      phase,
+      'median ms': Math.round(median(xs)),
+      'min ms': Math.round(Math.min(...xs)),
+      'max ms': Math.round(Math.max(...xs)),
+    });
+    return [
+      row(
+        'import the handler (runtime: JWKS, parser WASM, policy load)',
+        samples.map((s) => s.importMs),
+      ),
+      row(
+        'first request (a governed read)',
+        samples.map((s) => s.firstMs),
+      ),
+      row(
+        'cold total: import + first request',
+        samples.map((s) => s.importMs + s.firstMs),
+      ),
+      row(
+        'warm request (same read, next id)',
+        samples.map((s) => s.warmMs),
+      ),
+      row(
+        'whole process incl. Node start-up',
+        samples.map((s) => s.processMs),
+      ),
+    ];
+  } finally {
+    await twin.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  console.table(await benchColdStart({ runs: Number(process.argv[2] ?? 5) }));
+  process.exit(0);
+}
