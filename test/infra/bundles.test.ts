@@ -11,7 +11,12 @@ import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { App, Stack } from 'aws-cdk-lib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GatewayFunction, PROJECT_ROOT, WASM_FILES } from '../../lib/constructs/gateway-function.js';
+import {
+  GatewayFunction,
+  IAM_DATA_FILES,
+  PROJECT_ROOT,
+  WASM_FILES,
+} from '../../lib/constructs/gateway-function.js';
 
 const run = promisify(execFile);
 
@@ -164,13 +169,15 @@ describe('npx cdk synth', () => {
     expect(Object.values(resources).filter((r) => r.Type === 'AWS::Lambda::Function')).toHaveLength(4);
   });
 
-  it('ships an ESM bundle with its source map and both WebAssembly files next to each function', () => {
+  it('ships an ESM bundle with its source map, both WebAssembly files and the IAM data next to each function', () => {
     for (const fragment of ['WardenApi', 'WardenNotify', 'WardenExecute', 'AuditLakeExport']) {
       const dir = bundleDirOf(functionId(fragment));
       expect(existsSync(join(dir, 'index.mjs')), fragment).toBe(true);
       expect(existsSync(join(dir, 'index.mjs.map')), fragment).toBe(true);
       for (const wasm of WASM_FILES)
         expect(existsSync(join(dir, basename(wasm))), `${fragment} ${wasm}`).toBe(true);
+      for (const [, dest] of IAM_DATA_FILES)
+        expect(existsSync(join(dir, dest)), `${fragment} ${dest}`).toBe(true);
     }
   });
 });
