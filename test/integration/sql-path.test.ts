@@ -186,6 +186,33 @@ describe('approval required and deny', () => {
   });
 });
 
+describe('explain', () => {
+  it('classifies and decides without running or recording anything', async () => {
+    const text = 'DELETE FROM orders WHERE id = 3';
+    const before = (await storedRecords()).length;
+    const res = await twin.api('POST', '/v1/targets/demo/explain', { token: alice, body: { sql: text } });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({
+      target: 'demo',
+      classification: { class: 'write', tables: ['public.orders'] },
+      decision: { outcome: 'approval_required', determiningPolicies: ['demo-writes-need-approval'] },
+      execution: { accessLevel: 'write', masked: true },
+    });
+    expect(ranStatements(text)).toBe(0);
+    expect((await storedRecords()).length).toBe(before);
+  });
+
+  it('says a denied statement would not run', async () => {
+    const res = await twin.api('POST', '/v1/targets/demo/explain', {
+      token: alice,
+      body: { sql: 'VACUUM orders' },
+    });
+    expect(res.status).toBe(200);
+    expect(res.body.decision.outcome).toBe('deny');
+    expect(res.body.execution).toBeNull();
+  });
+});
+
 describe('bad input', () => {
   const cases: Array<[string, () => Promise<{ status: number; body: any }>, number, RegExp]> = [
     [

@@ -1,16 +1,7 @@
 /** The core routes: health, targets, SQL, explain, and a caller's requests. */
 import { NotFoundError } from '../../core/errors.js';
-import {
-  canSeeTarget,
-  checkSqlSize,
-  findTarget,
-  getRequest,
-  mayViewUnmasked,
-  operationContext,
-  publicDecision,
-  submitSql,
-  targetRef,
-} from '../../core/requests.js';
+import { explainSql } from '../../core/mcp/explain.js';
+import { canSeeTarget, findTarget, getRequest, submitSql } from '../../core/requests.js';
 import { principalKey } from '../../core/types.js';
 import { json, parseJsonBody } from '../../middleware/http.js';
 import { baseUrl, sessionId, type ApiRoute } from '../context.js';
@@ -64,34 +55,7 @@ export const coreRoutes: ApiRoute[] = [
       const target = findTarget(ctx.rt.config, name);
       if (!canSeeTarget(engine, principal, name, target)) throw new NotFoundError(`unknown target "${name}"`);
       if (!('sql' in body)) return explainAwsCall(ctx, principal, name, body);
-      if (target.kind !== 'sql') throw new NotFoundError(`target "${name}" does not take SQL`);
-      checkSqlSize(body.sql, ctx.rt.config);
-      const classification = await ctx.rt.classifySql(body.sql);
-      const now = ctx.rt.clock.now();
-      const grants = ctx.rt.grants ? await ctx.rt.grants.activeGrants(principal, name, now) : [];
-      const action = `sql:${classification.class}`;
-      const decision = engine.decideOperation(
-        principal,
-        action,
-        targetRef(name, target),
-        operationContext(classification, body.justification, grants, now),
-      );
-      return json(200, {
-        target: name,
-        classification,
-        decision: publicDecision(decision),
-        execution:
-          decision.outcome === 'deny'
-            ? null
-            : {
-                accessLevel: classification.class === 'read' ? 'read' : 'write',
-                secret:
-                  classification.class === 'read' ? 'read-only database user' : 'read-write database user',
-                maxRows: target.maxRows,
-                masked: !mayViewUnmasked(engine, principal, name, classification.tables),
-              },
-        grants,
-      });
+      return json(200, await explainSql(ctx.rt, principal, name, body));
     },
   },
   {
