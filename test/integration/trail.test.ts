@@ -214,9 +214,28 @@ describe('who may read the trail', () => {
   });
 
   it('answers 401 without a token, and 404 for an unknown session to an auditor', async () => {
-    for (const path of routes()) expect((await twin.api('GET', path)).status).toBe(401);
+    for (const path of routes().filter((p) => !p.startsWith('/replay/'))) {
+      expect((await twin.api('GET', path)).status).toBe(401);
+    }
     expect((await twin.api('GET', '/v1/sessions/c_nope', { token: dave })).status).toBe(404);
     expect((await twin.api('GET', '/v1/sessions/c_nope/verify', { token: dave })).status).toBe(404);
+  });
+});
+
+describe('replay page sign-in', () => {
+  it('sends a browser without a session to the IdP and brings it back to the replay page', async () => {
+    const res = await fetch(`${twin.url}/replay/${script.sessionId}`, { redirect: 'manual' });
+    expect(res.status).toBe(303);
+    const location = new URL(res.headers.get('location')!);
+    expect(location.href.startsWith(`${twin.issuer}/`)).toBe(true);
+    expect(location.searchParams.get('code_challenge_method')).toBe('S256');
+    expect(location.searchParams.get('redirect_uri')).toBe(`${twin.url}/approve/callback`);
+    expect(res.headers.get('set-cookie')).toMatch(/HttpOnly/i);
+  });
+
+  it('refuses to start a sign-in that would return anywhere else', async () => {
+    const res = await fetch(`${twin.url}/replay/..%2F..%2Fevil`, { redirect: 'manual' });
+    expect(res.status).not.toBe(303);
   });
 });
 

@@ -118,7 +118,12 @@ function approvalDeps(rt: PageRuntime): ApprovalDeps | undefined {
   return rt.approvalHandles && rt.workflow ? (rt as ApprovalDeps) : undefined;
 }
 
-async function startSignIn(ctx: Ctx, requestId: string): Promise<HttpResult> {
+/** Where a sign-in may return: an approval page or an auditor's replay page, nothing else. */
+const RETURN_PATH = /^\/(approve\/r_[A-Za-z0-9_-]{10,40}|replay\/[A-Za-z0-9._:-]{1,140})$/;
+
+/** Starts the OIDC sign-in and comes back to `returnPath` (an /approve/… or /replay/… path). */
+export async function startSignIn(ctx: Ctx, returnPath: string): Promise<HttpResult> {
+  if (!RETURN_PATH.test(returnPath)) throw new Error(`refusing to return to ${returnPath.slice(0, 80)}`);
   const rt = runtime(ctx);
   const signer = rt.signer!;
   const login = rt.approvalLogin;
@@ -130,7 +135,7 @@ async function startSignIn(ctx: Ctx, requestId: string): Promise<HttpResult> {
     state: start.state,
     nonce: start.nonce,
     verifier: start.codeVerifier,
-    returnTo: requestId,
+    returnTo: returnPath,
   } satisfies LoginCookie);
   const s = settings(ctx);
   return redirect(start.url, [serializeCookie(cookieName('login', s), cookie, s, LOGIN_SECONDS)]);
@@ -150,7 +155,7 @@ async function callback(ctx: Ctx): Promise<HttpResult> {
     ctx.rt.clock.now(),
   );
   const clearLogin = clearCookie(cookieName('login', s), s);
-  if (!pending || !REQUEST_ID.test(pending.returnTo)) {
+  if (!pending || !RETURN_PATH.test(pending.returnTo)) {
     return messagePage(
       400,
       'Sign-in expired',
@@ -158,7 +163,7 @@ async function callback(ctx: Ctx): Promise<HttpResult> {
       { cookies: [clearLogin] },
     );
   }
-  const back = `/approve/${pending.returnTo}`;
+  const back = pending.returnTo;
   if (typeof q.error === 'string') {
     return messagePage(401, 'Sign-in failed', `The identity provider said: ${q.error.slice(0, 100)}.`, {
       cookies: [clearLogin],
@@ -253,7 +258,7 @@ async function showReview(ctx: Ctx, requestId: string): Promise<HttpResult> {
   const rt = runtime(ctx);
   if (!rt.signer) return unavailable('No signing key is configured (HMAC_KEY_ID or WARDEN_SIGNING_KEY).');
   const session = await readSession(ctx, rt.signer);
-  if (!session) return startSignIn(ctx, requestId);
+  if (!session) return startSignIn(ctx, `/approve/${requestId}`);
   return renderReview(ctx, rt, session, requestId);
 }
 

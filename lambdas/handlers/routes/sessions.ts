@@ -15,6 +15,7 @@ import { verifyChain } from '../../core/trail-chain.js';
 import type { Principal, PrincipalType } from '../../core/types.js';
 import { header, json, type HttpResult } from '../../middleware/http.js';
 import { baseUrl, type ApiRoute, type Ctx } from '../context.js';
+import { startSignIn } from './approve-page.js';
 import { cookieName, isLoopbackHttp, openCookie, readCookie } from '../pages/cookies.js';
 import { replayMessagePage, replayPage } from '../pages/replay-view.js';
 
@@ -61,6 +62,10 @@ async function replay(ctx: Ctx, sessionId: string): Promise<HttpResult> {
     if (!(error instanceof WardenError && error.statusCode === 401)) throw error;
   }
   if (!principal) {
+    // A person in a browser signs in with the organisation's IdP and comes straight back here.
+    if (/^[A-Za-z0-9._:-]{1,140}$/.test(sessionId) && ctx.rt.approvalLogin && ctx.rt.signer) {
+      return startSignIn(ctx, `/replay/${sessionId}`);
+    }
     return replayMessagePage(
       401,
       'Sign-in required',
