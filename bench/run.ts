@@ -2,10 +2,11 @@
  * `npm run bench`: every benchmark in one run, each printed next to a baseline measured in the
  * same run (absolute times drift on shared machines; the ratios are what to compare).
  */
-import { existsSync } from 'node:fs';
 import { benchClassify } from './classify.js';
+import { benchColdStart } from './cold-start.js';
 import { benchCedarAndCore, benchGovernedSelect } from './gateway.js';
 import { benchMasking } from './masking.js';
+import { benchMcp } from './mcp.js';
 
 function heading(title: string): void {
   console.log(`\n## ${title}\n`);
@@ -33,10 +34,10 @@ console.table(latency);
 heading('Throughput: governed reads, 1 to 64 concurrent clients (loopback, one machine)');
 console.table(throughput);
 
-if (existsSync(new URL('./mcp.ts', import.meta.url))) {
-  const { benchMcp } = await import('./mcp.js');
-  heading('MCP run_sql tool call vs the REST call for the same statement');
-  console.table(await benchMcp());
-}
+heading('MCP run_sql tool call vs the REST call for the same statement');
+console.table(await benchMcp());
+
+heading('Cold start: import the API bundle and answer its first request, vs a warm request');
+console.table(await benchColdStart({ runs: 3 }));
 
 process.exit(0);
