@@ -30,7 +30,9 @@ import { defaultDocumentClient, isConditionalCheckFailed, tableName } from './dy
 const HEAD_SEQ = 0;
 const HEAD_KIND = 'session';
 /** Attempts at one seq before giving up (each conflict means another writer made progress). */
-const MAX_ATTEMPTS = 60;
+const MAX_ATTEMPTS = 200;
+/** How long a writer keeps competing for a contended session before answering 503. */
+const MAX_CONTENTION_MS = 10_000;
 
 /** Attributes that are storage, not event content (not hashed, not returned). */
 const STORAGE_ONLY = new Set(['expiresAtEpoch']);
@@ -108,9 +110,31 @@ export class DynamoTrailStore implements TrailWriter, TrailReader {
     this.log = options.log;
   }
 
+  /**
+   * Appends to one session are chained, so they serialise. Within this process they queue here
+   * (no contention at all); across processes the conditional put below decides, with retries.
+   */
+  private readonly queues = new Map<string, Promise<void>>();
+
   async append(sessionId: string, events: readonly TrailEvent[]): Promise<void> {
+    const previous = this.queues.get(sessionId) ?? Promise.resolve();
+    const mine = previous.catch(() => undefined).then(() => this.appendChained(sessionId, events));
+    const settled = mine.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.queues.set(sessionId, settled);
+    try {
+      await mine;
+    } finally {
+      if (this.queues.get(sessionId) === settled) this.queues.delete(sessionId);
+    }
+  }
+
+  private async appendChained(sessionId: string, events: readonly TrailEvent[]): Promise<void> {
     const stored: StoredTrailEvent[] = [];
     let last = await this.lastEvent(sessionId);
+    const started = Date.now();
     for (const event of events) {
       for (let attempt = 0; ; attempt++) {
         const seq = (last?.seq ?? 0) + 1;
@@ -129,11 +153,11 @@ export class DynamoTrailStore implements TrailWriter, TrailReader {
           break;
         } catch (error) {
           if (!isConditionalCheckFailed(error)) throw error;
-          if (attempt >= MAX_ATTEMPTS) {
+          if (attempt >= MAX_ATTEMPTS || Date.now() - started > MAX_CONTENTION_MS) {
             throw new ServiceUnavailableError(`trail of session ${sessionId} is too contended`, error);
           }
           // Someone else took this seq: back off a little (jittered), then continue after their event.
-          await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, 2 + attempt * 3)));
+          await new Promise((r) => setTimeout(r, Math.random() * Math.min(100, 2 * 1.5 ** attempt)));
           last = await this.lastEvent(sessionId);
         }
       }

@@ -92,6 +92,13 @@ describe('governed reads', () => {
     expect((await twin.api('GET', `/v1/requests/${res.body.requestId}`, { token: dave })).status).toBe(200);
   });
 
+  it('serves many concurrent reads of one session (one token) without refusing any', async () => {
+    const results = await Promise.all(
+      Array.from({ length: 24 }, (_, i) => sql(agent, { sql: `SELECT ${i} AS n` })),
+    );
+    expect(results.map((r) => r.status)).toEqual(Array(24).fill(200));
+  });
+
   it('truncates at the row limit instead of failing', async () => {
     const res = await sql(alice, { sql: 'SELECT g FROM generate_series(1, 5000) AS g' });
     expect(res.status).toBe(200);

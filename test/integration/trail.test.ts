@@ -307,11 +307,18 @@ describe('tamper evidence', () => {
 
 describe('appending under concurrency', () => {
   it('gives 30 concurrent appends of two events each seq 1..60 with an intact chain', async () => {
-    const store = new DynamoTrailStore({
-      client: createDocumentClient(localDynamoClient(twin.dynamoEndpoint)),
-      tableName: twin.tableNames.Audit,
-      ttlDays: 30,
-    });
+    // Six stores stand for six Lambda containers: within one, appends queue; across them, the
+    // conditional put on seq decides.
+    const stores = Array.from(
+      { length: 6 },
+      () =>
+        new DynamoTrailStore({
+          client: createDocumentClient(localDynamoClient(twin.dynamoEndpoint)),
+          tableName: twin.tableNames.Audit,
+          ttlDays: 30,
+        }),
+    );
+    const store = stores[0];
     const event = (i: number, part: string): TrailEvent => ({
       type: 'request_received',
       at: new Date().toISOString(),
@@ -322,7 +329,7 @@ describe('appending under concurrency', () => {
     });
     await Promise.all(
       Array.from({ length: 30 }, (_, i) =>
-        store.append('c_concurrent', [event(i, 'first'), event(i, 'second')]),
+        stores[i % stores.length].append('c_concurrent', [event(i, 'first'), event(i, 'second')]),
       ),
     );
     const events = await store.events('c_concurrent');
