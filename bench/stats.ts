@@ -18,8 +18,10 @@ export async function sample(n: number, fn: () => Promise<unknown>): Promise<num
 }
 
 /** Operations per second of a synchronous function over roughly `ms` milliseconds. */
-export function opsPerSec(fn: () => unknown, ms = 500): number {
-  for (let i = 0; i < 50; i++) fn();
+export function opsPerSec(fn: () => unknown, ms = 800): number {
+  // Warm up by time, not count: WebAssembly and the JIT need a few hundred ms to settle.
+  const warm = performance.now();
+  while (performance.now() - warm < 300) fn();
   let n = 0;
   const start = performance.now();
   let now = start;
