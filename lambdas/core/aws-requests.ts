@@ -11,7 +11,6 @@ import {
   ExecutionError,
   NotFoundError,
   PolicyDeniedError,
-  ServiceUnavailableError,
   WardenError,
 } from './errors.js';
 import type { PolicyEngine } from './policy.js';
@@ -20,7 +19,8 @@ import {
   canSeeTarget,
   findTarget,
   markFailed,
-  newRequestId,
+  newRequestRecord,
+  startApprovalWorkflow,
   operationContext,
   publicDecision,
   recordBeforeRunning,
@@ -41,7 +41,6 @@ import {
   type SessionPolicy,
 } from './session-policy.js';
 import {
-  principalKey,
   type AwsClassification,
   type AwsOperation,
   type Decision,
@@ -177,45 +176,6 @@ async function prepare(
   return { target, region, plan, policy, decision, grants };
 }
 
-function newRecord(
-  deps: AwsRequestDeps,
-  principal: Principal,
-  targetName: string,
-  operation: AwsOperation,
-  decision: Decision,
-  meta: CallMeta,
-  justification: string | undefined,
-  classification?: AwsClassification,
-  target?: AwsTargetConfig,
-): RequestRecord {
-  const now = deps.clock.now();
-  return {
-    id: newRequestId(),
-    target: targetName,
-    principal: principalKey(principal),
-    principalName: principal.name,
-    principalType: principal.type,
-    groups: [...principal.groups],
-    sessionId: meta.sessionId,
-    createdAt: now.toISOString(),
-    updatedAt: now.toISOString(),
-    status:
-      decision.outcome === 'allow' ? 'running' : decision.outcome === 'deny' ? 'denied' : 'pending_approval',
-    operation,
-    ...(justification ? { justification } : {}),
-    ...(classification ? { classification } : {}),
-    decision,
-    ...(decision.outcome === 'approval_required' && target
-      ? {
-          expiresAt: new Date(now.getTime() + target.approvals.windowSeconds * 1000).toISOString(),
-          requiredApprovals: target.approvals.requiredApprovals,
-          votes: [],
-        }
-      : {}),
-    version: 1,
-  };
-}
-
 export async function submitAws(
   deps: AwsRequestDeps,
   principal: Principal,
@@ -249,23 +209,20 @@ export async function submitAws(
       errors: [error.message],
       policyVersion: engine.version,
     };
-    const record = newRecord(deps, principal, targetName, operation, decision, meta, body.justification);
+    const record = newRequestRecord(deps, principal, targetName, target, meta, decision, {
+      operation,
+      justification: body.justification,
+    });
     await recordBeforeRunning(deps, record);
     throw Object.assign(error, { requestId: record.id });
   }
 
   const { plan, decision } = prepared;
-  const record = newRecord(
-    deps,
-    principal,
-    targetName,
-    { ...operation, region: prepared.region },
-    decision,
-    meta,
-    body.justification,
-    plan.classification,
-    target,
-  );
+  const record = newRequestRecord(deps, principal, targetName, target, meta, decision, {
+    operation: { ...operation, region: prepared.region },
+    justification: body.justification,
+    classification: plan.classification,
+  });
   await recordBeforeRunning(deps, record);
 
   if (decision.outcome === 'deny') {
@@ -282,19 +239,7 @@ export async function submitAws(
   }
 
   if (decision.outcome === 'approval_required') {
-    if (deps.approvals) {
-      try {
-        await deps.approvals.start(record);
-      } catch (cause) {
-        await markFailed(deps, record, 'workflow_unavailable', 'the approval workflow could not be started');
-        throw new ServiceUnavailableError(
-          'the approval workflow could not be started; nothing was run',
-          cause,
-        );
-      }
-    } else {
-      deps.log?.({ level: 'warn', msg: 'no approval workflow configured', requestId: record.id });
-    }
+    await startApprovalWorkflow(deps, record, 'nothing was run');
     return {
       status: 202,
       record,

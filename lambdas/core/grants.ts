@@ -5,12 +5,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { CedarValueJson } from '@cedar-policy/cedar-wasm/nodejs';
-import { BadRequestError, NotFoundError, PolicyDeniedError, ServiceUnavailableError } from './errors.js';
+import { BadRequestError, NotFoundError, PolicyDeniedError } from './errors.js';
 import {
   canSeeTarget,
   findTarget,
-  markFailed,
-  newRequestId,
+  newRequestRecord,
+  startApprovalWorkflow,
   publicDecision,
   recordBeforeRunning,
   targetRef,
@@ -123,29 +123,18 @@ export async function submitAccessRequest(
   const grantAction = `sql:${input.level}`;
   // A grant is never self-service: even a policy that would allow it outright goes to a person.
   const needsApproval = decision.outcome !== 'deny';
-  const record: RequestRecord = {
-    id: newRequestId(),
-    target: targetName,
-    principal: principalKey(principal),
-    principalName: principal.name,
-    principalType: principal.type,
-    groups: [...principal.groups],
-    sessionId: meta.sessionId,
-    createdAt: now.toISOString(),
-    updatedAt: now.toISOString(),
-    status: needsApproval ? 'pending_approval' : 'denied',
-    operation: { kind: 'access', level: input.level, durationSeconds: input.durationSeconds },
-    justification: input.justification,
-    decision: needsApproval ? { ...decision, outcome: 'approval_required' } : decision,
-    ...(needsApproval
-      ? {
-          expiresAt: new Date(now.getTime() + target.approvals.windowSeconds * 1000).toISOString(),
-          requiredApprovals: target.approvals.requiredApprovals,
-          votes: [],
-        }
-      : {}),
-    version: 1,
-  };
+  const record = newRequestRecord(
+    deps,
+    principal,
+    targetName,
+    target,
+    meta,
+    needsApproval ? { ...decision, outcome: 'approval_required' } : decision,
+    {
+      operation: { kind: 'access', level: input.level, durationSeconds: input.durationSeconds },
+      justification: input.justification,
+    },
+  );
   await recordBeforeRunning(deps, record);
   if (!needsApproval) {
     throw new PolicyDeniedError(
@@ -156,19 +145,7 @@ export async function submitAccessRequest(
       },
     );
   }
-  if (!deps.approvals) {
-    deps.log?.({ level: 'warn', msg: 'no approval workflow configured', requestId: record.id });
-  } else {
-    try {
-      await deps.approvals.start(record);
-    } catch (cause) {
-      await markFailed(deps, record, 'workflow_unavailable', 'the approval workflow could not be started');
-      throw new ServiceUnavailableError(
-        'the approval workflow could not be started; nothing was granted',
-        cause,
-      );
-    }
-  }
+  await startApprovalWorkflow(deps, record, 'nothing was granted');
   return {
     status: 202,
     record,

@@ -22,6 +22,7 @@ import {
   principalKey,
   type Classification,
   type ColumnInfo,
+  type Operation,
   type Decision,
   type MaskingSummary,
   type Principal,
@@ -260,31 +261,11 @@ export async function submitSql(
     throw new NotFoundError(`unknown target "${targetName}"`);
   }
 
-  const record: RequestRecord = {
-    id: newRequestId(),
-    target: targetName,
-    principal: principalKey(principal),
-    principalName: principal.name,
-    principalType: principal.type,
-    groups: [...principal.groups],
-    sessionId: meta.sessionId,
-    createdAt: now.toISOString(),
-    updatedAt: now.toISOString(),
-    status:
-      decision.outcome === 'allow' ? 'running' : decision.outcome === 'deny' ? 'denied' : 'pending_approval',
+  const record = newRequestRecord(deps, principal, targetName, target, meta, decision, {
     operation: { kind: 'sql', sql: input.sql, ...(input.parameters ? { parameters: input.parameters } : {}) },
-    ...(input.justification ? { justification: input.justification } : {}),
+    justification: input.justification,
     classification,
-    decision,
-    ...(decision.outcome === 'approval_required'
-      ? {
-          expiresAt: new Date(now.getTime() + target.approvals.windowSeconds * 1000).toISOString(),
-          requiredApprovals: target.approvals.requiredApprovals,
-          votes: [],
-        }
-      : {}),
-    version: 1,
-  };
+  });
 
   // Nothing runs unrecorded: if this write (record + first trail events) fails, nothing runs.
   await recordBeforeRunning(deps, record);
@@ -298,20 +279,7 @@ export async function submitSql(
   }
 
   if (decision.outcome === 'approval_required') {
-    if (!deps.approvals) {
-      // Without a workflow the request can only wait; say so rather than pretend.
-      deps.log?.({ level: 'warn', msg: 'no approval workflow configured', requestId: record.id });
-    } else {
-      try {
-        await deps.approvals.start(record);
-      } catch (cause) {
-        await markFailed(deps, record, 'workflow_unavailable', 'the approval workflow could not be started');
-        throw new ServiceUnavailableError(
-          'the approval workflow could not be started; nothing was run',
-          cause,
-        );
-      }
-    }
+    await startApprovalWorkflow(deps, record, 'nothing was run');
     return {
       status: 202,
       record,
@@ -333,6 +301,69 @@ export async function submitSql(
     record: stored,
     body: { requestId: record.id, status: 'executed', decision: publicDecision(decision), result: body },
   };
+}
+
+/**
+ * A new request record: who, what, the decision, and — when approval is required — the window and
+ * the approvals the target asks for. The status follows the decision.
+ */
+export function newRequestRecord(
+  deps: Pick<RequestDeps, 'clock'>,
+  principal: Principal,
+  targetName: string,
+  target: TargetConfig,
+  meta: CallMeta,
+  decision: Decision,
+  fields: { operation: Operation; justification?: string; classification?: Classification },
+): RequestRecord {
+  const now = deps.clock.now();
+  return {
+    id: newRequestId(),
+    target: targetName,
+    principal: principalKey(principal),
+    principalName: principal.name,
+    principalType: principal.type,
+    groups: [...principal.groups],
+    sessionId: meta.sessionId,
+    createdAt: now.toISOString(),
+    updatedAt: now.toISOString(),
+    status:
+      decision.outcome === 'allow' ? 'running' : decision.outcome === 'deny' ? 'denied' : 'pending_approval',
+    operation: fields.operation,
+    ...(fields.justification ? { justification: fields.justification } : {}),
+    ...(fields.classification ? { classification: fields.classification } : {}),
+    decision,
+    ...(decision.outcome === 'approval_required'
+      ? {
+          expiresAt: new Date(now.getTime() + target.approvals.windowSeconds * 1000).toISOString(),
+          requiredApprovals: target.approvals.requiredApprovals,
+          votes: [],
+        }
+      : {}),
+    version: 1,
+  };
+}
+
+/** Starts the approval workflow for a recorded pending request; if it cannot start, the request fails. */
+export async function startApprovalWorkflow(
+  deps: RequestDeps,
+  record: RequestRecord,
+  nothingHappened: string,
+): Promise<void> {
+  if (!deps.approvals) {
+    // Without a workflow the request can only wait; say so rather than pretend.
+    deps.log?.({ level: 'warn', msg: 'no approval workflow configured', requestId: record.id });
+    return;
+  }
+  try {
+    await deps.approvals.start(record);
+  } catch (cause) {
+    await markFailed(deps, record, 'workflow_unavailable', 'the approval workflow could not be started');
+    throw new ServiceUnavailableError(
+      `the approval workflow could not be started; ${nothingHappened}`,
+      cause,
+    );
+  }
 }
 
 /** Writes the request and its first trail events; on any failure nothing may run (503). */
