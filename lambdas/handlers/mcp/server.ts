@@ -228,9 +228,7 @@ export function createWardenMcpServer(call: McpCall): McpServer {
           return pendingResult(outcome.body, call.baseUrl);
         }
         const { result } = outcome.body;
-        const masked = Object.entries(result.masking.byType)
-          .map(([type, n]) => `${n} ${type}`)
-          .join(', ');
+        const masked = maskedSummary(result.masking.byType);
         const summary = `Executed (request ${outcome.body.requestId}): ${result.rowCount} row(s)${result.truncated ? ', truncated at the target limit' : ''}${masked ? `; masked: ${masked}` : result.masking.unmasked ? '; shown unmasked' : ''}.`;
         return structured(
           { requestId: outcome.body.requestId, status: 'executed', decision: outcome.body.decision, result },
@@ -291,9 +289,7 @@ export function createWardenMcpServer(call: McpCall): McpServer {
         );
         if (outcome.status === 202) return pendingResult(outcome.body, call.baseUrl);
         const { result } = outcome.body;
-        const masked = Object.entries(result.masking.byType)
-          .map(([type, n]) => `${n} ${type}`)
-          .join(', ');
+        const masked = maskedSummary(result.masking.byType);
         const summary = `Executed ${result.service}:${result.action} in ${result.region} (request ${outcome.body.requestId})${result.truncated ? ', output truncated' : ''}${masked ? `; masked: ${masked}` : ''}.`;
         return structured(
           { requestId: outcome.body.requestId, status: 'executed', decision: outcome.body.decision, result },
@@ -462,4 +458,11 @@ function pendingText(requestId: string, what: string, baseUrl: string): CallTool
   return textError(
     `approval required: ${what}; request ${requestId} was recorded and nothing has run. Call get_request with this id to follow it (review link: ${baseUrl}/approve/${requestId}).`,
   );
+}
+
+/** "3 EMAIL, 1 CARD": what a result had masked, for the model to read. */
+function maskedSummary(byType: Record<string, number>): string {
+  return Object.entries(byType)
+    .map(([type, n]) => `${n} ${type}`)
+    .join(', ');
 }
