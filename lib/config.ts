@@ -33,6 +33,10 @@ export interface WardenSettings {
   readonly oidcApprovalClientId?: string;
   /** Scopes the approval page asks for. @default the adapter's default ('openid') */
   readonly oidcApprovalScope?: string;
+  /** Scopes MCP clients are told to ask for (RFC 9728 metadata), space-separated. @default 'openid' */
+  readonly oidcScopes?: string;
+  /** Browser origins allowed to call /mcp besides Warden's own, comma-separated. @default none */
+  readonly mcpAllowedOrigins?: string;
   /** Token claim listing the caller's groups. @default 'groups' */
   readonly groupsClaim: string;
   /** Targets, masking and approval rules, serialised into `WARDEN_CONFIG`. @default no targets */
@@ -107,6 +111,8 @@ export function resolveSettings(input: WardenSettingsInput = {}): WardenSettings
       'oidcJwksUri',
       'oidcApprovalClientId',
       'oidcApprovalScope',
+      'oidcScopes',
+      'mcpAllowedOrigins',
       'slackWebhookSecretArn',
       'sesSender',
       'publicUrl',
@@ -201,6 +207,8 @@ export function settingsFromContext(ctx: ContextSource): WardenSettingsInput {
     oidcJwksUri: str('oidcJwksUri'),
     oidcApprovalClientId: str('oidcApprovalClientId'),
     oidcApprovalScope: str('oidcApprovalScope'),
+    oidcScopes: str('oidcScopes'),
+    mcpAllowedOrigins: str('mcpAllowedOrigins'),
     groupsClaim: str('groupsClaim'),
     slackWebhookSecretArn: str('slackWebhookSecretArn'),
     sesSender: str('sesSender'),

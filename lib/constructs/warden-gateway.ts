@@ -138,6 +138,8 @@ export class WardenGateway extends Construct {
     if (s.oidcApprovalClientId)
       this.apiFunction.addEnvironment('OIDC_APPROVAL_CLIENT_ID', s.oidcApprovalClientId);
     if (s.oidcApprovalScope) this.apiFunction.addEnvironment('OIDC_APPROVAL_SCOPE', s.oidcApprovalScope);
+    if (s.oidcScopes) this.apiFunction.addEnvironment('OIDC_SCOPES', s.oidcScopes);
+    if (s.mcpAllowedOrigins) this.apiFunction.addEnvironment('MCP_ALLOWED_ORIGINS', s.mcpAllowedOrigins);
     this.notifyFunction.addEnvironment('PUBLIC_URL', publicUrl);
 
     this.notifications = new Notifications(this, 'Notifications', {

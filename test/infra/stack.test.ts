@@ -160,6 +160,9 @@ describe('functions', () => {
     expect(api.HMAC_KEY_ID).toBeDefined();
     expect(api.PUBLIC_URL).toBeDefined();
     expect(api.OIDC_APPROVAL_CLIENT_ID).toBe('warden-approval-page');
+    // What MCP clients are told to ask for, and the browser origins /mcp accepts.
+    expect(api.OIDC_SCOPES).toBe('openid warden');
+    expect(api.MCP_ALLOWED_ORIGINS).toBe('https://inspector.example.com');
     // The shared runtime opens every store at cold start: each workflow function needs every table name.
     for (const fragment of ['Notify', 'Execute']) {
       const env = resources[functionIdByPath(fragment)].Properties.Environment.Variables;

@@ -13,6 +13,8 @@ export const FULL_SETTINGS: WardenSettingsInput = {
   oidcAudience: 'warden',
   groupsClaim: 'groups',
   oidcApprovalClientId: 'warden-approval-page',
+  oidcScopes: 'openid warden',
+  mcpAllowedOrigins: 'https://inspector.example.com',
   slackWebhookSecretArn: `arn:aws:secretsmanager:eu-west-1:${ACCOUNT}:secret:warden/slack-AbCdEf`,
   sesSender: 'warden@example.com',
   alarmEmail: 'oncall@example.com',
