@@ -268,7 +268,7 @@ export async function submitSql(
   });
 
   // Nothing runs unrecorded: if this write (record + first trail events) fails, nothing runs.
-  await recordBeforeRunning(deps, record);
+  await recordBeforeRunning(deps, record, { startsNow: decision.outcome === 'allow' });
 
   if (decision.outcome === 'deny') {
     throw new PolicyDeniedError(denyMessage(decision, action, targetName), {
@@ -295,7 +295,9 @@ export async function submitSql(
     };
   }
 
-  const { stored, body } = await executeSql(deps, engine, principal, target, record, classification);
+  const { stored, body } = await executeSql(deps, engine, principal, target, record, classification, {
+    startRecorded: true,
+  });
   return {
     status: 200,
     record: stored,
@@ -367,7 +369,11 @@ export async function startApprovalWorkflow(
 }
 
 /** Writes the request and its first trail events; on any failure nothing may run (503). */
-export async function recordBeforeRunning(deps: RequestDeps, record: RequestRecord): Promise<void> {
+export async function recordBeforeRunning(
+  deps: RequestDeps,
+  record: RequestRecord,
+  options: { startsNow?: boolean } = {},
+): Promise<void> {
   try {
     await deps.requests.create(record);
   } catch (cause) {
@@ -394,6 +400,8 @@ export async function recordBeforeRunning(deps: RequestDeps, record: RequestReco
         determiningPolicies: record.decision.determiningPolicies,
         detail: { policyVersion: record.decision.policyVersion, errors: record.decision.errors },
       }),
+      // An allowed request runs right after this write: one append instead of two round trips.
+      ...(options.startsNow ? [trailEvent(deps, record, 'execution_started', { status: 'running' })] : []),
     ]);
   } catch (cause) {
     await markFailed(
@@ -483,9 +491,12 @@ export async function executeSql(
   target: SqlTargetConfig,
   record: RequestRecord,
   classification: SqlClassification,
+  options: { startRecorded?: boolean } = {},
 ): Promise<{ stored: RequestRecord; body: SqlResultBody }> {
   if (record.operation.kind !== 'sql') throw new Error('not a SQL request');
-  await appendTrail(deps, record, [trailEvent(deps, record, 'execution_started', { status: 'running' })]);
+  if (!options.startRecorded) {
+    await appendTrail(deps, record, [trailEvent(deps, record, 'execution_started', { status: 'running' })]);
+  }
   const started = Date.now();
   let result: SqlResult;
   try {
