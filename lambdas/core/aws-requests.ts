@@ -20,6 +20,7 @@ import {
   findTarget,
   markFailed,
   newRequestRecord,
+  pendingBody,
   startApprovalWorkflow,
   operationContext,
   publicDecision,
@@ -240,19 +241,7 @@ export async function submitAws(
 
   if (decision.outcome === 'approval_required') {
     await startApprovalWorkflow(deps, record, 'nothing was run');
-    return {
-      status: 202,
-      record,
-      body: {
-        requestId: record.id,
-        status: 'pending_approval',
-        decision: publicDecision(decision),
-        ...(record.expiresAt ? { expiresAt: record.expiresAt } : {}),
-        approverGroups: target.approvals.approverGroups,
-        requiredApprovals: target.approvals.requiredApprovals,
-        links: { self: `/v1/requests/${record.id}`, review: `/approve/${record.id}` },
-      },
-    };
+    return { status: 202, record, body: pendingBody(record, target) };
   }
 
   const { stored, body: result } = await executeAws(deps, record, principal);

@@ -280,19 +280,7 @@ export async function submitSql(
 
   if (decision.outcome === 'approval_required') {
     await startApprovalWorkflow(deps, record, 'nothing was run');
-    return {
-      status: 202,
-      record,
-      body: {
-        requestId: record.id,
-        status: 'pending_approval',
-        decision: publicDecision(decision),
-        ...(record.expiresAt ? { expiresAt: record.expiresAt } : {}),
-        approverGroups: target.approvals.approverGroups,
-        requiredApprovals: target.approvals.requiredApprovals,
-        links: { self: `/v1/requests/${record.id}`, review: `/approve/${record.id}` },
-      },
-    };
+    return { status: 202, record, body: pendingBody(record, target) };
   }
 
   const { stored, body } = await executeSql(deps, engine, principal, target, record, classification, {
@@ -343,6 +331,19 @@ export function newRequestRecord(
         }
       : {}),
     version: 1,
+  };
+}
+
+/** What the caller of a request waiting for approval is told: who must approve, by when, where to look. */
+export function pendingBody(record: RequestRecord, target: TargetConfig): PendingBody {
+  return {
+    requestId: record.id,
+    status: 'pending_approval',
+    decision: publicDecision(record.decision),
+    ...(record.expiresAt ? { expiresAt: record.expiresAt } : {}),
+    approverGroups: target.approvals.approverGroups,
+    requiredApprovals: target.approvals.requiredApprovals,
+    links: { self: `/v1/requests/${record.id}`, review: `/approve/${record.id}` },
   };
 }
 

@@ -3,7 +3,7 @@ import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { BadRequestError } from '../core/errors.js';
 import { isValidSessionId, sessionIdForToken } from '../core/requests.js';
 import type { Caller } from '../middleware/auth.js';
-import { header } from '../middleware/http.js';
+import { header, json, type HttpResult } from '../middleware/http.js';
 import type { Route } from './router.js';
 import type { Runtime } from './runtime.js';
 
@@ -31,4 +31,15 @@ export function sessionId(event: APIGatewayProxyEventV2, caller: Caller): string
     return `c_${given}`;
   }
   return sessionIdForToken(caller.token);
+}
+
+/** A submission's answer: 200 with the result, or 202 with absolute links to follow and review it. */
+export function submissionResult(ctx: Ctx, outcome: { status: 200 | 202; body: unknown }): HttpResult {
+  if (outcome.status !== 202) return json(200, outcome.body);
+  const body = outcome.body as { links: { self: string; review: string } };
+  const base = baseUrl(ctx.event, ctx.rt);
+  return json(202, {
+    ...body,
+    links: { self: `${base}${body.links.self}`, review: `${base}${body.links.review}` },
+  });
 }

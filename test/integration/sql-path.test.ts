@@ -160,7 +160,8 @@ describe('approval required and deny', () => {
         determiningPolicies: ['demo-writes-need-approval'],
       },
     });
-    expect(res.body.links.review).toContain(`/approve/${res.body.requestId}`);
+    expect(res.body.links.review).toBe(`${twin.url}/approve/${res.body.requestId}`);
+    expect(res.body.links.self).toBe(`${twin.url}/v1/requests/${res.body.requestId}`);
     expect(ranStatements(text)).toBe(0);
     const got = await twin.api('GET', `/v1/requests/${res.body.requestId}`, { token: alice });
     expect(got.body.status).toBe('pending_approval');

@@ -2,7 +2,7 @@
 import { explainAws, submitAws, type AwsSubmission } from '../../core/aws-requests.js';
 import type { Principal } from '../../core/types.js';
 import { json, parseJsonBody, type HttpResult } from '../../middleware/http.js';
-import { baseUrl, sessionId, type ApiRoute, type Ctx } from '../context.js';
+import { sessionId, submissionResult, type ApiRoute, type Ctx } from '../context.js';
 import { awsBodySchema } from '../schemas.js';
 
 export const awsRoutes: ApiRoute[] = [
@@ -15,14 +15,7 @@ export const awsRoutes: ApiRoute[] = [
       const outcome = await submitAws(ctx.rt, caller.principal, target, body, {
         sessionId: sessionId(ctx.event, caller),
       });
-      if (outcome.status === 202) {
-        const base = baseUrl(ctx.event, ctx.rt);
-        return json(202, {
-          ...outcome.body,
-          links: { self: `${base}${outcome.body.links.self}`, review: `${base}${outcome.body.links.review}` },
-        });
-      }
-      return json(200, outcome.body);
+      return submissionResult(ctx, outcome);
     },
   },
 ];

@@ -4,7 +4,7 @@ import { explainSql } from '../../core/mcp/explain.js';
 import { canSeeTarget, findTarget, getRequest, submitSql } from '../../core/requests.js';
 import { principalKey } from '../../core/types.js';
 import { json, parseJsonBody } from '../../middleware/http.js';
-import { baseUrl, sessionId, type ApiRoute } from '../context.js';
+import { sessionId, submissionResult, type ApiRoute } from '../context.js';
 import { explainBodySchema, sqlBodySchema } from '../schemas.js';
 import { explainAwsCall } from './aws.js';
 
@@ -35,14 +35,7 @@ export const coreRoutes: ApiRoute[] = [
       const outcome = await submitSql(ctx.rt, caller.principal, target, body, {
         sessionId: sessionId(ctx.event, caller),
       });
-      if (outcome.status === 202) {
-        const base = baseUrl(ctx.event, ctx.rt);
-        return json(202, {
-          ...outcome.body,
-          links: { self: `${base}${outcome.body.links.self}`, review: `${base}${outcome.body.links.review}` },
-        });
-      }
-      return json(200, outcome.body);
+      return submissionResult(ctx, outcome);
     },
   },
   {
