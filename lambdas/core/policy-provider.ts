@@ -3,6 +3,7 @@
  * and cached with a short TTL so a `policy push` takes effect within seconds without a redeploy.
  * A stored set that fails validation is ignored with a logged error and the previous one stays.
  */
+import { logJson } from './log.js';
 import { PolicyEngine, type PolicySource } from './policy.js';
 import { CEDAR_SCHEMA } from './policy-schema.js';
 import type { PolicyStore, StoredPolicySet } from './ports.js';
@@ -54,13 +55,7 @@ export class PolicyProvider {
       }
     } catch (error) {
       if (!previous) throw error; // no policy at all: fail closed, the caller answers 503
-      console.error(
-        JSON.stringify({
-          level: 'error',
-          msg: 'policy refresh failed; keeping previous set',
-          error: String(error),
-        }),
-      );
+      logJson({ level: 'error', msg: 'policy refresh failed; keeping previous set', error: String(error) });
     }
     this.cached = { engine, fetchedAt: this.now() };
     return engine;

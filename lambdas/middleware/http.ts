@@ -144,7 +144,5 @@ function serviceMessage(error: WardenError): string {
   return error.message;
 }
 
-/** One JSON line per entry; callers never pass raw statements, results or tokens. */
-export function logJson(entry: Record<string, unknown>): void {
-  console.log(JSON.stringify({ time: new Date().toISOString(), ...entry }));
-}
+/** One JSON line per entry, masked by the detectors (lambdas/core/log.ts). */
+export { logJson } from '../core/log.js';

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
 import { DynamoPolicyStore } from '../../lambdas/adapters/request-store.js';
 import { createDocumentClient } from '../../lambdas/adapters/dynamodb.js';
+import { logJson } from '../../lambdas/core/log.js';
 import { encodePolicySources, validatePolicySources } from '../../lambdas/core/policy-provider.js';
 import { ALL_TABLES, tableEnvVar } from '../tables.js';
 import { lambdaContext, readBody, toEvent, writeResult } from './apigw.js';
@@ -239,7 +240,11 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
       if (res.destroyed) return;
       writeResult(res, result);
     })().catch((error: unknown) => {
-      console.error('local twin: unhandled error', error);
+      logJson({
+        level: 'error',
+        msg: 'local twin: unhandled error',
+        error: error instanceof Error ? (error.stack ?? error.message) : String(error),
+      });
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ error: { code: 'internal_error', message: 'internal error' } }));
     });
