@@ -4,6 +4,7 @@
  * Core only: STS and the service clients sit behind the AwsExecutor port.
  */
 import { classifyAws, partitionOf, UnsupportedAwsCallError, type AwsPlan } from './classify/aws.js';
+import { redactAwsMessage } from './aws-error-redaction.js';
 import type { AwsTargetConfig } from './config.js';
 import {
   BadRequestError,
@@ -20,6 +21,7 @@ import {
   findTarget,
   markFailed,
   newRequestRecord,
+  scrubCause,
   pendingBody,
   startApprovalWorkflow,
   operationContext,
@@ -202,7 +204,9 @@ export async function submitAws(
     prepared = await prepare(deps, engine, principal, targetName, target, body);
   } catch (error) {
     if (!(error instanceof UnsupportedAwsCallError || error instanceof AwsCallRefusedError)) throw error;
-    // Refused before Cedar (fail closed): recorded as denied, so refusals are audited too.
+    // Refused before Cedar (fail closed): recorded as denied, so refusals are audited too. The
+    // message may name parts of the input (a key it could not place): detectors before it is kept.
+    error.message = deps.maskerFor(targetName).maskText(error.message).text;
     const decision: Decision = {
       outcome: 'deny',
       action: 'aws:unsupported',
@@ -331,11 +335,17 @@ export async function executeAws(
   } catch (error) {
     const err =
       error instanceof WardenError ? error : new ExecutionError(502, 'aws_error', 'the AWS call failed');
+    // AWS error messages echo input (`…numeric value: <v>`): never past redaction and masking, in
+    // the answer (4xx and 5xx alike show it), the record, the trail or the log of the cause.
+    const masker = deps.maskerFor(record.target);
+    const redact = (text: string) => redactAwsMessage(text, (t) => masker.maskText(t).text);
+    err.message = redact(err.message);
+    scrubCause(err, redact);
     await markFailed(deps, record, err.code, err.message, Date.now() - started);
     await appendTrail(deps, record, [
       trailEvent(deps, record, 'error', {
         status: 'failed',
-        detail: { code: err.code, message: deps.maskerFor(record.target).maskText(err.message).text },
+        detail: { code: err.code, message: err.message },
       }),
     ]);
     throw Object.assign(err, { requestId: record.id });

@@ -514,11 +514,11 @@ export async function executeSql(
         ? error
         : new ExecutionError(502, 'execution_failed', 'the database call failed');
     // Database errors echo values (`invalid input syntax for type integer: "<ssn>"`): never past masking.
-    const message =
-      err.statusCode < 500
-        ? redactDatabaseMessage(err.message, (t) => deps.maskerFor(record.target).maskText(t).text)
-        : 'execution failed';
+    const redact = (t: string) =>
+      redactDatabaseMessage(t, (text) => deps.maskerFor(record.target).maskText(text).text);
+    const message = err.statusCode < 500 ? redact(err.message) : 'execution failed';
     if (err.statusCode < 500) err.message = message;
+    scrubCause(err, redact);
     const failedMs = Date.now() - started;
     await markFailed(deps, record, err.code, message, failedMs);
     await appendTrail(deps, record, [
@@ -581,6 +581,16 @@ export async function executeSql(
     }),
   ]);
   return { stored, body };
+}
+
+/**
+ * The cause of an execution error is logged for a 5xx (middleware/http.ts); it is the driver's or
+ * the SDK's error, which quotes values. Keep only its redacted text.
+ */
+export function scrubCause(err: Error, redact: (text: string) => string): void {
+  if (err.cause === undefined) return;
+  const text = err.cause instanceof Error ? `${err.cause.name}: ${err.cause.message}` : String(err.cause);
+  Object.defineProperty(err, 'cause', { value: redact(text), writable: true, configurable: true });
 }
 
 /** Rows of a result kept in the trail: enough to see what the agent saw, bounded in size. */
