@@ -2,6 +2,13 @@
  * Authorization with Cedar. The schema and the policy set are validated when loaded and
  * preparsed once; each decision is one (or two) stateful evaluations, nothing is parsed per request.
  *
+ * Fast decisions (microseconds, not the Cedar call's hundreds): the policy set is split per action
+ * into preparsed slices holding only the policies whose action scope can match (a policy whose scope
+ * does not match is never satisfied and never errs, so a slice decides exactly as the whole set);
+ * each call passes only the context attributes the slice's policies mention (anything they do not
+ * name cannot change their outcome); and answers are memoised per engine on the exact inputs Cedar
+ * sees (request, entity slice, trimmed context), so a repeated decision is a map lookup.
+ *
  * Approval required is expressed in Cedar itself: a permit that holds only `when { context.approved }`.
  * `decideOperation` evaluates with `approved: false` (allow?), then with `approved: true`
  * (approval required?), otherwise deny. Forbids win in both evaluations, so a forbidden request can
@@ -43,7 +50,55 @@ export interface CedarAnswer {
 }
 
 let preparsedCounter = 0;
-const SCHEMA_NAME_PREFIX = 'warden-schema-';
+/** Memoised answers per engine (a few KB each at most; the engine is replaced on policy change). */
+const MAX_CACHED_ANSWERS = 10_000;
+
+/** What one policy applies to and mentions, from Cedar's JSON form of it. */
+interface PolicyFacts {
+  readonly text: string;
+  /**
+   * The action ids its scope matches, or 'all'. (Warden's schema declares no action groups, so
+   * `action in [A, B]` matches exactly A and B.)
+   */
+  readonly actions: ReadonlySet<string> | 'all';
+  /** Its JSON (conditions included), for "does it mention X". */
+  readonly json: string;
+}
+
+/** The policies that can apply to one action, preparsed as their own set. */
+interface Slice {
+  readonly setId: string;
+  /** Top-level context attributes its policies mention, or 'all' when unsure. */
+  readonly contextKeys: ReadonlySet<string> | 'all';
+  readonly mentions: (word: string) => boolean;
+}
+
+/** A policy set with no policies: what request validation runs against. */
+const EMPTY_SET = 'warden-empty';
+let emptyPreparsed = false;
+function preparseEmpty(): void {
+  if (emptyPreparsed) return;
+  const answer = cedar.preparsePolicySet(EMPTY_SET, { staticPolicies: {} });
+  if (answer.type === 'failure') throw new PolicyValidationError(formatErrors(answer.errors));
+  emptyPreparsed = true;
+}
+
+function policyFacts(text: string): PolicyFacts {
+  const answer = cedar.policyToJson(text);
+  if (answer.type !== 'success') return { text, actions: 'all', json: text };
+  const scope = answer.json.action as { op: string; entity?: { id?: string }; entities?: { id?: string }[] };
+  const ids =
+    scope.op === '=='
+      ? [scope.entity?.id]
+      : scope.op === 'in'
+        ? scope.entities
+          ? scope.entities.map((e) => e.id)
+          : [scope.entity?.id]
+        : undefined;
+  const actions =
+    ids && ids.every((id): id is string => typeof id === 'string') ? new Set(ids) : ('all' as const);
+  return { text, actions, json: JSON.stringify(answer.json) };
+}
 
 function formatErrors(errors: readonly cedar.DetailedError[]): string[] {
   return errors.map((e) => (e.help ? `${e.message} (${e.help})` : e.message));
@@ -77,12 +132,18 @@ export class PolicyEngine {
   readonly policyIds: readonly string[];
   private readonly setId: string;
   private readonly schemaName: string;
+  private readonly facts: ReadonlyMap<string, PolicyFacts>;
+  private readonly slices = new Map<string, Slice>();
+  private readonly answers = new Map<string, CedarAnswer>();
+  /** Schema check of a request, per shape (types, not values): the errors, [] when valid. */
+  private readonly shapes = new Map<string, readonly string[]>();
 
-  private constructor(version: string, policyIds: string[], setId: string, schemaName: string) {
+  private constructor(version: string, setId: string, schemaName: string, facts: Map<string, PolicyFacts>) {
     this.version = version;
-    this.policyIds = policyIds;
+    this.policyIds = [...facts.keys()];
     this.setId = setId;
     this.schemaName = schemaName;
+    this.facts = facts;
   }
 
   /**
@@ -108,40 +169,124 @@ export class PolicyEngine {
     }
     const n = ++preparsedCounter;
     const setId = `warden-policies-${n}`;
-    const schemaName = `${SCHEMA_NAME_PREFIX}${n}`;
+    const schemaName = `warden-schema-${n}`;
     const schemaAnswer = cedar.preparseSchema(schemaName, schema);
     if (schemaAnswer.type === 'failure') throw new PolicyValidationError(formatErrors(schemaAnswer.errors));
     const setAnswer = cedar.preparsePolicySet(setId, { staticPolicies });
     if (setAnswer.type === 'failure') throw new PolicyValidationError(formatErrors(setAnswer.errors));
-    return new PolicyEngine(version, Object.keys(staticPolicies), setId, schemaName);
+    preparseEmpty();
+    const facts = new Map(Object.entries(staticPolicies).map(([id, text]) => [id, policyFacts(text)]));
+    return new PolicyEngine(version, setId, schemaName, facts);
   }
 
-  /** One Cedar evaluation. Any evaluation failure is a deny. */
+  /** The preparsed slice of policies that can apply to `action` (built on first use). */
+  private slice(action: string): Slice {
+    let slice = this.slices.get(action);
+    if (slice) return slice;
+    const policies = [...this.facts].filter(([, f]) => f.actions === 'all' || f.actions.has(action));
+    const setId = `${this.setId}/${action}`;
+    const answer = cedar.preparsePolicySet(setId, {
+      staticPolicies: Object.fromEntries(policies.map(([id, f]) => [id, f.text])),
+    });
+    if (answer.type === 'failure') throw new PolicyValidationError(formatErrors(answer.errors));
+    const json = policies.map(([, f]) => f.json).join('\n');
+    const seen = new Map<string, boolean>();
+    const mentions = (word: string) => {
+      let found = seen.get(word);
+      if (found === undefined) seen.set(word, (found = json.includes(JSON.stringify(word))));
+      return found;
+    };
+    // A policy that reads `context` as a whole (not one attribute) gets the whole context.
+    const wholeContext = /"Var":"context"\}(?!,"attr")/.test(json.replace(/\s/g, ''));
+    const contextKeys = wholeContext ? ('all' as const) : new Set<string>();
+    slice = { setId, contextKeys, mentions };
+    this.slices.set(action, slice);
+    return slice;
+  }
+
+  /**
+   * Whether `action`'s decision can depend on the caller's grants (`context.grants`): when no policy
+   * that applies to the action mentions them, the grants need not be looked up at all.
+   */
+  usesGrants(action: string): boolean {
+    return this.slice(action).mentions('grants');
+  }
+
+  /** One Cedar decision. Any evaluation failure is a deny. */
   authorize(
     principal: Principal,
     action: string,
     resource: ResourceRef,
     context: Record<string, cedar.CedarValueJson>,
   ): CedarAnswer {
-    const answer = cedar.statefulIsAuthorized({
+    const slice = this.slice(action);
+    const trimmed: Record<string, cedar.CedarValueJson> = {};
+    for (const [key, value] of Object.entries(context)) {
+      if (slice.contextKeys === 'all' || slice.mentions(key)) trimmed[key] = value;
+    }
+    const entities = entitiesFor(principal, resource);
+    const request = {
       principal: { type: principal.type, id: principal.id },
       action: { type: 'Action', id: action },
       resource: { type: resource.type, id: resource.id },
-      context,
-      entities: entitiesFor(principal, resource),
-      preparsedPolicySetId: this.setId,
-      preparsedSchemaName: this.schemaName,
-      validateRequest: true,
-    });
-    if (answer.type === 'failure') {
-      return { allowed: false, policies: [], errors: formatErrors(answer.errors) };
-    }
-    const { decision, diagnostics } = answer.response;
-    return {
-      allowed: decision === 'allow',
-      policies: diagnostics.reason,
-      errors: diagnostics.errors.map((e) => `${e.policyId}: ${e.error.message}`),
+      context: trimmed,
+      entities,
     };
+    // The request as built (whole context) must fit the schema, whatever the slice reads.
+    const invalid = this.schemaErrors({ ...request, context });
+    if (invalid.length > 0) return { allowed: false, policies: [], errors: invalid };
+    const key = JSON.stringify(request);
+    const cached = this.answers.get(key);
+    if (cached) return cached;
+    const answer = cedar.statefulIsAuthorized({ ...request, preparsedPolicySetId: slice.setId });
+    const result: CedarAnswer =
+      answer.type === 'failure'
+        ? { allowed: false, policies: [], errors: formatErrors(answer.errors) }
+        : {
+            allowed: answer.response.decision === 'allow',
+            policies: answer.response.diagnostics.reason,
+            errors: answer.response.diagnostics.errors.map((e) => `${e.policyId}: ${e.error.message}`),
+          };
+    if (this.answers.size >= MAX_CACHED_ANSWERS) this.answers.clear();
+    this.answers.set(key, result);
+    return result;
+  }
+
+  /**
+   * Cedar's request validation (strict, against the schema), remembered per request shape: the
+   * same types in the same places validate the same way, whatever the values.
+   */
+  private schemaErrors(request: {
+    principal: EntityUid;
+    action: EntityUid;
+    resource: EntityUid;
+    context: Record<string, cedar.CedarValueJson>;
+    entities: cedar.EntityJson[];
+  }): readonly string[] {
+    const shape = JSON.stringify(request, (_key, value: unknown) =>
+      typeof value === 'number'
+        ? 0
+        : typeof value === 'string'
+          ? ''
+          : Array.isArray(value)
+            ? value.slice(0, 1)
+            : value,
+    );
+    // Entity types and ids are part of the shape (they decide which schema rules apply).
+    const shapeKey = `${request.principal.type}|${request.action.id}|${request.resource.type}|${shape}`;
+    let errors = this.shapes.get(shapeKey);
+    if (errors === undefined) {
+      const answer = cedar.statefulIsAuthorized({
+        ...request,
+        preparsedPolicySetId: EMPTY_SET,
+        preparsedSchemaName: this.schemaName,
+        validateRequest: true,
+      });
+      errors = answer.type === 'failure' ? formatErrors(answer.errors) : [];
+      if (this.shapes.size >= MAX_CACHED_ANSWERS) this.shapes.clear();
+      this.shapes.set(shapeKey, errors);
+    }
+    return errors;
   }
 
   /**
@@ -157,7 +302,8 @@ export class PolicyEngine {
     const first = this.authorize(principal, action, resource, { ...context, approved: false });
     if (first.allowed) return this.decision('allow', action, first);
     const forbidden = first.policies.length > 0; // a deny with reasons means a forbid matched
-    if (!forbidden) {
+    // When no policy for this action reads `approved`, approving could not change the answer.
+    if (!forbidden && this.slice(action).mentions('approved')) {
       const second = this.authorize(principal, action, resource, { ...context, approved: true });
       if (second.allowed) return this.decision('approval_required', action, second);
     }
