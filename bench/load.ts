@@ -63,9 +63,31 @@ export const DEFAULT_MIX: Record<RequestKind, number> = {
 /** Faults a load run injects unless told otherwise: a few percent of everything, of every kind. */
 export const DEFAULT_FAULTS: FaultConfig = {
   rules: [
-    // The audit write itself: must give 503 and nothing run.
+    // The combined first write (request record + its trail events, one transaction): must give
+    // 503 and nothing run; a lost answer to it is retried idempotently by the SDK.
+    {
+      service: 'dynamodb',
+      operation: 'TransactWriteItems',
+      bodyIncludes: 'attribute_not_exists(#id)',
+      fault: 'throttle',
+      probability: 0.03,
+    },
+    {
+      service: 'dynamodb',
+      operation: 'TransactWriteItems',
+      bodyIncludes: 'attribute_not_exists(#id)',
+      fault: 'error',
+      probability: 0.01,
+    },
+    // The outcome write (record + outcome events) and any other trail append.
+    {
+      service: 'dynamodb',
+      operation: 'TransactWriteItems',
+      table: 'Audit',
+      fault: 'error',
+      probability: 0.01,
+    },
     { service: 'dynamodb', operation: 'PutItem', table: 'Requests', fault: 'throttle', probability: 0.03 },
-    { service: 'dynamodb', operation: 'PutItem', table: 'Audit', fault: 'error', probability: 0.01 },
     { service: 'dynamodb', table: 'Requests', fault: 'lost-response', probability: 0.01 },
     { service: 'dynamodb', fault: 'throttle', probability: 0.01 },
     { service: 'dynamodb', fault: 'error', probability: 0.005 },

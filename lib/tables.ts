@@ -27,6 +27,15 @@ export interface TableDefinition {
   readonly timeToLiveAttribute?: string;
 }
 
+/**
+ * The sparse index of requests waiting for approval: only a record whose status is
+ * `pending_approval` carries its partition key (a constant), so no other request writes to it
+ * and `GET /v1/approvals` reads exactly the waiting ones, newest first.
+ */
+export const PENDING_INDEX = 'pending';
+export const PENDING_INDEX_PARTITION: KeyDefinition = { name: 'pendingApproval', type: 'S' };
+export const PENDING_PARTITION_VALUE = 'pending';
+
 /** Every governed request: its statement, classification, decision, lifecycle and masked result. */
 export const RequestsTable: TableDefinition = {
   logicalName: 'Requests',
@@ -38,8 +47,8 @@ export const RequestsTable: TableDefinition = {
       sortKey: { name: 'createdAt', type: 'S' },
     },
     {
-      indexName: 'byStatus',
-      partitionKey: { name: 'status', type: 'S' },
+      indexName: PENDING_INDEX,
+      partitionKey: PENDING_INDEX_PARTITION,
       sortKey: { name: 'createdAt', type: 'S' },
     },
   ],

@@ -1,26 +1,77 @@
-/** RequestStore and PolicyStore on DynamoDB. */
+/**
+ * RequestStore and PolicyStore on DynamoDB.
+ *
+ * A record written with trail events goes into the same TransactWriteItems as the events and their
+ * session head (DynamoTrailStore.appendWith): the request path's one write before execution and
+ * one after, each a single round trip, and never a record without its events or the reverse.
+ */
 import { GetCommand, PutCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { ConditionFailedError } from '../core/errors.js';
 import type { PolicyStore, RequestStore, StoredPolicySet } from '../core/ports.js';
+import type { TrailEvent } from '../core/trail.js';
 import type { RequestRecord, RequestStatus } from '../core/types.js';
-import { PoliciesTable, RequestsTable } from '../../lib/tables.js';
+import {
+  PENDING_INDEX,
+  PENDING_INDEX_PARTITION,
+  PENDING_PARTITION_VALUE,
+  PoliciesTable,
+  RequestsTable,
+} from '../../lib/tables.js';
 import { defaultDocumentClient, isConditionalCheckFailed, tableName } from './dynamodb.js';
+import type { DynamoTrailStore } from './trail-store.js';
+
+/**
+ * The stored item: the record plus the key of the sparse pending index, present only while the
+ * request waits for approval (so only those are written to the index, and listing them is exact).
+ */
+const PENDING_KEY = PENDING_INDEX_PARTITION.name;
+
+function toItem(record: RequestRecord): Record<string, unknown> {
+  const { [PENDING_KEY]: _stale, ...rest } = record as RequestRecord & Record<string, unknown>;
+  return record.status === 'pending_approval' ? { ...rest, [PENDING_KEY]: PENDING_PARTITION_VALUE } : rest;
+}
+
+function fromItem(item: Record<string, unknown>): RequestRecord {
+  const { [PENDING_KEY]: _index, ...record } = item;
+  return record as unknown as RequestRecord;
+}
 
 export class DynamoRequestStore implements RequestStore {
   private readonly table: string;
   private readonly doc: DynamoDBDocumentClient;
+  private readonly trail?: DynamoTrailStore;
 
-  constructor(options: { client?: DynamoDBDocumentClient; tableName?: string } = {}) {
+  constructor(
+    options: { client?: DynamoDBDocumentClient; tableName?: string; trail?: DynamoTrailStore } = {},
+  ) {
     this.doc = options.client ?? defaultDocumentClient();
     this.table = options.tableName ?? tableName(RequestsTable);
+    this.trail = options.trail;
   }
 
-  async create(record: RequestRecord): Promise<void> {
+  private trailFor(events: readonly TrailEvent[] | undefined): DynamoTrailStore | undefined {
+    if (!events || events.length === 0) return undefined;
+    if (!this.trail) throw new Error('this request store was built without a trail store');
+    return this.trail;
+  }
+
+  async create(record: RequestRecord, events?: readonly TrailEvent[]): Promise<void> {
+    const trail = this.trailFor(events);
+    if (trail) {
+      await trail.appendWith(record.sessionId, events ?? [], {
+        TableName: this.table,
+        Item: toItem(record),
+        ConditionExpression: 'attribute_not_exists(#id)',
+        ExpressionAttributeNames: { '#id': 'id' },
+        onConditionFailed: (cause) => new ConditionFailedError(`request ${record.id} exists`, { cause }),
+      });
+      return;
+    }
     try {
       await this.doc.send(
         new PutCommand({
           TableName: this.table,
-          Item: record,
+          Item: toItem(record),
           ConditionExpression: 'attribute_not_exists(#id)',
           ExpressionAttributeNames: { '#id': 'id' },
         }),
@@ -36,13 +87,14 @@ export class DynamoRequestStore implements RequestStore {
     const out = await this.doc.send(
       new GetCommand({ TableName: this.table, Key: { id }, ConsistentRead: true }),
     );
-    return out.Item as RequestRecord | undefined;
+    return out.Item ? fromItem(out.Item) : undefined;
   }
 
   async update(
     record: RequestRecord,
     expectedVersion: number,
     expectedStatuses?: readonly RequestStatus[],
+    events?: readonly TrailEvent[],
   ): Promise<RequestRecord> {
     const names: Record<string, string> = { '#v': 'version' };
     const values: Record<string, unknown> = { ':v': expectedVersion };
@@ -55,11 +107,24 @@ export class DynamoRequestStore implements RequestStore {
       });
       condition += ` AND #s IN (${keys.join(', ')})`;
     }
+    const trail = this.trailFor(events);
+    if (trail) {
+      await trail.appendWith(record.sessionId, events ?? [], {
+        TableName: this.table,
+        Item: toItem(record),
+        ConditionExpression: condition,
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: values,
+        onConditionFailed: (cause) =>
+          new ConditionFailedError(`request ${record.id} changed concurrently`, { cause }),
+      });
+      return record;
+    }
     try {
       await this.doc.send(
         new PutCommand({
           TableName: this.table,
-          Item: record,
+          Item: toItem(record),
           ConditionExpression: condition,
           ExpressionAttributeNames: names,
           ExpressionAttributeValues: values,
@@ -86,22 +151,27 @@ export class DynamoRequestStore implements RequestStore {
         Limit: limit,
       }),
     );
-    return (out.Items ?? []) as RequestRecord[];
+    return (out.Items ?? []).map(fromItem);
   }
 
-  async listByStatus(status: RequestStatus, limit = 50): Promise<RequestRecord[]> {
+  /**
+   * Requests waiting for approval, newest first, from the sparse `pending` index (only pending
+   * records carry its key). The status is checked again on the item: the index is eventually
+   * consistent, so a request decided a moment ago may still be listed there.
+   */
+  async listPending(limit = 50): Promise<RequestRecord[]> {
     const out = await this.doc.send(
       new QueryCommand({
         TableName: this.table,
-        IndexName: 'byStatus',
-        KeyConditionExpression: '#s = :s',
-        ExpressionAttributeNames: { '#s': 'status' },
-        ExpressionAttributeValues: { ':s': status },
+        IndexName: PENDING_INDEX,
+        KeyConditionExpression: '#k = :k',
+        ExpressionAttributeNames: { '#k': PENDING_INDEX_PARTITION.name },
+        ExpressionAttributeValues: { ':k': PENDING_PARTITION_VALUE },
         ScanIndexForward: false,
         Limit: limit,
       }),
     );
-    return (out.Items ?? []) as RequestRecord[];
+    return (out.Items ?? []).map(fromItem).filter((r) => r.status === 'pending_approval');
   }
 }
 

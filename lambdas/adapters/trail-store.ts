@@ -2,19 +2,24 @@
  * The session trail on DynamoDB (lib/tables.ts AuditTable): events at seq 1, 2, 3… per session, and
  * a session head at seq 0 (summary for listings, and the recorded end of the chain).
  *
- * Seq numbers have no gaps and no duplicates under concurrency: each event is a conditional put
- * (`attribute_not_exists(seq)`) at last seq + 1 with the last event's hash as prevHash; a writer that
- * loses the race re-reads the last event and tries the next seq. The head is updated after the
- * events, never backwards (a head that lags is harmless; verify only trusts it to say where the
- * chain ended at least).
+ * One append is one TransactWriteItems: the events (each `attribute_not_exists(seq)`) and the head
+ * that now ends at the last of them (conditional on the head still ending where this writer
+ * believes it does), optionally with one more item written in the same transaction — the request
+ * record, so a request and its trail events are stored together or not at all.
+ *
+ * Where the chain ends is kept per session in this process (the head as last written here), so an
+ * append needs no read first: one round trip. A writer that is wrong about the end (another process
+ * appended, or the session is new to this process) has its transaction cancelled with the head as
+ * stored (ReturnValuesOnConditionCheckFailure), learns the end from it and tries again. Seq numbers
+ * stay gapless and unique, and the head is exactly the end of the chain after every append.
  */
 import {
   GetCommand,
-  PutCommand,
   QueryCommand,
-  UpdateCommand,
+  TransactWriteCommand,
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
+import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { AuditTable } from '../../lib/tables.js';
 import { ServiceUnavailableError } from '../core/errors.js';
 import {
@@ -25,14 +30,16 @@ import {
 } from '../core/sessions.js';
 import { GENESIS_HASH, sealEvent } from '../core/trail-chain.js';
 import type { StoredTrailEvent, TrailEvent, TrailWriter } from '../core/trail.js';
-import { defaultDocumentClient, isConditionalCheckFailed, tableName } from './dynamodb.js';
+import { defaultDocumentClient, tableName } from './dynamodb.js';
 
 const HEAD_SEQ = 0;
 const HEAD_KIND = 'session';
-/** Attempts at one seq before giving up (each conflict means another writer made progress). */
+/** Attempts before giving up (each conflict means another writer made progress). */
 const MAX_ATTEMPTS = 200;
 /** How long a writer keeps competing for a contended session before answering 503. */
 const MAX_CONTENTION_MS = 10_000;
+/** Sessions whose chain end this process remembers. */
+const MAX_CACHED_SESSIONS = 10_000;
 
 /** Attributes that are storage, not event content (not hashed, not returned). */
 const STORAGE_ONLY = new Set(['expiresAtEpoch']);
@@ -43,6 +50,26 @@ export interface TrailStoreOptions {
   /** Days an item lives (DynamoDB TTL); longer than the export interval. */
   readonly ttlDays: number;
   readonly log?: (entry: Record<string, unknown>) => void;
+}
+
+/** One more item to write in the same transaction as an append (a Put with its condition). */
+export interface CompanionPut {
+  readonly TableName: string;
+  readonly Item: Record<string, unknown>;
+  readonly ConditionExpression?: string;
+  readonly ExpressionAttributeNames?: Record<string, string>;
+  readonly ExpressionAttributeValues?: Record<string, unknown>;
+  /** The error to throw when the companion's condition fails (the append is not retried then). */
+  readonly onConditionFailed: (cause: unknown) => Error;
+}
+
+/** What this process believes about a session: its head as stored and where the chain ends. */
+interface KnownSession {
+  /** The head item as stored; undefined when the session has no head yet. */
+  readonly head?: SessionSummary & { sessionDay?: string };
+  /** The last event (may be past the head only for heads written by an older, lagging writer). */
+  readonly lastSeq: number;
+  readonly lastHash: string;
 }
 
 function toItem(event: StoredTrailEvent, expiresAtEpoch: number): Record<string, unknown> {
@@ -72,9 +99,10 @@ function fromItem(item: Record<string, unknown>): StoredTrailEvent {
 const list = (v: unknown): string[] =>
   v instanceof Set ? [...(v as Set<string>)].sort() : Array.isArray(v) ? (v as string[]) : [];
 
-function headFrom(item: Record<string, unknown>): SessionSummary {
+function headFrom(item: Record<string, unknown>): SessionSummary & { sessionDay?: string } {
   return {
     sessionId: String(item.sessionId),
+    ...(typeof item.sessionDay === 'string' ? { sessionDay: item.sessionDay } : {}),
     startedAt: String(item.startedAt ?? ''),
     lastAt: String(item.lastAt ?? ''),
     lastSeq: Number(item.lastSeq ?? 0),
@@ -85,6 +113,18 @@ function headFrom(item: Record<string, unknown>): SessionSummary {
     outcomes: list(item.outcomes),
     statuses: list(item.statuses),
   };
+}
+
+interface CancellationReason {
+  readonly Code?: string;
+  readonly Item?: Record<string, import('@aws-sdk/client-dynamodb').AttributeValue>;
+}
+
+/** The per-item reasons of a cancelled transaction; undefined for any other error. */
+function cancellationReasons(error: unknown): readonly CancellationReason[] | undefined {
+  if (!(error instanceof Error) || error.name !== 'TransactionCanceledException') return undefined;
+  const reasons = (error as { CancellationReasons?: CancellationReason[] }).CancellationReasons;
+  return Array.isArray(reasons) ? reasons : [];
 }
 
 function days(from: Date, to: Date): string[] {
@@ -112,13 +152,27 @@ export class DynamoTrailStore implements TrailWriter, TrailReader {
 
   /**
    * Appends to one session are chained, so they serialise. Within this process they queue here
-   * (no contention at all); across processes the conditional put below decides, with retries.
+   * (no contention at all); across processes the conditional transaction below decides, with retries.
    */
   private readonly queues = new Map<string, Promise<void>>();
+  private readonly known = new Map<string, KnownSession>();
 
   async append(sessionId: string, events: readonly TrailEvent[]): Promise<void> {
+    await this.appendWith(sessionId, events);
+  }
+
+  /**
+   * Appends `events` and, in the same transaction, writes `companion` (the request record): both or
+   * neither. A failed companion condition throws `companion.onConditionFailed(...)`.
+   */
+  async appendWith(
+    sessionId: string,
+    events: readonly TrailEvent[],
+    companion?: CompanionPut,
+  ): Promise<void> {
+    if (events.length === 0 && !companion) return;
     const previous = this.queues.get(sessionId) ?? Promise.resolve();
-    const mine = previous.catch(() => undefined).then(() => this.appendChained(sessionId, events));
+    const mine = previous.catch(() => undefined).then(() => this.appendChained(sessionId, events, companion));
     const settled = mine.then(
       () => undefined,
       () => undefined,
@@ -131,38 +185,167 @@ export class DynamoTrailStore implements TrailWriter, TrailReader {
     }
   }
 
-  private async appendChained(sessionId: string, events: readonly TrailEvent[]): Promise<void> {
-    const stored: StoredTrailEvent[] = [];
-    let last = await this.lastEvent(sessionId);
+  private async appendChained(
+    sessionId: string,
+    events: readonly TrailEvent[],
+    companion?: CompanionPut,
+  ): Promise<void> {
+    // A session new to this process is assumed new everywhere: if it is not, the cancelled
+    // transaction hands back the head, and the second attempt is right.
+    let known: KnownSession = this.known.get(sessionId) ?? { lastSeq: 0, lastHash: GENESIS_HASH };
     const started = Date.now();
-    for (const event of events) {
-      for (let attempt = 0; ; attempt++) {
-        const seq = (last?.seq ?? 0) + 1;
-        const sealed = sealEvent(sessionId, seq, last?.hash ?? GENESIS_HASH, event);
-        try {
-          await this.doc.send(
-            new PutCommand({
-              TableName: this.table,
-              Item: toItem(sealed, this.expiry(event.at)),
-              ConditionExpression: 'attribute_not_exists(#seq)',
-              ExpressionAttributeNames: { '#seq': 'seq' },
-            }),
-          );
-          stored.push(sealed);
-          last = sealed;
-          break;
-        } catch (error) {
-          if (!isConditionalCheckFailed(error)) throw error;
-          if (attempt >= MAX_ATTEMPTS || Date.now() - started > MAX_CONTENTION_MS) {
-            throw new ServiceUnavailableError(`trail of session ${sessionId} is too contended`, error);
-          }
-          // Someone else took this seq: back off a little (jittered), then continue after their event.
+    for (let attempt = 0; ; attempt++) {
+      const sealed: StoredTrailEvent[] = [];
+      let last = { seq: known.lastSeq, hash: known.lastHash };
+      for (const event of events) {
+        const e = sealEvent(sessionId, last.seq + 1, last.hash, event);
+        sealed.push(e);
+        last = e;
+      }
+      const head = sealed.length > 0 ? this.nextHead(sessionId, known.head, sealed) : undefined;
+      const items: NonNullable<ConstructorParameters<typeof TransactWriteCommand>[0]['TransactItems']> = [];
+      if (companion) {
+        const { onConditionFailed: _ignored, ...put } = companion;
+        items.push({ Put: put });
+      }
+      for (const e of sealed) {
+        items.push({
+          Put: {
+            TableName: this.table,
+            Item: toItem(e, this.expiry(e.at)),
+            ConditionExpression: 'attribute_not_exists(#seq)',
+            ExpressionAttributeNames: { '#seq': 'seq' },
+          },
+        });
+      }
+      if (head) {
+        items.push({
+          Put: {
+            TableName: this.table,
+            Item: head.item,
+            ...(known.head
+              ? {
+                  ConditionExpression: '#lastSeq = :lastSeq',
+                  ExpressionAttributeNames: { '#lastSeq': 'lastSeq' },
+                  ExpressionAttributeValues: { ':lastSeq': known.head.lastSeq },
+                }
+              : {
+                  ConditionExpression: 'attribute_not_exists(#seq)',
+                  ExpressionAttributeNames: { '#seq': 'seq' },
+                }),
+            ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+          },
+        });
+      }
+      try {
+        await this.doc.send(new TransactWriteCommand({ TransactItems: items }));
+        if (head) this.remember(sessionId, { head: head.summary, lastSeq: last.seq, lastHash: last.hash });
+        return;
+      } catch (error) {
+        const reasons = cancellationReasons(error);
+        if (!reasons) throw error;
+        const offset = companion ? 1 : 0;
+        if (companion && reasons[0]?.Code === 'ConditionalCheckFailed')
+          throw companion.onConditionFailed(error);
+        if (attempt >= MAX_ATTEMPTS || Date.now() - started > MAX_CONTENTION_MS) {
+          throw new ServiceUnavailableError(`trail of session ${sessionId} is too contended`, error);
+        }
+        const headReason = head ? reasons[offset + sealed.length] : undefined;
+        const eventsFailed = reasons
+          .slice(offset, offset + sealed.length)
+          .some((r) => r.Code === 'ConditionalCheckFailed');
+        if (headReason?.Code === 'ConditionalCheckFailed') {
+          // Someone else moved the head: continue after the end it records.
+          const stored = headReason.Item ? headFrom(unmarshall(headReason.Item)) : undefined;
+          known = stored
+            ? { head: stored, lastSeq: stored.lastSeq, lastHash: stored.lastHash }
+            : { lastSeq: 0, lastHash: GENESIS_HASH };
+        } else if (eventsFailed) {
+          // The head is behind the events (written by an older writer): find the real end.
+          known = await this.readKnown(sessionId);
+        } else {
+          // TransactionConflict (another transaction on these items right now): back off, jittered.
           await new Promise((r) => setTimeout(r, Math.random() * Math.min(100, 2 * 1.5 ** attempt)));
-          last = await this.lastEvent(sessionId);
+        }
+        if (attempt > 0) {
+          await new Promise((r) => setTimeout(r, Math.random() * Math.min(100, 2 * 1.5 ** attempt)));
         }
       }
     }
-    if (stored.length > 0) await this.updateHead(sessionId, stored);
+  }
+
+  private remember(sessionId: string, known: KnownSession): void {
+    this.known.delete(sessionId);
+    this.known.set(sessionId, known);
+    if (this.known.size > MAX_CACHED_SESSIONS) {
+      const oldest = this.known.keys().next().value;
+      if (oldest !== undefined) this.known.delete(oldest);
+    }
+  }
+
+  /** The head and the last event as stored (consistent reads): the slow path after a conflict. */
+  private async readKnown(sessionId: string): Promise<KnownSession> {
+    const [head, lastEvent] = await Promise.all([this.head(sessionId), this.lastEvent(sessionId)]);
+    return {
+      ...(head ? { head } : {}),
+      lastSeq: lastEvent?.seq ?? 0,
+      lastHash: lastEvent?.hash ?? GENESIS_HASH,
+    };
+  }
+
+  /** The head after `stored`: it ends at their last event and adds what they tell to the summary. */
+  private nextHead(
+    sessionId: string,
+    current: (SessionSummary & { sessionDay?: string }) | undefined,
+    stored: readonly StoredTrailEvent[],
+  ): { item: Record<string, unknown>; summary: SessionSummary & { sessionDay?: string } } {
+    const first = stored[0];
+    const last = stored[stored.length - 1];
+    const union = (have: readonly string[] | undefined, add: (string | undefined)[]) =>
+      [...new Set([...(have ?? []), ...add.filter((v): v is string => Boolean(v))])].sort();
+    const summary: SessionSummary & { sessionDay: string } = {
+      sessionId,
+      startedAt: current?.startedAt || first.at,
+      sessionDay: current?.sessionDay || (current?.startedAt || first.at).slice(0, 10),
+      lastAt: last.at,
+      lastSeq: last.seq,
+      lastHash: last.hash,
+      principals: union(
+        current?.principals,
+        stored.map((e) => e.principal),
+      ),
+      principalNames: union(
+        current?.principalNames,
+        stored.map((e) => e.principalName),
+      ),
+      targets: union(
+        current?.targets,
+        stored.map((e) => e.target),
+      ),
+      outcomes: union(
+        current?.outcomes,
+        stored.map((e) => e.outcome),
+      ),
+      statuses: union(
+        current?.statuses,
+        stored.map((e) => e.status),
+      ),
+    };
+    const item: Record<string, unknown> = {
+      sessionId,
+      seq: HEAD_SEQ,
+      kind: HEAD_KIND,
+      sessionDay: summary.sessionDay,
+      startedAt: summary.startedAt,
+      lastAt: summary.lastAt,
+      lastSeq: summary.lastSeq,
+      lastHash: summary.lastHash,
+      expiresAtEpoch: this.expiry(last.at),
+    };
+    for (const name of ['principals', 'principalNames', 'targets', 'outcomes', 'statuses'] as const) {
+      if (summary[name].length > 0) item[name] = new Set(summary[name]);
+    }
+    return { item, summary };
   }
 
   private expiry(at: string): number {
@@ -184,84 +367,6 @@ export class DynamoTrailStore implements TrailWriter, TrailReader {
     );
     const item = out.Items?.[0];
     return item ? fromItem(item) : undefined;
-  }
-
-  /**
-   * Moves the head forward to the last event written here (never backwards: a concurrent writer may
-   * already have moved it further) and adds what the events tell about the session to its summary.
-   */
-  private async updateHead(sessionId: string, stored: readonly StoredTrailEvent[]): Promise<void> {
-    const first = stored[0];
-    const last = stored[stored.length - 1];
-    const sets: Record<string, Set<string>> = {
-      principals: new Set(stored.map((e) => e.principal)),
-      principalNames: new Set(stored.map((e) => e.principalName)),
-      targets: new Set(stored.flatMap((e) => (e.target ? [e.target] : []))),
-      outcomes: new Set(stored.flatMap((e) => (e.outcome ? [e.outcome] : []))),
-      statuses: new Set(stored.flatMap((e) => (e.status ? [e.status] : []))),
-    };
-    const names: Record<string, string> = {
-      '#kind': 'kind',
-      '#day': 'sessionDay',
-      '#started': 'startedAt',
-      '#exp': 'expiresAtEpoch',
-    };
-    const values: Record<string, unknown> = {
-      ':kind': HEAD_KIND,
-      ':day': first.at.slice(0, 10),
-      ':started': first.at,
-      ':exp': this.expiry(last.at),
-    };
-    const adds: string[] = [];
-    for (const [name, set] of Object.entries(sets)) {
-      if (set.size === 0) continue;
-      names[`#${name}`] = name;
-      values[`:${name}`] = set;
-      adds.push(`#${name} :${name}`);
-    }
-    const base =
-      'SET #kind = :kind, #day = if_not_exists(#day, :day), #started = if_not_exists(#started, :started), #exp = :exp';
-    const add = adds.length ? ` ADD ${adds.join(', ')}` : '';
-    const key = { sessionId, seq: HEAD_SEQ };
-    try {
-      try {
-        await this.doc.send(
-          new UpdateCommand({
-            TableName: this.table,
-            Key: key,
-            UpdateExpression: `${base}, #lastSeq = :lastSeq, #lastHash = :lastHash, #lastAt = :lastAt${add}`,
-            ConditionExpression: 'attribute_not_exists(#lastSeq) OR #lastSeq < :lastSeq',
-            ExpressionAttributeNames: {
-              ...names,
-              '#lastSeq': 'lastSeq',
-              '#lastHash': 'lastHash',
-              '#lastAt': 'lastAt',
-            },
-            ExpressionAttributeValues: {
-              ...values,
-              ':lastSeq': last.seq,
-              ':lastHash': last.hash,
-              ':lastAt': last.at,
-            },
-          }),
-        );
-      } catch (error) {
-        if (!isConditionalCheckFailed(error)) throw error;
-        // The head is already past these events; only the summary sets need what they add.
-        await this.doc.send(
-          new UpdateCommand({
-            TableName: this.table,
-            Key: key,
-            UpdateExpression: `${base}${add}`,
-            ExpressionAttributeNames: names,
-            ExpressionAttributeValues: values,
-          }),
-        );
-      }
-    } catch (error) {
-      // The events are written and chained; a stale head only delays listings. Say so, do not fail.
-      this.log?.({ level: 'error', msg: 'trail head update failed', sessionId, error: String(error) });
-    }
   }
 
   async head(sessionId: string): Promise<SessionSummary | undefined> {

@@ -450,7 +450,7 @@ export async function listPendingForApprover(
 ): Promise<ApprovalView[]> {
   const me = principalKey(approver);
   const now = deps.clock.now();
-  const pending = await deps.requests.listByStatus('pending_approval', limit);
+  const pending = await deps.requests.listPending(limit);
   const engine = await deps.policies.engine();
   const allowedOn = new Map<string, boolean>();
   const out: ApprovalView[] = [];

@@ -169,10 +169,14 @@ async function prepare(
     );
   }
   const now = deps.clock.now();
-  const grants = deps.grants ? await deps.grants.activeGrants(principal, targetName, now) : [];
+  const action = `aws:${plan.classification.class}`;
+  const grants =
+    deps.grants && engine.usesGrants(action)
+      ? await deps.grants.activeGrants(principal, targetName, now)
+      : [];
   const decision = engine.decideOperation(
     principal,
-    `aws:${plan.classification.class}`,
+    action,
     targetRef(targetName, target),
     operationContext(plan.classification, body.justification, grants, now, region),
   );

@@ -1,11 +1,16 @@
 /**
  * Ports: what core needs from the outside world. Adapters implement them; handlers wire them.
  */
+import type { TrailEvent } from './trail.js';
 import type { RequestRecord, RequestStatus, SqlParameter, SqlResult } from './types.js';
 
+/**
+ * Where requests are recorded. `events`, when given, are appended to the record's session trail in
+ * the same atomic write as the record (one store round trip; both are written or neither is).
+ */
 export interface RequestStore {
   /** Writes a new record; fails with ConditionFailedError if the id exists. */
-  create(record: RequestRecord): Promise<void>;
+  create(record: RequestRecord, events?: readonly TrailEvent[]): Promise<void>;
   get(id: string): Promise<RequestRecord | undefined>;
   /**
    * Replaces the record if its stored `version` is `expectedVersion` (and, when given, its status is
@@ -15,9 +20,11 @@ export interface RequestStore {
     record: RequestRecord,
     expectedVersion: number,
     expectedStatuses?: readonly RequestStatus[],
+    events?: readonly TrailEvent[],
   ): Promise<RequestRecord>;
   listByPrincipal(principal: string, limit?: number): Promise<RequestRecord[]>;
-  listByStatus(status: RequestStatus, limit?: number): Promise<RequestRecord[]>;
+  /** Requests waiting for approval, newest first (a sparse index: only those are indexed). */
+  listPending(limit?: number): Promise<RequestRecord[]>;
 }
 
 export type AccessLevel = 'read' | 'write';

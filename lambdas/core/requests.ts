@@ -6,6 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { CedarValueJson } from '@cedar-policy/cedar-wasm/nodejs';
 import type { SqlTargetConfig, TargetConfig, WardenConfig } from './config.js';
 import {
+  ConditionFailedError,
   ExecutionError,
   NotFoundError,
   PayloadTooLargeError,
@@ -252,8 +253,12 @@ export async function submitSql(
   const engine = await deps.policies.engine();
   const classification = await deps.classifySql(input.sql);
   const now = deps.clock.now();
-  const grants = deps.grants ? await deps.grants.activeGrants(principal, targetName, now) : [];
   const action = `sql:${classification.class}`;
+  // Grants are a store read: only when a policy for this action could look at them.
+  const grants =
+    deps.grants && engine.usesGrants(action)
+      ? await deps.grants.activeGrants(principal, targetName, now)
+      : [];
   const context = operationContext(classification, input.justification, grants, now);
   const decision = engine.decideOperation(principal, action, targetRef(targetName, target), context);
 
@@ -369,14 +374,35 @@ export async function startApprovalWorkflow(
   }
 }
 
-/** Writes the request and its first trail events; on any failure nothing may run (503). */
+/**
+ * Writes the request and its first trail events in one atomic store write (the only round trip
+ * before execution); if it fails, nothing was written and nothing may run (503).
+ */
 export async function recordBeforeRunning(
   deps: RequestDeps,
   record: RequestRecord,
   options: { startsNow?: boolean } = {},
 ): Promise<void> {
+  const events = deps.trail
+    ? [
+        trailEvent(deps, record, 'request_received', {
+          statement: maskedStatement(deps, record),
+          detail: {
+            classification: record.classification,
+            justification: maskedText(deps, record, record.justification),
+          },
+        }),
+        trailEvent(deps, record, 'decided', {
+          outcome: record.decision.outcome,
+          determiningPolicies: record.decision.determiningPolicies,
+          detail: { policyVersion: record.decision.policyVersion, errors: record.decision.errors },
+        }),
+        // An allowed request runs right after this write, so its start is part of it.
+        ...(options.startsNow ? [trailEvent(deps, record, 'execution_started', { status: 'running' })] : []),
+      ]
+    : undefined;
   try {
-    await deps.requests.create(record);
+    await deps.requests.create(record, events);
   } catch (cause) {
     deps.log?.({
       level: 'error',
@@ -385,39 +411,6 @@ export async function recordBeforeRunning(
       error: String(cause),
     });
     throw new ServiceUnavailableError('the audit store is unavailable; nothing was run', cause);
-  }
-  if (!deps.trail) return;
-  try {
-    await deps.trail.append(record.sessionId, [
-      trailEvent(deps, record, 'request_received', {
-        statement: maskedStatement(deps, record),
-        detail: {
-          classification: record.classification,
-          justification: maskedText(deps, record, record.justification),
-        },
-      }),
-      trailEvent(deps, record, 'decided', {
-        outcome: record.decision.outcome,
-        determiningPolicies: record.decision.determiningPolicies,
-        detail: { policyVersion: record.decision.policyVersion, errors: record.decision.errors },
-      }),
-      // An allowed request runs right after this write: one append instead of two round trips.
-      ...(options.startsNow ? [trailEvent(deps, record, 'execution_started', { status: 'running' })] : []),
-    ]);
-  } catch (cause) {
-    await markFailed(
-      deps,
-      record,
-      'audit_unavailable',
-      'the audit trail could not be written; nothing was run',
-    );
-    deps.log?.({
-      level: 'error',
-      msg: 'trail write failed; nothing was run',
-      requestId: record.id,
-      error: String(cause),
-    });
-    throw new ServiceUnavailableError('the audit trail is unavailable; nothing was run', cause);
   }
 }
 
@@ -462,7 +455,7 @@ function maskedText(
 
 /** Best-effort trail events after the gate (the request record already holds the outcome). */
 export async function appendTrail(
-  deps: RequestDeps,
+  deps: Pick<RequestDeps, 'trail' | 'log'>,
   record: RequestRecord,
   events: TrailEvent[],
 ): Promise<void> {
@@ -520,8 +513,7 @@ export async function executeSql(
     if (err.statusCode < 500) err.message = message;
     scrubCause(err, redact);
     const failedMs = Date.now() - started;
-    await markFailed(deps, record, err.code, message, failedMs);
-    await appendTrail(deps, record, [
+    await markFailed(deps, record, err.code, message, failedMs, [
       trailEvent(deps, record, 'error', {
         status: 'failed',
         durationMs: failedMs,
@@ -561,8 +553,8 @@ export async function executeSql(
     durationMs,
     version: record.version + 1,
   };
-  const stored = await updateWithRetry(deps, updated, record.version);
-  await appendTrail(deps, updated, [
+  // The one write after execution: the outcome and its trail events together.
+  const stored = await recordOutcome(deps, updated, record.version, [
     trailEvent(deps, updated, 'execution_finished', {
       status: 'executed',
       rowCount: result.rowCount,
@@ -600,17 +592,32 @@ function publicColumn(c: ColumnInfo): { name: string; type: string } {
   return { name: c.name, type: c.type };
 }
 
-async function updateWithRetry(
-  deps: RequestDeps,
+/**
+ * Writes a run's outcome and its trail events (one atomic write), retried a little. The statement
+ * has run and its start is recorded, so a write that still fails is logged loudly, not thrown.
+ */
+export async function recordOutcome(
+  deps: Pick<RequestDeps, 'requests' | 'trail' | 'log'>,
   next: RequestRecord,
   expectedVersion: number,
+  events: TrailEvent[],
 ): Promise<RequestRecord> {
   for (let attempt = 0; ; attempt++) {
     try {
-      return await deps.requests.update(next, expectedVersion);
+      return await deps.requests.update(next, expectedVersion, undefined, deps.trail ? events : undefined);
     } catch (error) {
+      if (error instanceof ConditionFailedError) {
+        // Someone else changed the record (it is no longer this run's to write): keep the events.
+        deps.log?.({
+          level: 'error',
+          msg: 'outcome write refused',
+          requestId: next.id,
+          error: String(error),
+        });
+        await appendTrail(deps, next, events);
+        return next;
+      }
       if (attempt >= 2) {
-        // The statement ran and its start is recorded; the outcome write is what failed. Say so loudly.
         deps.log?.({ level: 'error', msg: 'outcome write failed', requestId: next.id, error: String(error) });
         return next;
       }
@@ -619,12 +626,14 @@ async function updateWithRetry(
   }
 }
 
+/** Records a request as failed (with its trail events in the same write, when given). */
 export async function markFailed(
-  deps: Pick<RequestDeps, 'requests' | 'clock' | 'log'>,
+  deps: Pick<RequestDeps, 'requests' | 'clock' | 'log' | 'trail'>,
   record: RequestRecord,
   code: string,
   message: string,
   durationMs?: number,
+  events?: TrailEvent[],
 ): Promise<void> {
   const failed: RequestRecord = {
     ...record,
@@ -634,6 +643,10 @@ export async function markFailed(
     ...(durationMs !== undefined ? { durationMs } : {}),
     version: record.version + 1,
   };
+  if (events && deps.trail) {
+    await recordOutcome(deps, failed, record.version, events);
+    return;
+  }
   try {
     await deps.requests.update(failed, record.version);
   } catch (error) {

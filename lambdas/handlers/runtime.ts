@@ -70,8 +70,9 @@ export async function createRuntime(env: NodeJS.ProcessEnv = process.env): Promi
     ...(env.OIDC_JWKS_URI ? { jwksUri: env.OIDC_JWKS_URI } : {}),
     groupsClaim: env.GROUPS_CLAIM ?? 'groups',
   });
-  const requests = new DynamoRequestStore();
   const trail = new DynamoTrailStore({ ttlDays: config.auditTtlDays, log: logJson });
+  // A request record and its trail events are one write (one TransactWriteItems).
+  const requests = new DynamoRequestStore({ trail });
   const policies = new PolicyProvider(new DynamoPolicyStore(), Number(env.POLICY_TTL_MS ?? 30_000));
   const sql = createRdsDataExecutor({ targets: sqlTargets(config) });
   const key = maskingKey(env);

@@ -2,7 +2,7 @@
  * The local twin's DynamoDB: dynalite, an embedded implementation of the DynamoDB wire protocol,
  * with tables created from the same definitions the CDK stack uses (lib/tables.ts).
  */
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
   CreateTableCommand,
@@ -14,6 +14,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
 import type { TableDefinition } from '../tables.js';
+import { dynaliteDb, withTransactions, type DynaliteStore } from './dynalite-transactions.js';
 
 /** CreateTable input for a shared definition: on-demand, like the stack. */
 export function createTableInput(def: TableDefinition, tableName: string): CreateTableCommandInput {
@@ -86,13 +87,50 @@ export async function createTables(
   }
 }
 
+/** One data-plane call as the store saw it. */
+export interface DynamoCall {
+  readonly operation: string;
+  readonly tables: readonly string[];
+  readonly body: string;
+}
+
 export interface LocalDynamo {
   readonly endpoint: string;
+  /** Every call from now on is passed to `listener` (store-call counting in tests and benches). */
+  onCall(listener: (call: DynamoCall) => void): () => void;
   close(): Promise<void>;
 }
 
+/** dynalite with TransactWriteItems (lib/local/dynalite-transactions.ts). */
+function dynaliteServer(): Server {
+  // dynalite keeps its store private; capture it as it is created so transactions use the same
+  // items, indexes and per-item locks as dynalite's own PutItem and DeleteItem.
+  const create = dynaliteDb.create;
+  let store: DynaliteStore | undefined;
+  dynaliteDb.create = (options: unknown) => (store = create(options));
+  let server: Server;
+  try {
+    server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 }) as Server;
+  } finally {
+    dynaliteDb.create = create;
+  }
+  if (!store) throw new Error('dynalite did not create its store');
+  return Object.assign(server, { wardenStore: store });
+}
+
 export async function startDynalite(host = '127.0.0.1', port = 0): Promise<LocalDynamo> {
-  const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 }) as Server;
+  const server = dynaliteServer();
+  const store = (server as Server & { wardenStore: DynaliteStore }).wardenStore;
+  const listeners = new Set<(call: DynamoCall) => void>();
+  const [original] = server.listeners('request') as ((req: IncomingMessage, res: ServerResponse) => void)[];
+  server.removeAllListeners('request');
+  server.on(
+    'request',
+    withTransactions(store, original, {
+      observed: () => listeners.size > 0,
+      onCall: (call) => listeners.forEach((l) => l(call)),
+    }),
+  );
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve());
@@ -100,6 +138,10 @@ export async function startDynalite(host = '127.0.0.1', port = 0): Promise<Local
   const { port: actual } = server.address() as AddressInfo;
   return {
     endpoint: `http://${host}:${actual}`,
+    onCall(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }

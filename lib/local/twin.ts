@@ -22,7 +22,7 @@ import { startDataApiServer } from './data-api.js';
 import { demoConfig } from './demo-config.js';
 import { DEMO_ROLES, seedDemoDatabase } from './demo-data.js';
 import { startAwsTwin, type AwsTwin } from './aws-enforcer.js';
-import { createTables, localDynamoClient, startDynalite } from './dynamodb.js';
+import { createTables, localDynamoClient, startDynalite, type DynamoCall } from './dynamodb.js';
 import { loadPolicyFiles } from './policy-files.js';
 import { createDevIdp, type DevIdp } from './oidc.js';
 import { createOutbox, type OutboxMessage } from './outbox.js';
@@ -81,6 +81,8 @@ export interface Twin {
   exportAudit(): Promise<AuditExport>;
   /** The fault-injection layer, when faults are configured. */
   readonly faults?: FaultLayer;
+  /** Sees every call that reaches the twin's DynamoDB from now on (store-call counting); returns `stop`. */
+  onStoreCall(listener: (call: DynamoCall) => void): () => void;
   close(): Promise<void>;
 }
 
@@ -268,6 +270,7 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     aws,
     auditLakeDir,
     exportAudit: () => auditExports.exportNow(),
+    onStoreCall: (listener) => dynamo.onCall(listener),
     outbox: outbox.messages,
     stepFunctions,
     async close() {

@@ -4,7 +4,9 @@
  * mid-request. After each scenario the database's own statement log is compared with the audit
  * store by the same checker `npm run load` uses (lib/local/invariants.ts).
  */
+import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { localDynamoClient } from '../../lib/local/dynamodb.js';
 import { captureLogs, demoSecrets, type LogCapture } from '../../lib/local/invariants.js';
 import type { FaultConfig } from '../../lib/local/faults.js';
 import { DEFAULT_FAULTS, checkTwinInvariants, runLoad, settle, type LoadTokens } from '../../bench/load.js';
@@ -56,19 +58,19 @@ async function expectInvariantsHold(): Promise<void> {
   for (const r of results) expect(r.violations, r.name).toEqual([]);
 }
 
-describe('faults on the audit write', () => {
+describe('faults on the audit write (the record and its trail events, one transaction)', () => {
   it.each([
     ['throttled (ProvisionedThroughputExceededException)', 'throttle' as const],
     ['failing with a 500', 'error' as const],
     ['timing out (socket dropped)', 'timeout' as const],
-  ])('answers 503 and runs nothing when the record write is %s', async (_label, fault) => {
+  ])('answers 503 and runs nothing when the first write is %s', async (_label, fault) => {
     faults({
       rules: [
         {
           service: 'dynamodb',
-          operation: 'PutItem',
+          operation: 'TransactWriteItems',
           table: 'Requests',
-          bodyIncludes: 'attribute_not_exists',
+          bodyIncludes: 'attribute_not_exists(#id)',
           fault,
           probability: 1,
           holdMs: 200,
@@ -84,12 +86,20 @@ describe('faults on the audit write', () => {
     expect(twin.statementLog.length).toBe(before);
     expect(ran(text)).toHaveLength(0);
     const injected = Object.entries(twin.faults!.stats().injected);
-    expect(injected.some(([k, n]) => k === `dynamodb PutItem ${fault}` && n > 0)).toBe(true);
+    expect(injected.some(([k, n]) => k === `dynamodb TransactWriteItems ${fault}` && n > 0)).toBe(true);
   });
 
-  it('answers 503, runs nothing and marks the request failed when the trail write fails', async () => {
+  it('leaves neither the record nor any trail event when the combined first write fails', async () => {
     faults({
-      rules: [{ service: 'dynamodb', operation: 'PutItem', table: 'Audit', fault: 'error', probability: 1 }],
+      rules: [
+        {
+          service: 'dynamodb',
+          operation: 'TransactWriteItems',
+          bodyIncludes: 'attribute_not_exists(#id)',
+          fault: 'error',
+          probability: 1,
+        },
+      ],
     });
     const text = uniqueRead();
     const res = await sql(tokens.alice, text);
@@ -97,11 +107,40 @@ describe('faults on the audit write', () => {
     expect(res.status).toBe(503);
     expect(ran(text)).toHaveLength(0);
     const list = await twin.api('GET', '/v1/requests', { token: tokens.alice });
-    const mine = (list.body.requests as { requestId: string; status: string }[]).map((r) => r.requestId);
+    const mine = (list.body.requests as { requestId: string }[]).map((r) => r.requestId);
     const stored = await Promise.all(mine.map((id) => record(id)));
-    const failed = stored.find((r) => r.operation.sql === text);
-    expect(failed?.status).toBe('failed');
-    expect(failed?.error.code).toBe('audit_unavailable');
+    expect(stored.some((r) => r.operation.sql === text)).toBe(false);
+    const audit = await DynamoDBDocumentClient.from(localDynamoClient(twin.dynamoEndpoint)).send(
+      new ScanCommand({ TableName: twin.tableNames.Audit }),
+    );
+    const tag = text.match(/'(faults-[^']+)'/)![1];
+    expect(audit.Items!.some((e) => JSON.stringify(e).includes(tag))).toBe(false);
+    await expectInvariantsHold();
+  });
+
+  it('runs the statement once when the answer to the first write is lost (the retry is idempotent)', async () => {
+    faults({
+      rules: [
+        {
+          service: 'dynamodb',
+          operation: 'TransactWriteItems',
+          bodyIncludes: 'attribute_not_exists(#id)',
+          fault: 'lost-response',
+          probability: 1,
+          maxCount: 1,
+        },
+      ],
+    });
+    const text = uniqueRead();
+    const res = await sql(tokens.alice, text);
+    faults({ rules: [] });
+    // The SDK retries with the same ClientRequestToken: DynamoDB answers the first write's result
+    // instead of writing twice (or failing on the record's own condition).
+    expect(res.status).toBe(200);
+    expect(ran(text)).toHaveLength(1);
+    const stored = await record(res.body.requestId);
+    expect(stored.status).toBe('executed');
+    await expectInvariantsHold();
   });
 });
 
@@ -162,7 +201,7 @@ describe('faults on the outcome write', () => {
       rules: [
         {
           service: 'dynamodb',
-          operation: 'PutItem',
+          operation: 'TransactWriteItems',
           table: 'Requests',
           bodyIncludes: '"S":"executed"',
           fault: 'throttle',
@@ -186,7 +225,7 @@ describe('faults on the outcome write', () => {
       rules: [
         {
           service: 'dynamodb',
-          operation: 'PutItem',
+          operation: 'TransactWriteItems',
           table: 'Requests',
           bodyIncludes: '"S":"executed"',
           fault: 'throttle',

@@ -103,9 +103,13 @@ for (const start of [withDynalite, withDynamoDbLocal]) {
       expect(attempts.filter((a) => a.status === 'fulfilled')).toHaveLength(1);
     });
 
-    it('lists by principal newest first and by status', async () => {
+    it('lists by principal newest first, and only pending requests by the sparse pending index', async () => {
       await requests.create(
-        record('r_list00000001', { principal: 'User::"zed"', createdAt: '2026-01-01T00:00:00.000Z' }),
+        record('r_list00000001', {
+          principal: 'User::"zed"',
+          createdAt: '2026-01-01T00:00:00.000Z',
+          status: 'denied',
+        }),
       );
       await requests.create(
         record('r_list00000002', {
@@ -116,8 +120,28 @@ for (const start of [withDynalite, withDynamoDbLocal]) {
       );
       const mine = await requests.listByPrincipal('User::"zed"');
       expect(mine.map((r) => r.id)).toEqual(['r_list00000002', 'r_list00000001']);
-      const executed = await requests.listByStatus('executed');
-      expect(executed.map((r) => r.id)).toContain('r_list00000002');
+      await requests.create(
+        record('r_list00000003', {
+          principal: 'User::"zed"',
+          createdAt: '2026-01-03T00:00:00.000Z',
+          status: 'pending_approval',
+        }),
+      );
+      await requests.create(
+        record('r_list00000004', {
+          principal: 'User::"zed"',
+          createdAt: '2026-01-04T00:00:00.000Z',
+          status: 'pending_approval',
+        }),
+      );
+      const listed = async () =>
+        (await requests.listPending()).map((r) => r.id).filter((id) => id.startsWith('r_list'));
+      expect(await listed()).toEqual(['r_list00000004', 'r_list00000003']);
+      // Decided: the record leaves the index (its key is removed), and the record reads back clean.
+      const decided = { ...(await requests.get('r_list00000004'))!, status: 'approved' as const, version: 2 };
+      await requests.update(decided, 1, ['pending_approval']);
+      expect(await listed()).toEqual(['r_list00000003']);
+      expect(Object.keys((await requests.get('r_list00000004'))!)).not.toContain('pendingApproval');
     });
 
     it('stores the active policy set and keeps versions', async () => {

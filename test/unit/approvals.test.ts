@@ -53,8 +53,8 @@ class MemoryStore implements RequestStore {
   async listByPrincipal() {
     return [];
   }
-  async listByStatus(status: RequestStatus) {
-    return [...this.items.values()].filter((r) => r.status === status);
+  async listPending() {
+    return [...this.items.values()].filter((r) => r.status === 'pending_approval');
   }
 }
 

@@ -1,0 +1,350 @@
+/**
+ * TransactWriteItems for the local twin's DynamoDB. dynalite (4.x) implements the single-item API
+ * only; Warden's request path writes a request record and its trail events in one transaction, so
+ * the twin answers `TransactWriteItems` with DynamoDB's semantics, built from dynalite's own parts:
+ *
+ * - every item of the transaction is locked with the same per-item locks dynalite's PutItem and
+ *   DeleteItem take, so single-item writes and other transactions wait (serializable);
+ * - each condition is parsed and evaluated by dynalite's own expression code against the item as
+ *   stored, and only when every one holds is anything written: all or nothing;
+ * - a cancelled transaction answers `TransactionCanceledException` with one `CancellationReasons`
+ *   entry per item (`ConditionalCheckFailed` with the item when `ReturnValuesOnConditionCheckFailure`
+ *   is `ALL_OLD`, else `None`);
+ * - `ClientRequestToken` makes a retried transaction idempotent for ten minutes, as on AWS (the SDK
+ *   sends one and keeps it across its own retries, so a lost response does not write twice);
+ * - the limits AWS checks: at most 100 items, one operation per item.
+ *
+ * Supported: Put, Delete, ConditionCheck. Update inside a transaction is refused with a clear
+ * ValidationException (Warden does not use it; dynalite keeps its update evaluator private).
+ */
+import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+const require = createRequire(import.meta.url);
+
+/* The parts of dynalite used here (CommonJS, untyped). */
+type AttributeMap = Record<string, Record<string, unknown>>;
+interface DynaliteTable {
+  readonly TableName: string;
+}
+interface ItemDb {
+  lock(keys: string | string[], exec: (release: (done: () => void) => () => void) => void): void;
+  get(key: string, cb: (err: (Error & { name?: string }) | null, item?: AttributeMap) => void): void;
+  put(key: string, item: AttributeMap, cb: (err: Error | null) => void): void;
+  del(key: string, cb: (err: Error | null) => void): void;
+}
+export interface DynaliteStore {
+  getTable(
+    name: string,
+    checkStatus: boolean,
+    cb: (err: DynaliteError | null, table?: DynaliteTable) => void,
+  ): void;
+  getItemDb(name: string): ItemDb;
+  readonly options: { maxItemSize: number };
+}
+interface DynaliteError extends Error {
+  statusCode?: number;
+  body?: Record<string, unknown>;
+}
+interface DynaliteDb {
+  create(options: unknown): DynaliteStore;
+  validateItem(item: AttributeMap, table: DynaliteTable): DynaliteError | undefined;
+  validateKey(key: AttributeMap, table: DynaliteTable): DynaliteError | undefined;
+  createKey(item: AttributeMap, table: DynaliteTable): string;
+  checkConditional(data: unknown, existing: AttributeMap | undefined): DynaliteError | null;
+  updateIndexes(
+    store: DynaliteStore,
+    table: DynaliteTable,
+    existing: AttributeMap | undefined | null,
+    item: AttributeMap | null,
+    cb: (err: Error | null) => void,
+  ): void;
+}
+interface ActionValidation {
+  types: Record<string, unknown>;
+  custom?: (data: unknown, store: DynaliteStore) => string | undefined;
+}
+interface Validations {
+  checkTypes(data: unknown, types: Record<string, unknown>): Record<string, unknown>;
+  checkValidations(
+    data: unknown,
+    types: Record<string, unknown>,
+    custom: ActionValidation['custom'],
+    store: DynaliteStore,
+  ): void;
+}
+
+export const dynaliteDb = require('dynalite/db') as DynaliteDb;
+const validations = require('dynalite/validations') as Validations;
+const putValidation = require('dynalite/validations/putItem') as ActionValidation;
+const deleteValidation = require('dynalite/validations/deleteItem') as ActionValidation;
+
+const MAX_ITEMS = 100;
+const IDEMPOTENCY_MS = 10 * 60_000;
+
+type Kind = 'Put' | 'Delete' | 'ConditionCheck';
+
+interface Operation {
+  readonly kind: Kind;
+  readonly data: Record<string, unknown> & { TableName: string };
+  readonly table: DynaliteTable;
+  readonly key: string;
+  readonly returnOld: boolean;
+}
+
+class TransactionError extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: Record<string, unknown>,
+  ) {
+    super(String(body.message ?? body.Message ?? body.__type));
+  }
+}
+
+const validationError = (message: string) =>
+  new TransactionError(400, { __type: 'com.amazon.coral.validate#ValidationException', message });
+
+function fromDynalite(error: unknown): TransactionError {
+  const e = error as DynaliteError;
+  if (e?.statusCode && e.body) return new TransactionError(e.statusCode, e.body);
+  throw error;
+}
+
+const cb =
+  <T>(resolve: (v: T) => void, reject: (e: unknown) => void) =>
+  (err: unknown, value?: T) =>
+    err ? reject(err) : resolve(value as T);
+
+function getTable(store: DynaliteStore, name: string): Promise<DynaliteTable> {
+  return new Promise((resolve, reject) => store.getTable(name, false, cb(resolve, reject))).catch(
+    (error: unknown) => {
+      throw fromDynalite(error);
+    },
+  ) as Promise<DynaliteTable>;
+}
+
+function validated(
+  raw: Record<string, unknown>,
+  validation: ActionValidation,
+  store: DynaliteStore,
+): Record<string, unknown> & { TableName: string } {
+  try {
+    const data = validations.checkTypes({ ...raw }, validation.types);
+    validations.checkValidations(data, validation.types, validation.custom, store);
+    return data as Record<string, unknown> & { TableName: string };
+  } catch (error) {
+    throw fromDynalite(error);
+  }
+}
+
+async function parseOperations(store: DynaliteStore, body: Record<string, unknown>): Promise<Operation[]> {
+  const items = body.TransactItems;
+  if (!Array.isArray(items) || items.length === 0) {
+    throw validationError(
+      "1 validation error detected: Value null at 'transactItems' failed to satisfy constraint: Member must not be null",
+    );
+  }
+  if (items.length > MAX_ITEMS) {
+    throw validationError(
+      `1 validation error detected: Value '[...]' at 'transactItems' failed to satisfy constraint: Member must have length less than or equal to ${MAX_ITEMS}`,
+    );
+  }
+  const ops: Operation[] = [];
+  const seen = new Set<string>();
+  for (const entry of items as Record<string, Record<string, unknown>>[]) {
+    const kinds = Object.keys(entry);
+    if (kinds.length !== 1) throw validationError('each TransactItem holds exactly one operation');
+    const kind = kinds[0];
+    if (kind === 'Update') {
+      throw validationError('the local twin supports Put, Delete and ConditionCheck in TransactWriteItems');
+    }
+    if (kind !== 'Put' && kind !== 'Delete' && kind !== 'ConditionCheck') {
+      throw validationError(`unknown TransactItem operation ${kind}`);
+    }
+    const { ReturnValuesOnConditionCheckFailure: returnValues, ...raw } = entry[kind];
+    if (kind === 'ConditionCheck' && typeof raw.ConditionExpression !== 'string') {
+      throw validationError('ConditionCheck requires a ConditionExpression');
+    }
+    const data = validated(raw, kind === 'Put' ? putValidation : deleteValidation, store);
+    const table = await getTable(store, data.TableName);
+    const invalid =
+      kind === 'Put'
+        ? dynaliteDb.validateItem(data.Item as AttributeMap, table)
+        : dynaliteDb.validateKey(data.Key as AttributeMap, table);
+    if (invalid) throw fromDynalite(invalid);
+    const key = dynaliteDb.createKey((kind === 'Put' ? data.Item : data.Key) as AttributeMap, table);
+    const id = `${data.TableName}\u0000${key}`;
+    if (seen.has(id)) {
+      throw validationError('Transaction request cannot include multiple operations on one item');
+    }
+    seen.add(id);
+    ops.push({ kind, data, table, key, returnOld: returnValues === 'ALL_OLD' });
+  }
+  return ops;
+}
+
+/** Locks every item (per table, tables in name order, so transactions never deadlock). */
+async function lockAll(store: DynaliteStore, ops: readonly Operation[]): Promise<() => void> {
+  const byTable = new Map<string, string[]>();
+  for (const op of ops) byTable.set(op.data.TableName, [...(byTable.get(op.data.TableName) ?? []), op.key]);
+  const releases: (() => void)[] = [];
+  for (const name of [...byTable.keys()].sort()) {
+    const release = await new Promise<() => void>((resolve) =>
+      store.getItemDb(name).lock(byTable.get(name) ?? [], (releaser) => resolve(releaser(() => undefined))),
+    );
+    releases.push(release);
+  }
+  return () => releases.reverse().forEach((r) => r());
+}
+
+function get(db: ItemDb, key: string): Promise<AttributeMap | undefined> {
+  return new Promise((resolve, reject) =>
+    db.get(key, (err, item) => {
+      if (err && err.name !== 'NotFoundError') reject(err);
+      else resolve(err ? undefined : item);
+    }),
+  );
+}
+
+/** Runs one TransactWriteItems request against dynalite's store. */
+export async function transactWriteItems(
+  store: DynaliteStore,
+  body: Record<string, unknown>,
+): Promise<Record<string, unknown>> {
+  const ops = await parseOperations(store, body);
+  const release = await lockAll(store, ops);
+  try {
+    const existing = await Promise.all(ops.map((op) => get(store.getItemDb(op.data.TableName), op.key)));
+    const reasons = ops.map((op, i) => {
+      const failed = dynaliteDb.checkConditional(op.data, existing[i]);
+      if (!failed) return { Code: 'None' };
+      return {
+        Code: 'ConditionalCheckFailed',
+        Message: 'The conditional request failed',
+        ...(op.returnOld && existing[i] ? { Item: existing[i] } : {}),
+      };
+    });
+    if (reasons.some((r) => r.Code !== 'None')) {
+      throw new TransactionError(400, {
+        __type: 'com.amazonaws.dynamodb.v20120810#TransactionCanceledException',
+        message: `Transaction cancelled, please refer cancellation reasons for specific reasons [${reasons.map((r) => r.Code).join(', ')}]`,
+        CancellationReasons: reasons,
+      });
+    }
+    for (const [i, op] of ops.entries()) {
+      if (op.kind === 'ConditionCheck') continue;
+      const db = store.getItemDb(op.data.TableName);
+      const item = op.kind === 'Put' ? (op.data.Item as AttributeMap) : null;
+      await new Promise<void>((resolve, reject) =>
+        dynaliteDb.updateIndexes(store, op.table, existing[i], item, cb(resolve, reject)),
+      );
+      await new Promise<void>((resolve, reject) =>
+        item ? db.put(op.key, item, cb(resolve, reject)) : db.del(op.key, cb(resolve, reject)),
+      );
+    }
+    return {};
+  } finally {
+    release();
+  }
+}
+
+/**
+ * Wraps dynalite's HTTP request listener: `TransactWriteItems` is answered here, everything else goes
+ * to dynalite unchanged. `onCall` sees every data-plane call (operation and tables), for counting.
+ */
+export function withTransactions(
+  store: DynaliteStore,
+  original: (req: IncomingMessage, res: ServerResponse) => void,
+  observer?: {
+    observed(): boolean;
+    onCall(call: { operation: string; tables: string[]; body: string }): void;
+  },
+): (req: IncomingMessage, res: ServerResponse) => void {
+  const tokens = new Map<string, { digest: string; at: number }>();
+  return (req, res) => {
+    const target = String(req.headers['x-amz-target'] ?? '');
+    const operation = target.split('.')[1] ?? '';
+    const onCall = observer?.observed() ? observer.onCall : undefined;
+    if (!onCall && operation !== 'TransactWriteItems') {
+      original(req, res);
+      return;
+    }
+    if (operation !== 'TransactWriteItems') {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        onCall?.({ operation, tables: tablesOf(text), body: text });
+      });
+      original(req, res);
+      return;
+    }
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      onCall?.({ operation, tables: tablesOf(text), body: text });
+      const send = (status: number, payload: Record<string, unknown>) => {
+        const out = JSON.stringify(payload);
+        res.statusCode = status;
+        res.setHeader('content-type', 'application/x-amz-json-1.0');
+        res.setHeader('content-length', Buffer.byteLength(out));
+        res.end(out);
+      };
+      let body: Record<string, unknown>;
+      try {
+        body = JSON.parse(text) as Record<string, unknown>;
+      } catch {
+        send(400, { __type: 'com.amazon.coral.service#SerializationException' });
+        return;
+      }
+      const now = Date.now();
+      for (const [t, v] of tokens) if (now - v.at > IDEMPOTENCY_MS) tokens.delete(t);
+      const token = typeof body.ClientRequestToken === 'string' ? body.ClientRequestToken : undefined;
+      const { ClientRequestToken: _t, ...request } = body;
+      const digest = createHash('sha256').update(JSON.stringify(request)).digest('hex');
+      const previous = token ? tokens.get(token) : undefined;
+      if (previous) {
+        if (previous.digest === digest) send(200, {});
+        else {
+          send(400, {
+            __type: 'com.amazonaws.dynamodb.v20120810#IdempotentParameterMismatchException',
+            message: 'The request uses the same client token as a previous, but non-identical request.',
+          });
+        }
+        return;
+      }
+      transactWriteItems(store, body).then(
+        (answer) => {
+          if (token) tokens.set(token, { digest, at: Date.now() });
+          send(200, answer);
+        },
+        (error: unknown) => {
+          if (error instanceof TransactionError) send(error.status, error.body);
+          else {
+            send(500, {
+              __type: 'com.amazonaws.dynamodb.v20120810#InternalServerError',
+              message: String(error),
+            });
+          }
+        },
+      );
+    });
+  };
+}
+
+function tablesOf(text: string): string[] {
+  try {
+    const json = JSON.parse(text) as Record<string, unknown>;
+    const names = new Set<string>();
+    if (typeof json.TableName === 'string') names.add(json.TableName);
+    for (const item of (json.TransactItems ?? []) as Record<string, { TableName?: string }>[]) {
+      for (const part of Object.values(item)) if (part?.TableName) names.add(part.TableName);
+    }
+    for (const name of Object.keys((json.RequestItems ?? {}) as object)) names.add(name);
+    return [...names];
+  } catch {
+    return [];
+  }
+}
