@@ -97,12 +97,20 @@ export const PoliciesTable: TableDefinition = {
   partitionKey: { name: 'id', type: 'S' },
 };
 
+/** Pinned definitions of upstream MCP tools: a changed definition is refused until an admin accepts it. */
+export const ToolPinsTable: TableDefinition = {
+  logicalName: 'ToolPins',
+  partitionKey: { name: 'target', type: 'S' },
+  sortKey: { name: 'tool', type: 'S' },
+};
+
 export const ALL_TABLES: readonly TableDefinition[] = [
   RequestsTable,
   ApprovalsTable,
   GrantsTable,
   AuditTable,
   PoliciesTable,
+  ToolPinsTable,
 ];
 
 /** The environment variable that carries a table's physical name into a Lambda. */

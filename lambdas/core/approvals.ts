@@ -377,6 +377,8 @@ export function statementText(operation: Operation): string {
       return `${operation.service}:${operation.action} ${JSON.stringify(operation.input)}`;
     case 'access':
       return `grant ${operation.level} access for ${operation.durationSeconds}s`;
+    case 'mcp':
+      return `MCP tool ${operation.tool} ${operation.argumentsJson}`;
   }
 }
 

@@ -74,7 +74,63 @@ const awsTargetSchema = z
   })
   .strict();
 
-const targetSchema = z.discriminatedUnion('kind', [sqlTargetSchema, awsTargetSchema]);
+/** How Warden authenticates to an upstream MCP server; the credential itself lives in a secret. */
+const mcpAuthSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('none') }).strict(),
+  z
+    .object({
+      type: z.literal('header'),
+      /** Header name, e.g. `Authorization` or `X-Api-Key`. */
+      header: z.string().regex(/^[A-Za-z0-9-]{1,64}$/),
+      /** Secret (ARN, or a name under the twin's data dir) whose value is the header's value. */
+      secret: z.string().min(1),
+    })
+    .strict(),
+  z
+    .object({
+      type: z.literal('oauth_client_credentials'),
+      tokenUrl: z.url(),
+      clientId: z.string().min(1),
+      /** Secret whose value is the client secret. */
+      secret: z.string().min(1),
+      scope: z.string().optional(),
+    })
+    .strict(),
+]);
+
+const mcpToolOverrideSchema = z
+  .object({
+    /** Overrides what the tool's annotations say: read, write (not destructive) or destructive. */
+    class: z.enum(['read', 'write', 'destructive']).optional(),
+    /** Never list or call this tool. */
+    hidden: z.boolean().default(false),
+  })
+  .strict();
+
+const mcpTargetSchema = z
+  .object({
+    kind: z.literal('mcp'),
+    description: z.string().default(''),
+    /** The upstream's streamable HTTP endpoint. */
+    url: z.url(),
+    auth: mcpAuthSchema.default({ type: 'none' }),
+    /** Per-tool overrides by the upstream's tool name. */
+    tools: z.record(z.string(), mcpToolOverrideSchema).default({}),
+    /** Milliseconds a tool call may take before it is a tool error. @default 10000 */
+    timeoutMs: z.number().int().min(100).max(25_000).default(10_000),
+    /** Seconds the upstream's tool list is cached. @default 60 */
+    listCacheSeconds: z.number().int().min(0).max(3600).default(60),
+    masking: maskingSchema.default({ rules: [] }),
+    approvals: approvalSchema.default({
+      windowSeconds: 3600,
+      requiredApprovals: 1,
+      emails: [],
+      approverGroups: [],
+    }),
+  })
+  .strict();
+
+const targetSchema = z.discriminatedUnion('kind', [sqlTargetSchema, awsTargetSchema, mcpTargetSchema]);
 
 export const wardenConfigSchema = z
   .object({
@@ -102,6 +158,7 @@ export type WardenConfig = z.infer<typeof wardenConfigSchema>;
 export type TargetConfig = z.infer<typeof targetSchema>;
 export type SqlTargetConfig = z.infer<typeof sqlTargetSchema>;
 export type AwsTargetConfig = z.infer<typeof awsTargetSchema>;
+export type McpTargetConfig = z.infer<typeof mcpTargetSchema>;
 export type ApprovalConfig = z.infer<typeof approvalSchema>;
 export type WardenConfigInput = z.input<typeof wardenConfigSchema>;
 

@@ -71,6 +71,7 @@ function classificationLine(view: ApprovalView): string {
     const tables = c.tables.length > 0 ? ` on ${c.tables.join(', ')}` : '';
     return `${view.action} (${c.statements.map((s) => s.type).join(', ')})${tables}`;
   }
+  if (c.kind === 'mcp') return `${view.action} (MCP tool ${c.tool})`;
   return `${view.action} (${c.iamAction})`;
 }
 

@@ -17,6 +17,11 @@ entity Target {
   kind: String,
 };
 entity Table in [Target];
+// A tool of an upstream MCP server (id "target/tool"); its tags are the call's top-level
+// arguments (strings as sent, other values as canonical JSON).
+entity Tool in [Target] tags String {
+  name: String,
+};
 entity Gateway;
 
 type SqlFacts = {
@@ -33,6 +38,16 @@ type AwsFacts = {
   region: String,
 };
 
+type McpFacts = {
+  target: String,
+  tool: String,
+  // The call's arguments as canonical JSON (keys sorted), exactly as they will be sent.
+  arguments: String,
+  readOnlyHint: Bool,
+  destructiveHint: Bool,
+  openWorldHint: Bool,
+};
+
 type OperationContext = {
   // False on the first evaluation; a request that is only allowed when this is true needs approval.
   approved: Bool,
@@ -45,6 +60,7 @@ type OperationContext = {
   hourUtc: Long,
   sql?: SqlFacts,
   aws?: AwsFacts,
+  mcp?: McpFacts,
 };
 
 type AccessContext = {
@@ -67,6 +83,20 @@ action "aws:read", "aws:write", "aws:permissions" appliesTo {
   principal: [User, Agent],
   resource: [Target],
   context: OperationContext,
+};
+
+// Calls of upstream MCP tools, by what the tool's annotations (or the target's overrides) say.
+action "mcp:read", "mcp:write", "mcp:destructive" appliesTo {
+  principal: [User, Agent],
+  resource: [Tool],
+  context: OperationContext,
+};
+
+// Accept a changed upstream tool definition (and list the pins) of an MCP target.
+action "manage_tools" appliesTo {
+  principal: [User, Agent],
+  resource: [Target],
+  context: {},
 };
 
 action "request_access" appliesTo {

@@ -35,12 +35,16 @@ export interface PolicySource {
 export type EntityUid = { type: string; id: string };
 
 export interface ResourceRef {
-  readonly type: 'Target' | 'Table' | 'Gateway';
+  readonly type: 'Target' | 'Table' | 'Gateway' | 'Tool';
   readonly id: string;
-  /** For a Table: its Target. */
+  /** For a Table or a Tool: its Target. */
   readonly target?: string;
-  /** For a Target: its kind (sql | aws). */
+  /** For a Target: its kind (sql | aws | mcp). */
   readonly kind?: string;
+  /** For a Tool: the upstream's tool name. */
+  readonly name?: string;
+  /** For a Tool: the call's top-level arguments, as Cedar tags. */
+  readonly tags?: Readonly<Record<string, string>>;
 }
 
 export interface CedarAnswer {
@@ -341,7 +345,17 @@ function entitiesFor(principal: Principal, resource: ResourceRef): cedar.EntityJ
     },
     ...principal.groups.map((g) => ({ uid: { type: 'Group', id: g }, attrs: {}, parents: [] })),
   ];
-  if (resource.type === 'Table') {
+  if (resource.type === 'Tool') {
+    entities.push(
+      {
+        uid: { type: 'Tool', id: resource.id },
+        attrs: { name: resource.name ?? '' },
+        parents: [{ type: 'Target', id: resource.target ?? '' }],
+        tags: { ...(resource.tags ?? {}) },
+      },
+      { uid: { type: 'Target', id: resource.target ?? '' }, attrs: { kind: 'mcp' }, parents: [] },
+    );
+  } else if (resource.type === 'Table') {
     entities.push(
       {
         uid: { type: 'Table', id: resource.id },

@@ -168,7 +168,7 @@ export function operationContext(
       tables: [...classification.tables],
       functions: [...classification.functions],
     };
-  } else {
+  } else if (classification.kind === 'aws') {
     base.aws = {
       service: classification.service,
       iamAction: classification.iamAction,
@@ -198,6 +198,13 @@ export function canSeeTarget(
     now: Math.floor(Date.now() / 1000),
     hourUtc: new Date().getUTCHours(),
   };
+  if (target.kind === 'mcp') {
+    // Tools are the resources of an MCP target: can the caller use any tool of it at all?
+    const probe: ResourceRef = { type: 'Tool', id: `${name}/*`, target: name, kind: 'mcp', name: '*', tags: {} };
+    for (const action of ['mcp:read', 'mcp:write', 'mcp:destructive']) {
+      if (engine.decideOperation(principal, action, probe, ctx).outcome !== 'deny') return true;
+    }
+  }
   const reads = target.kind === 'sql' ? ['sql:read', 'sql:write'] : ['aws:read', 'aws:write'];
   for (const action of reads) {
     if (engine.decideOperation(principal, action, ref, ctx).outcome !== 'deny') return true;
@@ -441,7 +448,9 @@ export function maskedStatement(deps: Pick<RequestDeps, 'maskerFor'>, record: Re
       ? op.sql + (op.parameters?.length ? ` -- parameters: ${JSON.stringify(op.parameters)}` : '')
       : op.kind === 'aws'
         ? `${op.service}:${op.action} ${JSON.stringify(op.input)}`
-        : `access ${op.level} for ${op.durationSeconds}s`;
+        : op.kind === 'mcp'
+          ? `${record.target}__${op.tool} ${op.argumentsJson}`
+          : `access ${op.level} for ${op.durationSeconds}s`;
   return deps.maskerFor(record.target).maskText(text).text;
 }
 

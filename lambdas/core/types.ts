@@ -55,7 +55,25 @@ export interface AwsClassification {
   readonly reasons: readonly string[];
 }
 
-export type Classification = SqlClassification | AwsClassification;
+export type McpClass = 'read' | 'write' | 'destructive';
+
+export interface McpClassification {
+  readonly kind: 'mcp';
+  readonly class: McpClass;
+  /** The upstream's own tool name (`echo`); the agent sees it namespaced (`everything__echo`). */
+  readonly tool: string;
+  /** sha256 of the tool's canonical definition when it was decided (the pinned one). */
+  readonly definitionHash: string;
+  readonly annotations: {
+    readonly readOnlyHint?: boolean;
+    readonly destructiveHint?: boolean;
+    readonly idempotentHint?: boolean;
+    readonly openWorldHint?: boolean;
+  };
+  readonly reasons: readonly string[];
+}
+
+export type Classification = SqlClassification | AwsClassification | McpClassification;
 
 export type Outcome = 'allow' | 'approval_required' | 'deny';
 
@@ -97,7 +115,15 @@ export interface AccessOperation {
   readonly durationSeconds: number;
 }
 
-export type Operation = SqlOperation | AwsOperation | AccessOperation;
+/** A call of an upstream MCP server's tool, exactly as it will be sent. */
+export interface McpOperation {
+  readonly kind: 'mcp';
+  readonly tool: string;
+  /** The arguments as canonical JSON: what an approver sees is byte-for-byte what is sent. */
+  readonly argumentsJson: string;
+}
+
+export type Operation = SqlOperation | AwsOperation | AccessOperation | McpOperation;
 
 /** Named parameter as the Data API takes it (`:name` in the SQL). */
 export interface SqlParameter {

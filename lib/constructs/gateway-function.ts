@@ -261,6 +261,8 @@ export class GatewayFunction extends Construct implements iam.IGrantable {
       if (target.kind === 'sql') {
         clusters.add(target.resourceArn);
         for (const s of Object.values(target.secrets)) secrets.add(s);
+      } else if (target.kind === 'mcp') {
+        if (target.auth.type !== 'none') secrets.add(target.auth.secret);
       } else {
         roles.add(target.roleArn);
       }

@@ -4,6 +4,7 @@
  * policy and recorded like any read), with the columns that are masked for this caller marked.
  */
 import type { TargetConfig } from '../config.js';
+import { BadRequestError } from '../errors.js';
 import { compileRule } from '../masking/rules.js';
 import {
   canSeeTarget,
@@ -71,6 +72,11 @@ export async function describeTarget(
   const engine = await deps.policies.engine();
   if (!canSeeTarget(engine, principal, targetName, target)) {
     throw new NotFoundError(`unknown target "${targetName}"`);
+  }
+  if (target.kind === 'mcp') {
+    throw new BadRequestError(
+      `"${targetName}" is an upstream MCP server: its tools are listed by tools/list as ${targetName}__<tool>`,
+    );
   }
   if (target.kind === 'aws') {
     return {

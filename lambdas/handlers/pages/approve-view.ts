@@ -54,6 +54,7 @@ function classificationLine(view: ApprovalView): string {
     const types = [...new Set(c.statements.map((s) => s.type))].join(', ');
     return [c.class, types, c.tables.join(', ')].filter(Boolean).join(' · ');
   }
+  if (c.kind === 'mcp') return [c.class, `MCP tool ${c.tool}`, ...c.reasons].filter(Boolean).join(' · ');
   return [c.class, c.iamAction, c.accessLevel].filter(Boolean).join(' · ');
 }
 
