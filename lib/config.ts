@@ -157,7 +157,8 @@ function validate(s: WardenSettings): void {
         if (!/^arn:aws[\w-]*:secretsmanager:/.test(arn))
           problems.push(`target ${name}: ${arn} is not a Secrets Manager ARN`);
     } else if (t.kind === 'mcp') {
-      if (!t.url.startsWith('https://')) problems.push(`target ${name}: an upstream MCP url must be https://`);
+      if (!t.url.startsWith('https://'))
+        problems.push(`target ${name}: an upstream MCP url must be https://`);
       if (t.auth.type !== 'none' && !/^arn:aws[\w-]*:secretsmanager:/.test(t.auth.secret))
         problems.push(`target ${name}: ${t.auth.secret} is not a Secrets Manager ARN`);
     } else if (!/^arn:aws[\w-]*:iam::\d{12}:role\//.test(t.roleArn)) {

@@ -4,6 +4,7 @@
  * failed). The Step Functions definition decides which step runs when; these decide what it does.
  */
 import { executeAws, type AwsExecutor } from './aws-requests.js';
+import { approvedMcpDecision, executeMcp, type ToolPinStore, type UpstreamMcp } from './mcp-upstream.js';
 import { randomBytes } from 'node:crypto';
 import { approvalView, decisionOutput, statementText, type ApprovalDeps } from './approvals.js';
 import type { SqlTargetConfig } from './config.js';
@@ -58,6 +59,9 @@ export type StepDeps = RequestDeps &
     readonly publicUrl?: string;
     /** Present where AWS targets are configured: runs approved AWS calls. */
     readonly aws?: AwsExecutor;
+    /** Present where MCP targets are configured: sends approved upstream tool calls. */
+    readonly upstream?: UpstreamMcp;
+    readonly pins?: ToolPinStore;
   };
 
 /** Thrown to end the execution in `Failed`; the record already says why. */
@@ -389,6 +393,34 @@ async function runApproved(deps: StepDeps, record: RequestRecord): Promise<StepR
     try {
       // executeAws re-classifies the stored call and refuses if it no longer matches the record.
       const { stored: done } = await executeAws({ ...deps, aws: deps.aws }, running, principal);
+      return { requestId: done.id, status: done.status };
+    } catch (error) {
+      throw new WorkflowStepError(
+        'Warden.ExecutionFailed',
+        error instanceof Error ? error.message : 'failed',
+      );
+    }
+  }
+
+  if (op.kind === 'mcp') {
+    if (!deps.upstream || !deps.pins) {
+      return refuse('mcp_unavailable', 'this gateway has no upstream MCP client configured');
+    }
+    const stored = running.classification;
+    if (!stored || stored.kind !== 'mcp')
+      return refuse('not_classified', 'the request has no MCP classification');
+    const grants = deps.grants ? await deps.grants.activeGrants(principal, running.target, now) : [];
+    const decision = approvedMcpDecision(engine, principal, running, stored, grants, now);
+    if (decision.outcome !== 'allow') {
+      return refuse(
+        'policy_denied',
+        `policy no longer allows ${running.decision.action} on "${running.target}" even with the approval`,
+      );
+    }
+    try {
+      // executeMcp checks the tool's definition is still the decided one, then sends the stored arguments.
+      const mcpDeps = { ...deps, upstream: deps.upstream, pins: deps.pins };
+      const { stored: done } = await executeMcp(mcpDeps, running, principal);
       return { requestId: done.id, status: done.status };
     } catch (error) {
       throw new WorkflowStepError(

@@ -451,6 +451,26 @@ export async function submitMcpCall(
   };
 }
 
+/** The re-check right before an approved call is sent: the same Cedar request, with `approved`. */
+export function approvedMcpDecision(
+  engine: PolicyEngine,
+  principal: Principal,
+  record: RequestRecord,
+  classification: McpClassification,
+  grants: readonly string[],
+  now: Date,
+): Decision {
+  const op = record.operation;
+  if (op.kind !== 'mcp') throw new Error('not an MCP request');
+  const args = JSON.parse(op.argumentsJson) as Record<string, unknown>;
+  return engine.decideApproved(
+    principal,
+    record.decision.action,
+    toolRef(record.target, op.tool, args),
+    mcpContext(classification, record.target, op.argumentsJson, record.justification, grants, now),
+  );
+}
+
 function visibleTo(engine: PolicyEngine, principal: Principal, targetName: string): boolean {
   const probe = toolRef(targetName, '*', {});
   const ctx: Record<string, CedarValueJson> = {

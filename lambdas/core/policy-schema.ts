@@ -19,9 +19,9 @@ entity Target {
 entity Table in [Target];
 // A tool of an upstream MCP server (id "target/tool"); its tags are the call's top-level
 // arguments (strings as sent, other values as canonical JSON).
-entity Tool in [Target] tags String {
+entity Tool in [Target] {
   name: String,
-};
+} tags String;
 entity Gateway;
 
 type SqlFacts = {

@@ -200,7 +200,14 @@ export function canSeeTarget(
   };
   if (target.kind === 'mcp') {
     // Tools are the resources of an MCP target: can the caller use any tool of it at all?
-    const probe: ResourceRef = { type: 'Tool', id: `${name}/*`, target: name, kind: 'mcp', name: '*', tags: {} };
+    const probe: ResourceRef = {
+      type: 'Tool',
+      id: `${name}/*`,
+      target: name,
+      kind: 'mcp',
+      name: '*',
+      tags: {},
+    };
     for (const action of ['mcp:read', 'mcp:write', 'mcp:destructive']) {
       if (engine.decideOperation(principal, action, probe, ctx).outcome !== 'deny') return true;
     }

@@ -14,6 +14,7 @@ import { approvalRoutes } from './routes/approvals.js';
 import { coreRoutes } from './routes/core.js';
 import { sessionRoutes } from './routes/sessions.js';
 import { mcpRoutes } from './routes/mcp.js';
+import { mcpToolRoutes } from './routes/mcp-tools.js';
 import { createRuntime, type Runtime } from './runtime.js';
 
 const runtime: Runtime = await createRuntime();
@@ -25,6 +26,7 @@ const routes: ApiRoute[] = [
   ...mcpRoutes,
   ...awsRoutes,
   ...approvalRoutes,
+  ...mcpToolRoutes,
   // (route groups of other areas are added here, one line each)
 ];
 

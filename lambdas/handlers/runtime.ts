@@ -13,11 +13,18 @@ import { DynamoTrailStore } from '../adapters/trail-store.js';
 import { approvalWiringFromEnv, type ApprovalWiring } from '../adapters/approval-wiring.js';
 import { signerFromEnv, type Signer } from '../adapters/signing.js';
 import { classifySql, initSqlClassifier } from '../core/classify/sql.js';
-import { configFromEnv, type SqlTargetConfig, type WardenConfig } from '../core/config.js';
+import {
+  configFromEnv,
+  type McpTargetConfig,
+  type SqlTargetConfig,
+  type WardenConfig,
+} from '../core/config.js';
 import { createMasker, type Masker } from '../core/masking/index.js';
 import { PolicyProvider } from '../core/policy-provider.js';
 import { systemClock } from '../core/ports.js';
 import type { AwsExecutor } from '../core/aws-requests.js';
+import type { ToolPinStore, UpstreamMcp } from '../core/mcp-upstream.js';
+import { DynamoToolPinStore } from '../adapters/tool-pin-store.js';
 import type { RequestDeps } from '../core/requests.js';
 import type { TrailReader } from '../core/sessions.js';
 import type { TokenVerifier } from '../middleware/auth.js';
@@ -36,6 +43,9 @@ export interface Runtime extends RequestDeps, ApprovalWiring {
   readonly approvalLogin?: OidcLoginClient;
   /** STS AssumeRole + the AWS SDK clients for governed AWS calls (loaded on first use). */
   readonly aws: AwsExecutor;
+  /** Upstream MCP servers and their pinned tool definitions (when MCP targets are configured). */
+  readonly upstream?: UpstreamMcp;
+  readonly pins?: ToolPinStore;
 }
 
 function required(env: NodeJS.ProcessEnv, name: string): string {
@@ -52,6 +62,23 @@ function maskingKey(env: NodeJS.ProcessEnv): Buffer {
   return createHash('sha256')
     .update(`warden-masking:${env.AWS_ACCOUNT_ID ?? ''}:${env.TABLE_AUDIT ?? ''}`)
     .digest();
+}
+
+function mcpTargets(config: WardenConfig): Record<string, McpTargetConfig> {
+  const out: Record<string, McpTargetConfig> = {};
+  for (const [name, t] of Object.entries(config.targets)) if (t.kind === 'mcp') out[name] = t;
+  return out;
+}
+
+/** The MCP client SDK is loaded on the first upstream call, off the SQL path's cold start. */
+function lazyUpstream(targets: Record<string, McpTargetConfig>, env: NodeJS.ProcessEnv): UpstreamMcp {
+  let real: Promise<UpstreamMcp> | undefined;
+  const load = () =>
+    (real ??= import('../adapters/mcp-upstream.js').then((m) => m.createUpstreamMcp({ targets, env })));
+  return {
+    listTools: async (target) => (await load()).listTools(target),
+    callTool: async (target, tool, args, options) => (await load()).callTool(target, tool, args, options),
+  };
 }
 
 function sqlTargets(config: WardenConfig): Record<string, SqlTargetConfig> {
@@ -75,6 +102,8 @@ export async function createRuntime(env: NodeJS.ProcessEnv = process.env): Promi
   const requests = new DynamoRequestStore({ trail });
   const policies = new PolicyProvider(new DynamoPolicyStore(), Number(env.POLICY_TTL_MS ?? 30_000));
   const sql = createRdsDataExecutor({ targets: sqlTargets(config) });
+  const upstreamTargets = mcpTargets(config);
+  const hasMcp = Object.keys(upstreamTargets).length > 0;
   const key = maskingKey(env);
   const maskers = new Map<string, Masker>();
   for (const [name, target] of Object.entries(config.targets)) {
@@ -113,6 +142,7 @@ export async function createRuntime(env: NodeJS.ProcessEnv = process.env): Promi
     signer: signerFromEnv(env),
     approvalLogin: oidcLoginFromEnv(env, issuer),
     aws: createAwsExecutor({ env }),
+    ...(hasMcp ? { upstream: lazyUpstream(upstreamTargets, env), pins: new DynamoToolPinStore() } : {}),
     ...approvalWiringFromEnv(env),
   };
 }

@@ -14,7 +14,14 @@ import {
   type WardenSettings,
   type WardenSettingsInput,
 } from '../config.js';
-import { ApprovalsTable, AuditTable, GrantsTable, PoliciesTable, RequestsTable } from '../tables.js';
+import {
+  ApprovalsTable,
+  AuditTable,
+  GrantsTable,
+  PoliciesTable,
+  RequestsTable,
+  ToolPinsTable,
+} from '../tables.js';
 import { WardenApi } from './api.js';
 import { ApprovalWorkflow } from './approval-workflow.js';
 import { AuditLake } from './audit-lake.js';
@@ -101,6 +108,7 @@ export class WardenGateway extends Construct {
       .bindTable({ table: t(GrantsTable), def: GrantsTable, access: 'readWrite' })
       .bindTable({ table: t(AuditTable), def: AuditTable, access: 'append' })
       .bindTable({ table: t(PoliciesTable), def: PoliciesTable, access: 'read' })
+      .bindTable({ table: t(ToolPinsTable), def: ToolPinsTable, access: 'read' })
       .bindTargets(parsed);
 
     this.workflow = new ApprovalWorkflow(this, 'Approval', {
@@ -124,6 +132,8 @@ export class WardenGateway extends Construct {
       .bindTable({ table: t(GrantsTable), def: GrantsTable, access: 'readWrite' })
       .bindTable({ table: t(AuditTable), def: AuditTable, access: 'append' })
       .bindTable({ table: t(PoliciesTable), def: PoliciesTable, access: 'readWrite' })
+      // Pins are written on a tool's first use and when an admin accepts a changed definition.
+      .bindTable({ table: t(ToolPinsTable), def: ToolPinsTable, access: 'readWrite' })
       .bindStateMachine(this.workflow.stateMachine, { start: true, respond: true, describe: true })
       .bindHmacKey(this.keys.hmac, { generate: true, verify: true })
       .bindTargets(parsed);

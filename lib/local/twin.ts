@@ -20,6 +20,7 @@ import { lambdaContext, readBody, toEvent, writeResult } from './apigw.js';
 import { scheduleAuditExports, type AuditExport } from './audit-export.js';
 import { startDataApiServer } from './data-api.js';
 import { demoConfig } from './demo-config.js';
+import type { WardenConfigInput } from '../../lambdas/core/config.js';
 import { DEMO_ROLES, seedDemoDatabase } from './demo-data.js';
 import { startAwsTwin, type AwsTwin } from './aws-enforcer.js';
 import { createTables, localDynamoClient, startDynalite, type DynamoCall } from './dynamodb.js';
@@ -28,6 +29,13 @@ import { createDevIdp, type DevIdp } from './oidc.js';
 import { createOutbox, type OutboxMessage } from './outbox.js';
 import { startLocalStepFunctions, type LocalStepFunctions } from './step-functions.js';
 import { faultLayerFromConfig, type FaultConfig, type FaultLayer } from './faults.js';
+import type { PolicySource } from '../../lambdas/core/policy.js';
+import {
+  everythingTarget,
+  startEverythingServer,
+  type McpTargetInput,
+  type UpstreamProcess,
+} from './upstream-mcp.js';
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 export const POLICY_DIR = join(REPO_ROOT, 'policies');
@@ -50,6 +58,13 @@ export interface TwinOptions {
   readonly log?: (line: string) => void;
   /** Fault injection in front of the AWS endpoints (lib/local/faults.ts). @default WARDEN_FAULTS, else none */
   readonly faults?: FaultConfig | string;
+  /**
+   * Upstream MCP targets: `everything` starts the MCP reference server as the `everything` target;
+   * a record adds those targets as given; false adds none. @default 'everything'
+   */
+  readonly upstreamMcp?: 'everything' | false | Record<string, McpTargetInput>;
+  /** Policies loaded next to the repo's policies/ files (tests). */
+  readonly extraPolicies?: readonly PolicySource[];
 }
 
 export interface Twin {
@@ -160,6 +175,17 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     jwksPath: join(dataDir, 'idp-keys.json'),
   });
 
+  let upstream: UpstreamProcess | undefined;
+  let mcpTargets: Record<string, McpTargetInput> = {};
+  const upstreamOption = options.upstreamMcp ?? 'everything';
+  if (upstreamOption === 'everything') {
+    log('starting the upstream MCP server (server-everything)…');
+    upstream = await startEverythingServer({ host });
+    mcpTargets = { everything: everythingTarget(upstream.url) };
+  } else if (upstreamOption) {
+    mcpTargets = upstreamOption;
+  }
+
   // The approval state machine as CDK synthesizes it (cached on disk; see step-functions.ts).
   const stepFunctions = await startLocalStepFunctions({ host });
   const outbox = createOutbox(log);
@@ -171,10 +197,13 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     AWS_ENDPOINT_URL_DYNAMODB: faults?.endpoint('dynamodb', dynamo.endpoint) ?? dynamo.endpoint,
     AWS_ENDPOINT_URL_RDS_DATA: faults?.endpoint('rds-data', dataApi.url) ?? dataApi.url,
     WARDEN_CONFIG: JSON.stringify(
-      demoConfig({
-        approvalWindowSeconds: options.approvalWindowSeconds,
-        requiredApprovals: options.requiredApprovals,
-      }),
+      withTargets(
+        demoConfig({
+          approvalWindowSeconds: options.approvalWindowSeconds,
+          requiredApprovals: options.requiredApprovals,
+        }),
+        mcpTargets,
+      ),
     ),
     OIDC_ISSUER: issuer,
     OIDC_AUDIENCE: 'warden',
@@ -199,7 +228,7 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
   Object.assign(process.env, env);
 
   // The repo's policy files are the demo's source of truth: validated, then pushed like `policy push`.
-  const sources = loadPolicyFiles(POLICY_DIR);
+  const sources = [...loadPolicyFiles(POLICY_DIR), ...(options.extraPolicies ?? [])];
   const version = `local-${Date.now()}`;
   validatePolicySources(sources, version);
   await new DynamoPolicyStore({
@@ -283,8 +312,13 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
       await aws.close();
       await dynamo.close();
       await db.close();
+      await upstream?.close();
     },
   };
+}
+
+function withTargets(config: WardenConfigInput, extra: Record<string, McpTargetInput>): WardenConfigInput {
+  return { ...config, targets: { ...config.targets, ...extra } };
 }
 
 function demoConfigArn(): string {

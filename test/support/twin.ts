@@ -20,7 +20,14 @@ export interface TestTwin extends Twin {
 
 export async function startTestTwin(options: Partial<TwinOptions> = {}): Promise<TestTwin> {
   const dataDir = mkdtempSync(join(tmpdir(), 'warden-twin-'));
-  const twin = await startLocalTwin({ port: 0, dataDir, ephemeral: true, customers: 300, ...options });
+  const twin = await startLocalTwin({
+    port: 0,
+    dataDir,
+    ephemeral: true,
+    customers: 300,
+    upstreamMcp: false,
+    ...options,
+  });
   const tokens = new Map<string, string>();
   return {
     ...twin,

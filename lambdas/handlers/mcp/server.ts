@@ -16,6 +16,7 @@ import type { Principal } from '../../core/types.js';
 import type { Runtime } from '../runtime.js';
 import { durationSeconds, justificationSchema, sqlParameterSchema } from '../schemas.js';
 import { accessPendingResult, errorResult, pendingResult, structured } from './results.js';
+import { installUpstreamTools } from './upstream-tools.js';
 
 export const SERVER_INFO = { name: 'warden', version: '1.0.0' } as const;
 
@@ -420,6 +421,7 @@ export function createWardenMcpServer(call: McpCall): McpServer {
     },
   );
 
+  installUpstreamTools(server, call);
   return server;
 }
 
