@@ -21,6 +21,8 @@ const HELP = `Usage: npx warden <command> [options]
   policy validate [dir]        validate Cedar policy files against Warden's schema (default ./policies)
   policy push [dir]            validate, then make them the active policy set (DynamoDB)
   policy schema                print Warden's Cedar schema
+  mcp tools <target>           admins: pinned upstream MCP tool definitions (and changed ones)
+  mcp accept <target> <tool>   admins: accept a changed upstream tool definition   [--hash H]
   mask                         JSON lines on stdin -> masked JSON lines on stdout, counts on stderr
   sessions list                auditors: sessions   [--principal P] [--target T] [--outcome O] [--from ISO] [--to ISO]
   sessions show|replay|verify <id>   a session's events (JSON) | as it happened | check its hash chain
@@ -67,6 +69,7 @@ async function main(argv: string[]): Promise<void> {
       lake: { type: 'string' },
       param: { type: 'string', multiple: true },
       json: { type: 'boolean' },
+      hash: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -140,6 +143,12 @@ async function main(argv: string[]): Promise<void> {
         params: values.param,
         json: values.json,
       });
+      return;
+    }
+    case 'mcp': {
+      const { mcpCommand } = await import('./mcp-cli.js');
+      const res = await mcpCommand(await context(values), rest, values);
+      print(res.status, res.body);
       return;
     }
     case 'mask': {

@@ -152,7 +152,19 @@ export const wardenConfigSchema = z
     /** Days trail items are kept; longer than the export interval. @default 400 */
     auditTtlDays: z.number().int().min(2).default(400),
   })
-  .strict();
+  .strict()
+  .superRefine((config, ctx) => {
+    for (const [name, target] of Object.entries(config.targets)) {
+      // Upstream tools are listed as <target>__<tool>: the target's name must split off unambiguously.
+      if (target.kind === 'mcp' && (name.includes('__') || name.endsWith('_'))) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['targets', name],
+          message: `an MCP target's name may not contain "__" or end with "_" (its tools are listed as ${name}__<tool>)`,
+        });
+      }
+    }
+  });
 
 export type WardenConfig = z.infer<typeof wardenConfigSchema>;
 export type TargetConfig = z.infer<typeof targetSchema>;

@@ -93,6 +93,7 @@ export class WardenGateway extends Construct {
       .bindTable({ table: t(GrantsTable), def: GrantsTable, access: 'read' })
       .bindTable({ table: t(AuditTable), def: AuditTable, access: 'append' })
       .bindTable({ table: t(PoliciesTable), def: PoliciesTable, access: 'read' })
+      .bindTable({ table: t(ToolPinsTable), def: ToolPinsTable, access: 'read' })
       .bindHmacKey(this.keys.hmac, { generate: true });
 
     this.executeFunction = new GatewayFunction(this, 'Execute', {

@@ -172,6 +172,28 @@ describe('functions', () => {
     expect(JSON.parse(api.WARDEN_CONFIG).targets.orders.kind).toBe('sql');
   });
 
+  it('lets only the API write pinned MCP tool definitions, and grants the upstream credential secret', () => {
+    const roles = statementsByRole();
+    const pinsTable = Object.entries(resources).find(
+      ([, r]) =>
+        r.Type === 'AWS::DynamoDB::Table' && JSON.stringify(r.Properties.KeySchema).includes('"tool"'),
+    )![0];
+    const writesPins = (fragment: string) =>
+      (roles.get(functionRoleId(functionIdByPath(fragment))) ?? []).some(
+        (s) =>
+          asArray(s.Action).some((a) => /dynamodb:(PutItem|UpdateItem|\*)/.test(a)) &&
+          JSON.stringify(s.Resource).includes(pinsTable),
+      );
+    expect(writesPins('Api')).toBe(true);
+    expect(writesPins('Execute')).toBe(false);
+    expect(writesPins('Notify')).toBe(false);
+    const secretGrants = (fragment: string) =>
+      JSON.stringify(roles.get(functionRoleId(functionIdByPath(fragment))) ?? []);
+    expect(secretGrants('Api')).toContain('secret:tickets/token-AbCdEf');
+    expect(secretGrants('Execute')).toContain('secret:tickets/token-AbCdEf');
+    expect(secretGrants('Notify')).not.toContain('secret:tickets/token-AbCdEf');
+  });
+
   it('lets no function update or delete audit events', () => {
     const auditTableId = ofType('AWS::DynamoDB::Table').find(([id]) => id.includes('TablesAudit'))![0];
     for (const [fnId] of ofType('AWS::Lambda::Function')) {

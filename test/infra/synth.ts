@@ -36,6 +36,15 @@ export const FULL_SETTINGS: WardenSettingsInput = {
         regions: ['eu-west-1'],
         services: ['s3'],
       },
+      tickets: {
+        kind: 'mcp',
+        url: 'https://mcp.tickets.example.com/mcp',
+        auth: {
+          type: 'header',
+          header: 'Authorization',
+          secret: `arn:aws:secretsmanager:eu-west-1:${ACCOUNT}:secret:tickets/token-AbCdEf`,
+        },
+      },
     },
   },
 };
