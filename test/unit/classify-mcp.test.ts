@@ -13,7 +13,7 @@ import {
   type UpstreamToolDefinition,
 } from '../../lambdas/core/classify/mcp.js';
 import { parseConfig } from '../../lambdas/core/config.js';
-import { resolveSettings } from '../../lib/config.js';
+import { resolveSettings, type WardenSettingsInput } from '../../lib/config.js';
 
 const base: UpstreamToolDefinition = {
   name: 'create_issue',
@@ -137,10 +137,10 @@ describe('MCP target configuration', () => {
 });
 
 describe('MCP target settings for the stack', () => {
-  const settings = (target: Record<string, unknown>) => ({
+  const settings = (target: Record<string, unknown>): WardenSettingsInput => ({
     oidcIssuer: 'https://idp.example.com',
     oidcAudience: 'warden',
-    runtime: { targets: { gh: { kind: 'mcp', ...target } } },
+    runtime: { targets: { gh: { kind: 'mcp', ...target } as never } },
   });
   it('refuses a plain-http upstream and a credential that is not a Secrets Manager ARN', () => {
     expect(() => resolveSettings(settings({ url: 'http://mcp.example.com/mcp' }))).toThrow(
