@@ -7,6 +7,7 @@ import { benchColdStart } from './cold-start.js';
 import { benchCedarAndCore, benchGovernedSelect } from './gateway.js';
 import { benchMasking } from './masking.js';
 import { benchMcp } from './mcp.js';
+import { benchMcpUpstream } from './mcp-upstream.js';
 
 function heading(title: string): void {
   console.log(`\n## ${title}\n`);
@@ -36,6 +37,9 @@ console.table(throughput);
 
 heading('MCP run_sql tool call vs the REST call for the same statement');
 console.table(await benchMcp());
+
+heading('Upstream MCP tool through Warden vs the same call straight to the upstream');
+console.table(await benchMcpUpstream());
 
 heading('Cold start: import the API bundle and answer its first request, vs a warm request');
 console.table(await benchColdStart({ runs: 3 }));

@@ -115,6 +115,7 @@ const toolCache = new Map<string, { at: number; tools: UpstreamToolDefinition[] 
 
 export function clearUpstreamToolCache(): void {
   toolCache.clear();
+  confirmedPins.clear();
 }
 
 async function upstreamTools(
@@ -260,8 +261,30 @@ function describeForAgent(
   return `${tool.description ?? ''} ${via}`.trim();
 }
 
+/**
+ * Pins confirmed to match a definition, per container, for a few seconds: a changed definition is
+ * still refused at once (its hash is not the confirmed one); only the store read is saved.
+ */
+const confirmedPins = new Map<string, { pin: ToolPin; at: number }>();
+const CONFIRMED_PIN_MS = 5_000;
+
 /** The stored pin for a tool, pinning the definition seen now when there is none (first use). */
 async function pinFor(
+  deps: McpRequestDeps,
+  targetName: string,
+  tool: string,
+  hash: string,
+  now: Date,
+): Promise<ToolPin> {
+  const key = `${targetName}\u0000${tool}\u0000${hash}`;
+  const hit = confirmedPins.get(key);
+  if (hit && Date.now() - hit.at < CONFIRMED_PIN_MS) return hit.pin;
+  const pin = await readOrPin(deps, targetName, tool, hash, now);
+  if (pin.hash === hash) confirmedPins.set(key, { pin, at: Date.now() });
+  return pin;
+}
+
+async function readOrPin(
   deps: McpRequestDeps,
   targetName: string,
   tool: string,
@@ -443,7 +466,7 @@ export async function submitMcpCall(
     await startApprovalWorkflow(deps, record, 'nothing was sent upstream');
     return { status: 202, record, body: pendingBody(record, target) };
   }
-  const { stored, body } = await executeMcp(deps, record, principal);
+  const { stored, body } = await executeMcp(deps, record, principal, { checked: tool });
   return {
     status: 200,
     record: stored,
@@ -539,6 +562,7 @@ export async function executeMcp(
   deps: McpRequestDeps,
   record: RequestRecord,
   principal: Principal = principalOf(record),
+  options: { checked?: UpstreamToolDefinition } = {},
 ): Promise<{ stored: RequestRecord; body: McpResultBody }> {
   const op = record.operation;
   if (op.kind !== 'mcp') throw new Error('not an MCP request');
@@ -547,9 +571,10 @@ export async function executeMcp(
   const name = namespacedToolName(record.target, op.tool);
 
   // The definition may have changed while the call waited for approval: check it again, fresh.
-  let current: UpstreamToolDefinition | undefined;
+  // A call decided just now passes the definition it was decided on; an approved one looks again.
+  let current: UpstreamToolDefinition | undefined = options.checked;
   try {
-    current = (await upstreamTools(deps, record.target, target, true)).find((t) => t.name === op.tool);
+    current ??= (await upstreamTools(deps, record.target, target, true)).find((t) => t.name === op.tool);
   } catch (cause) {
     await markFailed(
       deps,
