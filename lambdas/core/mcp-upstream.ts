@@ -29,6 +29,7 @@ import {
   pendingBody,
   publicDecision,
   recordBeforeRunning,
+  recordOutcome,
   startApprovalWorkflow,
   trailEvent,
   type CallMeta,
@@ -449,7 +450,8 @@ export async function submitMcpCall(
     justification: input.justification,
     classification,
   });
-  await recordBeforeRunning(deps, record);
+  // Nothing is sent unrecorded: the record and its first trail events are one write.
+  await recordBeforeRunning(deps, record, { startsNow: decision.outcome === 'allow' });
 
   if (decision.outcome === 'deny') {
     throw Object.assign(
@@ -466,7 +468,7 @@ export async function submitMcpCall(
     await startApprovalWorkflow(deps, record, 'nothing was sent upstream');
     return { status: 202, record, body: pendingBody(record, target) };
   }
-  const { stored, body } = await executeMcp(deps, record, principal, { checked: tool });
+  const { stored, body } = await executeMcp(deps, record, principal, { checked: tool, startRecorded: true });
   return {
     status: 200,
     record: stored,
@@ -562,7 +564,7 @@ export async function executeMcp(
   deps: McpRequestDeps,
   record: RequestRecord,
   principal: Principal = principalOf(record),
-  options: { checked?: UpstreamToolDefinition } = {},
+  options: { checked?: UpstreamToolDefinition; startRecorded?: boolean } = {},
 ): Promise<{ stored: RequestRecord; body: McpResultBody }> {
   const op = record.operation;
   if (op.kind !== 'mcp') throw new Error('not an MCP request');
@@ -576,7 +578,7 @@ export async function executeMcp(
   try {
     current ??= (await upstreamTools(deps, record.target, target, true)).find((t) => t.name === op.tool);
   } catch (cause) {
-    await markFailed(
+    await failBeforeSending(
       deps,
       record,
       'upstream_unavailable',
@@ -593,7 +595,7 @@ export async function executeMcp(
     );
   }
   if (!current || recorded?.kind !== 'mcp' || definitionHash(current) !== recorded.definitionHash) {
-    await markFailed(
+    await failBeforeSending(
       deps,
       record,
       'tool_definition_changed',
@@ -608,7 +610,9 @@ export async function executeMcp(
     );
   }
 
-  await appendTrail(deps, record, [trailEvent(deps, record, 'execution_started', { status: 'running' })]);
+  if (!options.startRecorded) {
+    await appendTrail(deps, record, [trailEvent(deps, record, 'execution_started', { status: 'running' })]);
+  }
   const started = Date.now();
   let result: UpstreamCallResult;
   try {
@@ -627,8 +631,7 @@ export async function executeMcp(
         : new UpstreamError(502, 'upstream_error', `the upstream MCP server failed the call`);
     const message = deps.maskerFor(record.target).maskText(err.message).text;
     err.message = message;
-    await markFailed(deps, record, err.code, message, Date.now() - started);
-    await appendTrail(deps, record, [
+    await markFailed(deps, record, err.code, message, Date.now() - started, [
       trailEvent(deps, record, 'error', { status: 'failed', detail: { code: err.code, message } }),
     ]);
     throw Object.assign(err, { requestId: record.id });
@@ -678,13 +681,8 @@ export async function executeMcp(
     durationMs,
     version: record.version + 1,
   };
-  let stored = updated;
-  try {
-    stored = await deps.requests.update(updated, record.version);
-  } catch (error) {
-    deps.log?.({ level: 'error', msg: 'outcome write failed', requestId: record.id, error: String(error) });
-  }
-  await appendTrail(deps, updated, [
+  // The one write after the call: the outcome and its trail events together.
+  const stored = await recordOutcome(deps, updated, record.version, [
     trailEvent(deps, updated, 'execution_finished', { status: updated.status, durationMs, unmasked }),
     trailEvent(deps, updated, 'result', {
       unmasked,
@@ -697,6 +695,12 @@ export async function executeMcp(
     }),
   ]);
   return { stored, body };
+}
+
+async function failBeforeSending(deps: McpRequestDeps, record: RequestRecord, code: string, message: string) {
+  await markFailed(deps, record, code, message, undefined, [
+    trailEvent(deps, record, 'error', { status: 'failed', detail: { code, message } }),
+  ]);
 }
 
 /** Admins: the pins of a target, with the tools whose definition changed. */
