@@ -56,7 +56,12 @@ export type McpServerFactory = () => {
  */
 export async function hostMcpServer(
   factory: McpServerFactory,
-  options: { host?: string; port?: number } = {},
+  options: {
+    host?: string;
+    port?: number;
+    /** Refuses a request (401) unless it returns true: an upstream that wants credentials. */
+    authorize?: (headers: NodeJS.Dict<string | string[]>) => boolean;
+  } = {},
 ): Promise<UpstreamProcess> {
   const host = options.host ?? '127.0.0.1';
   const sessions = new Map<
@@ -67,6 +72,10 @@ export async function hostMcpServer(
     void (async () => {
       if ((req.url ?? '').split('?')[0] !== '/mcp') {
         res.writeHead(404).end();
+        return;
+      }
+      if (options.authorize && !options.authorize(req.headers)) {
+        res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":"unauthorized"}');
         return;
       }
       const sid = req.headers['mcp-session-id'];
