@@ -5,6 +5,7 @@
  * named in the statement (files, other databases, SQL given as a string), nor hold locks.
  */
 import type { SqlClass } from '../types.js';
+import { PG_IMMUTABLE_FUNCTIONS, PG_OTHER_FUNCTIONS } from './pg-catalog-functions.js';
 
 /**
  * Side-effect-free PostgreSQL built-ins, unqualified (a `pg_catalog.` prefix is stripped before
@@ -153,6 +154,11 @@ export const FUNCTION_CLASSES: ReadonlyMap<string, SqlClass> = new Map<string, S
   ['schema_to_xml', 'admin'],
   ['table_to_xml', 'admin'],
   ['ts_stat', 'admin'],
+  // Overwrite or clear the planner's statistics (PostgreSQL 18): they change what every later plan does.
+  ['pg_restore_relation_stats', 'admin'],
+  ['pg_restore_attribute_stats', 'admin'],
+  ['pg_clear_relation_stats', 'admin'],
+  ['pg_clear_attribute_stats', 'admin'],
 ]);
 
 /** Families of dangerous functions, matched by prefix (large objects, dblink, replication…). */
@@ -172,6 +178,17 @@ const ADMIN_PREFIXES = [
   'pg_stat_reset',
 ];
 
+/**
+ * Built-ins that are stable or volatile in the catalogue yet only read catalogue facts about objects
+ * the statement names (reviewed one by one; most stable functions are NOT here: they may read
+ * settings, other relations or run SQL given as text).
+ */
+// prettier-ignore
+export const REVIEWED_READ_FUNCTIONS: ReadonlySet<string> = new Set([
+  'enum_range', 'enum_first', 'enum_last', // an enum type's labels
+  'pg_partition_tree', 'pg_partition_ancestors', // a partitioned table's layout
+]);
+
 /** Verdict on one function call, from its parsed name (`['pg_catalog', 'lower']`). */
 export function functionVerdict(nameParts: readonly string[]): {
   readonly name: string;
@@ -190,7 +207,16 @@ export function functionVerdict(nameParts: readonly string[]): {
   const known = FUNCTION_CLASSES.get(bare);
   if (known) return { name: bare, class: known };
   if (ADMIN_PREFIXES.some((p) => bare.startsWith(p))) return { name: bare, class: 'admin' };
+  // Immutable built-ins compute over their arguments only (PostgreSQL's own promise, per overload).
+  if (PG_IMMUTABLE_FUNCTIONS.has(bare) || REVIEWED_READ_FUNCTIONS.has(bare)) {
+    return { name: bare, class: 'read' };
+  }
   return { name: bare, class: 'write' };
+}
+
+/** Whether `name` is a function PostgreSQL ships (in pg_catalog), whatever it does. */
+export function isBuiltinFunction(name: string): boolean {
+  return PG_IMMUTABLE_FUNCTIONS.has(name) || PG_OTHER_FUNCTIONS.has(name) || READ_FUNCTIONS.has(name);
 }
 
 /**
@@ -204,6 +230,8 @@ export const READ_OPERATORS: ReadonlySet<string> = new Set([
   '#>', '#>>', '@>', '<@', '?', '?|', '?&', '@?', '@@', '@@@', '&&', '#-', '-|-', '<->', '&<',
   '&>', '<<|', '|>>', '&<|', '|&>', '<^', '>^', '?#', '?-', '?-|', '?||', '^@', '<<=', '>>=',
   '##', '@-@', '!!',
+  // record image comparison, pattern comparison, geometric "same as" (all immutable in pg_catalog)
+  '*=', '*<>', '*<', '*<=', '*>', '*>=', '~<~', '~<=~', '~>~', '~>=~', '~=',
   // keyword-named A_Expr kinds
   'BETWEEN', 'NOT BETWEEN', 'BETWEEN SYMMETRIC', 'NOT BETWEEN SYMMETRIC',
 ]);

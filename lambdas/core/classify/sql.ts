@@ -22,16 +22,25 @@
  *   any other SET/RESET, LISTEN/UNLISTEN, DISCARD, cursors, COPY (any direction) are admin.
  *   NOTIFY and LOCK are write. SHOW is read.
  * - A function not on the allowlist (sql-functions.ts) is write (unknown code may change data);
- *   known dangerous ones (file access, backends, large objects, dblink, pg_sleep) are admin;
+ *   immutable built-ins (PostgreSQL's catalogue, pg-catalog-functions.ts) are read; known
+ *   dangerous ones (file access, backends, large objects, dblink, pg_sleep) are admin;
  *   set_config is privilege. The same holds for user-defined operators and TABLESAMPLE methods.
+ * - Attribute notation calls functions too: `c.fn` and `(expr).fn` are `fn(c)` / `fn(expr)` when
+ *   no column is named fn. For built-in names they are judged as calls (`('seq').nextval` is write).
  * - Not visible in the text, so not judged here: what a view, trigger, rule, type-input or cast
- *   function does when a plain SELECT touches it. The read-only database user is the backstop.
+ *   function does when a plain SELECT touches it, and a non-built-in function called in attribute
+ *   notation (`c.my_fn` looks like a column). The read-only database user is the backstop.
  * - Named parameters (`:id`, as the RDS Data API takes them) are parsed as `$1` placeholders.
  */
 import { loadModule, parseSync, scanSync, type ScanToken } from 'libpg-query';
 import { BadRequestError, ServiceUnavailableError, SqlParseError } from '../errors.js';
 import type { SqlClass, SqlClassification, SqlStatementClassification } from '../types.js';
-import { functionVerdict, READ_OPERATORS, READ_TABLESAMPLE_METHODS } from './sql-functions.js';
+import {
+  functionVerdict,
+  isBuiltinFunction,
+  READ_OPERATORS,
+  READ_TABLESAMPLE_METHODS,
+} from './sql-functions.js';
 import { MAX_NESTING, roughNesting, tokenNesting } from './sql-nesting.js';
 
 const SEVERITY: Record<SqlClass, number> = { read: 0, write: 1, ddl: 2, privilege: 3, admin: 4 };
@@ -281,6 +290,23 @@ class StatementJudge {
     }
   }
 
+  /**
+   * A name in attribute notation is a column or a call of the one-argument function of that name;
+   * which one depends on the table's columns, which the text does not show. Built-in names are
+   * judged as calls (a column that shares an allowlisted function's name stays read); a function of
+   * someone else's is not told apart from a column here, and the read-only user is the backstop.
+   */
+  private attributeCall(name: string, written: string): void {
+    if (!isBuiltinFunction(name)) return;
+    const verdict = functionVerdict([name]);
+    if (verdict.class === 'read') return;
+    this.functions.add(name);
+    this.escalate(
+      verdict.class,
+      `${written} is a call of function ${name} (attribute notation), which is not on the read allowlist`,
+    );
+  }
+
   private node(type: string, body: Json, frame: Frame, top: boolean): void {
     if (type.endsWith('Stmt') && !top) this.nestedStatement(type, frame);
     switch (type) {
@@ -302,6 +328,16 @@ class StatementJudge {
       }
       case 'DropStmt':
         this.droppedRelations(body);
+        return;
+      case 'ColumnRef': {
+        // `c.fn` (and `s.t.fn`) is `fn(c)` when c has no column fn: PostgreSQL's attribute notation.
+        const fields = Array.isArray(body.fields) ? body.fields : [];
+        const last = fields.length > 1 ? names(fields.slice(-1))[0] : '';
+        if (last) this.attributeCall(last, `${names(fields.slice(0, -1)).join('.')}.${last}`);
+        return;
+      }
+      case 'A_Indirection': // `(expr).fn` is `fn(expr)`, for any expression: `('seq').nextval`
+        for (const name of names(body.indirection)) if (name) this.attributeCall(name, `(…).${name}`);
         return;
       default:
         return;
