@@ -4,18 +4,12 @@
  * a protocol error: the model reads tool results, not JSON-RPC errors.
  */
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { z } from 'zod';
 import { WardenError } from '../../core/errors.js';
 import type { AccessPendingBody } from '../../core/grants.js';
 import type { PendingBody } from '../../core/requests.js';
 import type { Runtime } from '../runtime.js';
-
-/** Success: the structured content, and the same as text for clients that only read text. */
-export function structured(body: Record<string, unknown>, summary: string): CallToolResult {
-  return {
-    content: [{ type: 'text', text: `${summary}\n${JSON.stringify(body)}` }],
-    structuredContent: body,
-  };
-}
+import { pendingOutput, requestAccessOutput, toolResult } from './outputs.js';
 
 function waitingFor(groups: readonly string[]): string {
   if (groups.length === 0) return 'an approver';
@@ -24,25 +18,34 @@ function waitingFor(groups: readonly string[]): string {
 }
 
 /** Approval required: nothing ran; the id is what the model needs to follow the request. */
-export function pendingResult(body: PendingBody, baseUrl: string): CallToolResult {
+export function pendingResult(body: PendingBody, baseUrl: string, waited?: number): CallToolResult {
   const review = `${baseUrl}${body.links.review}`;
   const approvals = body.requiredApprovals > 1 ? ` (${body.requiredApprovals} approvals needed)` : '';
   const until = body.expiresAt ? `; if nobody decides by ${body.expiresAt} it expires` : '';
-  const text = `approval required: request ${body.requestId} is waiting for ${waitingFor(body.approverGroups)}${approvals}${until}. Nothing has run yet. Tell the user, then call get_request with this id to follow it; once approved it runs exactly as submitted. Review link for approvers: ${review}`;
-  return {
-    content: [{ type: 'text', text }],
-    structuredContent: {
+  const after = waited ? ` (nobody decided within the ${waited} s waited)` : '';
+  const text = `approval required: request ${body.requestId} is waiting for ${waitingFor(body.approverGroups)}${approvals}${after}${until}. Nothing has run yet. Tell the user, then call get_request with this id to follow it; once approved it runs exactly as submitted. Review link for approvers: ${review}`;
+  return toolResult(
+    pendingOutput,
+    {
       requestId: body.requestId,
       status: 'pending_approval',
       decision: body.decision,
-      approval: {
-        approverGroups: body.approverGroups,
-        requiredApprovals: body.requiredApprovals,
-        ...(body.expiresAt ? { expiresAt: body.expiresAt } : {}),
-        review,
-      },
+      approval: approvalOf(body, review),
     },
-    isError: true,
+    text,
+    { isError: true, textOnly: true },
+  );
+}
+
+function approvalOf(
+  body: Pick<PendingBody, 'approverGroups' | 'requiredApprovals' | 'expiresAt'>,
+  review: string,
+): NonNullable<z.input<typeof pendingOutput>['approval']> {
+  return {
+    approverGroups: body.approverGroups,
+    requiredApprovals: body.requiredApprovals,
+    ...(body.expiresAt ? { expiresAt: body.expiresAt } : {}),
+    review,
   };
 }
 
@@ -53,21 +56,18 @@ export function pendingResult(body: PendingBody, baseUrl: string): CallToolResul
 export function accessPendingResult(body: AccessPendingBody, baseUrl: string): CallToolResult {
   const review = `${baseUrl}${body.links.review}`;
   const text = `access request ${body.requestId} for ${body.grant.action} on "${body.grant.target}" (${body.grant.durationSeconds} s) is waiting for ${waitingFor(body.approverGroups)}. Nothing is granted yet. Tell the user, then call get_request with this id to follow it; once approved, your ${body.grant.action} statements on this target are allowed until the grant expires. Review link for approvers: ${review}`;
-  return {
-    content: [{ type: 'text', text }],
-    structuredContent: {
+  return toolResult(
+    requestAccessOutput,
+    {
       requestId: body.requestId,
       status: 'pending_approval',
       decision: body.decision,
       grant: body.grant,
-      approval: {
-        approverGroups: body.approverGroups,
-        requiredApprovals: body.requiredApprovals,
-        ...(body.expiresAt ? { expiresAt: body.expiresAt } : {}),
-        review,
-      },
+      approval: approvalOf(body, review),
     },
-  };
+    text,
+    { textOnly: true },
+  );
 }
 
 function hint(error: WardenError): string {

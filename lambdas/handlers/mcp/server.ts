@@ -15,7 +15,17 @@ import { canSeeTarget, getRequest, submitSql, type CallMeta } from '../../core/r
 import type { Principal } from '../../core/types.js';
 import type { Runtime } from '../runtime.js';
 import { durationSeconds, justificationSchema, sqlParameterSchema } from '../schemas.js';
-import { accessPendingResult, errorResult, pendingResult, structured } from './results.js';
+import {
+  callAwsOutput,
+  describeTargetOutput,
+  explainOutput,
+  getRequestOutput,
+  listTargetsOutput,
+  requestAccessOutput,
+  runSqlOutput,
+} from './outputs.js';
+import { toolResult } from './outputs.js';
+import { accessPendingResult, errorResult, pendingResult } from './results.js';
 import { installUpstreamTools } from './upstream-tools.js';
 
 export const SERVER_INFO = { name: 'warden', version: '1.0.0' } as const;
@@ -41,65 +51,6 @@ const justificationArg = justificationSchema.describe(
   'Why you need this, in a sentence: recorded with the request and shown to approvers',
 );
 
-const decisionShape = z.object({
-  outcome: z.enum(['allow', 'approval_required', 'deny']),
-  action: z.string(),
-  determiningPolicies: z.array(z.string()),
-  policyVersion: z.string(),
-});
-
-const approvalShape = z
-  .object({
-    approverGroups: z.array(z.string()),
-    requiredApprovals: z.number(),
-    expiresAt: z.string().optional(),
-    review: z.string(),
-  })
-  .describe('Present when the call waits for approval');
-
-const runSqlOutput = {
-  requestId: z.string(),
-  status: z.enum(['executed', 'pending_approval']),
-  decision: decisionShape,
-  result: z
-    .object({
-      columns: z.array(z.object({ name: z.string(), type: z.string() })),
-      rows: z.array(z.record(z.string(), z.unknown())),
-      truncated: z.boolean(),
-      rowCount: z.number(),
-      masking: z.object({ byType: z.record(z.string(), z.number()), unmasked: z.boolean().optional() }),
-    })
-    .optional()
-    .describe('Present when the statement ran'),
-  approval: approvalShape.optional(),
-};
-
-const callAwsOutput = {
-  requestId: z.string(),
-  status: z.enum(['executed', 'pending_approval']),
-  decision: decisionShape,
-  result: z
-    .object({
-      service: z.string(),
-      action: z.string(),
-      region: z.string(),
-      output: z.unknown(),
-      truncated: z.boolean(),
-      masking: z.object({ byType: z.record(z.string(), z.number()), unmasked: z.boolean().optional() }),
-    })
-    .optional()
-    .describe('Present when the call ran'),
-  approval: approvalShape.optional(),
-};
-
-const requestAccessOutput = {
-  requestId: z.string(),
-  status: z.literal('pending_approval'),
-  decision: decisionShape,
-  grant: z.object({ target: z.string(), action: z.string(), durationSeconds: z.number() }),
-  approval: approvalShape,
-};
-
 export function createWardenMcpServer(call: McpCall): McpServer {
   const { rt, principal, meta } = call;
   const server = new McpServer(SERVER_INFO, {
@@ -114,11 +65,7 @@ export function createWardenMcpServer(call: McpCall): McpServer {
       description:
         'The databases and AWS accounts you may use through Warden, with a description of each. Targets your identity has no permission on are not listed.',
       inputSchema: {},
-      outputSchema: {
-        targets: z.array(
-          z.object({ name: z.string(), kind: z.enum(['sql', 'aws']), description: z.string() }),
-        ),
-      },
+      outputSchema: listTargetsOutput,
       annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
     },
     async () => {
@@ -131,7 +78,7 @@ export function createWardenMcpServer(call: McpCall): McpServer {
           targets.length === 0
             ? 'You may not use any target through this gateway.'
             : `You may use ${targets.map((t) => `${t.name} (${t.kind})`).join(', ')}.`;
-        return structured({ targets }, summary);
+        return toolResult(listTargetsOutput, { targets }, summary);
       } catch (error) {
         return errorResult(error, rt);
       }
@@ -145,35 +92,7 @@ export function createWardenMcpServer(call: McpCall): McpServer {
       description:
         'Tables and columns of a SQL target (from its information_schema, read through Warden like any read and recorded), or the services and regions of an AWS target. Columns marked `masked: true` always come back masked for you (strategy: redact, partial, hash or null); every other value is still scanned for personal data and secrets, which are masked where found.',
       inputSchema: { target: targetArg },
-      outputSchema: {
-        target: z.string(),
-        kind: z.enum(['sql', 'aws']),
-        description: z.string(),
-        tables: z
-          .array(
-            z.object({
-              schema: z.string(),
-              name: z.string(),
-              type: z.string(),
-              columns: z.array(
-                z.object({
-                  name: z.string(),
-                  type: z.string(),
-                  nullable: z.boolean(),
-                  masked: z.boolean(),
-                  strategy: z.string().optional(),
-                }),
-              ),
-            }),
-          )
-          .optional(),
-        maxRows: z.number().optional(),
-        services: z.array(z.string()).optional(),
-        regions: z.array(z.string()).optional(),
-        truncated: z.boolean().optional(),
-        requestId: z.string().optional(),
-        masking: z.string(),
-      },
+      outputSchema: describeTargetOutput,
       annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
     },
     async ({ target }) => {
@@ -183,7 +102,7 @@ export function createWardenMcpServer(call: McpCall): McpServer {
           described.kind === 'sql'
             ? `${described.tables?.length ?? 0} tables in ${target}; ${described.masking}.`
             : `AWS target ${target}: services ${described.services?.join(', ')}.`;
-        return structured({ ...described }, summary);
+        return toolResult(describeTargetOutput, described, summary);
       } catch (error) {
         if (error instanceof DescribeNotRunError) {
           return pendingText(
@@ -231,7 +150,8 @@ export function createWardenMcpServer(call: McpCall): McpServer {
         const { result } = outcome.body;
         const masked = maskedSummary(result.masking.byType);
         const summary = `Executed (request ${outcome.body.requestId}): ${result.rowCount} row(s)${result.truncated ? ', truncated at the target limit' : ''}${masked ? `; masked: ${masked}` : result.masking.unmasked ? '; shown unmasked' : ''}.`;
-        return structured(
+        return toolResult(
+          runSqlOutput,
           { requestId: outcome.body.requestId, status: 'executed', decision: outcome.body.decision, result },
           summary,
         );
@@ -292,7 +212,8 @@ export function createWardenMcpServer(call: McpCall): McpServer {
         const { result } = outcome.body;
         const masked = maskedSummary(result.masking.byType);
         const summary = `Executed ${result.service}:${result.action} in ${result.region} (request ${outcome.body.requestId})${result.truncated ? ', output truncated' : ''}${masked ? `; masked: ${masked}` : ''}.`;
-        return structured(
+        return toolResult(
+          callAwsOutput,
           { requestId: outcome.body.requestId, status: 'executed', decision: outcome.body.decision, result },
           summary,
         );
@@ -316,12 +237,7 @@ export function createWardenMcpServer(call: McpCall): McpServer {
         input: z.record(z.string(), z.unknown()).optional(),
         justification: justificationArg.optional(),
       },
-      outputSchema: {
-        target: z.string(),
-        classification: z.record(z.string(), z.unknown()),
-        decision: decisionShape,
-        execution: z.record(z.string(), z.unknown()).nullable(),
-      },
+      outputSchema: explainOutput,
       annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
     },
     async ({ target, sql, service, action, input, justification }) => {
@@ -330,7 +246,7 @@ export function createWardenMcpServer(call: McpCall): McpServer {
           const explained = await explainSql(rt, principal, target, { sql, justification });
           const d = explained.decision;
           const summary = `${explained.classification.class} statement (${d.action}): ${d.outcome}${d.determiningPolicies.length ? ` by ${d.determiningPolicies.join(', ')}` : ''}${explained.execution ? `; would run as the ${explained.execution.secret}${explained.execution.masked ? ', masked' : ', unmasked'}` : ''}. Nothing was run.`;
-          return structured({ ...explained }, summary);
+          return toolResult(explainOutput, explained, summary);
         }
         if (service === undefined || action === undefined) {
           return textError('give either `sql`, or `service` and `action` (with `input`) to explain');
@@ -344,7 +260,7 @@ export function createWardenMcpServer(call: McpCall): McpServer {
         });
         const d = explained.decision;
         const summary = `${explained.classification.iamAction} (${d.action}): ${d.outcome}${d.determiningPolicies.length ? ` by ${d.determiningPolicies.join(', ')}` : ''}. Nothing was run.`;
-        return structured({ ...explained }, summary);
+        return toolResult(explainOutput, explained, summary);
       } catch (error) {
         return errorResult(error, rt);
       }
@@ -397,24 +313,13 @@ export function createWardenMcpServer(call: McpCall): McpServer {
       description:
         'The lifecycle of one of your requests: status (pending_approval, approved, running, executed, denied, expired, failed), the decision and the policies behind it, approvers’ votes, and, once it ran, its masked result. Use it after run_sql, call_aws or request_access answered that approval is required.',
       inputSchema: { requestId: requestIdArg },
-      outputSchema: {
-        requestId: z.string(),
-        target: z.string(),
-        status: z.string(),
-        createdAt: z.string(),
-        updatedAt: z.string(),
-        decision: decisionShape,
-        operation: z.unknown(),
-        result: z.unknown().optional(),
-        votes: z.array(z.unknown()).optional(),
-        error: z.object({ code: z.string(), message: z.string() }).optional(),
-      },
+      outputSchema: getRequestOutput,
       annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
     },
     async ({ requestId }) => {
       try {
         const view = await getRequest(rt, principal, requestId);
-        return structured(view, requestSummary(view));
+        return toolResult(getRequestOutput, view as z.input<typeof getRequestOutput>, requestSummary(view));
       } catch (error) {
         return errorResult(error, rt);
       }
@@ -422,6 +327,9 @@ export function createWardenMcpServer(call: McpCall): McpServer {
   );
 
   installUpstreamTools(server, call);
+  // The SDK declares `listChanged: true` once tools are registered; a stateless server never sends
+  // that notification (there is no stream to send it on), so it must not advertise it.
+  server.server.registerCapabilities({ tools: { listChanged: false } });
   return server;
 }
 
