@@ -8,7 +8,8 @@ import { onNotify, type NotifyEvent } from '../core/approval-steps.js';
 import { logJson } from '../middleware/http.js';
 import { createRuntime } from './runtime.js';
 
-const runtime = await createRuntime();
+// Notify shows stored (already masked) statements and masks free text; it never hashes.
+const runtime = await createRuntime(process.env, { hashing: false });
 const notifier = notifierFromEnv(process.env, logJson);
 
 const eventSchema = z.object({

@@ -3,7 +3,7 @@
  * verifier hydrated and WebAssembly compiled during cold start — never per request.
  * The local twin runs this same code; only the endpoints in the environment differ.
  */
-import { createHash } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createAwsExecutor } from '../adapters/aws-executor.js';
 import { createTokenVerifier } from '../adapters/jwt-verifier.js';
 import { oidcLoginFromEnv, type OidcLoginClient } from '../adapters/oidc-client.js';
@@ -12,6 +12,7 @@ import { DynamoPolicyStore, DynamoRequestStore } from '../adapters/request-store
 import { DynamoTrailStore } from '../adapters/trail-store.js';
 import { approvalWiringFromEnv, type ApprovalWiring } from '../adapters/approval-wiring.js';
 import { signerFromEnv, type Signer } from '../adapters/signing.js';
+import { maskingKeyFromEnv } from '../adapters/masking-key.js';
 import { classifySql, initSqlClassifier } from '../core/classify/sql.js';
 import {
   configFromEnv,
@@ -54,16 +55,6 @@ function required(env: NodeJS.ProcessEnv, name: string): string {
   return value;
 }
 
-/** The key behind the `hash` masking strategy: equal values hash equally, and nobody can reverse it. */
-function maskingKey(env: NodeJS.ProcessEnv): Buffer {
-  const configured = env.MASKING_HASH_KEY;
-  if (configured) return Buffer.from(configured, 'utf8');
-  // Without a configured key, derive one per deployment from stable, non-public inputs.
-  return createHash('sha256')
-    .update(`warden-masking:${env.AWS_ACCOUNT_ID ?? ''}:${env.TABLE_AUDIT ?? ''}`)
-    .digest();
-}
-
 function mcpTargets(config: WardenConfig): Record<string, McpTargetConfig> {
   const out: Record<string, McpTargetConfig> = {};
   for (const [name, t] of Object.entries(config.targets)) if (t.kind === 'mcp') out[name] = t;
@@ -87,7 +78,20 @@ function sqlTargets(config: WardenConfig): Record<string, SqlTargetConfig> {
   return out;
 }
 
-export async function createRuntime(env: NodeJS.ProcessEnv = process.env): Promise<Runtime> {
+export interface RuntimeOptions {
+  /**
+   * Whether this function applies column rules, whose `hash` strategy needs the masking key. The
+   * notify function masks free text with the detectors only (stored statements are already in their
+   * shown form), so it is not given the key: its maskers get a random one that never leaves the process.
+   * @default true
+   */
+  readonly hashing?: boolean;
+}
+
+export async function createRuntime(
+  env: NodeJS.ProcessEnv = process.env,
+  options: RuntimeOptions = {},
+): Promise<Runtime> {
   const config = configFromEnv(env);
   const issuer = required(env, 'OIDC_ISSUER');
   const audience = required(env, 'OIDC_AUDIENCE');
@@ -104,15 +108,11 @@ export async function createRuntime(env: NodeJS.ProcessEnv = process.env): Promi
   const sql = createRdsDataExecutor({ targets: sqlTargets(config) });
   const upstreamTargets = mcpTargets(config);
   const hasMcp = Object.keys(upstreamTargets).length > 0;
-  const key = maskingKey(env);
-  const maskers = new Map<string, Masker>();
-  for (const [name, target] of Object.entries(config.targets)) {
-    maskers.set(name, createMasker({ rules: target.masking.rules, hashKey: key }));
-  }
-  const fallback = createMasker({ hashKey: key });
 
-  // Cold start: fetch the JWKS, compile the parser's WebAssembly, load the active policy set.
-  await Promise.all([
+  // Cold start: fetch the JWKS, compile the parser's WebAssembly, load the active policy set, read
+  // the masking key. No key, no start: a derived or default key would make every hash guessable.
+  const [key] = await Promise.all([
+    options.hashing === false ? Promise.resolve(randomBytes(32)) : maskingKeyFromEnv(env),
     verifier.hydrate().catch((error: unknown) => {
       // An IdP that is briefly unreachable must not keep the function from starting; verification
       // fetches the JWKS on first use and fails closed (503, nothing runs) until it can.
@@ -123,6 +123,11 @@ export async function createRuntime(env: NodeJS.ProcessEnv = process.env): Promi
       logJson({ level: 'warn', msg: 'policy load failed at cold start', error: String(error) });
     }),
   ]);
+  const maskers = new Map<string, Masker>();
+  for (const [name, target] of Object.entries(config.targets)) {
+    maskers.set(name, createMasker({ rules: target.masking.rules, hashKey: key }));
+  }
+  const fallback = createMasker({ hashKey: key });
 
   return {
     config,

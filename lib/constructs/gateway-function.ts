@@ -233,6 +233,14 @@ export class GatewayFunction extends Construct implements iam.IGrantable {
     return this;
   }
 
+  /**
+   * `MASKING_HASH_KEY_SECRET_ARN` and read access to that one secret: the function reads the value
+   * once at cold start and refuses to start without it.
+   */
+  bindMaskingKey(secret: secretsmanager.ISecret): this {
+    return this.bindSecret('MASKING_HASH_KEY_SECRET_ARN', secret);
+  }
+
   /** `SES_SENDER` and ses:SendEmail from that address (or its domain) only. */
   bindSesSender(sender: string): this {
     this.addEnvironment('SES_SENDER', sender);

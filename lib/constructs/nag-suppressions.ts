@@ -96,6 +96,15 @@ export function acknowledgeNagFindings(g: WardenGateway): void {
       appliesTo: [{ regex: '/^Resource::<[A-Za-z0-9]+\\.Arn>:\\*$/' }],
     },
   ]);
+  suppress(g.keys.maskingHashKey, [
+    {
+      id: 'AwsSolutions-SMG4',
+      reason:
+        'The masking hash key is not rotated automatically: keyed-hash tokens must stay equal across ' +
+        'requests and over time to be joinable, so rotating it changes every token and is a deliberate ' +
+        'operation (a new secret value, then a cold start of the functions; docs/security.md).',
+    },
+  ]);
   suppress(g.api.httpApi, [
     {
       id: 'AwsSolutions-APIG4',

@@ -110,6 +110,7 @@ export class WardenGateway extends Construct {
       .bindTable({ table: t(AuditTable), def: AuditTable, access: 'append' })
       .bindTable({ table: t(PoliciesTable), def: PoliciesTable, access: 'read' })
       .bindTable({ table: t(ToolPinsTable), def: ToolPinsTable, access: 'read' })
+      .bindMaskingKey(this.keys.maskingHashKey)
       .bindTargets(parsed);
 
     this.workflow = new ApprovalWorkflow(this, 'Approval', {
@@ -137,6 +138,7 @@ export class WardenGateway extends Construct {
       .bindTable({ table: t(ToolPinsTable), def: ToolPinsTable, access: 'readWrite' })
       .bindStateMachine(this.workflow.stateMachine, { start: true, respond: true, describe: true })
       .bindHmacKey(this.keys.hmac, { generate: true, verify: true })
+      .bindMaskingKey(this.keys.maskingHashKey)
       .bindTargets(parsed);
 
     this.api = new WardenApi(this, 'Http', {

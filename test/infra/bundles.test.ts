@@ -5,6 +5,8 @@
  * GatewayFunction construct proves both WebAssembly modules load from inside a bundle.
  */
 import { execFile } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -96,6 +98,30 @@ if (process.env.WARDEN_EVENT) {
 process.exit(0);
 `;
 
+/**
+ * Secrets Manager's GetSecretValue on loopback: functions read the masking hash key from the secret
+ * the template names at cold start, and do not start without it.
+ */
+let secretsManager: Server;
+const secretsRead: string[] = [];
+
+async function startSecretsManager(): Promise<string> {
+  secretsManager = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      const { SecretId } = JSON.parse(body) as { SecretId: string };
+      secretsRead.push(SecretId);
+      res.setHeader('content-type', 'application/x-amz-json-1.1');
+      res.end(JSON.stringify({ ARN: SecretId, SecretString: 'generated-'.repeat(7) }));
+    });
+  });
+  await new Promise<void>((r) => secretsManager.listen(0, '127.0.0.1', () => r()));
+  return `http://127.0.0.1:${(secretsManager.address() as AddressInfo).port}`;
+}
+
+let secretsEndpoint: string;
+
 async function invokeBundle(dir: string, env: Record<string, string>, event?: unknown): Promise<any> {
   const { stdout } = await run(process.execPath, ['--input-type=module', '-e', INVOKE], {
     cwd: workDir,
@@ -104,6 +130,7 @@ async function invokeBundle(dir: string, env: Record<string, string>, event?: un
       PATH: process.env.PATH,
       ...env,
       ...LOCAL_AWS,
+      AWS_ENDPOINT_URL_SECRETS_MANAGER: secretsEndpoint,
       WARDEN_BUNDLE: join(dir, 'index.mjs'),
       ...(event === undefined ? {} : { WARDEN_EVENT: JSON.stringify(event) }),
     },
@@ -135,6 +162,7 @@ function httpEvent(method: string, path: string): unknown {
 }
 
 beforeAll(async () => {
+  secretsEndpoint = await startSecretsManager();
   await run('npx', ['cdk', 'synth', '--no-notices', '-q', '-o', cdkOut], {
     cwd: PROJECT_ROOT,
     timeout: 240_000,
@@ -160,7 +188,8 @@ beforeAll(async () => {
   probeDir = assetDirs(probeOut, 'Probe').get(template.Resources[probeId].Properties.Code.S3Key)!;
 }, 300_000);
 
-afterAll(() => {
+afterAll(async () => {
+  await new Promise<void>((r) => secretsManager.close(() => r()));
   rmSync(workDir, { recursive: true, force: true });
 });
 
@@ -190,8 +219,18 @@ describe('function bundles', () => {
 
   it('answers GET /healthz from the api bundle with 200', async () => {
     const id = functionId('WardenApi');
-    const out = await invokeBundle(bundleDirOf(id), environmentOf(id), httpEvent('GET', '/healthz'));
+    const env = environmentOf(id);
+    const out = await invokeBundle(bundleDirOf(id), env, httpEvent('GET', '/healthz'));
     expect(out.statusCode).toBe(200);
+    expect(secretsRead).toContain(env.MASKING_HASH_KEY_SECRET_ARN);
+  });
+
+  it('refuses to start the api bundle without its masking hash key', async () => {
+    const id = functionId('WardenApi');
+    const { MASKING_HASH_KEY_SECRET_ARN: _dropped, ...env } = environmentOf(id);
+    await expect(invokeBundle(bundleDirOf(id), env, httpEvent('GET', '/healthz'))).rejects.toThrow(
+      /no masking hash key/,
+    );
   });
 
   it('imports the notify, execute and export bundles in their configured environment', async () => {

@@ -76,7 +76,8 @@ export class Hasher {
     const input = type + ':' + normalized;
     let token = this.#cache.get(input);
     if (token === undefined) {
-      token = 'hmac:' + createHmac('sha256', this.#key).update(input).digest('hex').slice(0, 16);
+      // The whole 256-bit MAC: a shortened token invites collisions and eases offline guessing.
+      token = 'hmac:' + createHmac('sha256', this.#key).update(input).digest('hex');
       if (this.#cache.size >= HASH_CACHE_MAX) this.#cache.clear();
       this.#cache.set(input, token);
     }
@@ -85,7 +86,7 @@ export class Hasher {
 }
 
 const TOKEN_RE = /^\[[A-Z][A-Z0-9_]*\]$/;
-const HMAC_RE = /^hmac:[0-9a-f]{16}$/;
+const HMAC_RE = /^hmac:[0-9a-f]{64}$/;
 
 /**
  * True for what a strategy produced, so that masking masked output under a column rule changes

@@ -23,7 +23,7 @@ export type MaskType = (typeof MASK_TYPES)[number];
  * - `partial`: the last 4 letters/digits stay, the rest become `*`, separators kept
  *   (`****-****-****-1111`, `***-**-6789`); emails keep their domain (`***@example.com`). Types
  *   where a tail says nothing useful (keys, tokens, IP addresses) fall back to `redact`.
- * - `hash`: `hmac:<16 hex>` of HMAC-SHA256(key, type + ':' + normalized value), so equal values
+ * - `hash`: `hmac:<64 hex>`, the full HMAC-SHA256(key, type + ':' + normalized value), so equal values
  *   stay equal across rows, columns and requests with the same key (joins and GROUP BY still work).
  * - `null`: the value becomes `null` under a column rule; inside free text it falls back to `redact`.
  */
