@@ -4,7 +4,7 @@
  * schema as Athena over the audit lake).
  */
 import { join, resolve } from 'node:path';
-import { auditQueries } from '../lib/audit-queries.js';
+import { auditQueries, EXPORT_DATE_PARAMETERS } from '../lib/audit-queries.js';
 import { exportDataFiles, openAuditLake } from '../lib/local/audit-export.js';
 import { call, type CliContext } from './cli-client.js';
 
@@ -262,9 +262,13 @@ export async function auditCommand(
   }
   const named = auditQueries().find((q) => q.name === text);
   const sql = named?.sql ?? text;
+  let params = options.params ?? [];
+  // A named query given only its own parameters reads every export date of the local lake.
+  if (named && params.length === named.parameters.length - EXPORT_DATE_PARAMETERS.length)
+    params = ['0000-01-01', '9999-12-31', ...params];
   const db = await openAuditLake(files);
   try {
-    const result = await db.query(sql, options.params ?? []);
+    const result = await db.query(sql, params);
     if (options.json) write(result.rows.map((r) => JSON.stringify(r)).join('\n'));
     else if (result.rows.length === 0) write(`(no rows) columns: ${result.columns.join(', ')}`);
     else write([...textTable(result.columns, result.rows, 60), `${result.rows.length} row(s)`].join('\n'));

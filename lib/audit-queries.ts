@@ -5,15 +5,20 @@
  *
  * Daily exports are full snapshots, so an event appears once per export that saw it; every query
  * reads through `events`, which flattens the DynamoDB JSON and removes those duplicates.
+ *
+ * The lake is partitioned by export date (`dt=YYYY-MM-DD`), and every query names the export dates
+ * it reads (its first two parameters), so Athena scans those partitions only, not every export
+ * ever taken. One export holds every event still in the Audit table (its TTL, 400 days by default),
+ * so the newest export date alone usually answers; older events are in the exports of their time.
  */
-import { AUDIT_LAKE_TABLE } from './audit-schema.js';
+import { AUDIT_LAKE_PARTITION, AUDIT_LAKE_TABLE } from './audit-schema.js';
 
 export interface AuditQuery {
   /** Athena named-query name (unique in the workgroup). */
   readonly name: string;
   readonly description: string;
   readonly sql: string;
-  /** Names of the `?` parameters, in order. */
+  /** Names of the `?` parameters, in order (the export dates first, see EXPORT_DATE_PARAMETERS). */
   readonly parameters: readonly string[];
 }
 
@@ -37,10 +42,14 @@ export function eventsCte(table: string = AUDIT_LAKE_TABLE): string {
     item.unmasked."BOOL" AS unmasked,
     CAST(item.rowCount.N AS BIGINT) AS row_count
   FROM ${table}
-  -- seq 0 is the session head (a summary), not an event.
-  WHERE item IS NOT NULL AND CAST(item.seq.N AS BIGINT) > 0
+  -- The partition first: Athena prunes by it. seq 0 is the session head (a summary), not an event.
+  WHERE ${AUDIT_LAKE_PARTITION} BETWEEN ? AND ?
+    AND item IS NOT NULL AND CAST(item.seq.N AS BIGINT) > 0
 )`;
 }
+
+/** The parameters every query starts with: the export dates (YYYY-MM-DD, inclusive) it reads. */
+export const EXPORT_DATE_PARAMETERS = ['fromExportDate', 'toExportDate'] as const;
 
 function query(
   name: string,
@@ -48,7 +57,12 @@ function query(
   body: string,
   parameters: readonly string[] = [],
 ): (table?: string) => AuditQuery {
-  return (table) => ({ name, description, sql: `${eventsCte(table)}\n${body.trim()}`, parameters });
+  return (table) => ({
+    name,
+    description: `${description} Parameters start with the export dates to read, from and to (YYYY-MM-DD).`,
+    sql: `${eventsCte(table)}\n${body.trim()}`,
+    parameters: [...EXPORT_DATE_PARAMETERS, ...parameters],
+  });
 }
 
 const builders = [

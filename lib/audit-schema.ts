@@ -57,6 +57,12 @@ export const AUDIT_ATTRIBUTES: readonly AuditAttribute[] = [
 /** Name of the Glue table (and of the DuckDB table the same queries run against). */
 export const AUDIT_LAKE_TABLE = 'audit_export';
 
+/**
+ * The partition column: the export's date, `YYYY-MM-DD`, a string (Athena's date projection compares
+ * it as text). Exports land under `exports/dt=<date>/`; Hive-style, so DuckDB reads it from paths.
+ */
+export const AUDIT_LAKE_PARTITION = 'dt';
+
 function glueAttr(t: DynamoJsonType): string {
   switch (t) {
     case 'S':

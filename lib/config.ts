@@ -56,6 +56,13 @@ export interface WardenSettings {
   readonly auditTtlDays: number;
   /** Days exports stay in the audit lake. @default 2555 (7 years) */
   readonly auditLakeRetentionDays: number;
+  /**
+   * S3 Object Lock mode of the lake: GOVERNANCE (deleting early needs s3:BypassGovernanceRetention)
+   * or COMPLIANCE (nobody, not even the account root, can delete early). @default 'GOVERNANCE'
+   */
+  readonly auditLakeObjectLockMode: 'GOVERNANCE' | 'COMPLIANCE';
+  /** Days each export is locked. @default auditLakeRetentionDays */
+  readonly auditLakeObjectLockDays: number;
   /** EventBridge schedule of the audit export. @default 'rate(1 day)' */
   readonly auditExportSchedule: string;
   /** CloudWatch Logs retention in days. @default 365 */
@@ -64,6 +71,13 @@ export interface WardenSettings {
   readonly throttle: { readonly rateLimit: number; readonly burstLimit: number };
   /** Email address subscribed to the alarm topic. @default no subscription */
   readonly alarmEmail?: string;
+  /**
+   * Concurrency reserved for the execute function (approved and allowed writes), so a flood of API
+   * calls cannot starve it; 0 reserves none. @default 10
+   */
+  readonly executeReservedConcurrency: number;
+  /** Concurrency reserved for the notify function (approvers hear of requests); 0 reserves none. @default 5 */
+  readonly notifyReservedConcurrency: number;
 }
 
 /** Input shape: everything but the identity provider is optional. */
@@ -101,8 +115,12 @@ export function resolveSettings(input: WardenSettingsInput = {}): WardenSettings
     maxApprovalWindowSeconds: input.maxApprovalWindowSeconds ?? DEFAULT_MAX_APPROVAL_WINDOW_SECONDS,
     auditTtlDays,
     auditLakeRetentionDays: input.auditLakeRetentionDays ?? 2555,
+    auditLakeObjectLockMode: input.auditLakeObjectLockMode ?? 'GOVERNANCE',
+    auditLakeObjectLockDays: input.auditLakeObjectLockDays ?? input.auditLakeRetentionDays ?? 2555,
     auditExportSchedule: input.auditExportSchedule ?? 'rate(1 day)',
     logRetentionDays: input.logRetentionDays ?? 365,
+    executeReservedConcurrency: input.executeReservedConcurrency ?? 10,
+    notifyReservedConcurrency: input.notifyReservedConcurrency ?? 5,
     throttle: {
       rateLimit: input.throttle?.rateLimit ?? 1000,
       burstLimit: input.throttle?.burstLimit ?? 2000,
@@ -174,6 +192,19 @@ function validate(s: WardenSettings): void {
     problems.push('sesSender must be an email address');
   if (s.throttle.rateLimit <= 0 || s.throttle.burstLimit <= 0)
     problems.push('throttle limits must be positive');
+  if (s.auditLakeObjectLockMode !== 'GOVERNANCE' && s.auditLakeObjectLockMode !== 'COMPLIANCE')
+    problems.push('auditLakeObjectLockMode must be GOVERNANCE or COMPLIANCE');
+  if (!Number.isInteger(s.auditLakeObjectLockDays) || s.auditLakeObjectLockDays < 1)
+    problems.push('auditLakeObjectLockDays must be a whole number of days, at least 1');
+  else if (s.auditLakeObjectLockDays > s.auditLakeRetentionDays)
+    problems.push(
+      'auditLakeObjectLockDays may not exceed auditLakeRetentionDays (the lake could not expire them)',
+    );
+  for (const key of ['executeReservedConcurrency', 'notifyReservedConcurrency'] as const) {
+    const v = s[key];
+    // Lambda keeps at least 100 of an account's concurrency unreserved; 1000 is the default quota.
+    if (!Number.isInteger(v) || v < 0 || v > 900) problems.push(`${key} must be an integer from 0 to 900`);
+  }
   if (problems.length > 0)
     throw new WardenConfigError(`invalid Warden configuration:\n- ${problems.join('\n- ')}`);
 }
@@ -188,7 +219,7 @@ export interface ContextSource {
  * overridden by individual keys (`oidcIssuer`, `oidcAudience`, `groupsClaim`, `oidcJwksUri`,
  * `oidcApprovalClientId`, `oidcApprovalScope`,
  * `slackWebhookSecretArn`, `sesSender`, `publicUrl`, `alarmEmail`, `auditTtlDays`,
- * `logRetentionDays`) so `cdk deploy -c oidcIssuer=…` works without a file.
+ * `logRetentionDays`, `auditLakeObjectLockMode`, `auditLakeObjectLockDays`, `executeReservedConcurrency`, `notifyReservedConcurrency`) so `cdk deploy -c oidcIssuer=…` works without a file.
  */
 export function settingsFromContext(ctx: ContextSource): WardenSettingsInput {
   const raw = ctx.tryGetContext('wardenConfig');
@@ -221,6 +252,10 @@ export function settingsFromContext(ctx: ContextSource): WardenSettingsInput {
     alarmEmail: str('alarmEmail'),
     auditTtlDays: num('auditTtlDays'),
     logRetentionDays: num('logRetentionDays'),
+    auditLakeObjectLockMode: str('auditLakeObjectLockMode'),
+    auditLakeObjectLockDays: num('auditLakeObjectLockDays'),
+    executeReservedConcurrency: num('executeReservedConcurrency'),
+    notifyReservedConcurrency: num('notifyReservedConcurrency'),
   };
   const merged: Record<string, unknown> = { ...base };
   for (const [k, v] of Object.entries(overrides)) if (v !== undefined) merged[k] = v;

@@ -10,6 +10,7 @@ import {
   type ExportTableToPointInTimeCommandInput,
 } from '@aws-sdk/client-dynamodb';
 import type { ScheduledEvent } from 'aws-lambda';
+import { AUDIT_LAKE_PARTITION } from '../../lib/audit-schema.js';
 import { logJson } from '../middleware/http.js';
 
 export interface ExportSettings {
@@ -33,19 +34,27 @@ export function exportSettingsFromEnv(env: NodeJS.ProcessEnv): ExportSettings {
   };
 }
 
+/** `dt=YYYY-MM-DD` (UTC): the Hive-style partition the Glue table projects (lib/audit-schema.ts). */
+export function exportPartition(at: Date): string {
+  return `${AUDIT_LAKE_PARTITION}=${at.toISOString().slice(0, 10)}`;
+}
+
 /**
  * The export request for one scheduled event. EventBridge retries deliver the same event id, and
- * DynamoDB treats a repeated ClientToken as the same export, so a retry never exports twice.
+ * DynamoDB treats a repeated ClientToken as the same export, so a retry never exports twice. The
+ * export lands in the partition of the event's date: `<prefix>dt=YYYY-MM-DD/AWSDynamoDB/<id>/…`.
  */
 export function exportRequest(
   settings: ExportSettings,
   event: Pick<ScheduledEvent, 'id' | 'time'>,
+  now: Date = new Date(),
 ): ExportTableToPointInTimeCommandInput {
   const time = Date.parse(event.time);
+  const base = settings.prefix.replace(/\/+$/, '');
   return {
     TableArn: settings.tableArn,
     S3Bucket: settings.bucket,
-    S3Prefix: settings.prefix.replace(/\/+$/, ''),
+    S3Prefix: `${base ? `${base}/` : ''}${exportPartition(Number.isNaN(time) ? now : new Date(time))}`,
     S3SseAlgorithm: 'KMS',
     S3SseKmsKeyId: settings.kmsKeyArn,
     ExportFormat: 'DYNAMODB_JSON',

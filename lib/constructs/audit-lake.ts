@@ -2,6 +2,12 @@
  * The audit lake: a scheduled ExportTableToPointInTime of the Audit table into an encrypted bucket,
  * a Glue table over the export format, and an Athena workgroup with the named queries auditors
  * start from. DynamoDB keeps recent events for the API (TTL); the lake keeps them for years.
+ *
+ * The lake bucket has S3 Object Lock (default retention, GOVERNANCE unless configured), so nobody,
+ * Warden's functions included, can delete or overwrite an export before its retention ends; no
+ * lifecycle rule expires a version earlier. Exports are partitioned by date (`dt=YYYY-MM-DD`) and
+ * the Glue table projects that partition, so no crawler runs and queries read only the dates they
+ * name. Athena's results live in a bucket of their own, without the lock, and expire.
  */
 import { Duration, Names, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as athena from 'aws-cdk-lib/aws-athena';
@@ -15,10 +21,10 @@ import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { auditQueries } from '../audit-queries.js';
-import { AUDIT_LAKE_COLUMNS, AUDIT_LAKE_TABLE } from '../audit-schema.js';
+import { AUDIT_LAKE_COLUMNS, AUDIT_LAKE_PARTITION, AUDIT_LAKE_TABLE } from '../audit-schema.js';
 import { GatewayFunction } from './gateway-function.js';
 
-/** Where exports land in the bucket; DynamoDB appends `AWSDynamoDB/<exportId>/…`. */
+/** Where exports land in the bucket: `exports/dt=YYYY-MM-DD/`, then DynamoDB's `AWSDynamoDB/<exportId>/…`. */
 export const AUDIT_EXPORT_PREFIX = 'exports/';
 export const ATHENA_RESULTS_PREFIX = 'athena-results/';
 
@@ -29,11 +35,19 @@ export interface AuditLakeProps {
   readonly schedule: string;
   /** Days exports are kept. */
   readonly retentionDays: number;
+  /** Object Lock mode of the lake bucket's default retention. @default 'GOVERNANCE' */
+  readonly objectLockMode?: 'GOVERNANCE' | 'COMPLIANCE';
+  /** Days each export is locked against deletion and overwrite. @default retentionDays */
+  readonly objectLockDays?: number;
+  /** First export date the Glue table's partition projection covers (YYYY-MM-DD). @default '2024-01-01' */
+  readonly firstExportDate?: string;
   readonly logRetention: logs.RetentionDays;
 }
 
 export class AuditLake extends Construct {
   readonly bucket: s3.Bucket;
+  /** Athena query results: KMS-encrypted, not locked, expired after 30 days. */
+  readonly resultsBucket: s3.Bucket;
   readonly accessLogsBucket: s3.Bucket;
   readonly exportFunction: GatewayFunction;
   readonly database: glue.CfnDatabase;
@@ -55,6 +69,11 @@ export class AuditLake extends Construct {
       removalPolicy: RemovalPolicy.RETAIN,
     });
 
+    const lockDays = props.objectLockDays ?? props.retentionDays;
+    const lockRetention =
+      (props.objectLockMode ?? 'GOVERNANCE') === 'COMPLIANCE'
+        ? s3.ObjectLockRetention.compliance(Duration.days(lockDays))
+        : s3.ObjectLockRetention.governance(Duration.days(lockDays));
     this.bucket = new s3.Bucket(this, 'Bucket', {
       encryption: s3.BucketEncryption.KMS,
       encryptionKey: props.key,
@@ -62,6 +81,8 @@ export class AuditLake extends Construct {
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
       enforceSSL: true,
       versioned: true,
+      objectLockEnabled: true,
+      objectLockDefaultRetention: lockRetention,
       objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
       serverAccessLogsBucket: this.accessLogsBucket,
       serverAccessLogsPrefix: 'lake/',
@@ -75,8 +96,24 @@ export class AuditLake extends Construct {
           ],
           expiration: Duration.days(props.retentionDays),
         },
+        // A version made noncurrent (overwritten, or behind a delete marker) outlives its lock.
+        { id: 'old-versions', noncurrentVersionExpiration: Duration.days(lockDays) },
+        { id: 'uploads', abortIncompleteMultipartUploadAfter: Duration.days(7) },
+      ],
+    });
+
+    this.resultsBucket = new s3.Bucket(this, 'Results', {
+      encryption: s3.BucketEncryption.KMS,
+      encryptionKey: props.key,
+      bucketKeyEnabled: true,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      serverAccessLogsBucket: this.accessLogsBucket,
+      serverAccessLogsPrefix: 'results/',
+      removalPolicy: RemovalPolicy.RETAIN,
+      lifecycleRules: [
         { id: 'athena-results', prefix: ATHENA_RESULTS_PREFIX, expiration: Duration.days(30) },
-        { id: 'old-versions', noncurrentVersionExpiration: Duration.days(30) },
         { id: 'uploads', abortIncompleteMultipartUploadAfter: Duration.days(7) },
       ],
     });
@@ -136,11 +173,25 @@ export class AuditLake extends Construct {
       databaseName: dbName,
       tableInput: {
         name: AUDIT_LAKE_TABLE,
-        description: 'Warden audit events, DynamoDB export format (DYNAMODB_JSON)',
+        description: 'Warden audit events, DynamoDB export format (DYNAMODB_JSON), by export date',
         tableType: 'EXTERNAL_TABLE',
-        parameters: { classification: 'json', compressionType: 'gzip', EXTERNAL: 'TRUE' },
+        partitionKeys: [{ name: AUDIT_LAKE_PARTITION, type: 'string', comment: 'export date, YYYY-MM-DD' }],
+        parameters: {
+          classification: 'json',
+          compressionType: 'gzip',
+          EXTERNAL: 'TRUE',
+          // Partition projection: Athena computes the dt=… partitions itself; no crawler, no
+          // MSCK REPAIR, and a query names the dates it reads.
+          'projection.enabled': 'true',
+          [`projection.${AUDIT_LAKE_PARTITION}.type`]: 'date',
+          [`projection.${AUDIT_LAKE_PARTITION}.format`]: 'yyyy-MM-dd',
+          [`projection.${AUDIT_LAKE_PARTITION}.range`]: `${props.firstExportDate ?? '2024-01-01'},NOW`,
+          [`projection.${AUDIT_LAKE_PARTITION}.interval`]: '1',
+          [`projection.${AUDIT_LAKE_PARTITION}.interval.unit`]: 'DAYS',
+          'storage.location.template': `${this.bucket.s3UrlForObject(AUDIT_EXPORT_PREFIX)}${AUDIT_LAKE_PARTITION}=\${${AUDIT_LAKE_PARTITION}}/`,
+        },
         storageDescriptor: {
-          // Exports nest under AWSDynamoDB/<id>/data/; manifests alongside parse to `item` = NULL,
+          // Exports nest under dt=…/AWSDynamoDB/<id>/data/; manifests alongside parse to `item` = NULL,
           // which the queries skip.
           location: this.bucket.s3UrlForObject(AUDIT_EXPORT_PREFIX),
           columns: AUDIT_LAKE_COLUMNS.map((c) => ({ ...c })),
@@ -165,7 +216,7 @@ export class AuditLake extends Construct {
         publishCloudWatchMetricsEnabled: true,
         bytesScannedCutoffPerQuery: 100 * 1024 ** 3,
         resultConfiguration: {
-          outputLocation: this.bucket.s3UrlForObject(ATHENA_RESULTS_PREFIX),
+          outputLocation: this.resultsBucket.s3UrlForObject(ATHENA_RESULTS_PREFIX),
           encryptionConfiguration: { encryptionOption: 'SSE_KMS', kmsKey: props.key.keyArn },
         },
       },

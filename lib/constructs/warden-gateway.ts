@@ -85,6 +85,7 @@ export class WardenGateway extends Construct {
       timeout: Duration.seconds(30),
       logRetention,
       environment: common,
+      ...reserved(s.notifyReservedConcurrency),
     })
       // The shared runtime opens every store at cold start; notify only reads policies and grants
       // (to name approvers), so it gets read access there.
@@ -103,6 +104,7 @@ export class WardenGateway extends Construct {
       timeout: Duration.minutes(5),
       logRetention,
       environment: common,
+      ...reserved(s.executeReservedConcurrency),
     })
       .bindTable({ table: t(RequestsTable), def: RequestsTable, access: 'readWrite' })
       .bindTable({ table: t(ApprovalsTable), def: ApprovalsTable, access: 'readWrite' })
@@ -166,6 +168,8 @@ export class WardenGateway extends Construct {
       key: this.keys.lake,
       schedule: s.auditExportSchedule,
       retentionDays: s.auditLakeRetentionDays,
+      objectLockMode: s.auditLakeObjectLockMode,
+      objectLockDays: s.auditLakeObjectLockDays,
       logRetention,
     });
 
@@ -188,6 +192,11 @@ export class WardenGateway extends Construct {
     new CfnOutput(this, 'AlarmTopic', { value: this.alarms.topic.topicArn });
     acknowledgeNagFindings(this);
   }
+}
+
+/** Reserved concurrency keeps approvals running however busy the API is; 0 means no reservation. */
+function reserved(n: number): { reservedConcurrentExecutions?: number } {
+  return n > 0 ? { reservedConcurrentExecutions: n } : {};
 }
 
 const RETENTIONS = Object.values(logs.RetentionDays).filter((v): v is number => typeof v === 'number');

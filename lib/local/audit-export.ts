@@ -1,6 +1,7 @@
 /**
  * The local twin's audit lake: the Audit table written the way DynamoDB's ExportTableToPointInTime
- * writes it (format DYNAMODB_JSON): `<root>/exports/AWSDynamoDB/<exportId>/data/<file>.json.gz`, one
+ * writes it (format DYNAMODB_JSON) into the partition of its date, as the scheduled Lambda asks:
+ * `<root>/exports/dt=YYYY-MM-DD/AWSDynamoDB/<exportId>/data/<file>.json.gz`, one
  * `{"Item": {…attribute values…}}` per line, plus the manifests beside it. Auditors' queries then
  * run over these files in DuckDB through the schema the Glue table declares (lib/audit-schema.ts).
  */
@@ -9,14 +10,15 @@ import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } f
 import { join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { ScanCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { AUDIT_LAKE_TABLE, duckdbItemType } from '../audit-schema.js';
+import { AUDIT_LAKE_PARTITION, AUDIT_LAKE_TABLE, duckdbItemType } from '../audit-schema.js';
+import { exportPartition } from '../../lambdas/handlers/export-audit.js';
 
 /** Same prefix the stack's export uses in the lake bucket (lib/constructs/audit-lake.ts). */
 export const EXPORTS_DIR = 'exports';
 
 export interface AuditExport {
   readonly exportId: string;
-  /** `<root>/exports/AWSDynamoDB/<exportId>` */
+  /** `<root>/exports/dt=YYYY-MM-DD/AWSDynamoDB/<exportId>` */
   readonly dir: string;
   readonly dataFiles: readonly string[];
   readonly itemCount: number;
@@ -43,7 +45,7 @@ export async function exportAuditTable(options: ExportOptions): Promise<AuditExp
   const now = options.now ?? new Date();
   const gzip = options.gzip ?? true;
   const exportId = newExportId(now);
-  const dir = join(resolve(options.root), EXPORTS_DIR, 'AWSDynamoDB', exportId);
+  const dir = join(resolve(options.root), EXPORTS_DIR, exportPartition(now), 'AWSDynamoDB', exportId);
   const dataDir = join(dir, 'data');
   mkdirSync(dataDir, { recursive: true });
 
@@ -89,13 +91,27 @@ export async function exportAuditTable(options: ExportOptions): Promise<AuditExp
   return { exportId, dir, dataFiles: [file], itemCount: lines.length, exportTime };
 }
 
+const PARTITION_DIR = new RegExp(`^${AUDIT_LAKE_PARTITION}=\\d{4}-\\d{2}-\\d{2}$`);
+
+/** Every export directory under the lake root (`exports/dt=…/AWSDynamoDB/<id>`), oldest first. */
+function exportDirs(root: string): string[] {
+  const base = join(resolve(root), EXPORTS_DIR);
+  if (!existsSync(base)) return [];
+  const dirs: Array<{ id: string; dir: string }> = [];
+  for (const partition of readdirSync(base).filter((p) => PARTITION_DIR.test(p))) {
+    const exports = join(base, partition, 'AWSDynamoDB');
+    if (!existsSync(exports)) continue;
+    for (const id of readdirSync(exports)) dirs.push({ id, dir: join(exports, id) });
+  }
+  // Export ids start with the export time, so they order exports across partitions.
+  return dirs.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)).map((d) => d.dir);
+}
+
 /** Data files of every export under the lake root, oldest export first. */
 export function exportDataFiles(root: string): string[] {
-  const base = join(resolve(root), EXPORTS_DIR, 'AWSDynamoDB');
-  if (!existsSync(base)) return [];
   const out: string[] = [];
-  for (const id of readdirSync(base).sort()) {
-    const data = join(base, id, 'data');
+  for (const dir of exportDirs(root)) {
+    const data = join(dir, 'data');
     if (!existsSync(data) || !statSync(data).isDirectory()) continue;
     for (const f of readdirSync(data).sort()) if (/\.json(\.gz)?$/.test(f)) out.push(join(data, f));
   }
@@ -104,11 +120,9 @@ export function exportDataFiles(root: string): string[] {
 
 /** Keeps the newest `keep` exports (each is a full snapshot; the queries de-duplicate anyway). */
 export function pruneExports(root: string, keep: number): void {
-  const base = join(resolve(root), EXPORTS_DIR, 'AWSDynamoDB');
-  if (!existsSync(base)) return;
-  const ids = readdirSync(base).sort();
-  for (const id of ids.slice(0, Math.max(0, ids.length - keep))) {
-    rmSync(join(base, id), { recursive: true, force: true });
+  const dirs = exportDirs(root);
+  for (const dir of dirs.slice(0, Math.max(0, dirs.length - keep))) {
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
@@ -163,8 +177,9 @@ export interface AuditLake {
 
 /**
  * DuckDB over the export files, through the Glue table's declared columns: one column `item`, a
- * struct of typed attributes, read from `{"Item": …}` lines. Undeclared attributes are ignored,
- * as the JSON SerDe in Athena ignores them.
+ * struct of typed attributes, read from `{"Item": …}` lines, and the partition column `dt` read
+ * from the Hive-style path, as Athena's partition projection gives it. Undeclared attributes are
+ * ignored, as the JSON SerDe in Athena ignores them.
  */
 export async function openAuditLake(files: readonly string[]): Promise<AuditLake> {
   if (files.length === 0) throw new Error('no audit export files to query');
@@ -173,7 +188,7 @@ export async function openAuditLake(files: readonly string[]): Promise<AuditLake
   const conn = await db.connect();
   const list = `[${files.map(literal).join(', ')}]`;
   await conn.run(
-    `CREATE VIEW ${AUDIT_LAKE_TABLE} AS SELECT "Item" AS item FROM read_json(${list}, format = 'newline_delimited', columns = {"Item": '${duckdbItemType()}'})`,
+    `CREATE VIEW ${AUDIT_LAKE_TABLE} AS SELECT "Item" AS item, ${AUDIT_LAKE_PARTITION} FROM read_json(${list}, format = 'newline_delimited', columns = {"Item": '${duckdbItemType()}'}, hive_partitioning = true, hive_types = {'${AUDIT_LAKE_PARTITION}': VARCHAR})`,
   );
   return {
     async query(sql, parameters = []) {

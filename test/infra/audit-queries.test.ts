@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
@@ -59,16 +59,35 @@ async function rows(sql: string, params: string[] = []): Promise<Record<string, 
 
 const byName = (name: string) => AUDIT_QUERIES.find((q) => q.name === name)!;
 
+/** Both daily exports: the queries read the dates named by their first two parameters. */
+const ALL_DATES = ['2025-01-01', '2025-01-02'];
+
 beforeAll(async () => {
-  const file = join(dir, 'export.json');
+  // Two daily exports in their dt= partitions, as the scheduled export writes them; a third day's
+  // export holds an event only a query reading that day may see.
+  for (const day of ALL_DATES) {
+    mkdirSync(join(dir, `dt=${day}`));
+    writeFileSync(
+      join(dir, `dt=${day}`, 'export.json'),
+      [...exportLines, { itemCount: 4 }].map((l) => JSON.stringify(l)).join('\n'),
+    );
+  }
+  mkdirSync(join(dir, 'dt=2025-01-03'));
   writeFileSync(
-    file,
-    [...exportLines, ...exportLines, { itemCount: 4 }].map((l) => JSON.stringify(l)).join('\n'),
+    join(dir, 'dt=2025-01-03', 'export.json'),
+    JSON.stringify(
+      event(9, 'decided', {
+        requestId: 'r9',
+        outcome: S('deny'),
+        target: S('orders'),
+        principalName: S('eve'),
+      }),
+    ),
   );
   db = await DuckDBInstance.create(':memory:');
   conn = await db.connect();
   await conn.run(
-    `CREATE TABLE ${AUDIT_LAKE_TABLE} AS SELECT * FROM read_json('${file}', format = 'newline_delimited', columns = {Item: '${duckdbItemType()}'})`,
+    `CREATE TABLE ${AUDIT_LAKE_TABLE} AS SELECT "Item" AS item, dt FROM read_json('${dir}/dt=*/export.json', format = 'newline_delimited', columns = {Item: '${duckdbItemType()}'}, hive_partitioning = true, hive_types = {'dt': VARCHAR})`,
   );
 });
 
@@ -79,7 +98,7 @@ afterAll(() => {
 
 describe('audit lake named queries (same SQL as Athena, run in DuckDB)', () => {
   it('who ran what: executed requests with their statement, once despite two exports', async () => {
-    const out = await rows(byName('who-ran-what').sql);
+    const out = await rows(byName('who-ran-what').sql, ALL_DATES);
     expect(out).toEqual([
       expect.objectContaining({
         principal_name: 'bot',
@@ -92,24 +111,34 @@ describe('audit lake named queries (same SQL as Athena, run in DuckDB)', () => {
   });
 
   it('everything blocked or denied', async () => {
-    const out = await rows(byName('blocked-or-denied').sql);
+    const out = await rows(byName('blocked-or-denied').sql, ALL_DATES);
     expect(out.map((r) => r.request_id)).toEqual(['r2']);
   });
 
   it('approvals by approver', async () => {
-    const out = await rows(byName('approvals-by-approver').sql);
+    const out = await rows(byName('approvals-by-approver').sql, ALL_DATES);
     expect(out).toEqual([expect.objectContaining({ approver: 'bob', decision: 'approve', decisions: '1' })]);
   });
 
   it('who saw unmasked data', async () => {
-    const out = await rows(byName('unmasked-data').sql);
+    const out = await rows(byName('unmasked-data').sql, ALL_DATES);
     expect(out.map((r) => r.request_id)).toEqual(['r1']);
   });
 
   it('everything one agent did in a session, in order', async () => {
     const q = byName('session-activity');
-    expect(q.parameters).toEqual(['sessionId']);
-    const out = await rows(q.sql, ['s1']);
+    expect(q.parameters).toEqual(['fromExportDate', 'toExportDate', 'sessionId']);
+    const out = await rows(q.sql, [...ALL_DATES, 's1']);
     expect(out.map((r) => r.seq)).toEqual(['1', '2', '3', '4']);
+  });
+
+  it('reads only the export dates it is given (the partition filter)', async () => {
+    const denied = byName('blocked-or-denied').sql;
+    expect((await rows(denied, ['2025-01-03', '2025-01-03'])).map((r) => r.request_id)).toEqual(['r9']);
+    expect((await rows(denied, ['2025-01-01', '2025-01-03'])).map((r) => r.request_id).sort()).toEqual([
+      'r2',
+      'r9',
+    ]);
+    expect(await rows(denied, ['2024-12-01', '2024-12-31'])).toEqual([]);
   });
 });

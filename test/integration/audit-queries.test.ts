@@ -51,16 +51,19 @@ afterAll(async () => {
 async function named(name: string, params: string[] = []): Promise<Record<string, unknown>[]> {
   const q = AUDIT_QUERIES.find((x) => x.name === name);
   if (!q) throw new Error(`no named query ${name}`);
-  expect(q.parameters).toHaveLength(params.length);
+  // Every export the twin wrote: today's partition (and yesterday's, if the test crossed midnight).
+  const dates = ['0000-01-01', '9999-12-31'];
+  expect(q.parameters).toHaveLength(dates.length + params.length);
   tested.add(name);
-  return (await lake.query(q.sql, params)).rows;
+  return (await lake.query(q.sql, [...dates, ...params])).rows;
 }
 
 describe('the local export', () => {
-  it('writes DYNAMODB_JSON: gzip’d lines of {"Item": typed attributes} under AWSDynamoDB/<id>/data/', () => {
+  it('writes DYNAMODB_JSON: gzip’d lines of {"Item": typed attributes} under dt=<date>/AWSDynamoDB/<id>/data/', () => {
     const files = exportDataFiles(twin.auditLakeDir);
     expect(files).toHaveLength(2);
-    for (const f of files) expect(f).toMatch(/exports\/AWSDynamoDB\/[\w-]+\/data\/[0-9a-f]+\.json\.gz$/);
+    for (const f of files)
+      expect(f).toMatch(/exports\/dt=\d{4}-\d{2}-\d{2}\/AWSDynamoDB\/[\w-]+\/data\/[0-9a-f]+\.json\.gz$/);
     const lines = gunzipSync(readFileSync(files[0])).toString('utf8').trim().split('\n');
     const items = lines.map((l) => JSON.parse(l) as { Item: Record<string, Record<string, unknown>> });
     const event = items.find((i) => i.Item.sessionId.S === script.sessionId && i.Item.seq.N === '1');
@@ -91,7 +94,7 @@ describe('the local export', () => {
       ExportFormat: 'DYNAMODB_JSON',
       ExportType: 'FULL_EXPORT',
       S3Bucket: 'lake',
-      S3Prefix: 'exports',
+      S3Prefix: 'exports/dt=2026-01-01',
       S3SseAlgorithm: 'KMS',
       S3SseKmsKeyId: 'arn:key',
       ClientToken: 'warden-audit-e-12',
@@ -152,6 +155,14 @@ describe('named audit queries on the scripted session (DuckDB, Glue schema)', ()
     const rows = await named('unmasked-data');
     expect(rows.map((r) => r.request_id)).toEqual([bobUnmasked]);
     expect(rows[0]).toMatchObject({ principal_name: 'bob', row_count: '1', session_id: 'c_dba-look' });
+  });
+
+  it('reads only the export dates it names: a date with no export finds nothing', async () => {
+    const q = AUDIT_QUERIES.find((x) => x.name === 'who-ran-what')!;
+    expect((await lake.query(q.sql, ['2001-01-01', '2001-12-31'])).rows).toEqual([]);
+    const today = new Date().toISOString().slice(0, 10);
+    const yesterday = new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
+    expect((await lake.query(q.sql, [yesterday, today])).rows.length).toBeGreaterThan(0);
   });
 
   it('session-activity: the whole scripted session in seq order, session heads left out', async () => {
