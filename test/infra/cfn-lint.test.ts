@@ -40,7 +40,7 @@ function lint(name: string, settings: WardenSettingsInput): string {
 describe.skipIf(!hasCfnLint())('cfn-lint (skipped when cfn-lint is not installed)', () => {
   it('finds nothing in the template of the full configuration', () => {
     expect(lint('full', FULL_SETTINGS)).toBe('');
-  }, 60_000);
+  }, 240_000);
 
   it('finds nothing in the template of a COMPLIANCE-locked lake without reserved concurrency', () => {
     expect(
@@ -51,5 +51,5 @@ describe.skipIf(!hasCfnLint())('cfn-lint (skipped when cfn-lint is not installed
         notifyReservedConcurrency: 0,
       }),
     ).toBe('');
-  }, 60_000);
+  }, 240_000);
 });
