@@ -1,28 +1,49 @@
 /**
  * The local twin of the RDS Data API: an HTTP server that speaks the Data API's REST-JSON wire
- * protocol in front of an embedded PostgreSQL (PGlite), so `@aws-sdk/client-rds-data` is the SQL
- * executor in both worlds (only `endpoint` differs).
+ * protocol in front of PostgreSQL, so `@aws-sdk/client-rds-data` is the SQL executor in both worlds
+ * (only `endpoint` differs). Two backends share everything above the connection (wire shapes,
+ * value mapping, parameters, transactions, errors): an embedded PGlite (`db`, the twin's default)
+ * or a real PostgreSQL server on loopback (`postgres`, used by the tests that need real logins).
  *
  * Fidelity notes (what the real service does, and how the twin emulates it):
- * - Each secret maps to a PostgreSQL role. The real service logs in as the secret's database user;
- *   PGlite has one connection, logged in as a superuser, so every request runs inside a transaction
- *   that begins with `SET LOCAL ROLE <role>`. Privileges are therefore PostgreSQL's own: a write
- *   with the read-only secret fails with PostgreSQL's "permission denied for table …".
+ * - Each secret maps to a database user. The real service logs in as the secret's user, so the
+ *   user's privileges and its role-level settings (`ALTER ROLE … SET search_path`,
+ *   `statement_timeout`, `standard_conforming_strings`, …) apply from login.
+ * - With `postgres`, the twin does the same: each secret has a small pool of connections logged in
+ *   with its own user and password. After each request (or Data API transaction) the connection
+ *   is reset with `DISCARD ALL`, so what a statement SET does not reach the next request and the
+ *   role-level values are back. A change to a role's settings reaches connections logged in after
+ *   it (idle ones are closed after 10 s), as on any pooled server.
+ * - With PGlite there is one connection, logged in as a superuser, so every request runs inside
+ *   a transaction that begins with `RESET ALL` (a fresh login's defaults), then EMULATES THE
+ *   LOGIN: it applies the role's `pg_db_role_setting` entries with transaction-local `set_config`
+ *   (PostgreSQL's precedence: `ALTER ROLE ALL`, then `ALTER DATABASE`, then `ALTER ROLE`, then
+ *   `ALTER ROLE … IN DATABASE`; a `role` setting is ignored), then `SET LOCAL ROLE <role>`.
+ *   Privileges are therefore PostgreSQL's own: a write with the read-only secret fails with
+ *   PostgreSQL's "permission denied for table …". Deviations: `RESET x` / `SET x TO DEFAULT`
+ *   inside a request returns to the server default, not the role's value (a real login's reset
+ *   value is the role's); and PGlite has no timer signals, so `statement_timeout` is set and
+ *   shown but never cancels anything (the real-server tests check cancellation, SQLSTATE 57014).
  * - Emulating a non-superuser login: because the session user underneath is a superuser, a
  *   statement could switch back (`RESET ROLE`, `SET ROLE postgres`, `SET SESSION AUTHORIZATION`,
- *   `set_config('role', …)`). As defence in depth the twin (1) refuses, before running it, any
- *   statement whose parse tree sets `role`/`session_authorization` or calls `set_config`, with the
- *   error PostgreSQL gives a non-superuser ("permission denied to set role", SQLState 42501), and
- *   (2) after every statement checks, inside the same transaction, that `current_user` is still the
- *   secret's role and the transaction is still open (catching dynamic SQL in `DO` blocks or
- *   functions); if not, the transaction is rolled back and the same error returned. Deviation: on
- *   Aurora a non-superuser's `RESET ROLE` is a harmless no-op; here it is refused.
+ *   `set_config('role', …)`). As defence in depth the PGlite backend (1) refuses, before running
+ *   it, any statement whose parse tree sets `role`/`session_authorization` or calls `set_config`,
+ *   with the error PostgreSQL gives a non-superuser ("permission denied to set role", SQLState
+ *   42501), and (2) after every statement checks, inside the same transaction, that
+ *   `current_user` is still the secret's role and the transaction is still open (catching dynamic
+ *   SQL in `DO` blocks or functions); if not, the transaction is rolled back and the same error
+ *   returned. Deviation: on Aurora a non-superuser's `RESET ROLE` is a harmless no-op and
+ *   `set_config` of an ordinary setting works; here both are refused. With `postgres` none of
+ *   this is needed (the login is real) and PostgreSQL decides.
  * - Transaction control statements (`BEGIN`, `COMMIT`, …) inside ExecuteStatement are refused; use
  *   BeginTransaction/CommitTransaction/RollbackTransaction (savepoints are allowed).
- * - PGlite is single-connection: requests are serialized. A transaction opened with
- *   BeginTransaction holds the connection until commit, rollback, or `transactionTimeoutMs` of
- *   inactivity (then it is rolled back, like the service's idle-transaction timeout). Other
- *   requests wait meanwhile, where the real service would use another connection.
+ * - Like the service's driver, every request sets `TimeZone = 'UTC'` and `DateStyle = 'ISO, MDY'`
+ *   for its transaction, after the login's settings.
+ * - A transaction opened with BeginTransaction holds its connection until commit, rollback, or
+ *   `transactionTimeoutMs` of inactivity (then it is rolled back, like the service's
+ *   idle-transaction timeout). PGlite is single-connection: requests are serialized, and other
+ *   requests wait meanwhile, where the real service (and the `postgres` backend) would use
+ *   another connection.
  * - The server holds PGlite's own query lock while it works, so other code using the same PGlite
  *   instance (e.g. a test reading rows directly) is serialized with it and never runs inside a
  *   request's transaction.
@@ -46,17 +67,21 @@ import { protocol, type PGlite } from '@electric-sql/pglite';
 import { loadModule, parse, scanSync } from 'libpg-query';
 
 export interface DataApiSecret {
-  /** The PostgreSQL role a request with this secret runs as. */
+  /**
+   * The database user a request with this secret logs in as (PGlite: the role it runs as, through
+   * `SET LOCAL ROLE`).
+   */
   readonly role: string;
+  /** The user's password: required with a real PostgreSQL server, unused with PGlite. */
+  readonly password?: string;
 }
 
-export interface DataApiServerOptions {
-  readonly db: PGlite;
+interface CommonServerOptions {
   /** @default 0 (any free port) */
   readonly port?: number;
   /** @default '127.0.0.1' */
   readonly host?: '127.0.0.1';
-  /** Secret ARN → the role requests with that secret run as. */
+  /** Secret ARN → the user requests with that secret log in as. */
   readonly secrets: Record<string, DataApiSecret>;
   /** The only cluster ARN the endpoint answers for. */
   readonly resourceArn: string;
@@ -69,6 +94,13 @@ export interface DataApiServerOptions {
   /** Oldest entries are dropped past this many. @default 100_000 */
   readonly maxLogEntries?: number;
 }
+
+/** Either an embedded PGlite (`db`) or a real PostgreSQL server on loopback (`postgres`). */
+export type DataApiServerOptions = CommonServerOptions &
+  (
+    | { readonly db: PGlite; readonly postgres?: undefined }
+    | { readonly postgres: PostgresConnection; readonly db?: undefined }
+  );
 
 export interface StatementLogEntry {
   readonly at: string;
@@ -231,35 +263,6 @@ function collect(messages: ReadonlyArray<{ name: string }>): PgOutcome {
   return outcome;
 }
 
-/** One statement through the extended protocol (parse, bind, describe, execute, sync). */
-async function pgExtended(
-  db: PGlite,
-  sql: string,
-  values: (string | null)[] = [],
-  types: number[] = [],
-): Promise<PgOutcome> {
-  const { serialize } = protocol;
-  const message = concatBytes([
-    serialize.parse({ text: sql, types }),
-    serialize.bind({ values }),
-    serialize.describe({ type: 'P' }),
-    serialize.execute({}),
-    serialize.sync(),
-  ]);
-  const { messages } = await db.execProtocol(message, { throwOnError: false });
-  return collect(messages);
-}
-
-/** Control statements the twin itself issues (BEGIN, SET LOCAL, COMMIT…); fails loudly. */
-async function pgSimple(db: PGlite, sql: string): Promise<PgOutcome> {
-  const { messages } = await db.execProtocol(protocol.serialize.query(sql), {
-    throwOnError: false,
-  });
-  const outcome = collect(messages);
-  if (outcome.error) throw new DataApiError(400, 'BadRequestException', formatPgError(outcome.error));
-  return outcome;
-}
-
 /** PgJDBC's rendering of a server error, plus the Data API's `; SQLState:` suffix. */
 function formatPgError(e: PgError): string {
   let text = `ERROR: ${e.message}`;
@@ -275,6 +278,67 @@ function quoteIdent(name: string): string {
 }
 
 /**
+ * One login's connection, held for one request or for one Data API transaction. Every request
+ * begins its own transaction on it (the service's autocommit is the twin's BEGIN … COMMIT).
+ */
+interface PgSession {
+  /** One statement through the extended protocol (parse, bind, describe, execute, sync). */
+  extended(sql: string, values?: (string | null)[], types?: number[]): Promise<PgOutcome>;
+  /** Control statements the twin itself issues (BEGIN, SET LOCAL, COMMIT…); fails loudly. */
+  simple(sql: string): Promise<PgOutcome>;
+  /** The transaction status of the last ReadyForQuery: 'I' idle, 'T' in transaction, 'E' failed. */
+  readonly status: string;
+  /** Gives the connection back; an unfinished transaction is rolled back first. */
+  release(): Promise<void>;
+}
+
+/** Where statements run: PGlite (an emulated login) or a real PostgreSQL server (a real one). */
+interface PgBackend {
+  /**
+   * Logs in as the secret's user (PGlite: becomes its role, with its role-level settings) and
+   * begins a transaction with the service's session settings.
+   */
+  begin(secret: DataApiSecret): Promise<PgSession>;
+  /** True when the login is emulated over a superuser session, so statements must be guarded. */
+  readonly emulatedLogin: boolean;
+  /** Every row of pg_type (oid, typname, typcategory, typelem). */
+  loadTypes(): Promise<(string | null)[][]>;
+  close(): Promise<void>;
+}
+
+/** What the service's driver sets on every session, after login (and so after role settings). */
+const SESSION_SETTINGS = "SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, MDY'";
+
+function quoteLiteral(text: string): string {
+  return `'${text.replace(/'/g, "''")}'`;
+}
+
+/**
+ * Emulates what PostgreSQL applies at login from `pg_db_role_setting` (ALTER ROLE … SET,
+ * ALTER DATABASE … SET, ALTER ROLE … IN DATABASE … SET), as transaction-local settings, in
+ * PostgreSQL's order of precedence (global < database < role < role in database). `role` and
+ * `session_authorization` are left out: the secret decides who the request runs as.
+ */
+function roleSettingsSql(role: string): string {
+  return `DO $warden$ DECLARE s text; BEGIN
+  FOR s IN
+    SELECT u.c FROM pg_catalog.pg_db_role_setting d
+      CROSS JOIN LATERAL pg_catalog.unnest(d.setconfig) WITH ORDINALITY AS u(c, n)
+     WHERE d.setdatabase OPERATOR(pg_catalog.=) ANY (ARRAY[0::oid, (SELECT oid FROM pg_catalog.pg_database
+             WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database())])
+       AND d.setrole OPERATOR(pg_catalog.=) ANY (ARRAY[0::oid, (SELECT oid FROM pg_catalog.pg_roles
+             WHERE rolname OPERATOR(pg_catalog.=) ${quoteLiteral(role)})])
+     ORDER BY d.setrole OPERATOR(pg_catalog.<>) 0, d.setdatabase OPERATOR(pg_catalog.<>) 0, u.n
+  LOOP
+    IF pg_catalog.lower(pg_catalog.split_part(s, '=', 1)) NOT IN ('role', 'session_authorization') THEN
+      PERFORM pg_catalog.set_config(pg_catalog.split_part(s, '=', 1),
+        pg_catalog.substr(s, pg_catalog.strpos(s, '=') OPERATOR(pg_catalog.+) 1), true);
+    END IF;
+  END LOOP;
+END $warden$`;
+}
+
+/**
  * Holds PGlite's own query lock until the returned release is called, so the twin's requests are
  * serialized with each other and with anyone else using the same PGlite instance.
  */
@@ -283,6 +347,231 @@ function acquireConnection(db: PGlite): Promise<() => void> {
     void db.runExclusive(() => new Promise<void>((release) => resolveAcquired(release)));
   });
 }
+
+function pgliteBackend(db: PGlite): PgBackend {
+  const open = (release: () => void): PgSession => {
+    let status = 'I';
+    const session: PgSession = {
+      get status() {
+        return status;
+      },
+      async extended(sql, values = [], types = []) {
+        const { serialize } = protocol;
+        const message = concatBytes([
+          serialize.parse({ text: sql, types }),
+          serialize.bind({ values }),
+          serialize.describe({ type: 'P' }),
+          serialize.execute({}),
+          serialize.sync(),
+        ]);
+        const { messages } = await db.execProtocol(message, { throwOnError: false });
+        const outcome = collect(messages);
+        status = outcome.txStatus;
+        return outcome;
+      },
+      async simple(sql) {
+        const { messages } = await db.execProtocol(protocol.serialize.query(sql), {
+          throwOnError: false,
+        });
+        const outcome = collect(messages);
+        status = outcome.txStatus;
+        if (outcome.error) throw new DataApiError(400, 'BadRequestException', formatPgError(outcome.error));
+        return outcome;
+      },
+      async release() {
+        try {
+          if (status !== 'I') await session.simple('ROLLBACK').catch(() => undefined);
+        } finally {
+          release();
+        }
+      },
+    };
+    return session;
+  };
+  return {
+    emulatedLogin: true,
+    async begin(secret) {
+      const session = open(await acquireConnection(db));
+      try {
+        // A fresh login has the server's defaults: nothing an earlier request SET survives.
+        await session.simple(
+          `RESET ALL; BEGIN; ${roleSettingsSql(secret.role)}; ${SESSION_SETTINGS}; SET LOCAL ROLE ${quoteIdent(secret.role)}`,
+        );
+      } catch (err) {
+        await session.release();
+        throw err;
+      }
+      return session;
+    },
+    async loadTypes() {
+      await db.waitReady;
+      const session = open(await acquireConnection(db));
+      try {
+        return (await session.extended(TYPES_SQL)).rows;
+      } finally {
+        await session.release();
+      }
+    },
+    async close() {
+      // The PGlite instance belongs to the caller.
+    },
+  };
+}
+
+/** A real PostgreSQL server the twin logs in to with each secret's own user and password. */
+export interface PostgresConnection {
+  readonly host: string;
+  readonly port: number;
+  readonly database: string;
+  /** Connections kept per secret. @default 8 */
+  readonly poolSize?: number;
+}
+
+type PgPoolClient = import('pg').PoolClient;
+
+/** Raw text for every column: the twin maps values itself, as it does for PGlite. */
+const rawText = { getTypeParser: () => (value: string) => value };
+
+async function postgresBackend(
+  connection: PostgresConnection,
+  secrets: Record<string, DataApiSecret>,
+): Promise<PgBackend> {
+  const { default: pg } = await import('pg');
+  const pools = new Map<string, import('pg').Pool>();
+  const poolFor = (secret: DataApiSecret): import('pg').Pool => {
+    let pool = pools.get(secret.role);
+    if (!pool) {
+      pool = new pg.Pool({
+        host: connection.host,
+        port: connection.port,
+        database: connection.database,
+        user: secret.role,
+        password: secret.password,
+        max: connection.poolSize ?? 8,
+        idleTimeoutMillis: 10_000,
+        allowExitOnIdle: true,
+      });
+      // An idle connection the server closed is dropped by the pool; nothing to answer.
+      pool.on('error', () => undefined);
+      pools.set(secret.role, pool);
+    }
+    return pool;
+  };
+
+  const open = (client: PgPoolClient): PgSession => {
+    let status = 'I';
+    let messages: { name: string }[] = [];
+    let broken: Error | undefined;
+    const wire = (client as unknown as { connection: NodeJS.EventEmitter }).connection;
+    const onMessage = (m: { name: string; status?: string }): void => {
+      messages.push(m);
+      if (m.name === 'readyForQuery') status = String(m.status);
+    };
+    const onError = (err: Error): void => {
+      broken = err;
+    };
+    wire.on('message', onMessage);
+    client.on('error', onError);
+    const run = async (config: string | import('pg').QueryArrayConfig): Promise<PgOutcome> => {
+      if (broken) throw broken;
+      messages = [];
+      try {
+        await client.query(config);
+      } catch (err) {
+        // A server error arrives as a message (collected below); anything else is the connection.
+        if (!messages.some((m) => m.name === 'error')) {
+          broken ??= err instanceof Error ? err : new Error(String(err));
+          throw broken;
+        }
+      }
+      return collect(messages);
+    };
+    const session: PgSession = {
+      get status() {
+        return status;
+      },
+      extended(sql, values = [], types = []) {
+        return run({
+          text: sql,
+          values,
+          // pg sends `types` as the Parse message's parameter types and asks it for row parsers.
+          types: Object.assign([...types], rawText) as never,
+          rowMode: 'array',
+          // Always Parse/Bind/Execute, as PGlite above: one statement, never a simple-query batch.
+          ...({ queryMode: 'extended' } as object),
+        });
+      },
+      async simple(sql) {
+        const outcome = await run(sql);
+        if (outcome.error) throw new DataApiError(400, 'BadRequestException', formatPgError(outcome.error));
+        return outcome;
+      },
+      async release() {
+        try {
+          if (!broken) {
+            if (status !== 'I') await run('ROLLBACK');
+            // The next request on this connection starts as a fresh login would: settings a
+            // statement SET are discarded and the role-level ones are back.
+            await run('DISCARD ALL');
+          }
+        } catch {
+          // handled below: the connection is not reused
+        } finally {
+          wire.off('message', onMessage);
+          client.off('error', onError);
+          client.release(broken ?? (status === 'I' ? undefined : new Error('transaction left open')));
+        }
+      },
+    };
+    return session;
+  };
+
+  const login = async (secret: DataApiSecret): Promise<PgSession> => {
+    let client: PgPoolClient;
+    try {
+      client = await poolFor(secret).connect();
+    } catch (err) {
+      const e = err as { message?: string; code?: string };
+      throw new DataApiError(
+        400,
+        'BadRequestException',
+        e.code
+          ? formatPgError({ message: String(e.message), code: e.code })
+          : `Could not connect to the database: ${String(e.message)}`,
+      );
+    }
+    return open(client);
+  };
+
+  return {
+    emulatedLogin: false,
+    async begin(secret) {
+      const session = await login(secret);
+      try {
+        await session.simple(`BEGIN; ${SESSION_SETTINGS}`);
+      } catch (err) {
+        await session.release();
+        throw err;
+      }
+      return session;
+    },
+    async loadTypes() {
+      const first = Object.values(secrets)[0];
+      if (!first) return [];
+      const session = await login(first);
+      try {
+        return (await session.extended(TYPES_SQL)).rows;
+      } finally {
+        await session.release();
+      }
+    },
+    async close() {
+      await Promise.all([...pools.values()].map((p) => p.end()));
+    },
+  };
+}
+
+const TYPES_SQL = 'select oid::int8, typname, typcategory, typelem::int8 from pg_catalog.pg_type';
 
 /** A promise-chain lock serializing the statements of one Data API transaction. */
 class Queue {
@@ -495,8 +784,11 @@ function setRoleDenied(role: string): DataApiError {
   );
 }
 
-/** Throws when the statement would leave the secret's role or the twin's transaction. */
-function guardStatement(parseTree: unknown, role: string): void {
+/**
+ * Throws when the statement would leave the twin's transaction or, with an emulated login
+ * (`guardRole`), the secret's role.
+ */
+function guardStatement(parseTree: unknown, role: string, guardRole: boolean): void {
   const visit = (node: unknown): void => {
     if (Array.isArray(node)) {
       node.forEach(visit);
@@ -504,14 +796,14 @@ function guardStatement(parseTree: unknown, role: string): void {
     }
     if (node === null || typeof node !== 'object') return;
     for (const [key, value] of Object.entries(node)) {
-      if (key === 'VariableSetStmt') {
+      if (key === 'VariableSetStmt' && guardRole) {
         const name = String((value as { name?: string }).name ?? '').toLowerCase();
         if (name === 'role' || name === 'session_authorization') {
           // PostgreSQL names the role asked for; RESET/DEFAULT name none, so name the login's.
           const args = (value as { args?: { A_Const?: { sval?: { sval?: string } } }[] }).args;
           throw setRoleDenied(args?.[0]?.A_Const?.sval?.sval ?? role);
         }
-      } else if (key === 'FuncCall') {
+      } else if (key === 'FuncCall' && guardRole) {
         const parts = ((value as { funcname?: { String?: { sval?: string } }[] }).funcname ?? [])
           .map((p) => p.String?.sval?.toLowerCase())
           .filter(Boolean);
@@ -655,7 +947,7 @@ interface OpenTransaction {
   readonly id: string;
   readonly secretArn: string;
   readonly role: string;
-  readonly release: () => void;
+  readonly session: PgSession;
   readonly queue: Queue;
   timer?: NodeJS.Timeout;
   closed: boolean;
@@ -669,7 +961,14 @@ interface StatementRequest {
 }
 
 export async function startDataApiServer(options: DataApiServerOptions): Promise<DataApiServer> {
-  const { db, resourceArn } = options;
+  const { resourceArn } = options;
+  if ((options.db === undefined) === (options.postgres === undefined)) {
+    throw new Error('startDataApiServer needs exactly one of `db` (PGlite) and `postgres`');
+  }
+  if (options.postgres) {
+    const missing = Object.entries(options.secrets).find(([, s]) => typeof s.password !== 'string');
+    if (missing) throw new Error(`secret ${missing[0]} has no password (needed with a PostgreSQL server)`);
+  }
   const maxResponseBytes = options.maxResponseBytes ?? ONE_MIB;
   const transactionTimeoutMs = options.transactionTimeoutMs ?? 60_000;
   const maxLogEntries = options.maxLogEntries ?? 100_000;
@@ -678,20 +977,16 @@ export async function startDataApiServer(options: DataApiServerOptions): Promise
   const types = new Map<number, PgType>();
 
   await loadModule();
-  await db.waitReady;
-  {
-    const release = await acquireConnection(db);
-    try {
-      const all = await pgExtended(
-        db,
-        'select oid::int8, typname, typcategory, typelem::int8 from pg_catalog.pg_type',
-      );
-      for (const [oid, name, category, elem] of all.rows) {
-        types.set(Number(oid), { name: name ?? '', category: category ?? '', elem: Number(elem) });
-      }
-    } finally {
-      release();
+  const backend = options.db
+    ? pgliteBackend(options.db)
+    : await postgresBackend(options.postgres, options.secrets);
+  try {
+    for (const [oid, name, category, elem] of await backend.loadTypes()) {
+      types.set(Number(oid), { name: name ?? '', category: category ?? '', elem: Number(elem) });
     }
+  } catch (err) {
+    await backend.close();
+    throw err;
   }
 
   const log = (entry: StatementLogEntry): void => {
@@ -699,7 +994,9 @@ export async function startDataApiServer(options: DataApiServerOptions): Promise
     if (statementLog.length > maxLogEntries) statementLog.splice(0, statementLog.length - maxLogEntries);
   };
 
-  const checkTarget = (body: Record<string, unknown>): { secretArn: string; role: string } => {
+  const checkTarget = (
+    body: Record<string, unknown>,
+  ): { secretArn: string; role: string; secret: DataApiSecret } => {
     if (body.resourceArn !== resourceArn) {
       throw new DataApiError(
         400,
@@ -723,7 +1020,7 @@ export async function startDataApiServer(options: DataApiServerOptions): Promise
         formatPgError({ message: `database "${String(body.database)}" does not exist`, code: '3D000' }),
       );
     }
-    return { secretArn, role: secret.role };
+    return { secretArn, role: secret.role, secret };
   };
 
   const openTransactionFor = (body: Record<string, unknown>, secretArn: string): OpenTransaction => {
@@ -752,7 +1049,7 @@ export async function startDataApiServer(options: DataApiServerOptions): Promise
     if (tx.timer) clearTimeout(tx.timer);
     transactions.delete(tx.id);
     try {
-      const outcome = await pgSimple(db, how);
+      const outcome = await tx.session.simple(how);
       if (how === 'COMMIT' && outcome.commandTag === 'ROLLBACK') {
         throw new DataApiError(
           400,
@@ -762,7 +1059,7 @@ export async function startDataApiServer(options: DataApiServerOptions): Promise
       }
       return how === 'COMMIT' ? 'Transaction Committed' : 'Rollback Complete';
     } finally {
-      tx.release();
+      await tx.session.release();
     }
   };
 
@@ -770,7 +1067,7 @@ export async function startDataApiServer(options: DataApiServerOptions): Promise
    * Runs one statement as `role` inside the already-open transaction, then checks that the
    * statement left both the role and the transaction as they were.
    */
-  const runStatement = async (req: StatementRequest): Promise<PgOutcome> => {
+  const runStatement = async (session: PgSession, req: StatementRequest): Promise<PgOutcome> => {
     const bound = new Map<string, BoundParameter>();
     for (const p of req.parameters) {
       if (!p.name) throw new DataApiError(400, 'BadRequestException', 'Parameter name is required');
@@ -783,18 +1080,22 @@ export async function startDataApiServer(options: DataApiServerOptions): Promise
     } catch {
       tree = undefined; // PostgreSQL reports the syntax error in its own words below
     }
-    guardStatement(tree, req.role);
+    guardStatement(tree, req.role, backend.emulatedLogin);
     const params = order.map((name) => bound.get(name)!);
-    const outcome = await pgExtended(
-      db,
+    const outcome = await session.extended(
       text,
       params.map((p) => p.value),
       params.map((p) => p.type),
     );
     if (outcome.error) return outcome;
-    const who = await pgExtended(db, 'select current_user::text');
+    if (!backend.emulatedLogin) {
+      // A real login cannot leave its user; the transaction must still be the twin's.
+      if (outcome.txStatus !== 'T') throw setRoleDenied(req.role);
+      return outcome;
+    }
+    const who = await session.extended('select current_user::text');
     if (who.txStatus !== 'T' || who.rows[0]?.[0] !== req.role) {
-      if (who.txStatus !== 'I') await pgSimple(db, 'ROLLBACK');
+      if (who.txStatus !== 'I') await session.simple('ROLLBACK');
       throw setRoleDenied(String(who.rows[0]?.[0] ?? 'postgres'));
     }
     return outcome;
@@ -824,19 +1125,12 @@ export async function startDataApiServer(options: DataApiServerOptions): Promise
     }
   };
 
-  /** Begins the twin's own transaction as `role` (the emulated login). */
-  const beginAs = (role: string): Promise<PgOutcome> =>
-    pgSimple(
-      db,
-      `BEGIN; SET LOCAL ROLE ${quoteIdent(role)}; SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, MDY'`,
-    );
-
   /** Runs `fn` in the caller's transaction, or in a fresh one committed on success. */
   const inTransaction = async <T>(
     body: Record<string, unknown>,
     secretArn: string,
-    role: string,
-    fn: (txId: string | undefined) => Promise<T>,
+    secret: DataApiSecret,
+    fn: (session: PgSession) => Promise<T>,
   ): Promise<T> => {
     if (body.transactionId !== undefined && body.transactionId !== '') {
       const tx = openTransactionFor(body, secretArn);
@@ -844,49 +1138,40 @@ export async function startDataApiServer(options: DataApiServerOptions): Promise
         if (tx.closed) throw new DataApiError(404, 'NotFoundException', `Transaction ${tx.id} is not found`);
         touch(tx);
         try {
-          return await fn(tx.id);
+          return await fn(tx.session);
         } catch (err) {
           // A statement that escaped the role already rolled the transaction back.
-          const status = (await pgExtended(db, 'select 1')).txStatus;
-          if (status === 'I') {
+          if (tx.session.status === 'I') {
             tx.closed = true;
             transactions.delete(tx.id);
             if (tx.timer) clearTimeout(tx.timer);
-            tx.release();
+            await tx.session.release();
           }
           throw err;
         }
       });
     }
-    const release = await acquireConnection(db);
+    const session = await backend.begin(secret);
     try {
-      await beginAs(role);
-      let result: T;
-      try {
-        result = await fn(undefined);
-      } catch (err) {
-        const status = (await pgExtended(db, 'select 1')).txStatus;
-        if (status !== 'I') await pgSimple(db, 'ROLLBACK');
-        throw err;
-      }
-      const commit = await pgSimple(db, 'COMMIT');
+      const result = await fn(session);
+      const commit = await session.simple('COMMIT');
       if (commit.commandTag === 'ROLLBACK') {
         throw new DataApiError(400, 'BadRequestException', 'The statement was rolled back');
       }
       return result;
     } finally {
-      release();
+      // Rolls back whatever is still open (a failed statement) and gives the connection back.
+      await session.release();
     }
   };
 
-  const describeColumns = async (fields: PgField[]): Promise<ColumnMetadata[]> => {
+  const describeColumns = async (session: PgSession, fields: PgField[]): Promise<ColumnMetadata[]> => {
     const tableIds = [...new Set(fields.map((f) => f.tableID).filter((id) => id !== 0))];
     const tables = new Map<number, { table: string; schema: string }>();
     const columns = new Map<string, { notNull: boolean; serial: boolean }>();
     const missingTypes = [...new Set(fields.map((f) => f.dataTypeID))].filter((oid) => !types.has(oid));
     if (missingTypes.length > 0) {
-      const found = await pgExtended(
-        db,
+      const found = await session.extended(
         'select oid::int8, typname, typcategory, typelem::int8 from pg_catalog.pg_type where oid = any($1::oid[])',
         [`{${missingTypes.join(',')}}`],
       );
@@ -895,8 +1180,7 @@ export async function startDataApiServer(options: DataApiServerOptions): Promise
       }
     }
     if (tableIds.length > 0) {
-      const found = await pgExtended(
-        db,
+      const found = await session.extended(
         `select c.oid::int8, c.relname, n.nspname, a.attnum::int8, a.attnotnull,
                 coalesce(pg_catalog.pg_get_expr(d.adbin, d.adrelid), '') like 'nextval(%'
            from pg_catalog.pg_class c
@@ -946,7 +1230,7 @@ export async function startDataApiServer(options: DataApiServerOptions): Promise
   };
 
   const execute = async (body: Record<string, unknown>): Promise<Record<string, unknown>> => {
-    const { secretArn, role } = checkTarget(body);
+    const { secretArn, role, secret } = checkTarget(body);
     if (typeof body.sql !== 'string' || body.sql.trim() === '') {
       throw new DataApiError(400, 'BadRequestException', 'SQL statement is required');
     }
@@ -964,12 +1248,12 @@ export async function startDataApiServer(options: DataApiServerOptions): Promise
     const txId =
       typeof body.transactionId === 'string' && body.transactionId ? body.transactionId : undefined;
     return logged(req, 'ExecuteStatement', txId, async () => {
-      const response = await inTransaction(body, secretArn, role, async () => {
-        const outcome = await runStatement(req);
+      const response = await inTransaction(body, secretArn, secret, async (session) => {
+        const outcome = await runStatement(session, req);
         if (outcome.error) throw new DataApiError(400, 'BadRequestException', formatPgError(outcome.error));
         const response: Record<string, unknown> = {};
         if (outcome.fields) {
-          const metadata = await describeColumns(outcome.fields);
+          const metadata = await describeColumns(session, outcome.fields);
           const rowTypes = outcome.fields.map((f) => types.get(f.dataTypeID));
           const records = outcome.rows.map((row) =>
             row.map((raw, i) => toField(raw, rowTypes[i], types, valueOptions)),
@@ -998,7 +1282,7 @@ export async function startDataApiServer(options: DataApiServerOptions): Promise
   };
 
   const batchExecute = async (body: Record<string, unknown>): Promise<Record<string, unknown>> => {
-    const { secretArn, role } = checkTarget(body);
+    const { secretArn, role, secret } = checkTarget(body);
     if (typeof body.sql !== 'string' || body.sql.trim() === '') {
       throw new DataApiError(400, 'BadRequestException', 'SQL statement is required');
     }
@@ -1006,12 +1290,12 @@ export async function startDataApiServer(options: DataApiServerOptions): Promise
     const sets = (body.parameterSets as SqlParameterIn[][] | undefined) ?? [];
     const txId =
       typeof body.transactionId === 'string' && body.transactionId ? body.transactionId : undefined;
-    return inTransaction(body, secretArn, role, async () => {
+    return inTransaction(body, secretArn, secret, async (session) => {
       const updateResults: { generatedFields: Field[] }[] = [];
       for (const parameters of sets.length > 0 ? sets : [[]]) {
         const req: StatementRequest = { secretArn, role, sql, parameters };
         await logged(req, 'BatchExecuteStatement', txId, async () => {
-          const outcome = await runStatement(req);
+          const outcome = await runStatement(session, req);
           if (outcome.error) throw new DataApiError(400, 'BadRequestException', formatPgError(outcome.error));
         });
         updateResults.push({ generatedFields: [] });
@@ -1021,19 +1305,13 @@ export async function startDataApiServer(options: DataApiServerOptions): Promise
   };
 
   const beginTransaction = async (body: Record<string, unknown>): Promise<Record<string, unknown>> => {
-    const { secretArn, role } = checkTarget(body);
-    const release = await acquireConnection(db);
-    try {
-      await beginAs(role);
-    } catch (err) {
-      release();
-      throw err;
-    }
+    const { secretArn, role, secret } = checkTarget(body);
+    const session = await backend.begin(secret);
     const tx: OpenTransaction = {
       id: randomBytes(24).toString('base64'),
       secretArn,
       role,
-      release,
+      session,
       queue: new Queue(),
       closed: false,
     };
@@ -1126,6 +1404,7 @@ export async function startDataApiServer(options: DataApiServerOptions): Promise
       }
       server.closeAllConnections();
       await new Promise<void>((resolve, reject) => server.close((err) => (err ? reject(err) : resolve())));
+      await backend.close();
     },
   };
 }

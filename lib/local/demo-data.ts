@@ -5,7 +5,11 @@
  * pass Luhn, SSNs have valid-format areas, IBANs carry correct mod-97 check digits, emails use the
  * reserved example.* domains and phone numbers the fictional 555-01xx / Ofcom drama ranges.
  */
-import type { PGlite } from '@electric-sql/pglite';
+/** What seeding needs of a database: PGlite, or an adapter over a `pg` client. */
+export interface SqlDatabase {
+  exec(sql: string): Promise<unknown>;
+  query<T>(sql: string): Promise<{ rows: T[] }>;
+}
 
 export interface DemoTarget {
   readonly resourceArn: string;
@@ -248,7 +252,7 @@ const END = Date.UTC(2024, 11, 31);
  * Creates and fills the demo tables and roles. Idempotent: a database that already has the
  * customers table is left as it is (roles and grants are still ensured).
  */
-export async function seedDemoDatabase(db: PGlite, options: SeedOptions = {}): Promise<void> {
+export async function seedDemoDatabase(db: SqlDatabase, options: SeedOptions = {}): Promise<void> {
   const customerCount = options.customers ?? 2000;
   const r = prng(options.seed ?? 20240601);
 
