@@ -1,43 +1,82 @@
 /** `warden approvals | approve <id> | deny <id> | access … | grants [revoke <id>]`: the approvers' API. */
-import { call, type CliContext } from './cli-client.js';
+import type { Command } from 'commander';
+import { UsageError } from './cli-client.js';
+import { examples, request } from './cli-common.js';
+import { approvalsText, grantsText, jsonText, pendingText, voteText } from './cli-format.js';
 
-export async function approvalCommand(
-  ctx: CliContext,
-  command: string,
-  args: readonly string[],
-  options: { comment?: string; justification?: string },
-): Promise<{ status: number; body: unknown }> {
-  switch (command) {
-    case 'approvals':
-      return call(ctx, 'GET', '/v1/approvals');
-    case 'approve':
-    case 'deny': {
-      const id = args[0];
-      if (!id) throw new Error(`usage: warden ${command} <request id> [--comment TEXT]`);
-      return call(ctx, 'POST', `/v1/approvals/${encodeURIComponent(id)}/decision`, {
-        decision: command,
-        ...(options.comment ? { comment: options.comment } : {}),
-      });
-    }
-    case 'access': {
-      const [target, level, duration] = args;
-      if (!target || !level || !duration || !options.justification) {
-        throw new Error('usage: warden access <target> <write|ddl> <duration e.g. 30m> --justification TEXT');
-      }
-      return call(ctx, 'POST', `/v1/targets/${encodeURIComponent(target)}/access-requests`, {
-        level,
-        duration: /^\d+$/.test(duration) ? Number(duration) : duration,
-        justification: options.justification,
-      });
-    }
-    case 'grants': {
-      if (args[0] === 'revoke') {
-        if (!args[1]) throw new Error('usage: warden grants revoke <grant id>');
-        return call(ctx, 'DELETE', `/v1/grants/${encodeURIComponent(args[1])}`);
-      }
-      return call(ctx, 'GET', '/v1/grants');
-    }
-    default:
-      throw new Error(`unknown command ${command}`);
+const enc = encodeURIComponent;
+
+export function register(program: Command): void {
+  examples(
+    program
+      .command('approvals')
+      .description('what awaits your approval, newest first, with risk and expiry')
+      .action(async (_o: unknown, cmd: Command) => {
+        await request(cmd, 'GET', '/v1/approvals', undefined, approvalsText);
+      }),
+    ['npx warden approvals --as bob'],
+  );
+
+  for (const decision of ['approve', 'deny'] as const) {
+    examples(
+      program
+        .command(decision)
+        .description(`${decision} a pending request (your vote; N-of-M needs N approvals)`)
+        .argument('<id>', 'the request id (r_…)')
+        .option('--comment <text>', 'kept with your vote in the trail')
+        .action(async (id: string, o: { comment?: string }, cmd: Command) => {
+          const body = { decision, ...(o.comment !== undefined ? { comment: o.comment } : {}) };
+          await request(cmd, 'POST', `/v1/approvals/${enc(id)}/decision`, body, voteText);
+        }),
+      [`npx warden ${decision} r_0123456789abcdef --as bob --comment "checked with the team"`],
+    );
   }
+
+  examples(
+    program
+      .command('access')
+      .description('ask for a time-boxed grant (waits for approval)')
+      .argument('<target>', 'the target name')
+      .argument('<level>', 'write or ddl')
+      .argument('<duration>', 'how long, e.g. 30m, 2h, or seconds')
+      .requiredOption('--justification <text>', 'why you need it (required)')
+      .action(
+        async (
+          target: string,
+          level: string,
+          duration: string,
+          o: { justification: string },
+          cmd: Command,
+        ) => {
+          if (level !== 'write' && level !== 'ddl') {
+            throw new UsageError(`<level>: expected write or ddl, got ${JSON.stringify(level)}`);
+          }
+          const body = {
+            level,
+            duration: /^\d+$/.test(duration) ? Number(duration) : duration,
+            justification: o.justification,
+          };
+          await request(cmd, 'POST', `/v1/targets/${enc(target)}/access-requests`, body, pendingText);
+        },
+      ),
+    ['npx warden access demo write 30m --justification "backfill INC-42"'],
+  );
+
+  const grants = examples(
+    program
+      .command('grants')
+      .description('your grants (time-boxed access), or revoke one')
+      .option('--all', 'include expired and revoked ones')
+      .action(async (o: { all?: boolean }, cmd: Command) => {
+        await request(cmd, 'GET', `/v1/grants${o.all ? '?all=true' : ''}`, undefined, grantsText);
+      }),
+    ['npx warden grants', 'npx warden grants revoke g_0123456789'],
+  );
+  grants
+    .command('revoke')
+    .description('revoke a grant')
+    .argument('<id>', 'the grant id')
+    .action(async (id: string, _o: unknown, cmd: Command) => {
+      await request(cmd, 'DELETE', `/v1/grants/${enc(id)}`, undefined, jsonText);
+    });
 }

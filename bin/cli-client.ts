@@ -1,4 +1,7 @@
-/** What the CLI needs to talk to a running gateway: its URL, a token, and JSON over fetch. */
+/**
+ * What the CLI needs to talk to a running gateway: its URL, a token, and JSON over fetch; and the
+ * errors it ends with, each with its documented exit code (docs/cli.md).
+ */
 export interface CliContext {
   readonly url: string;
   readonly token?: string;
@@ -7,12 +10,71 @@ export interface CliContext {
 
 export const DEFAULT_URL = 'http://127.0.0.1:8080';
 
+/** Exit codes, documented in docs/cli.md. */
+export const EXIT = {
+  ok: 0,
+  /** The gateway refused or failed the request (4xx/5xx), or a check failed. */
+  refused: 1,
+  /** A bad command line: unknown command or flag, missing or invalid argument. */
+  usage: 2,
+  /** The request was recorded and waits for approval (202); nothing ran yet. */
+  pending: 3,
+  /** The gateway cannot be reached, or there are no credentials for it. */
+  unreachable: 4,
+} as const;
+
+/** An error the CLI ends with: its message goes to stderr, its code is the exit code. */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number = EXIT.refused,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'CliError';
+  }
+}
+
+export class UsageError extends CliError {
+  constructor(message: string) {
+    super(message, EXIT.usage);
+    this.name = 'UsageError';
+  }
+}
+
 export function gatewayUrl(flag?: string): string {
-  return (flag ?? process.env.WARDEN_URL ?? DEFAULT_URL).replace(/\/$/, '');
+  const raw = (flag ?? process.env.WARDEN_URL ?? DEFAULT_URL).replace(/\/$/, '');
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new UsageError(`--url: not a URL: ${JSON.stringify(raw)}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new UsageError(`--url: must be http(s), got ${url.protocol}`);
+  }
+  return raw;
+}
+
+/** True for the local twin's addresses: dev-user shortcuts and the twin's client secrets stay there. */
+export function isLoopback(url: string): boolean {
+  const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+  return host === '127.0.0.1' || host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/** Refuses a dev-user shortcut aimed at anything but a loopback twin, so its secrets never leave. */
+export function requireLoopback(url: string, what: string): void {
+  if (!isLoopback(url)) {
+    throw new UsageError(
+      `${what} works only against a local twin (127.0.0.1, localhost, ::1); ${url} is not one. ` +
+        `Sign in to a real gateway with \`npx warden login --url ${url}\`.`,
+    );
+  }
 }
 
 /** Local twin only: a real access token for a dev user (or the agent client) from its IdP. */
 export async function devToken(url: string, who: string): Promise<string> {
+  requireLoopback(url, 'a dev-user token');
   const tokenEndpoint = `${url}/oidc/token`;
   const agent = who === 'agent-demo';
   const form = new URLSearchParams(
@@ -37,7 +99,10 @@ export async function devToken(url: string, who: string): Promise<string> {
       body: form,
     });
   } catch (error) {
-    throw new Error(`cannot reach the local twin at ${url} (is \`npm start\` running?): ${String(error)}`);
+    throw new CliError(
+      `cannot reach the local twin at ${url} (is \`npm start\` running?): ${String(error)}`,
+      EXIT.unreachable,
+    );
   }
   const body = (await res.json().catch(() => ({}))) as {
     access_token?: string;
@@ -45,8 +110,8 @@ export async function devToken(url: string, who: string): Promise<string> {
     error?: string;
   };
   if (!res.ok || !body.access_token) {
-    throw new Error(
-      `token request failed (${res.status}): ${body.error_description ?? body.error ?? 'no token'}`,
+    throw new CliError(
+      `token request for "${who}" failed (${res.status}): ${body.error_description ?? body.error ?? 'no token'}`,
     );
   }
   return body.access_token;
@@ -62,11 +127,19 @@ export async function call(
   if (ctx.token) headers.authorization = `Bearer ${ctx.token}`;
   if (ctx.session) headers['x-warden-session'] = ctx.session;
   if (body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(`${ctx.url}${path}`, {
-    method,
-    headers,
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
+  let res: Response;
+  try {
+    res = await fetch(`${ctx.url}${path}`, {
+      method,
+      headers,
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+  } catch (error) {
+    throw new CliError(
+      `cannot reach the gateway at ${ctx.url}: ${error instanceof Error ? (error.cause ?? error.message) : String(error)}`,
+      EXIT.unreachable,
+    );
+  }
   const text = await res.text();
   let parsed: unknown = text;
   try {

@@ -4,9 +4,12 @@
  * schema as Athena over the audit lake).
  */
 import { join, resolve } from 'node:path';
-import { auditQueries, EXPORT_DATE_PARAMETERS } from '../lib/audit-queries.js';
-import { exportDataFiles, openAuditLake } from '../lib/local/audit-export.js';
-import { call, type CliContext } from './cli-client.js';
+import type { Command } from 'commander';
+import { CliError, UsageError, call, type CliContext } from './cli-client.js';
+import { context, examples, globals, positiveIntOption, wantsJson } from './cli-common.js';
+import { str, textTable } from './cli-format.js';
+
+export { textTable } from './cli-format.js';
 
 type Json = Record<string, any>;
 
@@ -16,7 +19,7 @@ export interface SessionsOptions {
   readonly outcome?: string;
   readonly from?: string;
   readonly to?: string;
-  readonly limit?: string;
+  readonly limit?: string | number;
 }
 
 function fail(status: number, body: unknown): never {
@@ -24,7 +27,7 @@ function fail(status: number, body: unknown): never {
     typeof body === 'object' && body !== null && 'error' in body
       ? String((body as Json).error?.message ?? JSON.stringify(body))
       : JSON.stringify(body);
-  throw new Error(`${status}: ${message}`);
+  throw new CliError(`${status}: ${message}`);
 }
 
 async function get(ctx: CliContext, path: string): Promise<Json> {
@@ -45,27 +48,6 @@ const LABEL: Record<string, string> = {
   grant_created: 'grant created',
   grant_revoked: 'grant revoked',
 };
-
-function str(v: unknown): string {
-  if (v === null || v === undefined) return '∅';
-  return typeof v === 'object' ? JSON.stringify(v) : String(v);
-}
-
-/** A small boxed table for a masked result excerpt; cells are cut to keep lines short. */
-export function textTable(columns: readonly string[], rows: readonly Json[], maxCell = 24): string[] {
-  const cut = (s: string) => (s.length > maxCell ? `${s.slice(0, maxCell - 1)}…` : s);
-  const cells = rows.map((r) => columns.map((c) => cut(str(r[c]))));
-  const widths = columns.map((c, i) => Math.max(cut(c).length, ...cells.map((row) => row[i].length)));
-  const line = (l: string, m: string, r: string) => l + widths.map((w) => '─'.repeat(w + 2)).join(m) + r;
-  const row = (values: string[]) => `│ ${values.map((v, i) => v.padEnd(widths[i])).join(' │ ')} │`;
-  return [
-    line('┌', '┬', '┐'),
-    row(columns.map(cut)),
-    line('├', '┼', '┤'),
-    ...cells.map(row),
-    line('└', '┴', '┘'),
-  ];
-}
 
 function offset(ms: number): string {
   if (ms < 1000) return `+${ms}ms`;
@@ -173,7 +155,7 @@ function listQuery(o: SessionsOptions): string {
   const q = new URLSearchParams();
   for (const k of ['principal', 'target', 'outcome', 'from', 'to', 'limit'] as const) {
     const v = o[k];
-    if (typeof v === 'string' && v) q.set(k, v);
+    if ((typeof v === 'string' && v) || typeof v === 'number') q.set(k, String(v));
   }
   const s = q.toString();
   return s ? `?${s}` : '';
@@ -226,7 +208,7 @@ export async function sessionsCommand(
       return v.ok ? 0 : 1;
     }
     default:
-      throw new Error('usage: warden sessions list|show <id>|replay <id>|verify <id>');
+      throw new UsageError('usage: warden sessions list|show <id>|replay <id>|verify <id>');
   }
 }
 
@@ -245,6 +227,8 @@ export async function auditCommand(
   write: (text: string) => void = (t) => console.log(t),
 ): Promise<number> {
   const [sub, text] = args;
+  // Loaded here, not at start-up: DuckDB is only needed by these commands.
+  const { auditQueries, EXPORT_DATE_PARAMETERS } = await import('../lib/audit-queries.js');
   if (sub === 'queries') {
     for (const q of auditQueries()) {
       write(`${q.name}${q.parameters.length ? ` (${q.parameters.join(', ')})` : ''}\n  ${q.description}`);
@@ -252,11 +236,12 @@ export async function auditCommand(
     return 0;
   }
   if (sub !== 'query' || !text)
-    throw new Error('usage: warden audit query "<sql>" | <named query>  · warden audit queries');
+    throw new UsageError('usage: warden audit query "<sql>" | <named query>  · warden audit queries');
+  const { exportDataFiles, openAuditLake } = await import('../lib/local/audit-export.js');
   const lake = defaultLakeDir(options.lake);
   const files = exportDataFiles(lake);
   if (files.length === 0) {
-    throw new Error(
+    throw new CliError(
       `no audit export under ${lake}: start the local twin (npm start); it exports the trail every 30 s`,
     );
   }
@@ -276,4 +261,112 @@ export async function auditCommand(
     db.close();
   }
   return 0;
+}
+
+const ISO = (flag: string) => (value: string) => {
+  if (Number.isNaN(Date.parse(value)))
+    throw new UsageError(`${flag}: not an ISO date/time: ${JSON.stringify(value)}`);
+  return value;
+};
+
+export function register(program: Command): void {
+  const sessions = program
+    .command('sessions')
+    .description('auditors: sessions and their events (list, show, replay, verify)');
+  examples(
+    sessions
+      .command('list')
+      .description('sessions in a time window (default: the last 24 h)')
+      .option('--principal <p>', 'only this principal, e.g. User::alice')
+      .option('--target <t>', 'only this target')
+      .option('--outcome <o>', 'only sessions with this outcome or status')
+      .option('--from <iso>', 'window start', ISO('--from'))
+      .option('--to <iso>', 'window end', ISO('--to'))
+      .option('--limit <n>', 'at most n sessions', positiveIntOption('--limit'))
+      .action(async (o: SessionsOptions, cmd: Command) => {
+        const ctx = await context(cmd);
+        if (wantsJson(cmd)) {
+          const res = await call(ctx, 'GET', `/v1/sessions${listQuery(o)}`);
+          if (res.status !== 200) fail(res.status, res.body);
+          console.log(JSON.stringify(res.body, null, 2));
+          return;
+        }
+        process.exitCode = await sessionsCommand(ctx, ['list'], o);
+      }),
+    [
+      'npx warden sessions list --as dave',
+      'npx warden sessions list --as dave --principal User::carol --from 2026-01-01',
+    ],
+  );
+  examples(
+    sessions
+      .command('show')
+      .description("a session's events as JSON")
+      .argument('<id>', 'the session id')
+      .action(async (id: string, _o: unknown, cmd: Command) => {
+        process.exitCode = await sessionsCommand(await context(cmd), ['show', id], {});
+      }),
+    ['npx warden sessions show s_0123… --as dave | jq .events'],
+  );
+  examples(
+    sessions
+      .command('replay')
+      .description('the session as it happened: times, decisions, masked results (text, also when piped)')
+      .argument('<id>', 'the session id')
+      .action(async (id: string, _o: unknown, cmd: Command) => {
+        const ctx = await context(cmd);
+        if (globals(cmd).json) return void (await sessionsCommand(ctx, ['show', id], {}));
+        process.exitCode = await sessionsCommand(ctx, ['replay', id], {});
+      }),
+    ['npx warden sessions replay s_0123… --as dave'],
+  );
+  examples(
+    sessions
+      .command('verify')
+      .description("check a session's hash chain (exit 1 when broken)")
+      .argument('<id>', 'the session id')
+      .action(async (id: string, _o: unknown, cmd: Command) => {
+        const ctx = await context(cmd);
+        if (globals(cmd).json) {
+          const v = await get(ctx, `/v1/sessions/${encodeURIComponent(id)}/verify`);
+          console.log(JSON.stringify(v, null, 2));
+          process.exitCode = v.ok ? 0 : 1;
+          return;
+        }
+        process.exitCode = await sessionsCommand(ctx, ['verify', id], {});
+      }),
+    ['npx warden sessions verify s_0123… --as dave'],
+  );
+
+  const audit = program
+    .command('audit')
+    .description("the audit lake's named queries, run locally with DuckDB");
+  audit
+    .command('queries')
+    .description('the named audit-lake queries')
+    .action(async () => {
+      process.exitCode = await auditCommand(['queries'], {});
+    });
+  examples(
+    audit
+      .command('query')
+      .description("run SQL or a named query over the local twin's audit export")
+      .argument('<sql-or-name>', 'SQL over audit_export, or a name from "audit queries"')
+      .option('--param <value>', 'a positional parameter (repeatable)', (v: string, all: string[] = []) => [
+        ...all,
+        v,
+      ])
+      .option('--lake <dir>', 'the export directory (default: <WARDEN_DATA_DIR>/audit-lake)')
+      .action(async (text: string, o: { param?: string[]; lake?: string }, cmd: Command) => {
+        process.exitCode = await auditCommand(['query', text], {
+          lake: o.lake,
+          params: o.param,
+          json: globals(cmd).json,
+        });
+      }),
+    [
+      'npx warden audit query who-ran-what',
+      'npx warden audit query "SELECT count(*) FROM audit_export" --json',
+    ],
+  );
 }
