@@ -6,6 +6,7 @@ import { benchClassify } from './classify.js';
 import { benchColdStart } from './cold-start.js';
 import { benchCedarAndCore, benchGovernedSelect } from './gateway.js';
 import { benchMasking } from './masking.js';
+import { benchMaskedRead } from './masked-read.js';
 import { benchMcp } from './mcp.js';
 import { benchMcpUpstream } from './mcp-upstream.js';
 
@@ -28,6 +29,9 @@ console.table(await benchCedarAndCore());
 
 heading('Masking: 1,000 rows × 10 columns vs serialising the same result');
 console.table(await benchMasking());
+
+heading('Masked read (carol) vs unmasked read (bob) of the same statement on the twin');
+console.table(await benchMaskedRead());
 
 heading('Governed SELECT vs the same statement sent straight to the local Data API endpoint');
 const { latency, throughput } = await benchGovernedSelect();
