@@ -6,14 +6,14 @@ import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { authenticate, type Caller } from '../middleware/auth.js';
 import { errorResult, logJson, type HttpResult } from '../middleware/http.js';
-import { baseUrl, type ApiRoute, type Ctx } from './context.js';
+import { type ApiRoute, type Ctx } from './context.js';
 import { Router } from './router.js';
 import { approvePageRoutes } from './routes/approve-page.js';
 import { awsRoutes } from './routes/aws.js';
 import { approvalRoutes } from './routes/approvals.js';
 import { coreRoutes } from './routes/core.js';
 import { sessionRoutes } from './routes/sessions.js';
-import { mcpRoutes } from './routes/mcp.js';
+import { authChallenge, mcpRoutes } from './routes/mcp.js';
 import { mcpToolRoutes } from './routes/mcp-tools.js';
 import { createRuntime, type Runtime } from './runtime.js';
 
@@ -35,11 +35,10 @@ const router = new Router<Ctx>(routes);
 export async function route(event: APIGatewayProxyEventV2): Promise<HttpResult> {
   const { route: r, params } = router.match(event);
   let caller: Promise<Caller> | undefined;
-  const resourceMetadata = `${baseUrl(event, runtime)}/.well-known/oauth-protected-resource`;
   const ctx: Ctx = {
     event,
     rt: runtime,
-    caller: () => (caller ??= authenticate(event, runtime.verifier, resourceMetadata)),
+    caller: () => (caller ??= authenticate(event, runtime.verifier, authChallenge(event, runtime, r.path))),
   };
   return (await r.handle(ctx, params)) as HttpResult;
 }

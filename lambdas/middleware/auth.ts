@@ -14,30 +14,37 @@ export interface Caller {
   readonly token: string;
 }
 
-function challenge(resourceMetadataUrl: string | undefined, error?: string): string {
+/** Where a client finds how to get a token (RFC 9728 §5.1) and which scopes to ask for. */
+export interface ChallengeParams {
+  readonly resourceMetadata?: string;
+  readonly scope?: string;
+}
+
+function challenge(params: ChallengeParams, error?: string): string {
   const parts = ['Bearer realm="warden"'];
   if (error) parts.push(`error="invalid_token", error_description="${error.replace(/["\\\r\n]/g, ' ')}"`);
-  if (resourceMetadataUrl) parts.push(`resource_metadata="${resourceMetadataUrl}"`);
+  if (params.resourceMetadata) parts.push(`resource_metadata="${params.resourceMetadata}"`);
+  if (params.scope) parts.push(`scope="${params.scope}"`);
   return parts.join(', ');
 }
 
 export async function authenticate(
   event: APIGatewayProxyEventV2,
   verifier: TokenVerifier,
-  resourceMetadataUrl?: string,
+  challengeParams: ChallengeParams = {},
 ): Promise<Caller> {
   const authorization = header(event, 'authorization');
   const match = authorization ? /^Bearer[ ]+([^\s]+)\s*$/i.exec(authorization) : null;
   if (!match) {
     const err = new UnauthorizedError('a bearer token is required (Authorization: Bearer <token>)');
-    throw withChallenge(err, challenge(resourceMetadataUrl));
+    throw withChallenge(err, challenge(challengeParams));
   }
   try {
     const { principal } = await verifier.verify(match[1]);
     return { principal, token: match[1] };
   } catch (error) {
     const err = error instanceof UnauthorizedError ? error : new UnauthorizedError('invalid token', error);
-    throw withChallenge(err, challenge(resourceMetadataUrl, err.message));
+    throw withChallenge(err, challenge(challengeParams, err.message));
   }
 }
 

@@ -8,6 +8,7 @@ import { unmarshall } from '@aws-sdk/util-dynamodb';
 import {
   discoverAuthorizationServerMetadata,
   discoverOAuthProtectedResourceMetadata,
+  extractWWWAuthenticateParams,
 } from '@modelcontextprotocol/sdk/client/auth.js';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -355,7 +356,7 @@ describe('mcp audit', () => {
     const first = await connect(agent);
     const second = await connect(agent);
     // Warden hands out a session id at initialize; the SDK client sends it back on every call.
-    expect(first.transport.sessionId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(first.transport.sessionId).toMatch(/^w1\.[\w-]{22}\.[\w-]{43}$/);
     expect(second.transport.sessionId).not.toBe(first.transport.sessionId);
     const a1 = await call(first.client, 'run_sql', { target: 'demo', sql: 'SELECT 1 AS one' });
     const a2 = await call(first.client, 'run_sql', { target: 'demo', sql: 'SELECT 2 AS two' });
@@ -391,29 +392,44 @@ describe('mcp over http', () => {
       body: JSON.stringify(body ?? { jsonrpc: '2.0', id: 1, method: 'tools/list', params: {} }),
     });
 
-  it('answers 401 without a token, pointing at the protected-resource metadata that names the IdP', async () => {
+  it('answers 401 without a token, pointing at the metadata of exactly the resource called (RFC 9728 §3.3)', async () => {
+    const called = `${twin.url}/mcp`;
     const res = await post({});
     expect(res.status).toBe(401);
-    const challenge = res.headers.get('www-authenticate')!;
-    expect(challenge).toMatch(/^Bearer /);
-    const url = /resource_metadata="([^"]+)"/.exec(challenge)![1];
-    expect(url).toBe(`${twin.url}/.well-known/oauth-protected-resource`);
-
-    const meta = (await (await fetch(url)).json()) as Record<string, unknown>;
+    expect(res.headers.get('www-authenticate')).toMatch(/^Bearer /);
+    // Parsed the way the SDK's client does, then checked as a strict client must: the document the
+    // challenge names has to be about the URL that was called, or the client refuses it.
+    const params = extractWWWAuthenticateParams(res);
+    expect(params.resourceMetadataUrl?.href).toBe(`${twin.url}/.well-known/oauth-protected-resource/mcp`);
+    expect(params.scope).toBe('openid warden');
+    const metaRes = await fetch(params.resourceMetadataUrl!);
+    expect(metaRes.status).toBe(200);
+    const meta = (await metaRes.json()) as Record<string, unknown>;
+    expect(meta.resource).toBe(called);
     expect(meta).toEqual({
-      resource: twin.url,
+      resource: called,
       authorization_servers: [twin.issuer],
       bearer_methods_supported: ['header'],
       scopes_supported: ['openid', 'warden'],
       resource_name: 'Warden',
     });
-    // What an MCP client does next: the path-suffixed metadata, then the IdP's own metadata.
-    const discovered = await discoverOAuthProtectedResourceMetadata(`${twin.url}/mcp`);
-    expect(discovered.resource).toBe(`${twin.url}/mcp`);
-    expect(discovered.authorization_servers).toEqual([twin.issuer]);
+    // Every scope the challenge asks for is one the resource supports.
+    for (const s of params.scope!.split(' ')) expect(meta.scopes_supported).toContain(s);
+
+    // The SDK's own discovery (path-suffixed first) lands on the same document.
+    const discovered = await discoverOAuthProtectedResourceMetadata(called);
+    expect(discovered.resource).toBe(called);
     const idp = await discoverAuthorizationServerMetadata(twin.issuer);
     expect(idp?.issuer).toBe(twin.issuer);
     expect(idp?.token_endpoint).toBe(`${twin.issuer}/token`);
+
+    // The REST API's challenge names the origin's document, whose resource is the origin.
+    const rest = await fetch(`${twin.url}/v1/targets`);
+    expect(rest.status).toBe(401);
+    const restParams = extractWWWAuthenticateParams(rest);
+    expect(restParams.resourceMetadataUrl?.href).toBe(`${twin.url}/.well-known/oauth-protected-resource`);
+    const root = (await (await fetch(restParams.resourceMetadataUrl!)).json()) as Record<string, unknown>;
+    expect(root.resource).toBe(twin.url);
   });
 
   it('answers 401 invalid_token for a token that does not verify', async () => {
@@ -438,5 +454,72 @@ describe('mcp over http', () => {
     expect(own.status).toBe(200);
     const body = (await own.json()) as any;
     expect(body.result.tools.length).toBe(7);
+  });
+
+  const rpc = (method: string, id = 1, params: Record<string, unknown> = {}) => ({
+    jsonrpc: '2.0',
+    id,
+    method,
+    params,
+  });
+
+  it('advertises only what a stateless server does: no tools/list_changed it could never send', async () => {
+    const { client } = await connect(alice);
+    expect(client.getServerCapabilities()?.tools).toEqual({ listChanged: false });
+    expect(client.getServerCapabilities()).not.toHaveProperty('resources');
+    expect(client.getServerCapabilities()).not.toHaveProperty('prompts');
+  });
+
+  it('refuses JSON-RPC batches for protocol versions that removed them, with a JSON-RPC error', async () => {
+    const batch = [rpc('tools/list', 1), rpc('ping', 2)];
+    for (const version of ['2025-06-18', '2025-11-25']) {
+      const res = await post({ authorization: `Bearer ${alice}`, 'mcp-protocol-version': version }, batch);
+      expect(res.status, version).toBe(400);
+      const body = (await res.json()) as any;
+      expect(body).toMatchObject({ jsonrpc: '2.0', id: null, error: { code: -32600 } });
+      expect(body.error.message).toMatch(
+        /batches are not part of MCP protocol version .*removed in 2025-06-18/,
+      );
+    }
+    // An initialize inside a batch asking for a version without batches is refused the same way.
+    const init = rpc('initialize', 1, {
+      protocolVersion: '2025-11-25',
+      capabilities: {},
+      clientInfo: { name: 'x', version: '1' },
+    });
+    const initBatch = await post({ authorization: `Bearer ${alice}` }, [init]);
+    expect(initBatch.status).toBe(400);
+    // 2025-03-26 had batches: still answered, one response per request.
+    const old = await post({ authorization: `Bearer ${alice}`, 'mcp-protocol-version': '2025-03-26' }, batch);
+    expect(old.status).toBe(200);
+    const answers = (await old.json()) as any[];
+    expect(answers.map((a) => a.id).sort()).toEqual([1, 2]);
+  });
+
+  it('answers 404 to an Mcp-Session-Id it never issued, issued to someone else, or tampered with', async () => {
+    const { transport } = await connect(alice);
+    const issued = transport.sessionId!;
+    const withSession = (token: string, sid: string) =>
+      post({ authorization: `Bearer ${token}`, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' });
+    expect((await withSession(alice, issued)).status).toBe(200);
+
+    const [, random, mac] = issued.split('.');
+    const flipped = `${mac[0] === 'A' ? 'B' : 'A'}${mac.slice(1)}`;
+    const forged = [
+      'a-made-up-session',
+      '00000000-0000-0000-0000-000000000000',
+      `w1.${random}.${flipped}`,
+      `w1.${'A'.repeat(22)}.${mac}`,
+      `${issued}x`,
+    ];
+    for (const sid of forged) {
+      const res = await withSession(alice, sid);
+      expect(res.status, sid).toBe(404);
+      expect(((await res.json()) as any).error.code).toBe(-32001);
+    }
+    // alice's id in bob's hands does not put bob's calls into alice's session.
+    expect((await withSession(bob, issued)).status).toBe(404);
+    // Unauthenticated is still 401 first: the session id is no credential.
+    expect((await post({ 'mcp-session-id': issued })).status).toBe(401);
   });
 });

@@ -4,16 +4,17 @@
  * transport and its `Response` becomes the Lambda result, so API Gateway and the local twin run
  * the same code.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { ForbiddenError, PayloadTooLargeError } from '../../core/errors.js';
-import { isValidSessionId } from '../../core/requests.js';
 import { principalKey } from '../../core/types.js';
+import type { Signer } from '../../adapters/signing.js';
 import type { Caller } from '../../middleware/auth.js';
 import { header, json, rawBody, SECURITY_HEADERS, type HttpResult } from '../../middleware/http.js';
 import { baseUrl, type ApiRoute, type Ctx } from '../context.js';
 import { createWardenMcpServer } from '../mcp/server.js';
+import type { Runtime } from '../runtime.js';
 
 export const MCP_PATH = '/mcp';
 const METADATA_PATH = '/.well-known/oauth-protected-resource';
@@ -61,31 +62,80 @@ function checkOrigin(ctx: Ctx): void {
 
 /**
  * One audit session per client conversation. Warden hands out an `Mcp-Session-Id` at initialize and
- * the client sends it back, so a conversation's calls group together without server state. The id
- * is bound to the caller so nobody can write into another principal's session; without one, the
- * session is derived from the token, as on the REST API.
+ * the client sends it back, so a conversation's calls group together without server state: the id
+ * carries a MAC (the deployment's signing key, KMS in AWS) over the caller and a random part, so
+ * Warden can tell an id it issued to this caller from one it never issued — which is answered 404,
+ * as the MCP transport spec says. Without an id the session is derived from the token, as on REST.
  */
-export function mcpSessionId(event: APIGatewayProxyEventV2, caller: Caller): string {
-  const given = header(event, 'mcp-session-id');
-  const seed =
-    given !== undefined && isValidSessionId(given)
-      ? `${principalKey(caller.principal)}\n${given}`
-      : caller.token;
+const SESSION_ID_RE = /^w1\.([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{43})$/;
+
+function sessionMacInput(caller: Caller, random: string): string {
+  return `warden-mcp-session\n${principalKey(caller.principal)}\n${random}`;
+}
+
+/** Ids verified on this instance (a KMS VerifyMac per call would add a round trip to each). */
+const verifiedSessions = new Set<string>();
+const MAX_VERIFIED = 5000;
+
+export async function issueMcpSessionId(signer: Signer, caller: Caller): Promise<string> {
+  const random = randomBytes(16).toString('base64url');
+  return `w1.${random}.${await signer.sign(sessionMacInput(caller, random))}`;
+}
+
+/** True only for an id Warden issued to this same principal. */
+export async function verifyMcpSessionId(
+  signer: Signer | undefined,
+  caller: Caller,
+  given: string,
+): Promise<boolean> {
+  const m = SESSION_ID_RE.exec(given);
+  if (!m || !signer) return false;
+  const key = `${principalKey(caller.principal)}\n${given}`;
+  if (verifiedSessions.has(key)) return true;
+  if (!(await signer.verify(sessionMacInput(caller, m[1]), m[2]))) return false;
+  if (verifiedSessions.size >= MAX_VERIFIED) verifiedSessions.clear();
+  verifiedSessions.add(key);
+  return true;
+}
+
+/** The audit session of a call: the verified `Mcp-Session-Id`, bound to the caller, or the token's. */
+export function mcpSessionId(given: string | undefined, caller: Caller): string {
+  const seed = given !== undefined ? `${principalKey(caller.principal)}\n${given}` : caller.token;
   return `m_${createHash('sha256').update(seed).digest('base64url').slice(0, 22)}`;
 }
 
-function isInitialize(body: string): boolean {
+/** The first protocol version without JSON-RPC batching (added in 2025-03-26, removed here). */
+const BATCHES_REMOVED_IN = '2025-06-18';
+/** What a server assumes when a client sends no MCP-Protocol-Version header (transport spec). */
+const DEFAULT_PROTOCOL_VERSION = '2025-03-26';
+
+interface ParsedBody {
+  readonly initialize: boolean;
+  readonly batch: boolean;
+  /** The version an initialize asks for, when the body is one. */
+  readonly initializeVersion?: string;
+}
+
+function parseBody(body: string): ParsedBody {
+  let msg: unknown;
   try {
-    const msg = JSON.parse(body) as unknown;
-    return (
-      typeof msg === 'object' &&
-      msg !== null &&
-      !Array.isArray(msg) &&
-      (msg as { method?: unknown }).method === 'initialize'
-    );
+    msg = JSON.parse(body);
   } catch {
-    return false;
+    return { initialize: false, batch: false };
   }
+  const isInit = (m: unknown): m is { params?: { protocolVersion?: unknown } } =>
+    typeof m === 'object' && m !== null && (m as { method?: unknown }).method === 'initialize';
+  const init = Array.isArray(msg) ? msg.find(isInit) : isInit(msg) ? msg : undefined;
+  const v: unknown = init?.params?.protocolVersion;
+  return {
+    initialize: init !== undefined,
+    batch: Array.isArray(msg),
+    ...(typeof v === 'string' ? { initializeVersion: v } : {}),
+  };
+}
+
+function jsonRpcError(statusCode: number, code: number, message: string): HttpResult {
+  return json(statusCode, { jsonrpc: '2.0', error: { code, message }, id: null });
 }
 
 /** Hop-by-hop and credential headers never reach the MCP layer: the token stops at authentication. */
@@ -116,12 +166,37 @@ async function handleMcp(ctx: Ctx): Promise<HttpResult> {
   const bytes = Buffer.byteLength(body, 'utf8');
   if (bytes > limit) throw new PayloadTooLargeError(`request body is ${bytes} bytes; the limit is ${limit}`);
 
+  const parsed = parseBody(body);
+  if (parsed.batch) {
+    const version =
+      header(ctx.event, 'mcp-protocol-version') ?? parsed.initializeVersion ?? DEFAULT_PROTOCOL_VERSION;
+    if (version >= BATCHES_REMOVED_IN) {
+      return jsonRpcError(
+        400,
+        -32600,
+        `Invalid Request: JSON-RPC batches are not part of MCP protocol version ${version.slice(0, 32)} (removed in ${BATCHES_REMOVED_IN}); send one message per request`,
+      );
+    }
+  }
+  let session = parsed.initialize ? undefined : header(ctx.event, 'mcp-session-id');
+  if (session !== undefined && !(await verifyMcpSessionId(ctx.rt.signer, caller, session))) {
+    // Never issued (or issued to someone else): the transport spec's answer is 404.
+    return jsonRpcError(
+      404,
+      -32001,
+      'Session not found: this Mcp-Session-Id was not issued to you by Warden; initialize again',
+    );
+  }
+  const issued =
+    parsed.initialize && ctx.rt.signer ? await issueMcpSessionId(ctx.rt.signer, caller) : undefined;
+  session ??= issued;
+
   const base = baseUrl(ctx.event, ctx.rt);
   // Stateless: a fresh server and transport for this request alone, never reused.
   const server = createWardenMcpServer({
     rt: ctx.rt,
     principal: caller.principal,
-    meta: { sessionId: mcpSessionId(ctx.event, caller) },
+    meta: { sessionId: mcpSessionId(session, caller) },
     baseUrl: base,
   });
   const transport = new WebStandardStreamableHTTPServerTransport({
@@ -132,8 +207,7 @@ async function handleMcp(ctx: Ctx): Promise<HttpResult> {
   try {
     await server.connect(transport);
     const response = await transport.handleRequest(toRequest(ctx.event, `${base}${MCP_PATH}`, body));
-    const extra: Record<string, string> =
-      response.ok && isInitialize(body) ? { 'mcp-session-id': randomUUID() } : {};
+    const extra: Record<string, string> = response.ok && issued ? { 'mcp-session-id': issued } : {};
     return await toResult(response, extra);
   } finally {
     await server.close();
@@ -165,6 +239,23 @@ function protectedResourceMetadata(ctx: Ctx, resourcePath: string): HttpResult {
     },
     { 'cache-control': 'public, max-age=300', 'access-control-allow-origin': '*' },
   );
+}
+
+/**
+ * The challenge of a 401: the metadata document of the resource that was called (RFC 9728 §3.3: a
+ * client must find there exactly the URL it called) — `/mcp`'s own for MCP, the origin's for the
+ * REST API — and the scopes to ask for (MCP authorization spec 2025-11-25).
+ */
+export function authChallenge(
+  event: APIGatewayProxyEventV2,
+  rt: Runtime,
+  routePath: string,
+): { resourceMetadata: string; scope: string } {
+  const suffix = routePath === MCP_PATH ? MCP_PATH : '';
+  return {
+    resourceMetadata: `${baseUrl(event, rt)}${METADATA_PATH}${suffix}`,
+    scope: mcpSettings().scopes.join(' '),
+  };
 }
 
 export const mcpRoutes: ApiRoute[] = [
