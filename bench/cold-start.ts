@@ -8,12 +8,13 @@
  * `benchColdStart()` is the export for bench/run.ts; `npx tsx bench/cold-start.ts` runs it alone.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
 import { devToken } from '../bin/cli-client.js';
+import { ESM_BANNER, IAM_DATA_FILES, WASM_FILES } from '../lib/constructs/gateway-function.js';
 import { REPO_ROOT, startLocalTwin } from '../lib/local/twin.js';
 
 export interface ColdStartRow {
@@ -36,23 +37,34 @@ const event = (id) => ({
 });
 const ctx = { awsRequestId: 'bench', getRemainingTimeInMillis: () => 30000 };
 const t0 = performance.now();
-const { handler } = await import(process.env.BENCH_BUNDLE);
+const { handler, COLD_START_PHASES: phases } = await import(process.env.BENCH_BUNDLE);
 const t1 = performance.now();
 const first = await handler(event(1), ctx);
 const t2 = performance.now();
 const warm = await handler(event(2), ctx);
 const t3 = performance.now();
 if (first.statusCode !== 200 || warm.statusCode !== 200) throw new Error('unexpected status ' + first.statusCode + '/' + warm.statusCode + ' ' + first.body);
-console.log(JSON.stringify({ importMs: t1 - t0, firstMs: t2 - t1, warmMs: t3 - t2 }));
+const { startedAt, ...ends } = phases;
+console.log(JSON.stringify({ importMs: t1 - t0, firstMs: t2 - t1, warmMs: t3 - t2, moduleMs: startedAt - t0, ends }));
 `;
 
 function runChild(
   script: string,
   env: NodeJS.ProcessEnv,
-): Promise<{ processMs: number; importMs: number; firstMs: number; warmMs: number }> {
+): Promise<{
+  processMs: number;
+  importMs: number;
+  firstMs: number;
+  warmMs: number;
+  moduleMs: number;
+  ends: Record<string, number>;
+}> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const child = spawn(process.execPath, [script], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const prof = process.env.BENCH_CPU_PROF
+      ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF]
+      : [];
+    const child = spawn(process.execPath, [...prof, script], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
@@ -84,20 +96,29 @@ export async function benchColdStart(options: { runs?: number } = {}): Promise<C
   const script = join(outDir, 'cold-start-child.mjs');
   const twin = await startLocalTwin({ port: 0, dataDir, ephemeral: true, customers: 100 });
   try {
+    // Bundled as the stack bundles it (minified ESM, AWS SDK inside, WebAssembly and IAM data
+    // copied next to it), so the figure is the one Lambda pays.
     await build({
       entryPoints: [join(REPO_ROOT, 'lambdas/handlers/api.ts')],
       bundle: true,
       platform: 'node',
       format: 'esm',
       target: 'node20',
-      packages: 'external',
+      minify: !process.env.BENCH_CPU_PROF, // readable names in a profile
+      mainFields: ['module', 'main'],
+      banner: { js: ESM_BANNER },
       outfile: bundle,
       logLevel: 'silent',
     });
+    for (const file of WASM_FILES) copyFileSync(file, join(outDir, basename(file)));
+    for (const [file, dest] of IAM_DATA_FILES) {
+      mkdirSync(dirname(join(outDir, dest)), { recursive: true });
+      copyFileSync(file, join(outDir, dest));
+    }
     writeFileSync(script, CHILD);
     const token = await devToken(twin.url, 'alice');
     const env = { ...process.env, BENCH_BUNDLE: pathToFileURL(bundle).href, BENCH_TOKEN: token };
-    const samples = [];
+    const samples: Awaited<ReturnType<typeof runChild>>[] = [];
     for (let i = 0; i < runs; i++) samples.push(await runChild(script, env));
     const row = (phase: string, xs: number[]): ColdStartRow => ({
       phase,
@@ -105,7 +126,19 @@ export async function benchColdStart(options: { runs?: number } = {}): Promise<C
       'min ms': Math.round(Math.min(...xs)),
       'max ms': Math.round(Math.max(...xs)),
     });
+    const phaseNames = Object.keys(samples[0]?.ends ?? {});
     return [
+      row(
+        'phase: load and evaluate the bundle’s code',
+        samples.map((s) => s.moduleMs),
+      ),
+      // createRuntime's phases run concurrently: each row is when that phase was done.
+      ...phaseNames.map((name) =>
+        row(
+          `phase: ${name} (done at, from runtime start)`,
+          samples.map((s) => s.ends[name] ?? NaN),
+        ),
+      ),
       row(
         'import the handler (runtime: JWKS, parser WASM, policy load)',
         samples.map((s) => s.importMs),

@@ -46,8 +46,9 @@ export async function policyCommand(sub: 'validate' | 'push' | 'schema', dir: st
     .toISOString()
     .replace(/[-:.TZ]/g, '')
     .slice(0, 14)}`;
+  let engine;
   try {
-    const engine = validatePolicySources(sources, version);
+    engine = validatePolicySources(sources, version);
     console.log(`valid: ${engine.policyIds.length} policies (${engine.policyIds.join(', ')})`);
   } catch (error) {
     if (error instanceof PolicyValidationError) {
@@ -61,7 +62,7 @@ export async function policyCommand(sub: 'validate' | 'push' | 'schema', dir: st
     const { DynamoPolicyStore } = await import('../lambdas/adapters/request-store.js');
     await new DynamoPolicyStore().putActive({
       version,
-      policies: encodePolicySources(sources),
+      policies: encodePolicySources(sources, engine),
       updatedAt: new Date().toISOString(),
       updatedBy: process.env.USER ?? 'cli',
     });

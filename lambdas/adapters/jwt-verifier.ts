@@ -4,6 +4,7 @@
  * fetched once and refetched only when a token names a key id the cache has not seen (rotation),
  * at most once per penalty period.
  */
+import { get as httpGet } from 'node:http';
 import { JwtVerifier } from 'aws-jwt-verify';
 import {
   FetchError,
@@ -185,7 +186,9 @@ function assertJwksUriAllowed(uri: string): void {
 
 /**
  * aws-jwt-verify's Node fetcher speaks https only; the local twin's IdP is http on 127.0.0.1.
- * https keeps the library's own fetcher (timeouts, one retry).
+ * https keeps the library's own fetcher (timeouts, one retry). Loopback http uses node:http, like
+ * the library does for https, rather than the global fetch, whose first use compiles undici (a
+ * cost the cold-start bench would otherwise charge to the twin but Lambda never pays).
  */
 class LoopbackAwareFetcher implements Fetcher {
   readonly #https = new SimpleFetcher();
@@ -196,15 +199,21 @@ class LoopbackAwareFetcher implements Fetcher {
     data?: ArrayBuffer,
   ): Promise<ArrayBuffer> {
     if (new URL(uri).protocol === 'https:') return this.#https.fetch(uri, requestOptions, data);
-    let res: Response;
-    try {
-      res = await fetch(uri, { signal: AbortSignal.timeout(JWKS_FETCH_TIMEOUT_MS) });
-    } catch (cause) {
+    const { status, body } = await new Promise<{ status: number; body: Buffer }>((resolve, reject) => {
+      const req = httpGet(uri, { timeout: JWKS_FETCH_TIMEOUT_MS }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+        res.on('error', reject);
+      });
+      req.on('timeout', () => req.destroy(new Error(`no answer within ${JWKS_FETCH_TIMEOUT_MS} ms`)));
+      req.on('error', reject);
+    }).catch((cause: unknown) => {
       throw new FetchError(uri, cause instanceof Error ? cause.message : String(cause));
+    });
+    if (status !== 200) {
+      throw new NonRetryableFetchError(uri, `Status code is ${status}, expected 200`);
     }
-    if (res.status !== 200) {
-      throw new NonRetryableFetchError(uri, `Status code is ${res.status}, expected 200`);
-    }
-    return res.arrayBuffer();
+    return body.buffer.slice(body.byteOffset, body.byteOffset + body.byteLength) as ArrayBuffer;
   }
 }

@@ -14,6 +14,7 @@
  * (approval required?), otherwise deny. Forbids win in both evaluations, so a forbidden request can
  * never be approved into running.
  */
+import { createHash } from 'node:crypto';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { WardenError } from './errors.js';
 import type { Decision, Principal } from './types.js';
@@ -69,6 +70,21 @@ interface PolicyFacts {
   readonly json: string;
 }
 
+/**
+ * A validated policy set as `policy push` stores it next to the texts: each policy's text, action
+ * scope and JSON, and the hash of the schema it was validated against. A cold start whose schema
+ * has the same hash serves it without converting or validating anything again (the two costliest
+ * Cedar calls of a load); any other schema re-validates from the texts.
+ */
+export interface CompiledPolicies {
+  readonly schemaSha256: string;
+  readonly policies: Readonly<
+    Record<string, { text: string; actions: readonly string[] | 'all'; json: string }>
+  >;
+}
+
+const schemaHash = (schema: string) => createHash('sha256').update(schema).digest('hex');
+
 /** The policies that can apply to one action, preparsed as their own set. */
 interface Slice {
   readonly setId: string;
@@ -87,8 +103,7 @@ function preparseEmpty(): void {
   emptyPreparsed = true;
 }
 
-function policyFacts(text: string): PolicyFacts {
-  const answer = cedar.policyToJson(text);
+function policyFacts(text: string, answer: ReturnType<typeof cedar.policyToJson>): PolicyFacts {
   if (answer.type !== 'success') return { text, actions: 'all', json: text };
   const scope = answer.json.action as { op: string; entity?: { id?: string }; entities?: { id?: string }[] };
   const ids =
@@ -110,7 +125,15 @@ function formatErrors(errors: readonly cedar.DetailedError[]): string[] {
 
 /** Splits policy texts into `{id: text}`, using each policy's `@id` annotation when present. */
 export function splitPolicies(sources: readonly PolicySource[]): Record<string, string> {
-  const out: Record<string, string> = {};
+  return Object.fromEntries([...parsePolicies(sources)].map(([id, facts]) => [id, facts.text]));
+}
+
+/**
+ * Each policy by id (its `@id`, or `source#index`) with what it applies to. Cedar converts each
+ * policy to JSON once; the id and the facts both come from that one conversion.
+ */
+function parsePolicies(sources: readonly PolicySource[]): Map<string, PolicyFacts> {
+  const out = new Map<string, PolicyFacts>();
   const errors: string[] = [];
   for (const { source, text } of sources) {
     const parts = cedar.policySetTextToParts(text);
@@ -123,8 +146,8 @@ export function splitPolicies(sources: readonly PolicySource[]): Record<string, 
       const json = cedar.policyToJson(policy);
       const annotated = json.type === 'success' ? json.json.annotations?.id : undefined;
       const id = annotated ?? `${source}#${index}`;
-      if (out[id] !== undefined) errors.push(`${source}: duplicate policy id "${id}"`);
-      out[id] = policy;
+      if (out.has(id)) errors.push(`${source}: duplicate policy id "${id}"`);
+      out.set(id, policyFacts(policy, json));
     });
   }
   if (errors.length > 0) throw new PolicyValidationError(errors);
@@ -142,8 +165,17 @@ export class PolicyEngine {
   /** Schema check of a request, per shape (types, not values): the errors, [] when valid. */
   private readonly shapes = new Map<string, readonly string[]>();
 
-  private constructor(version: string, setId: string, schemaName: string, facts: Map<string, PolicyFacts>) {
+  private readonly schemaSha256: string;
+
+  private constructor(
+    version: string,
+    setId: string,
+    schemaName: string,
+    facts: Map<string, PolicyFacts>,
+    schemaSha256: string,
+  ) {
     this.version = version;
+    this.schemaSha256 = schemaSha256;
     this.policyIds = [...facts.keys()];
     this.setId = setId;
     this.schemaName = schemaName;
@@ -155,11 +187,18 @@ export class PolicyEngine {
    * Throws PolicyValidationError with Cedar's messages; nothing is replaced on failure.
    */
   static load(schema: string, policies: readonly PolicySource[], version: string): PolicyEngine {
-    const staticPolicies = splitPolicies(policies);
-    const schemaCheck = cedar.checkParseSchema(schema);
-    if (schemaCheck.type === 'failure') {
-      throw new PolicyValidationError(formatErrors(schemaCheck.errors).map((m) => `schema: ${m}`));
+    // Cold start pays for every Cedar call here, so each input is parsed as few times as it can be:
+    // the schema is checked by preparsing it (no separate parse), the policies are validated as one
+    // set and preparsed per action on first use (the whole set is never preparsed on its own).
+    const facts = parsePolicies(policies);
+    const n = ++preparsedCounter;
+    const setId = `warden-policies-${n}`;
+    const schemaName = `warden-schema-${n}`;
+    const schemaAnswer = cedar.preparseSchema(schemaName, schema);
+    if (schemaAnswer.type === 'failure') {
+      throw new PolicyValidationError(formatErrors(schemaAnswer.errors).map((m) => `schema: ${m}`));
     }
+    const staticPolicies = Object.fromEntries([...facts].map(([id, f]) => [id, f.text]));
     const validation = cedar.validate({
       schema,
       policies: { staticPolicies },
@@ -171,16 +210,44 @@ export class PolicyEngine {
         validation.validationErrors.map((e) => `${e.policyId}: ${formatErrors([e.error])[0]}`),
       );
     }
+    preparseEmpty();
+    return new PolicyEngine(version, setId, schemaName, facts, schemaHash(schema));
+  }
+
+  /**
+   * Serves a set compiled by `compiled()` of an engine that validated it against this very schema;
+   * undefined when the schema differs or the form is not one this code wrote (then load() it).
+   */
+  static fromCompiled(schema: string, compiled: unknown, version: string): PolicyEngine | undefined {
+    const c = compiled as Partial<CompiledPolicies> | undefined;
+    if (!c || c.schemaSha256 !== schemaHash(schema) || typeof c.policies !== 'object' || !c.policies)
+      return undefined;
+    const facts = new Map<string, PolicyFacts>();
+    for (const [id, p] of Object.entries(c.policies)) {
+      const actions = p?.actions;
+      if (typeof p?.text !== 'string' || typeof p.json !== 'string') return undefined;
+      if (actions !== 'all' && !(Array.isArray(actions) && actions.every((a) => typeof a === 'string'))) {
+        return undefined;
+      }
+      facts.set(id, { text: p.text, json: p.json, actions: actions === 'all' ? 'all' : new Set(actions) });
+    }
     const n = ++preparsedCounter;
-    const setId = `warden-policies-${n}`;
     const schemaName = `warden-schema-${n}`;
     const schemaAnswer = cedar.preparseSchema(schemaName, schema);
-    if (schemaAnswer.type === 'failure') throw new PolicyValidationError(formatErrors(schemaAnswer.errors));
-    const setAnswer = cedar.preparsePolicySet(setId, { staticPolicies });
-    if (setAnswer.type === 'failure') throw new PolicyValidationError(formatErrors(setAnswer.errors));
+    if (schemaAnswer.type === 'failure') {
+      throw new PolicyValidationError(formatErrors(schemaAnswer.errors).map((m) => `schema: ${m}`));
+    }
     preparseEmpty();
-    const facts = new Map(Object.entries(staticPolicies).map(([id, text]) => [id, policyFacts(text)]));
-    return new PolicyEngine(version, setId, schemaName, facts);
+    return new PolicyEngine(version, `warden-policies-${n}`, schemaName, facts, schemaHash(schema));
+  }
+
+  /** This validated set in the form `fromCompiled` serves (what `policy push` stores). */
+  compiled(): CompiledPolicies {
+    const policies: Record<string, { text: string; actions: readonly string[] | 'all'; json: string }> = {};
+    for (const [id, f] of this.facts) {
+      policies[id] = { text: f.text, json: f.json, actions: f.actions === 'all' ? 'all' : [...f.actions] };
+    }
+    return { schemaSha256: this.schemaSha256, policies };
   }
 
   /** The preparsed slice of policies that can apply to `action` (built on first use). */

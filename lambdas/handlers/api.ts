@@ -18,6 +18,8 @@ import { mcpToolRoutes } from './routes/mcp-tools.js';
 import { createRuntime, type Runtime } from './runtime.js';
 
 const runtime: Runtime = await createRuntime();
+/** Cold-start phase timings (read by bench/cold-start.ts). */
+export { COLD_START_PHASES } from './runtime.js';
 
 const routes: ApiRoute[] = [
   ...coreRoutes,

@@ -230,13 +230,13 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
   // The repo's policy files are the demo's source of truth: validated, then pushed like `policy push`.
   const sources = [...loadPolicyFiles(POLICY_DIR), ...(options.extraPolicies ?? [])];
   const version = `local-${Date.now()}`;
-  validatePolicySources(sources, version);
+  const engine = validatePolicySources(sources, version);
   await new DynamoPolicyStore({
     client: createDocumentClient(ddb),
     tableName: tableNames.Policies,
   }).putActive({
     version,
-    policies: encodePolicySources(sources),
+    policies: encodePolicySources(sources, engine),
     updatedAt: new Date().toISOString(),
     updatedBy: 'local-twin',
   });

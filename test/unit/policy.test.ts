@@ -162,3 +162,70 @@ describe('policy provider', () => {
     expect(e.decideOperation(bob, 'sql:read', demoTarget, ctx()).outcome).toBe('deny');
   });
 });
+
+describe('compiled policy sets (what policy push stores)', () => {
+  const all = ['demo.cedar', 'demo-aws.cedar', 'demo-mcp.cedar'].map((f) => ({
+    source: f,
+    text: readFileSync(`policies/${f}`, 'utf8'),
+  }));
+  const validated = PolicyEngine.load(CEDAR_SCHEMA, all, 'v1');
+  const stored = (policies: string): StoredPolicySet => ({ version: 'v1', policies, updatedAt: '' });
+
+  it('decides exactly as the validated engine, without validating again', async () => {
+    const store = new MemoryPolicyStore();
+    store.active = stored(encodePolicySources(all, validated));
+    const served = await new PolicyProvider(store).engine();
+    expect(served.policyIds).toEqual(validated.policyIds);
+    for (const p of [alice, bob, carol, dave, agent]) {
+      for (const action of ['sql:read', 'sql:write', 'sql:ddl', 'sql:admin']) {
+        for (const approved of [false, true]) {
+          const c = { ...ctx(), approved };
+          expect(served.authorize(p, action, demoTarget, c)).toEqual(
+            validated.authorize(p, action, demoTarget, c),
+          );
+        }
+      }
+    }
+  });
+
+  it('serves the compiled form only for the schema it was validated against', () => {
+    const compiled = validated.compiled();
+    expect(PolicyEngine.fromCompiled(CEDAR_SCHEMA, compiled, 'v1')).toBeDefined();
+    // Another schema (a deploy that changed it): the caller must validate the texts again.
+    expect(PolicyEngine.fromCompiled(`${CEDAR_SCHEMA}\n`, compiled, 'v1')).toBeUndefined();
+    // A form this code did not write is never trusted.
+    for (const bad of [
+      undefined,
+      null,
+      'x',
+      { ...compiled, schemaSha256: 'f'.repeat(64) },
+      {
+        ...compiled,
+        policies: { p: { text: 'permit(principal, action, resource);', actions: 'some', json: '{}' } },
+      },
+      { ...compiled, policies: { p: { text: 1, actions: 'all', json: '{}' } } },
+      {
+        ...compiled,
+        policies: { p: { text: 'permit(principal, action, resource);', actions: [1], json: '{}' } },
+      },
+    ]) {
+      expect(PolicyEngine.fromCompiled(CEDAR_SCHEMA, bad, 'v1')).toBeUndefined();
+    }
+  });
+
+  it('re-validates from the texts when the compiled form does not fit, refusing an invalid set', async () => {
+    const store = new MemoryPolicyStore();
+    const compiled = { ...validated.compiled(), schemaSha256: '0'.repeat(64) };
+    // Texts that do not validate, with a compiled form that would have "served" them: refused.
+    store.active = stored(
+      JSON.stringify({
+        sources: [{ source: 'x.cedar', text: 'permit(principal, action, resource) when { context.nope };' }],
+        compiled,
+      }),
+    );
+    await expect(new PolicyProvider(store).engine()).rejects.toThrow(PolicyValidationError);
+    // The old stored form (a bare list of sources) still loads.
+    store.active = stored(encodePolicySources(all));
+    expect((await new PolicyProvider(store).engine()).policyIds).toEqual(validated.policyIds);
+  });
+});
