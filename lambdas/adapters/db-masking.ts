@@ -110,7 +110,8 @@ export async function applySetup(
   try {
     for (const [i, sql] of statements.entries()) {
       const out = await run(client, target, adminSecretArn, sql, transactionId);
-      if (!out.ok) throw new Error(`statement ${i + 1} of ${statements.length} failed: ${out.message}\n${sql}`);
+      if (!out.ok)
+        throw new Error(`statement ${i + 1} of ${statements.length} failed: ${out.message}\n${sql}`);
     }
     await client.send(new CommitTransactionCommand({ ...base, transactionId }));
   } catch (err) {
@@ -174,9 +175,12 @@ export function createDbMaskingGuard(options: {
       if (!target || target.kind !== 'sql') return;
       let entry = results.get(name);
       if (!entry || (entry.at + FAILURE_RETRY_MS < now() && !(await entry.report).ok)) {
-        const report = runDbCheck(client, name, target).catch(
-          (err: unknown): DbCheckReport => ({ target: name, ok: false, problems: [String(err)], passed: [] }),
-        );
+        const report = runDbCheck(client, name, target).catch((err: unknown): DbCheckReport => ({
+          target: name,
+          ok: false,
+          problems: [String(err)],
+          passed: [],
+        }));
         entry = { at: now(), report };
         results.set(name, entry);
         void report.then((r) =>

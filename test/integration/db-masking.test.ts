@@ -115,7 +115,7 @@ describe('a masked principal cannot get a raw value out', () => {
     "SELECT replace(ssn, '-', '') AS x, concat(ssn, 'x') AS y, split_part(card_number, '-', 4) AS z FROM customers",
     "SELECT lower(iban) AS x, regexp_replace(ssn, '(.)', '\\1 ', 'g') AS y FROM customers",
     "SELECT string_agg(to_hex(ascii(substr(ssn, i, 1))), '') AS x FROM customers, generate_series(1, 11) i GROUP BY id",
-    'SELECT md5(ssn) AS a, sha256(convert_to(ssn, \'UTF8\')) AS b, md5(email) AS c FROM customers',
+    "SELECT md5(ssn) AS a, sha256(convert_to(ssn, 'UTF8')) AS b, md5(email) AS c FROM customers",
     "SELECT replace(card_number, '-', '')::numeric + 1 AS x FROM customers WHERE card_number ~ '^[0-9-]+$'",
     "SELECT format('%s|%s', ssn, iban) AS x, json_build_object('s', ssn) AS j, ARRAY[ssn, email] AS a FROM customers",
     'SELECT c AS whole, c::text AS t, to_json(c) AS j, row_to_json(c) AS r FROM customers c',
@@ -125,7 +125,7 @@ describe('a masked principal cannot get a raw value out', () => {
     'SELECT ssn FROM customers UNION SELECT email FROM customers',
     'SELECT ssn, lag(email) OVER (ORDER BY id) AS prev FROM customers',
     'SELECT ssn, count(*) FROM customers GROUP BY ssn',
-    "SELECT xmlelement(name x, ssn) AS x, to_jsonb(c.*) AS j FROM customers c",
+    'SELECT xmlelement(name x, ssn) AS x, to_jsonb(c.*) AS j FROM customers c',
   ])('%s', async (text) => {
     const res = await sql(carol, text);
     expect([200, 400, 403]).toContain(res.status);
@@ -141,8 +141,14 @@ describe('a masked principal cannot get a raw value out', () => {
 
   it('answers a blind predicate on a prefix of an SSN the same for every prefix', async () => {
     const prefix = raw[0].ssn.slice(0, 3);
-    const right = await sql(carol, `SELECT count(*) AS n FROM customers WHERE id = 1 AND substr(ssn, 1, 3) = '${prefix}'`);
-    const wrong = await sql(carol, `SELECT count(*) AS n FROM customers WHERE id = 1 AND substr(ssn, 1, 3) = '000'`);
+    const right = await sql(
+      carol,
+      `SELECT count(*) AS n FROM customers WHERE id = 1 AND substr(ssn, 1, 3) = '${prefix}'`,
+    );
+    const wrong = await sql(
+      carol,
+      `SELECT count(*) AS n FROM customers WHERE id = 1 AND substr(ssn, 1, 3) = '000'`,
+    );
     expect(right.status).toBe(200);
     expect(right.body.result.rows[0].n).toBe(0);
     expect(wrong.body.result.rows[0].n).toBe(0);
@@ -200,7 +206,7 @@ describe('ordinary work keeps working for carol', () => {
       'SELECT status, sum(amount) AS total FROM orders GROUP BY status ORDER BY status',
       'SELECT c.id, count(o.id) AS n FROM customers c JOIN orders o ON o.customer_id = c.id GROUP BY c.id ORDER BY c.id LIMIT 20',
       "SELECT count(*) AS n FROM orders WHERE created_at >= '2024-01-01' AND created_at < '2024-07-01'",
-      "SELECT right(card_number, 4) AS last4 FROM customers WHERE id = 2",
+      'SELECT right(card_number, 4) AS last4 FROM customers WHERE id = 2',
     ];
     for (const text of queries) {
       const masked = await sql(carol, text);
@@ -213,7 +219,8 @@ describe('ordinary work keeps working for carol', () => {
 
 describe('writes by a masked principal', () => {
   it('cannot copy a sensitive column into a column it may read, even once approved', async () => {
-    const before = (await twin.db.query<{ status: string }>('SELECT status FROM public.orders WHERE id = 5')).rows[0];
+    const before = (await twin.db.query<{ status: string }>('SELECT status FROM public.orders WHERE id = 5'))
+      .rows[0];
     const text = 'UPDATE orders SET status = (SELECT ssn FROM customers ORDER BY id LIMIT 1) WHERE id = 5';
     const res = await twin.api('POST', '/v1/targets/demo/sql', {
       token: alice,
@@ -234,7 +241,8 @@ describe('writes by a masked principal', () => {
     expect(done.status).toBe('failed');
     expect(JSON.stringify(done)).toMatch(/permission denied/);
     expect(twin.statementLog.filter((s) => s.sql === text).map((s) => s.role)).toEqual(['warden_masked_rw']);
-    const after = (await twin.db.query<{ status: string }>('SELECT status FROM public.orders WHERE id = 5')).rows[0];
+    const after = (await twin.db.query<{ status: string }>('SELECT status FROM public.orders WHERE id = 5'))
+      .rows[0];
     expect(after).toEqual(before);
   });
 });

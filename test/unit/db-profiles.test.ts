@@ -96,24 +96,28 @@ describe('the generator, pure', () => {
     expect(sql).toContain(
       `ALTER ROLE "warden_masked_ro" SET search_path TO "warden_masked", ${quoteIdent(`warden_masked_${HOSTILE_SCHEMA}`)}`,
     );
-    expect(sql).toContain(`ALTER ROLE "warden_ro" SET search_path TO "public", ${quoteIdent(HOSTILE_SCHEMA)}`);
+    expect(sql).toContain(
+      `ALTER ROLE "warden_ro" SET search_path TO "public", ${quoteIdent(HOSTILE_SCHEMA)}`,
+    );
   });
 
   it('gives the masked writer SELECT on non-sensitive columns only, and nothing on the views', () => {
     const sql = generateMaskingSql(target(), columns);
     expect(sql).toContain('GRANT SELECT ("id") ON "public"."people" TO "warden_masked_rw"');
     expect(sql.filter((s) => /GRANT SELECT.*warden_masked_rw/.test(s) && s.includes('ssn'))).toEqual([]);
-    expect(sql.filter((s) => /GRANT .* ON ALL TABLES IN SCHEMA "warden_masked" TO "warden_masked_rw"/.test(s))).toEqual(
-      [],
-    );
+    expect(
+      sql.filter((s) => /GRANT .* ON ALL TABLES IN SCHEMA "warden_masked" TO "warden_masked_rw"/.test(s)),
+    ).toEqual([]);
   });
 
   it('refuses types that are not type names, so a catalogue cannot inject SQL', () => {
     const bad = (type: string) => () =>
-      generateMaskingSql(target(), [{ schema: 'public', table: 'people', column: 'ssn', type, kind: 'r', position: 1 }]);
+      generateMaskingSql(target(), [
+        { schema: 'public', table: 'people', column: 'ssn', type, kind: 'r', position: 1 },
+      ]);
     expect(bad('text; DROP TABLE people')).toThrow(/not a type name/);
     expect(bad('text /* x */')).toThrow(/not a type name/);
-    expect(bad("text) AS x FROM pg_authid --")).toThrow();
+    expect(bad('text) AS x FROM pg_authid --')).toThrow();
     expect(bad('')).toThrow();
     expect(bad('"my ""odd"" type"')).not.toThrow();
   });
@@ -121,20 +125,28 @@ describe('the generator, pure', () => {
   it('refuses configurations that would merge or hide users and schemas', () => {
     const dup = target({ db: { users: { read: 'same', write: 'same' } } });
     expect(() => generateMaskingSql(dup, [])).toThrow(/both "same"/);
-    expect(() => generateMaskingSql(target({ db: { schemas: ['warden_masked'] } }), [])).toThrow(/may not include/);
-    expect(() => generateMaskingSql(target({ db: { schemas: ['pg_catalog'] } }), [])).toThrow(/may not include/);
-    expect(() => generateMaskingSql(target({ db: { schemas: ['x'.repeat(60)] } }), [])).toThrow(/63 bytes/);
-    expect(() => maskExpression({ column: 'a', strategy: 'redact', type: "X'; --" }, { column: 'a', type: 'text' })).toThrow(
-      /not a label/,
+    expect(() => generateMaskingSql(target({ db: { schemas: ['warden_masked'] } }), [])).toThrow(
+      /may not include/,
     );
+    expect(() => generateMaskingSql(target({ db: { schemas: ['pg_catalog'] } }), [])).toThrow(
+      /may not include/,
+    );
+    expect(() => generateMaskingSql(target({ db: { schemas: ['x'.repeat(60)] } }), [])).toThrow(/63 bytes/);
+    expect(() =>
+      maskExpression({ column: 'a', strategy: 'redact', type: "X'; --" }, { column: 'a', type: 'text' }),
+    ).toThrow(/not a label/);
   });
 
   it('judges probe outcomes: a denied probe that ran, or failed for another reason, is a failure', () => {
     const probes = checkProbes(target(), columns);
     const denied = probes.find((p) => p.expect.kind === 'denied')!;
     expect(evaluateProbe(denied, { ok: true, rows: [] })).toMatch(/the query ran/);
-    expect(evaluateProbe(denied, { ok: false, sqlState: '42P01', message: 'no such table' })).toMatch(/42501/);
-    expect(evaluateProbe(denied, { ok: false, sqlState: '42501', message: 'permission denied' })).toBeUndefined();
+    expect(evaluateProbe(denied, { ok: false, sqlState: '42P01', message: 'no such table' })).toMatch(
+      /42501/,
+    );
+    expect(
+      evaluateProbe(denied, { ok: false, sqlState: '42501', message: 'permission denied' }),
+    ).toBeUndefined();
     const settings = probes.find((p) => p.expect.kind === 'settings' && p.as === 'maskedRead')!;
     const path = JSON.stringify(['warden_masked', `warden_masked_${HOSTILE_SCHEMA}`]);
     const good = ['warden_masked_ro', path, '5000', 'on', 'false'];
@@ -213,7 +225,9 @@ describe('the generated SQL on PostgreSQL (PGlite)', () => {
     await db.exec('GRANT SELECT ON public.people TO warden_masked_ro');
     await expect(asRole('warden_masked_ro', 'SELECT ssn FROM public.people')).resolves.toHaveLength(2);
     await apply();
-    await expect(asRole('warden_masked_ro', 'SELECT ssn FROM public.people')).rejects.toThrow(/permission denied/);
+    await expect(asRole('warden_masked_ro', 'SELECT ssn FROM public.people')).rejects.toThrow(
+      /permission denied/,
+    );
   });
 
   it('masks with the same formats as the gateway and keeps each column type', async () => {
@@ -233,7 +247,9 @@ describe('the generated SQL on PostgreSQL (PGlite)', () => {
     expect(row.fixed).toMatch(/^hmac:[0-9a-f]{64}$/);
     expect(row.token).toMatch(/^[0-9a-f-]{36}$/);
     expect(row.token).not.toBe('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11');
-    expect(typeof row.num === 'bigint' || typeof row.num === 'number' || typeof row.num === 'string').toBe(true);
+    expect(typeof row.num === 'bigint' || typeof row.num === 'number' || typeof row.num === 'string').toBe(
+      true,
+    );
     expect(String(row.num)).not.toBe('123456789');
     const types = await db.query<{ attname: string; t: string; v: string }>(
       `SELECT a.attname, format_type(a.atttypid, NULL) AS t, format_type(b.atttypid, NULL) AS v
@@ -244,7 +260,9 @@ describe('the generated SQL on PostgreSQL (PGlite)', () => {
   });
 
   it('hashes with HMAC-SHA256 under a key only the owner can read, deterministic across formats', async () => {
-    const [pads] = (await db.query<{ inner_pad: Uint8Array }>('SELECT inner_pad FROM warden_private.hash_key')).rows;
+    const [pads] = (
+      await db.query<{ inner_pad: Uint8Array }>('SELECT inner_pad FROM warden_private.hash_key')
+    ).rows;
     const key = Buffer.from(pads.inner_pad.slice(0, 32)).map((b) => b ^ 0x36);
     const rows = await asRole<{ email: string }>('warden_masked_ro', 'SELECT email FROM people ORDER BY id');
     const expected = 'hmac:' + createHmac('sha256', key).update('EMAIL:jane@example.com').digest('hex');
@@ -274,7 +292,9 @@ describe('the generated SQL on PostgreSQL (PGlite)', () => {
     ]) {
       await expect(asRole('warden_masked_rw', text), text).rejects.toThrow(/permission denied/);
     }
-    await expect(asRole('warden_masked_rw', 'SELECT * FROM people_view')).rejects.toThrow(/permission denied/);
+    await expect(asRole('warden_masked_rw', 'SELECT * FROM people_view')).rejects.toThrow(
+      /permission denied/,
+    );
     await expect(asRole('warden_masked_ro', 'SELECT * FROM people_view')).rejects.toThrow();
   });
 });

@@ -117,7 +117,9 @@ describe('rds-data adapter: errors', () => {
       statusCode: 422,
       code: 'statement_time_limit',
     });
-    expect(toExecutionError(new BadRequestException(opts(cancelled)), 'write').message).toMatch(/rolled back/);
+    expect(toExecutionError(new BadRequestException(opts(cancelled)), 'write').message).toMatch(
+      /rolled back/,
+    );
   });
 
   it('maps the 1 MiB response limit to 422 result_too_large, warning that a write may have run', () => {

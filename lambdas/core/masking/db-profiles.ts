@@ -139,7 +139,13 @@ export function maskedSchemaFor(schema: string): string {
 
 function users(target: DbMaskingTarget): Record<WardenUser | 'owner', string> {
   const u = target.db.users;
-  const all = { read: u.read, write: u.write, maskedRead: u.maskedRead, maskedWrite: u.maskedWrite, owner: u.owner };
+  const all = {
+    read: u.read,
+    write: u.write,
+    maskedRead: u.maskedRead,
+    maskedWrite: u.maskedWrite,
+    owner: u.owner,
+  };
   const seen = new Map<string, string>();
   for (const [k, v] of Object.entries(all)) {
     checkName(v, `db.users.${k}`);
@@ -315,7 +321,9 @@ export function maskExpression(rule: ColumnRule, column: Pick<CatalogueColumn, '
   const type = checkType(column.type);
   const label = rule.type ?? 'COLUMN';
   if (!/^[A-Za-z0-9_]{1,40}$/.test(label)) {
-    throw new DbMaskingConfigError(`masking rule ${rule.column}: type ${JSON.stringify(label)} is not a label`);
+    throw new DbMaskingConfigError(
+      `masking rule ${rule.column}: type ${JSON.stringify(label)} is not a label`,
+    );
   }
   const family = familyOf(type);
   const typedNull = `CAST(NULL AS ${type})`;
@@ -451,9 +459,7 @@ export function generateMaskingSql(target: DbMaskingTarget, columns: readonly Ca
         ? `${maskExpression(rule, column)} AS ${quoteIdent(column.column)}`
         : `src.${quoteIdent(column.column)}`,
     );
-    sql.push(
-      `CREATE VIEW ${view} AS SELECT ${select.join(', ')} FROM ${qualified(t.schema, t.name)} AS src`,
-    );
+    sql.push(`CREATE VIEW ${view} AS SELECT ${select.join(', ')} FROM ${qualified(t.schema, t.name)} AS src`);
     sql.push(`ALTER VIEW ${view} OWNER TO ${owner}`);
   }
 
@@ -613,7 +619,9 @@ export function evaluateProbe(probe: Probe, outcome: ProbeOutcome): string | und
     path = row[1];
   }
   if (JSON.stringify(path) !== JSON.stringify(e.searchPath)) {
-    problems.push(`search_path resolves to ${JSON.stringify(path)}, expected ${JSON.stringify(e.searchPath)}`);
+    problems.push(
+      `search_path resolves to ${JSON.stringify(path)}, expected ${JSON.stringify(e.searchPath)}`,
+    );
   }
   if (row[2] !== String(e.statementTimeoutMs)) {
     problems.push(`statement_timeout is ${String(row[2])} ms, expected ${e.statementTimeoutMs}`);
