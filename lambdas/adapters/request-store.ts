@@ -7,6 +7,7 @@
  */
 import { GetCommand, PutCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { ConditionFailedError } from '../core/errors.js';
+import { SEALED_STATUSES } from '../core/sealing.js';
 import type { PolicyStore, RequestStore, StoredPolicySet } from '../core/ports.js';
 import type { TrailEvent } from '../core/trail.js';
 import type { RequestRecord, RequestStatus } from '../core/types.js';
@@ -27,8 +28,10 @@ import type { DynamoTrailStore } from './trail-store.js';
 const PENDING_KEY = PENDING_INDEX_PARTITION.name;
 
 function toItem(record: RequestRecord): Record<string, unknown> {
-  const { [PENDING_KEY]: _stale, ...rest } = record as RequestRecord & Record<string, unknown>;
-  return record.status === 'pending_approval' ? { ...rest, [PENDING_KEY]: PENDING_PARTITION_VALUE } : rest;
+  const { [PENDING_KEY]: _stale, sealed, ...rest } = record as RequestRecord & Record<string, unknown>;
+  // The sealed exact form is kept only while the request may still run; decided, it is dropped.
+  const kept = sealed && SEALED_STATUSES.has(record.status) ? { ...rest, sealed } : rest;
+  return record.status === 'pending_approval' ? { ...kept, [PENDING_KEY]: PENDING_PARTITION_VALUE } : kept;
 }
 
 function fromItem(item: Record<string, unknown>): RequestRecord {

@@ -9,10 +9,12 @@ import { randomBytes } from 'node:crypto';
 import { approvalView, decisionOutput, statementText, type ApprovalDeps } from './approvals.js';
 import type { SqlTargetConfig } from './config.js';
 import { ConditionFailedError } from './errors.js';
+import type { SealedPayload } from './sealing.js';
 import { MAX_GRANT_SECONDS, newGrantId, type Grant, type GrantStore } from './grants.js';
 import { buildApprovalMessage, type ApprovalMessage } from './notification-content.js';
 import {
   appendTrail,
+  exactOf,
   executeSql,
   findTarget,
   maskedStatement,
@@ -274,7 +276,6 @@ async function runApproved(deps: StepDeps, record: RequestRecord): Promise<StepR
   const principal = principalFromRecord(running);
   const engine = await deps.policies.engine();
   const now = deps.clock.now();
-  const op = running.operation;
 
   const refuse = async (code: string, message: string): Promise<never> => {
     await markFailed(deps, running, code, message);
@@ -283,6 +284,26 @@ async function runApproved(deps: StepDeps, record: RequestRecord): Promise<StepR
     ]);
     throw new WorkflowStepError(`Warden.${code}`, message);
   };
+
+  // What runs is the exact form, opened from its seal (the record holds the shown one). A seal that
+  // does not open (altered, moved from another request, key unavailable) runs nothing.
+  let exact: SealedPayload;
+  try {
+    exact = await exactOf(deps, running);
+  } catch (error) {
+    deps.log?.({
+      level: 'error',
+      msg: 'sealed statement not opened',
+      requestId: running.id,
+      error: String(error),
+    });
+    return refuse(
+      'sealed_statement_unreadable',
+      'the sealed exact statement could not be opened; nothing was run',
+    );
+  }
+  const op = exact.operation;
+  const justification = exact.justification;
 
   if (op.kind === 'sql') {
     const target = findTarget(deps.config, running.target, 'sql') as SqlTargetConfig;
@@ -299,7 +320,7 @@ async function runApproved(deps: StepDeps, record: RequestRecord): Promise<StepR
       principal,
       running.decision.action,
       targetRef(running.target, target),
-      operationContext(stored, running.justification, grants, now),
+      operationContext(stored, justification, grants, now),
     );
     if (decision.outcome !== 'allow') {
       return refuse(
@@ -315,6 +336,7 @@ async function runApproved(deps: StepDeps, record: RequestRecord): Promise<StepR
         target,
         running,
         stored as SqlClassification,
+        { exact: op },
       );
       return { requestId: done.id, status: done.status };
     } catch (error) {
@@ -332,8 +354,8 @@ async function runApproved(deps: StepDeps, record: RequestRecord): Promise<StepR
     const decision = engine.decideApproved(principal, 'request_access', targetRef(running.target, target), {
       level: op.level,
       durationSeconds: op.durationSeconds,
-      justification: running.justification ?? '',
-      hasJustification: Boolean(running.justification?.trim()),
+      justification: justification ?? '',
+      hasJustification: Boolean(justification?.trim()),
       now: Math.floor(now.getTime() / 1000),
       hourUtc: now.getUTCHours(),
     });
@@ -382,7 +404,7 @@ async function runApproved(deps: StepDeps, record: RequestRecord): Promise<StepR
       principal,
       running.decision.action,
       targetRef(running.target, target),
-      operationContext(stored, running.justification, grants, now, op.region),
+      operationContext(stored, justification, grants, now, op.region),
     );
     if (decision.outcome !== 'allow') {
       return refuse(
@@ -392,7 +414,7 @@ async function runApproved(deps: StepDeps, record: RequestRecord): Promise<StepR
     }
     try {
       // executeAws re-classifies the stored call and refuses if it no longer matches the record.
-      const { stored: done } = await executeAws({ ...deps, aws: deps.aws }, running, principal);
+      const { stored: done } = await executeAws({ ...deps, aws: deps.aws }, running, principal, op);
       return { requestId: done.id, status: done.status };
     } catch (error) {
       throw new WorkflowStepError(
@@ -410,7 +432,7 @@ async function runApproved(deps: StepDeps, record: RequestRecord): Promise<StepR
     if (!stored || stored.kind !== 'mcp')
       return refuse('not_classified', 'the request has no MCP classification');
     const grants = deps.grants ? await deps.grants.activeGrants(principal, running.target, now) : [];
-    const decision = approvedMcpDecision(engine, principal, running, stored, grants, now);
+    const decision = approvedMcpDecision(engine, principal, running, stored, grants, now, exact);
     if (decision.outcome !== 'allow') {
       return refuse(
         'policy_denied',
@@ -420,7 +442,7 @@ async function runApproved(deps: StepDeps, record: RequestRecord): Promise<StepR
     try {
       // executeMcp checks the tool's definition is still the decided one, then sends the stored arguments.
       const mcpDeps = { ...deps, upstream: deps.upstream, pins: deps.pins };
-      const { stored: done } = await executeMcp(mcpDeps, running, principal);
+      const { stored: done } = await executeMcp(mcpDeps, running, principal, { exact: op });
       return { requestId: done.id, status: done.status };
     } catch (error) {
       throw new WorkflowStepError(

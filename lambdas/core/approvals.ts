@@ -10,6 +10,7 @@
 import type { WardenConfig } from './config.js';
 import { ConditionFailedError, ConflictError, ForbiddenError, NotFoundError } from './errors.js';
 import type { PolicyProvider } from './policy-provider.js';
+import type { OperationSealer, SealedPayload } from './sealing.js';
 import type { Clock, RequestStore } from './ports.js';
 import type { TrailEvent, TrailWriter } from './trail.js';
 import {
@@ -55,6 +56,10 @@ export interface ApprovalDeps {
   readonly workflow: WorkflowCallback;
   readonly trail?: TrailWriter;
   readonly log?: (entry: Record<string, unknown>) => void;
+  /** Opens the sealed exact form for those who must read it (absent: everyone sees the shown form). */
+  readonly sealer?: OperationSealer;
+  /** Vote comments are free text: through the target's detectors before they are kept. */
+  readonly maskerFor?: (target: string) => { maskText(text: string): { text: string } };
   /** How long a terminal decision waits for the notify step to store the task token. @default 5000 */
   readonly handleWaitMs?: number;
 }
@@ -196,7 +201,10 @@ export async function decideApproval(
       });
     }
 
-    const comment = vote.comment?.trim() ? vote.comment.trim() : undefined;
+    const trimmed = vote.comment?.trim() ? vote.comment.trim() : undefined;
+    // Kept in the record and sent to the workflow: only in its masked form.
+    const comment =
+      trimmed && deps.maskerFor ? deps.maskerFor(record.target).maskText(trimmed).text : trimmed;
     const cast: ApprovalVote = {
       by: me,
       byName: approver.name,
@@ -350,9 +358,14 @@ export interface ApprovalView {
   readonly requesterType: string;
   readonly target: string;
   readonly action: string;
-  /** The statement exactly as it will run (approvers see what they approve). */
+  /**
+   * The statement exactly as it will run, for the requester and those who may approve it while it
+   * waits (approvers see what they approve); the shown (masked) form for everyone else.
+   */
   readonly statement: string;
   readonly operation: Operation;
+  /** Whether `statement`, `operation` and `justification` are the exact form or the shown one. */
+  readonly form: 'exact' | 'shown';
   readonly classification?: Classification;
   readonly risk: 'low' | 'medium' | 'high' | 'critical';
   readonly justification?: string;
@@ -395,7 +408,9 @@ export function riskOf(record: Pick<RequestRecord, 'decision' | 'operation'>): A
 }
 
 /** What the approval page and `GET /v1/approvals` show. */
-export function approvalView(record: RequestRecord): ApprovalView {
+export function approvalView(record: RequestRecord, exact?: SealedPayload): ApprovalView {
+  const operation = exact ? exact.operation : record.operation;
+  const justification = exact ? exact.justification : record.justification;
   return {
     requestId: record.id,
     status: record.status,
@@ -403,11 +418,12 @@ export function approvalView(record: RequestRecord): ApprovalView {
     requesterType: record.principalType,
     target: record.target,
     action: record.decision.action,
-    statement: statementText(record.operation),
-    operation: record.operation,
+    statement: statementText(operation),
+    operation,
+    form: exact ? 'exact' : 'shown',
     ...(record.classification ? { classification: record.classification } : {}),
     risk: riskOf(record),
-    ...(record.justification ? { justification: record.justification } : {}),
+    ...(justification ? { justification } : {}),
     createdAt: record.createdAt,
     ...(record.expiresAt ? { expiresAt: record.expiresAt } : {}),
     requiredApprovals: record.requiredApprovals ?? 1,
@@ -419,11 +435,33 @@ export function approvalView(record: RequestRecord): ApprovalView {
 }
 
 /**
+ * The view with the exact form opened, when there is a seal and a sealer; otherwise (or when the
+ * seal does not open) the shown form. Opening is for those who must read it: the caller decides.
+ */
+async function exactView(
+  deps: Pick<ApprovalDeps, 'sealer' | 'log'>,
+  record: RequestRecord,
+): Promise<ApprovalView> {
+  if (!record.sealed || !deps.sealer) return approvalView(record);
+  try {
+    return approvalView(record, await deps.sealer.open(record.id, record.sealed));
+  } catch (error) {
+    deps.log?.({
+      level: 'error',
+      msg: 'sealed statement not opened',
+      requestId: record.id,
+      error: String(error),
+    });
+    return approvalView(record);
+  }
+}
+
+/**
  * The request an approver is looking at (the page's GET): 404 for unknown ids and for people who
  * may neither approve on its target nor asked for it. Reads only.
  */
 export async function getApprovalFor(
-  deps: Pick<ApprovalDeps, 'requests' | 'policies' | 'config' | 'clock'>,
+  deps: Pick<ApprovalDeps, 'requests' | 'policies' | 'config' | 'clock' | 'sealer' | 'log'>,
   viewer: Principal,
   requestId: string,
 ): Promise<{ view: ApprovalView; canVote: boolean; reason?: string }> {
@@ -431,7 +469,9 @@ export async function getApprovalFor(
   const own = record.principal === principalKey(viewer);
   const allowed = await mayApprove(deps, viewer, record);
   if (!own && !allowed) throw notFound(requestId);
-  const view = approvalView(record);
+  // The exact form goes to the requester and, while it waits, to those who may approve it.
+  const view =
+    own || record.status === 'pending_approval' ? await exactView(deps, record) : approvalView(record);
   if (own) return { view, canVote: false, reason: 'a requester never approves their own request' };
   if (record.status !== 'pending_approval') {
     return { view, canVote: false, reason: alreadyDecidedError(record).message };
@@ -446,7 +486,7 @@ export async function getApprovalFor(
 
 /** What awaits `approver`: pending, unexpired requests on targets they may approve, not their own. */
 export async function listPendingForApprover(
-  deps: Pick<ApprovalDeps, 'requests' | 'policies' | 'config' | 'clock'>,
+  deps: Pick<ApprovalDeps, 'requests' | 'policies' | 'config' | 'clock' | 'sealer' | 'log'>,
   approver: Principal,
   limit = 100,
 ): Promise<ApprovalView[]> {
@@ -455,7 +495,7 @@ export async function listPendingForApprover(
   const pending = await deps.requests.listPending(limit);
   const engine = await deps.policies.engine();
   const allowedOn = new Map<string, boolean>();
-  const out: ApprovalView[] = [];
+  const out: RequestRecord[] = [];
   for (const record of pending) {
     if (record.principal === me || isExpired(record, now)) continue;
     if (record.decision.outcome !== 'approval_required') continue;
@@ -473,9 +513,10 @@ export async function listPendingForApprover(
       ).allowed;
       allowedOn.set(record.target, allowed);
     }
-    if (allowed) out.push(approvalView(record));
+    if (allowed) out.push(record);
   }
-  return out;
+  // Each is awaiting this approver, who must read what they would approve: the exact form.
+  return Promise.all(out.map((record) => exactView(deps, record)));
 }
 
 async function trail(

@@ -46,6 +46,7 @@ import {
 import {
   type AwsClassification,
   type AwsOperation,
+  type Operation,
   type Decision,
   type MaskingSummary,
   type Principal,
@@ -227,12 +228,13 @@ export async function submitAws(
   }
 
   const { plan, decision } = prepared;
+  const exact: AwsOperation = { ...operation, region: prepared.region };
   const record = newRequestRecord(deps, principal, targetName, target, meta, decision, {
-    operation: { ...operation, region: prepared.region },
+    operation: exact,
     justification: body.justification,
     classification: plan.classification,
   });
-  await recordBeforeRunning(deps, record);
+  await recordBeforeRunning(deps, record, { exact: { operation: exact, justification: body.justification } });
 
   if (decision.outcome === 'deny') {
     const action = decision.action;
@@ -252,7 +254,7 @@ export async function submitAws(
     return { status: 202, record, body: pendingBody(record, target) };
   }
 
-  const { stored, body: result } = await executeAws(deps, record, principal);
+  const { stored, body: result } = await executeAws(deps, record, principal, exact);
   return {
     status: 200,
     record: stored,
@@ -280,8 +282,10 @@ export async function executeAws(
   deps: AwsRequestDeps,
   record: RequestRecord,
   principal: Principal = principalOfRecord(record),
+  /** The exact call (the record holds its shown form). @default the record's operation */
+  exact: Operation = record.operation,
 ): Promise<{ stored: RequestRecord; body: AwsResultBody }> {
-  const op = record.operation;
+  const op = exact;
   if (op.kind !== 'aws') throw new Error('not an AWS request');
   const target = findTarget(deps.config, record.target, 'aws') as AwsTargetConfig;
   const region = op.region ?? target.regions[0];

@@ -37,7 +37,14 @@ import {
   type PublicDecision,
   type RequestDeps,
 } from './requests.js';
-import type { Decision, McpClassification, McpOperation, Principal, RequestRecord } from './types.js';
+import type {
+  Decision,
+  McpClassification,
+  McpOperation,
+  Operation,
+  Principal,
+  RequestRecord,
+} from './types.js';
 
 /** What an upstream answered to `tools/call`, as plain JSON. */
 export interface UpstreamCallResult {
@@ -451,7 +458,10 @@ export async function submitMcpCall(
     classification,
   });
   // Nothing is sent unrecorded: the record and its first trail events are one write.
-  await recordBeforeRunning(deps, record, { startsNow: decision.outcome === 'allow' });
+  await recordBeforeRunning(deps, record, {
+    startsNow: decision.outcome === 'allow',
+    exact: { operation, justification: input.justification },
+  });
 
   if (decision.outcome === 'deny') {
     throw Object.assign(
@@ -468,7 +478,11 @@ export async function submitMcpCall(
     await startApprovalWorkflow(deps, record, 'nothing was sent upstream');
     return { status: 202, record, body: pendingBody(record, target) };
   }
-  const { stored, body } = await executeMcp(deps, record, principal, { checked: tool, startRecorded: true });
+  const { stored, body } = await executeMcp(deps, record, principal, {
+    checked: tool,
+    startRecorded: true,
+    exact: operation,
+  });
   return {
     status: 200,
     record: stored,
@@ -484,15 +498,17 @@ export function approvedMcpDecision(
   classification: McpClassification,
   grants: readonly string[],
   now: Date,
+  /** The exact arguments and justification (the record holds the shown ones). */
+  exact: { operation: Operation; justification?: string } = record,
 ): Decision {
-  const op = record.operation;
+  const op = exact.operation;
   if (op.kind !== 'mcp') throw new Error('not an MCP request');
   const args = JSON.parse(op.argumentsJson) as Record<string, unknown>;
   return engine.decideApproved(
     principal,
     record.decision.action,
     toolRef(record.target, op.tool, args),
-    mcpContext(classification, record.target, op.argumentsJson, record.justification, grants, now),
+    mcpContext(classification, record.target, op.argumentsJson, exact.justification, grants, now),
   );
 }
 
@@ -564,9 +580,10 @@ export async function executeMcp(
   deps: McpRequestDeps,
   record: RequestRecord,
   principal: Principal = principalOf(record),
-  options: { checked?: UpstreamToolDefinition; startRecorded?: boolean } = {},
+  options: { checked?: UpstreamToolDefinition; startRecorded?: boolean; exact?: Operation } = {},
 ): Promise<{ stored: RequestRecord; body: McpResultBody }> {
-  const op = record.operation;
+  // What is sent is the exact form (the record holds the shown one).
+  const op = options.exact ?? record.operation;
   if (op.kind !== 'mcp') throw new Error('not an MCP request');
   const target = deps.config.targets[record.target] as McpTargetConfig;
   const recorded = record.classification;

@@ -15,6 +15,8 @@ import {
   WardenError,
 } from './errors.js';
 import { redactDatabaseMessage } from './db-error-redaction.js';
+import { SealError, type OperationSealer, type SealedPayload } from './sealing.js';
+import { showOperation, showText } from './shown.js';
 import type { PolicyEngine, ResourceRef } from './policy.js';
 import type { PolicyProvider } from './policy-provider.js';
 import type { Clock, RequestStore, SqlExecutor } from './ports.js';
@@ -29,6 +31,7 @@ import {
   type Principal,
   type RequestRecord,
   type SqlClassification,
+  type SqlOperation,
   type SqlParameter,
   type SqlResult,
 } from './types.js';
@@ -38,7 +41,6 @@ export interface ResultMasker {
   maskRows(
     columns: readonly { name: string; table?: string; schema?: string }[],
     rows: readonly Record<string, unknown>[],
-    options?: { maskedAtSource?: boolean },
   ): { rows: Record<string, unknown>[]; byType: Record<string, number> };
   maskValue(value: unknown): { value: unknown; byType: Record<string, number> };
   maskText(text: string): { text: string; byType: Record<string, number> };
@@ -66,16 +68,8 @@ export interface RequestDeps {
   readonly approvals?: ApprovalStarter;
   readonly trail?: TrailWriter;
   readonly log?: (entry: Record<string, unknown>) => void;
-  /**
-   * Proves, once per target and cold start, that the database enforces the masked profile
-   * (`warden db check`); rejects with a 403 `masking_not_enforced` when it does not. Without it,
-   * masked statements still run only as the masked users (the executor never falls back).
-   */
-  readonly dbMasking?: DbMaskingGuard;
-}
-
-export interface DbMaskingGuard {
-  ensure(target: string): Promise<void>;
+  /** Seals the exact form of requests that wait for approval (absent where nothing is sealed or opened). */
+  readonly sealer?: OperationSealer;
 }
 
 export interface CallMeta {
@@ -259,47 +253,6 @@ export function mayViewUnmasked(
   );
 }
 
-/**
- * Whether principals without `view_unmasked` run as the masked profile: when the target masks
- * anything, or has the masked profile's secrets. A target with neither has nothing to mask.
- */
-export function hasMaskedProfile(target: SqlTargetConfig): boolean {
-  return (
-    target.masking.rules.length > 0 ||
-    target.secrets.maskedRead !== undefined ||
-    target.secrets.maskedWrite !== undefined
-  );
-}
-
-/** Schemas a masked read may not name: the raw data's and Warden's private one. */
-const PRIVATE_SCHEMA = 'warden_private';
-
-/**
- * A masked read that names a raw table with its schema (`public.customers`) is refused before it
- * runs, saying why: it runs as the masked reader, whose unqualified names are the masking views.
- * The database would refuse it too (that user has no privilege on the raw tables); this answer
- * only makes the reason clear.
- */
-export function refuseRawReferences(
-  targetName: string,
-  target: SqlTargetConfig,
-  classification: SqlClassification,
-): void {
-  const raw = new Set([...target.db.schemas, PRIVATE_SCHEMA]);
-  const named = (classification.schemaQualified ?? []).filter((rel) => {
-    const parts = rel.split('.');
-    return parts.length >= 2 && raw.has(parts[parts.length - 2]);
-  });
-  if (named.length === 0) return;
-  throw new ExecutionError(
-    403,
-    'raw_table_reference',
-    `${named.map((n) => `"${n}"`).join(', ')} names a raw table of target "${targetName}"; your ` +
-      'statements see its data only through the masking views, so write the table without its schema ' +
-      `(${named.map((n) => `"${n.split('.').pop()}"`).join(', ')}). Nothing was run.`,
-  );
-}
-
 export function checkSqlSize(sql: string, config: WardenConfig): void {
   const bytes = Buffer.byteLength(sql, 'utf8');
   if (bytes > config.maxSqlBytes) {
@@ -332,14 +285,22 @@ export async function submitSql(
     throw new NotFoundError(`unknown target "${targetName}"`);
   }
 
+  const exact: SqlOperation = {
+    kind: 'sql',
+    sql: input.sql,
+    ...(input.parameters ? { parameters: input.parameters } : {}),
+  };
   const record = newRequestRecord(deps, principal, targetName, target, meta, decision, {
-    operation: { kind: 'sql', sql: input.sql, ...(input.parameters ? { parameters: input.parameters } : {}) },
+    operation: exact,
     justification: input.justification,
     classification,
   });
 
   // Nothing runs unrecorded: if this write (record + first trail events) fails, nothing runs.
-  await recordBeforeRunning(deps, record, { startsNow: decision.outcome === 'allow' });
+  await recordBeforeRunning(deps, record, {
+    startsNow: decision.outcome === 'allow',
+    exact: { operation: exact, justification: input.justification },
+  });
 
   if (decision.outcome === 'deny') {
     throw new PolicyDeniedError(denyMessage(decision, action, targetName), {
@@ -356,6 +317,7 @@ export async function submitSql(
 
   const { stored, body } = await executeSql(deps, engine, principal, target, record, classification, {
     startRecorded: true,
+    exact,
   });
   return {
     status: 200,
@@ -365,11 +327,13 @@ export async function submitSql(
 }
 
 /**
- * A new request record: who, what, the decision, and — when approval is required — the window and
- * the approvals the target asks for. The status follows the decision.
+ * A new request record: who, what (in its shown form: literals, parameters, arguments and the
+ * justification masked), the decision, and — when approval is required — the window and the
+ * approvals the target asks for. The status follows the decision. The exact form is the caller's
+ * to pass to recordBeforeRunning (sealed when it must wait) and to the executor (when it runs now).
  */
 export function newRequestRecord(
-  deps: Pick<RequestDeps, 'clock'>,
+  deps: Pick<RequestDeps, 'clock' | 'maskerFor'>,
   principal: Principal,
   targetName: string,
   target: TargetConfig,
@@ -378,6 +342,9 @@ export function newRequestRecord(
   fields: { operation: Operation; justification?: string; classification?: Classification },
 ): RequestRecord {
   const now = deps.clock.now();
+  const masker = deps.maskerFor(targetName);
+  const operation = showOperation(fields.operation, { masker, rules: target.masking.rules });
+  const justification = showText(fields.justification, masker);
   return {
     id: newRequestId(),
     target: targetName,
@@ -390,8 +357,8 @@ export function newRequestRecord(
     updatedAt: now.toISOString(),
     status:
       decision.outcome === 'allow' ? 'running' : decision.outcome === 'deny' ? 'denied' : 'pending_approval',
-    operation: fields.operation,
-    ...(fields.justification ? { justification: fields.justification } : {}),
+    operation,
+    ...(justification ? { justification } : {}),
     ...(fields.classification ? { classification: fields.classification } : {}),
     decision,
     ...(decision.outcome === 'approval_required'
@@ -403,6 +370,33 @@ export function newRequestRecord(
       : {}),
     version: 1,
   };
+}
+
+/** Whether the shown form differs from the exact one (then the exact one must be sealed to run later). */
+function differs(record: RequestRecord, exact: SealedPayload): boolean {
+  return (
+    JSON.stringify(record.operation) !== JSON.stringify(exact.operation) ||
+    (record.justification ?? '') !== (exact.justification ?? '')
+  );
+}
+
+/**
+ * The exact form of a recorded request: opened from its seal, or the record's own operation when
+ * nothing had to be sealed (shown and exact were the same). Throws SealError when a seal exists
+ * but cannot be opened here; the caller must then not run anything.
+ */
+export async function exactOf(
+  deps: Pick<RequestDeps, 'sealer'>,
+  record: RequestRecord,
+): Promise<SealedPayload> {
+  if (!record.sealed) {
+    return {
+      operation: record.operation,
+      ...(record.justification !== undefined ? { justification: record.justification } : {}),
+    };
+  }
+  if (!deps.sealer) throw new SealError('this function cannot open sealed statements');
+  return deps.sealer.open(record.id, record.sealed);
 }
 
 /** What the caller of a request waiting for approval is told: who must approve, by when, where to look. */
@@ -447,8 +441,28 @@ export async function startApprovalWorkflow(
 export async function recordBeforeRunning(
   deps: RequestDeps,
   record: RequestRecord,
-  options: { startsNow?: boolean } = {},
+  options: { startsNow?: boolean; exact?: SealedPayload } = {},
 ): Promise<void> {
+  // A request that waits keeps its exact form sealed apart from the shown one; without a seal it
+  // could not run as approved, so a failure here fails the request before anything is written.
+  if (record.decision.outcome === 'approval_required' && options.exact && differs(record, options.exact)) {
+    if (!deps.sealer) {
+      throw new ServiceUnavailableError(
+        'the exact statement cannot be sealed here; nothing was recorded or run',
+      );
+    }
+    try {
+      record.sealed = await deps.sealer.seal(record.id, options.exact);
+    } catch (cause) {
+      deps.log?.({
+        level: 'error',
+        msg: 'sealing failed; nothing was run',
+        requestId: record.id,
+        error: String(cause),
+      });
+      throw new ServiceUnavailableError('the exact statement could not be sealed; nothing was run', cause);
+    }
+  }
   const events = deps.trail
     ? [
         trailEvent(deps, record, 'request_received', {
@@ -553,29 +567,22 @@ export async function executeSql(
   target: SqlTargetConfig,
   record: RequestRecord,
   classification: SqlClassification,
-  options: { startRecorded?: boolean } = {},
+  options: { startRecorded?: boolean; exact?: Operation } = {},
 ): Promise<{ stored: RequestRecord; body: SqlResultBody }> {
-  if (record.operation.kind !== 'sql') throw new Error('not a SQL request');
+  // What runs is the exact form (the record holds the shown one).
+  const op = options.exact ?? record.operation;
+  if (op.kind !== 'sql') throw new Error('not a SQL request');
   if (!options.startRecorded) {
     await appendTrail(deps, record, [trailEvent(deps, record, 'execution_started', { status: 'running' })]);
   }
   const started = Date.now();
-  const level = classification.class === 'read' ? 'read' : 'write';
-  // Cedar's view_unmasked picks the database user the statement runs as (docs/masking.md).
-  const unmasked = mayViewUnmasked(engine, principal, record.target, classification.tables);
-  const profile = unmasked || !hasMaskedProfile(target) ? 'unmasked' : 'masked';
   let result: SqlResult;
   try {
-    if (profile === 'masked') {
-      if (level === 'read') refuseRawReferences(record.target, target, classification);
-      await deps.dbMasking?.ensure(record.target);
-    }
     result = await deps.sql.execute({
       target: record.target,
-      level,
-      profile,
-      sql: record.operation.sql,
-      parameters: record.operation.parameters,
+      level: classification.class === 'read' ? 'read' : 'write',
+      sql: op.sql,
+      parameters: op.parameters,
       maxRows: target.maxRows,
     });
   } catch (error) {
@@ -602,8 +609,8 @@ export async function executeSql(
   const durationMs = Date.now() - started;
 
   const masker = deps.maskerFor(record.target);
-  // The second layer: rules and detectors over what the masking views already masked.
-  const masked = masker.maskRows(result.columns, result.rows, { maskedAtSource: profile === 'masked' });
+  const masked = masker.maskRows(result.columns, result.rows);
+  const unmasked = mayViewUnmasked(engine, principal, record.target, classification.tables);
   const summary: MaskingSummary = unmasked ? { byType: {}, unmasked: true } : { byType: masked.byType };
   const body: SqlResultBody = {
     columns: result.columns.map(publicColumn),
@@ -731,8 +738,11 @@ export async function markFailed(
   }
 }
 
-/** What the requester (or an auditor) sees of a request. */
-export function requestView(record: RequestRecord): Record<string, unknown> {
+/**
+ * What the requester (or an auditor, or an approver) sees of a request. `operationForm` says
+ * whether `operation` and `justification` are the exact ones or the shown (masked) ones.
+ */
+export function requestView(record: RequestRecord, exact?: SealedPayload): Record<string, unknown> {
   return {
     requestId: record.id,
     target: record.target,
@@ -742,8 +752,9 @@ export function requestView(record: RequestRecord): Record<string, unknown> {
     status: record.status,
     createdAt: record.createdAt,
     updatedAt: record.updatedAt,
-    operation: record.operation,
-    justification: record.justification,
+    operation: exact ? exact.operation : record.operation,
+    operationForm: exact ? 'exact' : 'shown',
+    justification: exact ? exact.justification : record.justification,
     classification: record.classification,
     decision: publicDecision(record.decision),
     expiresAt: record.expiresAt,
@@ -759,24 +770,34 @@ export function requestView(record: RequestRecord): Record<string, unknown> {
   };
 }
 
+/**
+ * One request, for its requester, auditors and approvers of its target (404 for anyone else).
+ * Everyone sees the shown form, except while a request waits for approval with a sealed exact
+ * form: then the requester and those who may approve it see the exact one they must read.
+ */
 export async function getRequest(
-  deps: Pick<RequestDeps, 'requests' | 'policies'>,
+  deps: Pick<RequestDeps, 'requests' | 'policies' | 'sealer'>,
   principal: Principal,
   id: string,
 ): Promise<Record<string, unknown>> {
   if (!/^r_[A-Za-z0-9_-]{10,40}$/.test(id)) throw new NotFoundError(`unknown request "${id.slice(0, 64)}"`);
   const record = await deps.requests.get(id);
   if (!record) throw new NotFoundError(`unknown request "${id}"`);
-  if (record.principal !== principalKey(principal)) {
+  const own = record.principal === principalKey(principal);
+  let approver = false;
+  if (!own) {
     const engine = await deps.policies.engine();
     const auditor = engine.authorize(principal, 'audit', { type: 'Gateway', id: 'warden' }, {}).allowed;
-    const approver = engine.authorize(
-      principal,
-      'approve',
-      { type: 'Target', id: record.target },
-      {},
-    ).allowed;
+    approver = engine.authorize(principal, 'approve', { type: 'Target', id: record.target }, {}).allowed;
     if (!auditor && !approver) throw new NotFoundError(`unknown request "${id}"`);
+  }
+  const entitled = own || (approver && record.status === 'pending_approval');
+  if (entitled && record.sealed && deps.sealer) {
+    try {
+      return requestView(record, await exactOf(deps, record));
+    } catch {
+      // An unreadable seal shows the shown form; the request itself will refuse to run.
+    }
   }
   return requestView(record);
 }

@@ -1,4 +1,5 @@
 /** Warden's domain vocabulary, shared by core, adapters and handlers. No SDK imports. */
+import type { SealedOperation } from './sealing.js';
 
 export type PrincipalType = 'User' | 'Agent';
 
@@ -37,8 +38,6 @@ export interface SqlClassification {
   readonly statements: readonly SqlStatementClassification[];
   /** Relations touched, schema-qualified (`public.customers`); unqualified names get `public.`. */
   readonly tables: readonly string[];
-  /** Relations written with their schema (`public.customers`), as written; absent when none. */
-  readonly schemaQualified?: readonly string[];
   /** Functions called, lower-case, schema-qualified when written so. */
   readonly functions: readonly string[];
   readonly reasons: readonly string[];
@@ -176,8 +175,15 @@ export interface RequestRecord {
   readonly createdAt: string;
   updatedAt: string;
   status: RequestStatus;
+  /** The shown form (lambdas/core/shown.ts): literals, parameters and arguments masked. */
   readonly operation: Operation;
+  /** Through the detectors, like the operation. */
   readonly justification?: string;
+  /**
+   * The exact operation and justification, sealed (lambdas/core/sealing.ts), while a request that
+   * waits for approval needs them and they differ from the shown form; dropped once it is decided.
+   */
+  sealed?: SealedOperation;
   readonly classification?: Classification;
   readonly decision: Decision;
   /** Approval window end (ISO), for approval-required requests. */

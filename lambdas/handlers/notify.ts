@@ -8,8 +8,8 @@ import { onNotify, type NotifyEvent } from '../core/approval-steps.js';
 import { logJson } from '../middleware/http.js';
 import { createRuntime } from './runtime.js';
 
-// Notify shows stored (already masked) statements and masks free text; it never hashes.
-const runtime = await createRuntime(process.env, { hashing: false });
+// Notify shows stored (already masked) statements and masks free text: it never hashes, seals or opens.
+const runtime = await createRuntime(process.env, { hashing: false, sealing: false });
 const notifier = notifierFromEnv(process.env, logJson);
 
 const eventSchema = z.object({

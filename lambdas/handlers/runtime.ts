@@ -7,13 +7,13 @@ import { randomBytes } from 'node:crypto';
 import { createAwsExecutor } from '../adapters/aws-executor.js';
 import { createTokenVerifier } from '../adapters/jwt-verifier.js';
 import { oidcLoginFromEnv, type OidcLoginClient } from '../adapters/oidc-client.js';
-import { createDbMaskingGuard } from '../adapters/db-masking.js';
 import { createRdsDataExecutor } from '../adapters/rds-data.js';
 import { DynamoPolicyStore, DynamoRequestStore } from '../adapters/request-store.js';
 import { DynamoTrailStore } from '../adapters/trail-store.js';
 import { approvalWiringFromEnv, type ApprovalWiring } from '../adapters/approval-wiring.js';
 import { signerFromEnv, type Signer } from '../adapters/signing.js';
 import { maskingKeyFromEnv } from '../adapters/masking-key.js';
+import { sealerFromEnv } from '../adapters/sealing.js';
 import { classifySql, initSqlClassifier } from '../core/classify/sql.js';
 import {
   configFromEnv,
@@ -90,6 +90,11 @@ export interface RuntimeOptions {
    * @default true
    */
   readonly hashing?: boolean;
+  /**
+   * Whether this function seals or opens exact statements (api: seals and opens for requesters and
+   * approvers; execute: opens to run). Notify never does, and is not given the key. @default true
+   */
+  readonly sealing?: boolean;
 }
 
 export async function createRuntime(
@@ -147,16 +152,17 @@ export async function createRuntime(
     maskers.set(name, createMasker({ rules: target.masking.rules, hashKey: key }));
   }
   const fallback = createMasker({ hashKey: key });
+  // No sealing key, no start: a request waiting for approval could not keep its exact form apart.
+  const sealer = options.sealing === false ? undefined : sealerFromEnv(env);
 
   return {
     config,
     policies,
     requests,
     sql,
-    // Masked principals are served only once the database proves it masks (docs/masking.md).
-    dbMasking: createDbMaskingGuard({ config, log: logJson }),
     classifySql,
     maskerFor: (target) => maskers.get(target) ?? fallback,
+    ...(sealer ? { sealer } : {}),
     clock: systemClock,
     log: logJson,
     trail,

@@ -104,12 +104,6 @@ export const WARDEN_BUNDLING: BundlingOptions = {
 
 export type TableAccess = 'read' | 'readWrite' | 'append';
 
-/** WARDEN_BUNDLING without the WebAssembly and IAM data: for a function that never loads them. */
-export const BARE_BUNDLING: BundlingOptions = {
-  ...WARDEN_BUNDLING,
-  commandHooks: { beforeBundling: () => [], beforeInstall: () => [], afterBundling: () => [] },
-};
-
 export interface GatewayFunctionProps {
   /** Entry file relative to the repository root, e.g. `lambdas/handlers/api.ts`. */
   readonly entry: string;
@@ -124,13 +118,6 @@ export interface GatewayFunctionProps {
   /** @default no reservation (account pool) */
   readonly reservedConcurrentExecutions?: number;
   readonly environment?: Readonly<Record<string, string>>;
-  /**
-   * Whether the function loads the SQL parser and Cedar (their WebAssembly) and the AWS classifier
-   * (its IAM data): only then are they copied next to its bundle. test/infra/bundles.test.ts imports
-   * every bundle, so a function that needs them and lacks them fails there.
-   * @default true
-   */
-  readonly loadsClassifiers?: boolean;
 }
 
 export class GatewayFunction extends Construct implements iam.IGrantable {
@@ -169,7 +156,7 @@ export class GatewayFunction extends Construct implements iam.IGrantable {
       tracing: lambda.Tracing.ACTIVE,
       reservedConcurrentExecutions: props.reservedConcurrentExecutions,
       environment: { ...props.environment },
-      bundling: props.loadsClassifiers === false ? BARE_BUNDLING : WARDEN_BUNDLING,
+      bundling: WARDEN_BUNDLING,
     });
   }
 
@@ -252,6 +239,17 @@ export class GatewayFunction extends Construct implements iam.IGrantable {
    */
   bindMaskingKey(secret: secretsmanager.ISecret): this {
     return this.bindSecret('MASKING_HASH_KEY_SECRET_ARN', secret);
+  }
+
+  /**
+   * `SEAL_KEY_ID` and only the operations asked for: `seal` (kms:GenerateDataKey) and `open`
+   * (kms:Decrypt) of exact statements waiting for approval.
+   */
+  bindSealKey(key: kms.IKey, opts: { seal?: boolean; open?: boolean }): this {
+    this.addEnvironment('SEAL_KEY_ID', key.keyArn);
+    const actions = [...(opts.seal ? ['kms:GenerateDataKey'] : []), ...(opts.open ? ['kms:Decrypt'] : [])];
+    if (actions.length > 0) key.grant(this, ...actions);
+    return this;
   }
 
   /** `SES_SENDER` and ses:SendEmail from that address (or its domain) only. */

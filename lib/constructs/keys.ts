@@ -21,6 +21,12 @@ export class WardenKeys extends Construct {
    * at deploy time: never derived from names in the template, never in an environment variable.
    */
   readonly maskingHashKey: secretsmanager.Secret;
+  /**
+   * Seals the exact form of requests waiting for approval (KMS GenerateDataKey / Decrypt, the request
+   * id as encryption context). Separate from the data key, which every function holds: only the
+   * api (seal, open for requesters and approvers) and execute (open to run) get this one.
+   */
+  readonly seal: kms.Key;
 
   constructor(scope: Construct, id: string) {
     super(scope, id);
@@ -42,6 +48,12 @@ export class WardenKeys extends Construct {
       description: 'Warden: HMAC for session cookies, CSRF tokens and approval links',
       keySpec: kms.KeySpec.HMAC_256,
       keyUsage: kms.KeyUsage.GENERATE_VERIFY_MAC,
+      removalPolicy: RemovalPolicy.RETAIN,
+      pendingWindow: Duration.days(30),
+    });
+    this.seal = new kms.Key(this, 'SealKey', {
+      description: 'Warden: sealed exact statements of requests waiting for approval',
+      enableKeyRotation: true,
       removalPolicy: RemovalPolicy.RETAIN,
       pendingWindow: Duration.days(30),
     });

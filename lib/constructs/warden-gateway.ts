@@ -113,6 +113,7 @@ export class WardenGateway extends Construct {
       .bindTable({ table: t(PoliciesTable), def: PoliciesTable, access: 'read' })
       .bindTable({ table: t(ToolPinsTable), def: ToolPinsTable, access: 'read' })
       .bindMaskingKey(this.keys.maskingHashKey)
+      .bindSealKey(this.keys.seal, { open: true })
       .bindTargets(parsed);
 
     this.workflow = new ApprovalWorkflow(this, 'Approval', {
@@ -141,6 +142,7 @@ export class WardenGateway extends Construct {
       .bindStateMachine(this.workflow.stateMachine, { start: true, respond: true, describe: true })
       .bindHmacKey(this.keys.hmac, { generate: true, verify: true })
       .bindMaskingKey(this.keys.maskingHashKey)
+      .bindSealKey(this.keys.seal, { seal: true, open: true })
       .bindTargets(parsed);
 
     this.api = new WardenApi(this, 'Http', {

@@ -216,6 +216,8 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     WARDEN_OUTBOX_URL: `${url}/dev/outbox`,
     MASKING_HASH_KEY: persistentSecret(dataDir, 'maskingHashKey'),
     WARDEN_SIGNING_KEY: persistentSecret(dataDir, 'signingKey'),
+    // The local stand-in for the KMS key that seals exact statements waiting for approval.
+    WARDEN_SEAL_KEY: persistentSecret(dataDir, 'sealKey'),
     OIDC_APPROVAL_CLIENT_ID: idp.clients.approval.clientId,
     OIDC_APPROVAL_CLIENT_SECRET: idp.clients.approval.clientSecret,
     POLICY_TTL_MS: '2000',

@@ -258,6 +258,30 @@ describe('functions', () => {
     });
   });
 
+  it('seals exact statements with a dedicated KMS key: the API seals and opens, execute opens, notify neither', () => {
+    const keys = ofType('AWS::KMS::Key').filter(([, k]) =>
+      k.Properties.Description?.includes('sealed exact'),
+    );
+    expect(keys).toHaveLength(1);
+    const [sealId, seal] = keys[0];
+    expect(seal.Properties.EnableKeyRotation).toBe(true);
+    const roles = statementsByRole();
+    const onSeal = (fragment: string) =>
+      new Set(
+        (roles.get(functionRoleId(functionIdByPath(fragment))) ?? [])
+          .filter((st) => JSON.stringify(st.Resource).includes(sealId))
+          .flatMap((st) => asArray(st.Action)),
+      );
+    expect(onSeal('Api')).toEqual(new Set(['kms:GenerateDataKey', 'kms:Decrypt']));
+    expect(onSeal('Execute')).toEqual(new Set(['kms:Decrypt']));
+    expect(onSeal('Notify')).toEqual(new Set());
+    expect(onSeal('AuditLakeExport')).toEqual(new Set());
+    const env = (fragment: string) => resources[functionIdByPath(fragment)].Properties.Environment.Variables;
+    expect(env('Api').SEAL_KEY_ID).toEqual({ 'Fn::GetAtt': [sealId, 'Arn'] });
+    expect(env('Execute').SEAL_KEY_ID).toEqual({ 'Fn::GetAtt': [sealId, 'Arn'] });
+    expect(env('Notify').SEAL_KEY_ID).toBeUndefined();
+  });
+
   it('lets only the API start executions and answer task tokens', () => {
     const roles = statementsByRole();
     const api = actionsOf(roles.get(functionRoleId(functionIdByPath('Api')))!);

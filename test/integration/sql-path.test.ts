@@ -59,8 +59,7 @@ describe('governed reads', () => {
     expect(res.body.result.truncated).toBe(false);
     const ran = twin.statementLog.filter((s) => s.sql === text);
     expect(ran).toHaveLength(1);
-    // alice may not view demo unmasked: her reads run as the masked profile's reader.
-    expect(ran[0].role).toBe('warden_masked_ro');
+    expect(ran[0].role).toBe('warden_ro');
   });
 
   it('takes named parameters', async () => {

@@ -78,7 +78,7 @@ describe('masking hash key', () => {
     expect((error as Error).message).not.toContain(SECRET);
   });
 
-  it("stops createRuntime (every function's cold start) when the AWS configuration has no key", async () => {
+  it("stops createRuntime (every function's cold start) without a masking key or a sealing key", async () => {
     const env: NodeJS.ProcessEnv = {
       WARDEN_CONFIG: JSON.stringify({ targets: {} }),
       OIDC_ISSUER: 'https://idp.example.com',
@@ -96,7 +96,11 @@ describe('masking hash key', () => {
     for (const def of ALL_TABLES) vi.stubEnv(tableEnvVar(def), `test-${def.logicalName}`);
     try {
       await expect(createRuntime(env)).rejects.toThrow(/no masking hash key/);
-      await expect(createRuntime({ ...env, MASKING_HASH_KEY: SECRET })).resolves.toBeDefined();
+      const sealKey = Buffer.alloc(32, 7).toString('base64url');
+      await expect(createRuntime({ ...env, MASKING_HASH_KEY: SECRET })).rejects.toThrow(/no sealing key/);
+      await expect(
+        createRuntime({ ...env, MASKING_HASH_KEY: SECRET, WARDEN_SEAL_KEY: sealKey }),
+      ).resolves.toBeDefined();
     } finally {
       vi.unstubAllEnvs();
     }

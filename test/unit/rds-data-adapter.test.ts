@@ -9,12 +9,7 @@ import {
 } from '@aws-sdk/client-rds-data';
 import { describe, expect, it } from 'vitest';
 import { BadRequestError } from '../../lambdas/core/errors.js';
-import {
-  secretFor,
-  toDataApiParameter,
-  toExecutionError,
-  toSqlResult,
-} from '../../lambdas/adapters/rds-data.js';
+import { toDataApiParameter, toExecutionError, toSqlResult } from '../../lambdas/adapters/rds-data.js';
 
 const meta = { $metadata: {} };
 
@@ -111,17 +106,6 @@ describe('rds-data adapter: errors', () => {
     expect(toExecutionError(new ForbiddenException(opts('no')), 'read')).toMatchObject({ statusCode: 403 });
   });
 
-  it("maps the database's statement timeout (57014) to 422 statement_time_limit", () => {
-    const cancelled = 'ERROR: canceling statement due to statement timeout; SQLState: 57014';
-    expect(toExecutionError(new DatabaseErrorException(opts(cancelled)), 'read')).toMatchObject({
-      statusCode: 422,
-      code: 'statement_time_limit',
-    });
-    expect(toExecutionError(new BadRequestException(opts(cancelled)), 'write').message).toMatch(
-      /rolled back/,
-    );
-  });
-
   it('maps the 1 MiB response limit to 422 result_too_large, warning that a write may have run', () => {
     const tooLarge = new BadRequestException(
       opts('Database returned more than the allowed response size limit'),
@@ -161,28 +145,5 @@ describe('rds-data adapter: errors', () => {
       code: 'target_misconfigured',
     });
     expect(toExecutionError(new Error('socket hang up'), 'read').statusCode).toBeGreaterThanOrEqual(500);
-  });
-});
-
-describe('rds-data adapter: the secret of a profile', () => {
-  const target = {
-    resourceArn: 'arn:aws:rds:us-east-1:1:cluster:c',
-    database: 'd',
-    secrets: { read: 'ro', write: 'rw', maskedRead: 'mro', maskedWrite: 'mrw' },
-  };
-
-  it('runs masked statements as the masked users and unmasked ones as the raw users', () => {
-    expect(secretFor(target, 'read', 'masked')).toBe('mro');
-    expect(secretFor(target, 'write', 'masked')).toBe('mrw');
-    expect(secretFor(target, 'read', 'unmasked')).toBe('ro');
-    expect(secretFor(target, 'write')).toBe('rw');
-  });
-
-  it('never falls back to an unmasked user when the masked profile has no secret', () => {
-    const bare = { ...target, secrets: { read: 'ro', write: 'rw' } };
-    expect(() => secretFor(bare, 'read', 'masked')).toThrow(/no masked database profile/);
-    expect(() => secretFor(bare, 'write', 'masked')).toThrow(
-      expect.objectContaining({ statusCode: 403, code: 'masking_not_enforced' }),
-    );
   });
 });

@@ -189,7 +189,6 @@ class StatementJudge {
   constructor(
     private readonly tables: Set<string>,
     private readonly functions: Set<string>,
-    private readonly qualified: Set<string> = new Set(),
   ) {}
 
   escalate(cls: SqlClass, reason: string): void {
@@ -277,7 +276,6 @@ class StatementJudge {
     if (schema === undefined && ctes.has(rel)) return; // a CTE, not a table
     const catalog = typeof body.catalogname === 'string' ? `${body.catalogname}.` : '';
     this.tables.add(`${catalog}${schema ?? 'public'}.${rel}`);
-    if (schema !== undefined) this.qualified.add(`${catalog}${schema}.${rel}`);
   }
 
   private functionCall(body: Json): void {
@@ -386,15 +384,10 @@ class StatementJudge {
   }
 }
 
-function judgeStatement(
-  stmt: Json,
-  tables: Set<string>,
-  functions: Set<string>,
-  qualified: Set<string>,
-): SqlStatementClassification {
+function judgeStatement(stmt: Json, tables: Set<string>, functions: Set<string>): SqlStatementClassification {
   const type = Object.keys(stmt)[0] ?? 'unknown';
   const body = isObject(stmt[type]) ? (stmt[type] as Json) : {};
-  const judge = new StatementJudge(tables, functions, qualified);
+  const judge = new StatementJudge(tables, functions);
   const base = statementClass(type);
   if (!base.known) judge.escalate('admin', `statement type ${type} is not known to the classifier`);
   else if (type === 'VariableSetStmt') {
@@ -544,6 +537,16 @@ function parseChecked(sql: string): { stmts?: { stmt?: Json }[] } {
 }
 
 /**
+ * The parse tree of `sql` (Data API `:name` parameters read as `$1` placeholders at the same
+ * byte offsets), for the request's shown form (lambdas/core/shown.ts). Same checks and errors as
+ * classification; requires `initSqlClassifier()` to have resolved.
+ */
+export function parseSqlTree(sql: string): { stmts?: { stmt?: Record<string, unknown> }[] } {
+  if (!loaded) throw new Error('initSqlClassifier() must resolve before parseSqlTree()');
+  return parseChecked(sql);
+}
+
+/**
  * Classifies every statement of `sql`. Throws SqlParseError when PostgreSQL would reject the
  * text, BadRequestError when there is no statement or it is nested too deeply.
  * Requires `initSqlClassifier()` to have resolved.
@@ -556,8 +559,7 @@ export function classifySqlSync(sql: string): SqlClassification {
   if (stmts.length === 0) throw new BadRequestError('no SQL statement');
   const tables = new Set<string>();
   const functions = new Set<string>();
-  const qualified = new Set<string>();
-  const statements = stmts.map((s) => judgeStatement(s, tables, functions, qualified));
+  const statements = stmts.map((s) => judgeStatement(s, tables, functions));
   let cls: SqlClass = 'read';
   const reasons: string[] = [];
   statements.forEach((s, i) => {
@@ -570,7 +572,6 @@ export function classifySqlSync(sql: string): SqlClassification {
     class: cls,
     statements,
     tables: [...tables].sort(),
-    ...(qualified.size > 0 ? { schemaQualified: [...qualified].sort() } : {}),
     functions: [...functions].sort(),
     reasons,
   };

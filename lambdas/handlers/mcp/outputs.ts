@@ -165,6 +165,10 @@ export const getRequestOutput = z.object({
     .object({ kind: z.string() })
     .catchall(z.unknown())
     .describe('What was asked: kind sql, aws, access or mcp, with its details'),
+  operationForm: z
+    .enum(['exact', 'shown'])
+    .optional()
+    .describe('exact for the requester and approvers while it waits; otherwise shown (values masked)'),
   justification: z.string().optional(),
   classification: z.record(z.string(), z.unknown()).optional(),
   decision,

@@ -118,7 +118,19 @@ export function reviewPageBody(input: ReviewPageInput): SafeHtml {
           : ''
       }
     </dl>
-    <h2>Statement <span class="muted">(exactly what will run)</span></h2>
+    ${
+      view.form === 'exact'
+        ? html`<h2>Statement <span class="muted">(exactly what will run)</span></h2>
+            <p class="muted" id="statement-form" data-form="exact">
+              Exact form, shown to the requester and to approvers while it waits; the record, the trail and
+              notifications keep it masked.
+            </p>`
+        : html`<h2>Statement <span class="muted">(masked)</span></h2>
+            <p class="muted" id="statement-form" data-form="shown">
+              Values are masked; the exact statement is shown only to the requester and to approvers while it
+              waits.
+            </p>`
+    }
     <pre id="statement">${view.statement}</pre>
     ${
       input.canVote && input.csrfToken
