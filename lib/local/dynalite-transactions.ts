@@ -300,7 +300,12 @@ export function withTransactions(
         return;
       }
       const now = Date.now();
-      for (const [t, v] of tokens) if (now - v.at > IDEMPOTENCY_MS) tokens.delete(t);
+      // Tokens are kept in the order they were stored, so the expired ones are at the front: stop at
+      // the first live one (a scan of every token per call made each write slower than the last).
+      for (const [t, v] of tokens) {
+        if (now - v.at <= IDEMPOTENCY_MS) break;
+        tokens.delete(t);
+      }
       const token = typeof body.ClientRequestToken === 'string' ? body.ClientRequestToken : undefined;
       const { ClientRequestToken: _t, ...request } = body;
       const digest = createHash('sha256').update(JSON.stringify(request)).digest('hex');
