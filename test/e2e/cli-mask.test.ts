@@ -21,6 +21,16 @@ describe('warden mask', () => {
       { id: 'ORD-2024-000123', email: 'ada@example.com', note: 'paid with 4111 1111 1111 1111' },
       { ssn: '123-45-6789', iban: 'DE89 3704 0044 0532 0130 00', at: '2024-01-15T10:00:00Z' },
       'call +44 20 7946 0958 from 10.0.0.1',
+      // Formats the detectors learned from data nobody here wrote (issue 14).
+      {
+        note: 'Mobile: 0490 75 40 81, desk (020) 7946 0958x12, fax 345-899-3560x4587',
+        iban: 'gb82-west-1234-5698-7654-32',
+        ssn: '123 45 6789',
+        memo: 'ssn 078051120',
+        cards: ['213176828496175', '3530111333300000', '630490017740292441'],
+        email: 'jörg.müller+news@bücher.example.de',
+      },
+      { order: 'ORD-2024-000123', total: '1234.56', at: '2024-01-15 12:34:56', isbn: '978-3-16-148410-0' },
     ];
     const { stdout, stderr, code } = await runMask(lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
     expect(code).toBe(0);
@@ -28,13 +38,22 @@ describe('warden mask', () => {
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l));
-    expect(out).toHaveLength(3);
+    expect(out).toHaveLength(5);
     expect(out[0]).toEqual({ id: 'ORD-2024-000123', email: '[EMAIL]', note: 'paid with [CARD]' });
     expect(out[1].at).toBe('2024-01-15T10:00:00Z');
     expect(JSON.stringify(out)).not.toMatch(
       /ada@example|4111 1111|123-45-6789|DE89 3704|7946 0958|10\.0\.0\.1/,
     );
+    expect(out[3]).toEqual({
+      note: 'Mobile: [PHONE], desk [PHONE], fax [PHONE]',
+      iban: '[IBAN]',
+      ssn: '[SSN]',
+      memo: 'ssn [SSN]',
+      cards: ['[CARD]', '[CARD]', '[CARD]'],
+      email: '[EMAIL]',
+    });
+    expect(out[4]).toEqual(lines[4]);
     const counts = JSON.parse(stderr.trim().split('\n').pop()!).masked;
-    expect(counts).toMatchObject({ EMAIL: 1, CARD: 1, SSN: 1, IBAN: 1, PHONE: 1, IPV4: 1 });
+    expect(counts).toEqual({ EMAIL: 2, CARD: 4, SSN: 3, IBAN: 2, PHONE: 4, IPV4: 1 });
   });
 });

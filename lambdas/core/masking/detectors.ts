@@ -10,6 +10,7 @@
  * one finds nothing, so masking masked output is a no-op.
  */
 import { isIPv6 } from 'node:net';
+import { PhoneDetector } from './phones.js';
 import type { MaskType } from './types.js';
 import {
   cardValid,
@@ -28,6 +29,7 @@ export interface Emitter {
 /** Hints from the key or column a value sits under. */
 export const HINT_SECRET = 1;
 export const HINT_SSN = 2;
+export const HINT_PHONE = 4;
 
 export interface TextStats {
   length: number;
@@ -35,6 +37,10 @@ export interface TextStats {
   /** Longest run of digits where spaces, `-`, `.`, `(` and `)` do not break the run. */
   maxRun: number;
   upper: number;
+  lower: number;
+  spaces: number;
+  /** Any character outside ASCII. */
+  wide: boolean;
   at: number;
   dots: number;
   dashes: number;
@@ -48,6 +54,9 @@ export function scan(s: string, st: TextStats): void {
   let run = 0;
   let maxRun = 0;
   let upper = 0;
+  let lower = 0;
+  let spaces = 0;
+  let wide = false;
   let at = 0;
   let dots = 0;
   let dashes = 0;
@@ -61,6 +70,7 @@ export function scan(s: string, st: TextStats): void {
       digits++;
       if (++run > maxRun) maxRun = run;
     } else if (c >= 97 && c <= 122) {
+      lower++;
       run = 0;
     } else if (c >= 65 && c <= 90) {
       upper++;
@@ -68,6 +78,8 @@ export function scan(s: string, st: TextStats): void {
     } else {
       switch (c) {
         case 32:
+          spaces++;
+          break;
         case 40:
         case 41:
           break;
@@ -91,6 +103,7 @@ export function scan(s: string, st: TextStats): void {
           run = 0;
           break;
         default:
+          if (c > 127) wide = true;
           run = 0;
       }
     }
@@ -100,6 +113,9 @@ export function scan(s: string, st: TextStats): void {
   st.digits = digits;
   st.maxRun = maxRun;
   st.upper = upper;
+  st.lower = lower;
+  st.spaces = spaces;
+  st.wide = wide;
   st.at = at;
   st.dots = dots;
   st.dashes = dashes;
@@ -213,15 +229,27 @@ const awsSecretKey: Detector = {
     }),
 };
 
+// Letters and digits of any script (RFC 6531 addresses, internationalised domain names), and
+// punycode TLDs (`xn--p1ai`).
+const EMAIL_ASCII_RE =
+  /(?<![A-Za-z0-9._%+-])[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+(?:[A-Za-z]{2,63}|xn--[a-z0-9-]{1,59})(?![A-Za-z0-9-])/g;
 const EMAIL_RE =
-  /(?<![A-Za-z0-9._%+-])[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}(?![A-Za-z0-9-])/g;
+  /(?<![\p{L}\p{N}._%+-])[\p{L}\p{N}_%+-]+(?:\.[\p{L}\p{N}_%+-]+)*@(?:[\p{L}\p{N}](?:[\p{L}\p{N}-]{0,61}[\p{L}\p{N}])?\.)+(?:\p{L}{2,63}|xn--[a-z0-9-]{1,59})(?![\p{L}\p{N}-])/gu;
 
 const email: Detector = {
   type: 'EMAIL',
-  apply: (s, em) => s.replace(EMAIL_RE, (m) => em.emit('EMAIL', m)),
+  // The ASCII pattern is the same language on ASCII text, and cheaper.
+  apply: (s, em) => s.replace(isAscii(s) ? EMAIL_ASCII_RE : EMAIL_RE, (m) => em.emit('EMAIL', m)),
 };
 
-const IBAN_START_RE = /(?<![A-Za-z0-9])[A-Z]{2}\d{2}/g;
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 127) return false;
+  return true;
+}
+
+/** A lower-case IBAN's start, tested before the IBAN pass runs on text without two capitals. */
+const IBAN_LOWER_RE = /(?<![a-z0-9])[a-z]{2}\d{2}[ -]?[a-z0-9]{4}/;
+const IBAN_START_RE = /(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}/g;
 
 function isDigitCode(c: number): boolean {
   return c >= 48 && c <= 57;
@@ -232,8 +260,9 @@ function isAlnumCode(c: number): boolean {
 }
 
 /**
- * The country code says how long the IBAN is, so the scan takes exactly that many characters
- * (single spaces allowed between them, as in printed groups of four) and then needs a boundary.
+ * The country code says how long the IBAN is, so the scan takes exactly that many characters, in
+ * either case, with single spaces or single dashes between them (one kind throughout, as in
+ * printed groups of four), and then needs a boundary.
  */
 const iban: Detector = {
   type: 'IBAN',
@@ -244,24 +273,28 @@ const iban: Detector = {
     let m: RegExpExecArray | null;
     while ((m = IBAN_START_RE.exec(s)) !== null) {
       const start = m.index;
-      const len = IBAN_LENGTHS[m[0].slice(0, 2)];
+      const head = m[0].toUpperCase();
+      const len = IBAN_LENGTHS[head.slice(0, 2)];
       if (len === undefined) continue;
-      let compact = m[0];
+      let compact = head;
+      let sep = 0;
       let j = start + 4;
       while (compact.length < len && j < s.length) {
         let c = s.charCodeAt(j);
-        if (c === 32) {
+        if ((c === 32 || c === 45) && (sep === 0 || sep === c)) {
+          sep = c;
           c = s.charCodeAt(j + 1);
           j++;
         }
-        if ((c >= 48 && c <= 57) || (c >= 65 && c <= 90)) {
-          compact += s[j];
-          j++;
-        } else break;
+        if (c >= 48 && c <= 57) compact += s[j];
+        else if (c >= 65 && c <= 90) compact += s[j];
+        else if (c >= 97 && c <= 122) compact += String.fromCharCode(c - 32);
+        else break;
+        j++;
       }
       if (compact.length !== len || (j < s.length && isAlnumCode(s.charCodeAt(j)))) continue;
       // Printed in groups and followed by one more digit group: a longer number, not this IBAN.
-      if (s.charCodeAt(j) === 32 && j - start > len && isDigitCode(s.charCodeAt(j + 1))) continue;
+      if (sep !== 0 && s.charCodeAt(j) === sep && isDigitCode(s.charCodeAt(j + 1))) continue;
       if (!ibanChecksumValid(compact)) continue;
       out += s.slice(last, start) + em.emit('IBAN', s.slice(start, j));
       last = j;
@@ -301,7 +334,7 @@ const ipv4: Detector = {
 // No look-behind for a neighbouring digit group: `AB12 4111 1111 1111 1111` may be the tail of a
 // malformed IBAN or a card after a code, and a leak costs more than a mask. `hmac:` tokens can be all digits, so a card never starts right after one.
 const CARD_RE =
-  /(?<![A-Za-z0-9_.+-]|hmac:)(?:\d{4}([ -])\d{4}\1\d{4}\1\d{4}(?:\1\d{1,3})?|\d{4}([ -])\d{6}\2\d{4,5}|\d{4}([ -])\d{3}\3\d{3}\3\d{3}|\d{13,19})(?![A-Za-z0-9_]|[.,-]\d)/g;
+  /(?<![A-Za-z0-9_.+-]|hmac:)(?:\d{4}([ -])\d{4}\1\d{4}(?:\1\d{4}(?:\1\d{1,3})?)?|\d{4}([ -])\d{6}\2\d{4,5}|\d{4}([ -])\d{3}\3\d{3}\3\d{3}|\d{12,19})(?![A-Za-z0-9_]|[.,-]\d)/g;
 
 function maskCard(m: string, em: Emitter): string | undefined {
   const digits = digitsOf(m);
@@ -336,12 +369,18 @@ const card: Detector = {
   },
 };
 
-const SSN_RE = /(?<![A-Za-z0-9_.+-])(\d{3})-(\d{2})-(\d{4})(?![A-Za-z0-9_]|[.-]\d)/g;
+const SSN_RE = /(?<![A-Za-z0-9_.+-])(\d{3})([- ])(\d{2})\2(\d{4})(?![A-Za-z0-9_]|[.-]\d)/g;
 const SSN_BARE_RE = /^(\d{3})(\d{2})(\d{4})$/;
+const SSN_NINE_RE = /(?<![A-Za-z0-9_.+-])(\d{3})(\d{2})(\d{4})(?![A-Za-z0-9_]|[.-]\d)/g;
+/** `SSN 123456789`, `social security number: 123456789`, `SS# 123456789`, just before the digits. */
+const SSN_LABEL_RE =
+  /(?:(?<![A-Za-z])ssn|social[ -]?security(?:[ -]?(?:number|no\.?|nr\.?|#))?|(?<![A-Za-z])ss#)[^A-Za-z0-9\n]{0,4}(?:is[ :]{1,2})?$/i;
+const SSN_LABEL_CHARS = 40;
 
 /**
- * Dashed `ddd-dd-dddd` anywhere; nine bare digits only as a whole value under a key or column
- * whose name says SSN (elsewhere they are as likely an order number or an amount in cents).
+ * `ddd-dd-dddd` or `ddd dd dddd` anywhere; nine bare digits only as a whole value under a key or
+ * column whose name says SSN, or right after an SSN label in the text (elsewhere they are as
+ * likely an order number or an amount in cents).
  */
 const ssn: Detector = {
   type: 'SSN',
@@ -350,18 +389,16 @@ const ssn: Detector = {
       const b = SSN_BARE_RE.exec(s);
       if (b !== null && ssnValid(b[1], b[2], b[3])) return em.emit('SSN', s);
     }
-    return s.replace(SSN_RE, (m: string, a: string, g: string, n: string) =>
+    const out = s.replace(SSN_RE, (m: string, a: string, _sep: string, g: string, n: string) =>
       ssnValid(a, g, n) ? em.emit('SSN', m) : m,
     );
+    return out.replace(SSN_NINE_RE, (m: string, a: string, g: string, n: string, offset: number) => {
+      if (!ssnValid(a, g, n)) return m;
+      const before = out.slice(Math.max(0, offset - SSN_LABEL_CHARS), offset);
+      return SSN_LABEL_RE.test(before) ? em.emit('SSN', m) : m;
+    });
   },
 };
-
-// One pass, four shapes: E.164 (`+` and 8–15 digits, groups separated by single spaces, dots or
-// dashes, an optional parenthesised area), NANP with one separator throughout or a parenthesised
-// area, UK national (0 + 10 digits in the groupings UK numbers are written in), French national (0X XX XX XX XX). Bare
-// national digit strings are not phones: they are as likely ids or amounts.
-const PHONE_RE =
-  /(?<![A-Za-z0-9_+.-])(?:\+[1-9]\d{0,14}(?:[ .-]?\(\d{1,4}\))?(?:[ .-]\d{1,14}){0,6}|(?:1[ .-])?(?:\([2-9]\d{2}\)[ .-]?\d{3}[ .-]\d{4}|[2-9]\d{2}([ .-])\d{3}\1\d{4})|0[1-9](?:\d \d{4} \d{4}|\d{2} \d{3} \d{4}|\d{3} \d{6}|\d{3} \d{3} \d{3})|0[1-9]([ .])\d{2}(?:\2\d{2}){3})(?![A-Za-z0-9_]|[.-]\d)/g;
 
 function digitsOf(s: string): string {
   let out = '';
@@ -372,38 +409,17 @@ function digitsOf(s: string): string {
   return out;
 }
 
-function countDigits(s: string): number {
-  let n = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 48 && c <= 57) n++;
-  }
-  return n;
-}
+/** Words that say a number nearby is a phone; cheap to test before the phone pass. */
+const PHONE_WORD_RE =
+  /phone|mobile|cell|tel|fax|desk|office|home|work|whatsapp|sms|text|call|dial|contact|reach|ring|regist|answer/i;
 
-function maskE164(m: string, em: Emitter): string {
-  let head = m;
-  let digits = countDigits(head);
-  // Greedy groups may have swallowed a neighbouring number: give back whole groups past 15 digits.
-  while (digits > 15) {
-    const cut = Math.max(head.lastIndexOf(' '), head.lastIndexOf('-'), head.lastIndexOf('.'));
-    if (cut <= 0) return m;
-    head = head.slice(0, cut);
-    digits = countDigits(head);
-  }
-  if (digits < 8) return m;
-  return em.emit('PHONE', head) + m.slice(head.length);
+function phoneDetector(region: string): Detector {
+  const phones = new PhoneDetector(region);
+  return {
+    type: 'PHONE',
+    apply: (s, em, hints) => phones.apply(s, em, (hints & HINT_PHONE) !== 0),
+  };
 }
-
-const phone: Detector = {
-  type: 'PHONE',
-  apply: (s, em) =>
-    s.replace(PHONE_RE, (m: string) => {
-      const c0 = m.charCodeAt(0);
-      if (c0 === 43) return maskE164(m, em);
-      return em.emit('PHONE', m);
-    }),
-};
 
 /**
  * Which detectors could match, as a bit per entry of DETECTORS. Most values (names, statuses,
@@ -434,28 +450,48 @@ export function candidates(s: string, st: TextStats, hints: number): number {
     bits |= 1 << 4;
   }
   if (st.at > 0 && st.dots > 0) bits |= 1 << 5;
-  if (len >= 15 && st.upper >= 2 && st.digits >= 6) bits |= 1 << 6;
+  if (len >= 15 && st.digits >= 6 && (st.upper >= 2 || (st.lower >= 2 && IBAN_LOWER_RE.test(s)))) {
+    bits |= 1 << 6;
+  }
   if (st.doubleColon || st.colons >= 6) bits |= 1 << 7;
   if (st.dots >= 3 && st.digits >= 4) bits |= 1 << 8;
   const run = st.maxRun;
-  if (run >= 13) bits |= 1 << 9;
-  if ((run >= 9 && st.dashes >= 2) || ((hints & HINT_SSN) !== 0 && len === 9)) bits |= 1 << 10;
-  if (run >= 10 || (st.plus > 0 && run >= 8)) bits |= 1 << 11;
+  if (run >= 12) bits |= 1 << 9;
+  if (
+    (run >= 9 &&
+      (st.dashes >= 2 ||
+        st.spaces >= 2 ||
+        s.includes('ss') ||
+        s.includes('SS') ||
+        s.includes('ECURITY') ||
+        s.includes('ecurity'))) ||
+    ((hints & HINT_SSN) !== 0 && len === 9)
+  ) {
+    bits |= 1 << 10;
+  }
+  if (run >= 10 || (run >= 7 && (st.plus > 0 || (hints & HINT_PHONE) !== 0 || PHONE_WORD_RE.test(s)))) {
+    bits |= 1 << 11;
+  }
   return bits;
 }
 
-/** In the order they run; `candidates` sets bit i for entry i. */
-export const DETECTORS: readonly Detector[] = [
-  pem,
-  jwt,
-  bearer,
-  awsAccessKey,
-  awsSecretKey,
-  email,
-  iban,
-  ipv6,
-  ipv4,
-  card,
-  ssn,
-  phone,
-];
+/**
+ * In the order they run; `candidates` sets bit i for entry i. Phones depend on the target's default
+ * region (`masking.phoneRegion`); everything else is the same for every target.
+ */
+export function createDetectors(options: { phoneRegion?: string } = {}): readonly Detector[] {
+  return [
+    pem,
+    jwt,
+    bearer,
+    awsAccessKey,
+    awsSecretKey,
+    email,
+    iban,
+    ipv6,
+    ipv4,
+    card,
+    ssn,
+    phoneDetector(options.phoneRegion ?? 'US'),
+  ];
+}

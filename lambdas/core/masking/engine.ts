@@ -1,9 +1,11 @@
 import {
   candidates,
-  DETECTORS,
+  createDetectors,
+  HINT_PHONE,
   HINT_SECRET,
   HINT_SSN,
   scan,
+  type Detector,
   type Emitter,
   type TextStats,
 } from './detectors.js';
@@ -36,10 +38,15 @@ const REDACTED = Object.fromEntries(MASK_TYPES.map((t) => [t, `[${t}]`])) as Rec
 const SECRET_KEY_RE = /secret/;
 // `ssn` as a word of the name (`ssn`, `customer_ssn`, `customerSsn`), not inside one (`classname`).
 const SSN_KEY_RE = /(?:^|[^a-z])ssn(?:$|[^a-z])|social.?sec/;
+const PHONE_KEY_RE = /phone|mobile|(?:^|[^a-z])(?:tel|fax|cell|msisdn)(?:$|[^a-z])/;
 
 function hintsFor(name: string): number {
   const words = name.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase();
-  return (SECRET_KEY_RE.test(words) ? HINT_SECRET : 0) | (SSN_KEY_RE.test(words) ? HINT_SSN : 0);
+  return (
+    (SECRET_KEY_RE.test(words) ? HINT_SECRET : 0) |
+    (SSN_KEY_RE.test(words) ? HINT_SSN : 0) |
+    (PHONE_KEY_RE.test(words) ? HINT_PHONE : 0)
+  );
 }
 
 function setOwn(target: Record<string, unknown>, key: string, value: unknown): void {
@@ -63,12 +70,16 @@ class Engine implements Masker, Emitter {
   readonly #rules: readonly CompiledRule[];
   readonly #strategy: Readonly<Record<string, MaskStrategy>>;
   readonly #hasher: Hasher;
+  readonly #detectors: readonly Detector[];
   readonly #hintCache = new Map<string, number>();
   readonly #stats: TextStats = {
     length: 0,
     digits: 0,
     maxRun: 0,
     upper: 0,
+    lower: 0,
+    spaces: 0,
+    wide: false,
     at: 0,
     dots: 0,
     dashes: 0,
@@ -85,6 +96,7 @@ class Engine implements Masker, Emitter {
     this.#rules = (options.rules ?? []).map(compileRule);
     this.#strategy = { ...options.strategyByType };
     this.#hasher = new Hasher(options.hashKey);
+    this.#detectors = createDetectors({ phoneRegion: options.phoneRegion });
   }
 
   maskText(text: string): { text: string; byType: MaskCounts } {
@@ -166,7 +178,7 @@ class Engine implements Masker, Emitter {
     if (bits === 0) return s;
     let out = s;
     for (let i = 0; bits !== 0; i++, bits >>>= 1) {
-      if ((bits & 1) !== 0) out = DETECTORS[i].apply(out, this, hints);
+      if ((bits & 1) !== 0) out = this.#detectors[i].apply(out, this, hints);
     }
     return out;
   }
@@ -175,7 +187,7 @@ class Engine implements Masker, Emitter {
     // Integers only: a card or an SSN is never written with a fraction or an exponent.
     if (typeof n === 'number' && !Number.isSafeInteger(n)) return n;
     if (n < 0) return n;
-    if (n >= 1_000_000_000_000) {
+    if (n >= 100_000_000_000) {
       const digits = String(n);
       if (digits.length <= 19 && cardValid(digits)) return this.emit('CARD', digits);
     } else if ((hints & HINT_SSN) !== 0 && n >= 1_000_000 && n < 1_000_000_000) {

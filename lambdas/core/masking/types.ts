@@ -57,6 +57,12 @@ export interface MaskerOptions {
    * something; turn on `partial` or `hash` per type where a team needs it.
    */
   readonly strategyByType?: Partial<Record<MaskType, MaskStrategy>>;
+  /**
+   * ISO 3166 region that numbers written without a `+` are read in (`US`: `(555) 123-4567`;
+   * `DE`: `030 12345678`). Unknown regions throw.
+   * @default 'US'
+   */
+  readonly phoneRegion?: string;
 }
 
 export interface ColumnRef {

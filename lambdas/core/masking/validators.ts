@@ -20,50 +20,134 @@ export function luhnValid(digits: string): boolean {
   return sum % 10 === 0;
 }
 
-function between(digits: string, width: number, lo: number, hi: number): boolean {
-  const n = Number(digits.slice(0, width));
-  return n >= lo && n <= hi;
+/** A card network: the IIN ranges it issues from (prefixes of equal width) and the lengths it prints. */
+interface Network {
+  readonly name: string;
+  /** `[lo, hi]` over the first `String(lo).length` digits. */
+  readonly ranges: readonly (readonly [number, number])[];
+  readonly lengths: readonly number[];
 }
 
+const span = (lo: number, hi: number): number[] => Array.from({ length: hi - lo + 1 }, (_, i) => lo + i);
+
 /**
- * Issuer identification ranges (IIN) with the lengths each issuer uses. A Luhn-valid number that
- * no issuer would print (e.g. a 16-digit id starting with 1 or 9) is not a card.
+ * Issuer identification ranges (IIN) with the lengths each network uses, from the networks'
+ * published ranges. A Luhn-valid number that no network would print (e.g. a 16-digit id
+ * starting with 1 or 9) is not a card. Where ranges overlap (Discover, UnionPay and RuPay in the
+ * 6s) the union of lengths is what matters, not which network it is.
  */
+export const CARD_NETWORKS: readonly Network[] = [
+  { name: 'visa', ranges: [[4, 4]], lengths: [13, 16, 19] },
+  {
+    name: 'mastercard',
+    ranges: [
+      [51, 55],
+      [2221, 2720],
+    ],
+    lengths: [16],
+  },
+  {
+    name: 'amex',
+    ranges: [
+      [34, 34],
+      [37, 37],
+    ],
+    lengths: [15],
+  },
+  {
+    name: 'discover',
+    ranges: [
+      [6011, 6011],
+      [644, 649],
+      [65, 65],
+      [622126, 622925],
+    ],
+    lengths: span(16, 19),
+  },
+  {
+    name: 'diners',
+    ranges: [
+      [300, 305],
+      [3095, 3095],
+      [36, 36],
+      [38, 39],
+    ],
+    lengths: span(14, 19),
+  },
+  // JCB's own range is 3528–3589; numbers across the rest of 35 are printed (RuPay co-branded,
+  // test generators) and nothing else issues from 35.
+  { name: 'jcb', ranges: [[35, 35]], lengths: span(16, 19) },
+  // JCB's older 15-digit numbers.
+  {
+    name: 'jcb15',
+    ranges: [
+      [1800, 1800],
+      [2131, 2131],
+    ],
+    lengths: [15],
+  },
+  {
+    name: 'unionpay',
+    ranges: [
+      [62, 62],
+      [81, 81],
+    ],
+    lengths: span(16, 19),
+  },
+  { name: 'mir', ranges: [[2200, 2204]], lengths: span(16, 19) },
+  {
+    name: 'maestro',
+    ranges: [
+      [5018, 5018],
+      [5020, 5020],
+      [5038, 5038],
+      [5893, 5893],
+      [56, 58],
+      [6304, 6304],
+      [6759, 6759],
+      [6761, 6763],
+      [639, 639],
+      [6220, 6220],
+    ],
+    lengths: span(12, 19),
+  },
+  {
+    name: 'rupay',
+    ranges: [
+      [60, 60],
+      [652, 652],
+      [508, 508],
+      [353, 353],
+      [356, 356],
+    ],
+    lengths: [16],
+  },
+  {
+    name: 'verve',
+    ranges: [
+      [506099, 506198],
+      [650002, 650027],
+    ],
+    lengths: [16, 18, 19],
+  },
+  { name: 'troy', ranges: [[9792, 9792]], lengths: [16] },
+];
+
 export function cardIssuer(digits: string): string | undefined {
   const len = digits.length;
-  const c0 = digits.charCodeAt(0) - 48;
-  switch (c0) {
-    case 4:
-      return len === 13 || len === 16 || len === 19 ? 'visa' : undefined;
-    case 2:
-      return len === 16 && between(digits, 4, 2221, 2720) ? 'mastercard' : undefined;
-    case 5:
-      if (between(digits, 2, 51, 55)) return len === 16 ? 'mastercard' : undefined;
-      if (/^(?:5018|5020|5038|5893)/.test(digits)) return len >= 12 ? 'maestro' : undefined;
-      return undefined;
-    case 3:
-      if (between(digits, 2, 34, 34) || between(digits, 2, 37, 37)) {
-        return len === 15 ? 'amex' : undefined;
-      }
-      if (between(digits, 4, 3528, 3589)) return len >= 16 ? 'jcb' : undefined;
-      if (between(digits, 2, 36, 36) || between(digits, 2, 38, 39) || between(digits, 3, 300, 305)) {
-        return len >= 14 ? 'diners' : undefined;
-      }
-      return undefined;
-    case 6:
-      if (digits.startsWith('6011') || digits.startsWith('65') || between(digits, 3, 644, 649)) {
-        return len >= 16 ? 'discover' : undefined;
-      }
-      if (digits.startsWith('62')) return len >= 16 ? 'unionpay' : undefined;
-      if (/^(?:6304|6759|676[1-3])/.test(digits)) return len >= 12 ? 'maestro' : undefined;
-      return undefined;
-    default:
-      return undefined;
+  for (const net of CARD_NETWORKS) {
+    if (!net.lengths.includes(len)) continue;
+    for (const [lo, hi] of net.ranges) {
+      const width = lo < 10 ? 1 : lo < 100 ? 2 : lo < 1000 ? 3 : lo < 10000 ? 4 : 6;
+      const n = Number(digits.slice(0, width));
+      if (n >= lo && n <= hi) return net.name;
+    }
   }
+  return undefined;
 }
 
 export function cardValid(digits: string): boolean {
-  return digits.length >= 13 && digits.length <= 19 && cardIssuer(digits) !== undefined && luhnValid(digits);
+  return digits.length >= 12 && digits.length <= 19 && cardIssuer(digits) !== undefined && luhnValid(digits);
 }
 
 /** SSA rules: no area 000, 666 or 900–999, no group 00, no serial 0000. */
