@@ -12,12 +12,7 @@
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { DecryptCommand, GenerateDataKeyCommand, KMSClient } from '@aws-sdk/client-kms';
-import {
-  SealError,
-  sealContext,
-  type OperationSealer,
-  type SealedPayload,
-} from '../core/sealing.js';
+import { SealError, sealContext, type OperationSealer, type SealedPayload } from '../core/sealing.js';
 
 interface KeyWrapper {
   readonly keyId: string;
