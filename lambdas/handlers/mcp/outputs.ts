@@ -31,7 +31,11 @@ const approval = z
   .describe('Present while the call waits for approval');
 
 /** How a request ended when it did not run: after a wait, or seen through get_request. */
-const status = z.enum(['executed', 'pending_approval', 'denied', 'expired', 'failed']);
+const status = z
+  .enum(['executed', 'pending_approval', 'approved', 'running', 'denied', 'expired', 'failed'])
+  .describe(
+    'executed, or pending_approval; after wait_seconds also approved/running (ask get_request), denied, expired or failed',
+  );
 
 const failure = z.object({ code: z.string(), message: z.string() });
 

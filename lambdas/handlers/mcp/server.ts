@@ -13,6 +13,7 @@ import { DescribeNotRunError, describeTarget } from '../../core/mcp/describe.js'
 import { explainSql } from '../../core/mcp/explain.js';
 import { canSeeTarget, getRequest, submitSql, type CallMeta } from '../../core/requests.js';
 import type { Principal } from '../../core/types.js';
+import { MAX_WAIT_SECONDS } from '../../core/wait.js';
 import type { Runtime } from '../runtime.js';
 import { durationSeconds, justificationSchema, sqlParameterSchema } from '../schemas.js';
 import {
@@ -27,6 +28,7 @@ import {
 import { toolResult } from './outputs.js';
 import { accessPendingResult, errorResult, pendingResult } from './results.js';
 import { installUpstreamTools } from './upstream-tools.js';
+import { awaitDecision } from './wait.js';
 
 export const SERVER_INFO = { name: 'warden', version: '1.0.0' } as const;
 
@@ -47,6 +49,15 @@ const requestIdArg = z
   .string()
   .regex(/^r_[A-Za-z0-9_-]{10,40}$/, 'a request id looks like r_…')
   .describe('Request id returned by run_sql, call_aws or request_access (r_…)');
+const waitArg = z
+  .number()
+  .int()
+  .min(0)
+  .max(MAX_WAIT_SECONDS)
+  .optional()
+  .describe(
+    `If the call needs approval, hold up to this many seconds (at most ${MAX_WAIT_SECONDS}) for an approver: decided in time, the answer is the executed result or the denial; otherwise the usual pending answer`,
+  );
 const justificationArg = justificationSchema.describe(
   'Why you need this, in a sentence: recorded with the request and shown to approvers',
 );
@@ -121,7 +132,7 @@ export function createWardenMcpServer(call: McpCall): McpServer {
     {
       title: 'Run SQL',
       description:
-        'Run one PostgreSQL statement on a SQL target through Warden. Warden parses and classifies it (read, write, ddl, privilege, admin: anything not provably read-only is a write), then the policies allow it, require a human approval, or deny it. Allowed reads run as a read-only database user; rows are capped at the target limit (`truncated: true` beyond it); sensitive values are masked unless your identity may see them in clear (`masking.byType` counts what was masked). When approval is required nothing runs now: the result is an error naming the request id and who must approve; follow it with get_request (once approved, the statement runs exactly as submitted). Pass values as named parameters (`:id` in the SQL, `parameters: [{name: "id", value: 7}]`) rather than inlining them. Everything, including the justification, is recorded in the audit trail.',
+        'Run one PostgreSQL statement on a SQL target through Warden. Warden parses and classifies it (read, write, ddl, privilege, admin: anything not provably read-only is a write), then the policies allow it, require a human approval, or deny it. Allowed reads run as a read-only database user; rows are capped at the target limit (`truncated: true` beyond it); sensitive values are masked unless your identity may see them in clear (`masking.byType` counts what was masked). When approval is required nothing runs now: the result is an error naming the request id and who must approve; follow it with get_request (once approved, the statement runs exactly as submitted), or pass `wait_seconds` (up to 25) to hold this call for the approver and get the executed result or the denial in the same answer. Pass values as named parameters (`:id` in the SQL, `parameters: [{name: "id", value: 7}]`) rather than inlining them. Everything, including the justification, is recorded in the audit trail.',
       inputSchema: {
         target: targetArg,
         sql: z.string().min(1).describe('One PostgreSQL statement'),
@@ -131,6 +142,7 @@ export function createWardenMcpServer(call: McpCall): McpServer {
           .optional()
           .describe('Named parameters: [{name, value, typeHint?}] for :name placeholders'),
         justification: justificationArg.optional(),
+        wait_seconds: waitArg,
       },
       outputSchema: runSqlOutput,
       annotations: {
@@ -141,11 +153,20 @@ export function createWardenMcpServer(call: McpCall): McpServer {
         openWorldHint: false,
       },
     },
-    async ({ target, sql, parameters, justification }) => {
+    async ({ target, sql, parameters, justification, wait_seconds }, extra) => {
+      const started = Date.now();
       try {
         const outcome = await submitSql(rt, principal, target, { sql, parameters, justification }, meta);
         if (outcome.status === 202) {
-          return pendingResult(outcome.body, call.baseUrl);
+          if (!wait_seconds) return pendingResult(outcome.body, call.baseUrl);
+          return await awaitDecision(
+            call,
+            'sql',
+            outcome.body,
+            wait_seconds,
+            started + wait_seconds * 1000,
+            extra,
+          );
         }
         const { result } = outcome.body;
         const masked = maskedSummary(result.masking.byType);
@@ -166,7 +187,7 @@ export function createWardenMcpServer(call: McpCall): McpServer {
     {
       title: 'Call an AWS API',
       description:
-        'Call one AWS API action (e.g. service "s3", action "ListBuckets") on an AWS target through Warden. The action is classified by its IAM access level (read, write, permissions); unknown actions are denied. Allowed calls run with credentials scoped to exactly this action and resource for this one call; the response is masked. Approval and denial work as for run_sql: when approval is required nothing runs and you get a request id to follow with get_request.',
+        'Call one AWS API action (e.g. service "s3", action "ListBuckets") on an AWS target through Warden. The action is classified by its IAM access level (read, write, permissions); unknown actions are denied. Allowed calls run with credentials scoped to exactly this action and resource for this one call; the response is masked. Approval and denial work as for run_sql: when approval is required nothing runs and you get a request id to follow with get_request, or pass `wait_seconds` (up to 25) to wait for the approver in this call.',
       inputSchema: {
         target: targetArg,
         service: z
@@ -188,6 +209,7 @@ export function createWardenMcpServer(call: McpCall): McpServer {
           .regex(/^[a-z]{2}(-gov)?-[a-z]+-\d$/)
           .optional(),
         justification: justificationArg.optional(),
+        wait_seconds: waitArg,
       },
       outputSchema: callAwsOutput,
       annotations: {
@@ -198,7 +220,8 @@ export function createWardenMcpServer(call: McpCall): McpServer {
         openWorldHint: true,
       },
     },
-    async ({ target, service, action, input, region, justification }) => {
+    async ({ target, service, action, input, region, justification, wait_seconds }, extra) => {
+      const started = Date.now();
       try {
         if (!hasAwsTarget(call)) return textError('AWS targets are not configured on this gateway');
         const outcome = await submitAws(
@@ -208,7 +231,17 @@ export function createWardenMcpServer(call: McpCall): McpServer {
           { service, action, input, region, justification },
           meta,
         );
-        if (outcome.status === 202) return pendingResult(outcome.body, call.baseUrl);
+        if (outcome.status === 202) {
+          if (!wait_seconds) return pendingResult(outcome.body, call.baseUrl);
+          return await awaitDecision(
+            call,
+            'aws',
+            outcome.body,
+            wait_seconds,
+            started + wait_seconds * 1000,
+            extra,
+          );
+        }
         const { result } = outcome.body;
         const masked = maskedSummary(result.masking.byType);
         const summary = `Executed ${result.service}:${result.action} in ${result.region} (request ${outcome.body.requestId})${result.truncated ? ', output truncated' : ''}${masked ? `; masked: ${masked}` : ''}.`;

@@ -2,7 +2,9 @@
 import { explainAws, submitAws, type AwsSubmission } from '../../core/aws-requests.js';
 import type { Principal } from '../../core/types.js';
 import { json, parseJsonBody, type HttpResult } from '../../middleware/http.js';
-import { sessionId, submissionResult, type ApiRoute, type Ctx } from '../context.js';
+import { parseWaitParam } from '../../core/wait.js';
+import { sessionId, type ApiRoute, type Ctx } from '../context.js';
+import { submissionWithWait } from './wait.js';
 import { awsBodySchema } from '../schemas.js';
 
 export const awsRoutes: ApiRoute[] = [
@@ -10,12 +12,14 @@ export const awsRoutes: ApiRoute[] = [
     method: 'POST',
     path: '/v1/targets/{target}/aws',
     handle: async (ctx, { target }) => {
+      const started = Date.now();
       const caller = await ctx.caller();
       const body = parseJsonBody(ctx.event, awsBodySchema, ctx.rt.config.maxBodyBytes);
+      parseWaitParam(ctx.event.queryStringParameters?.wait);
       const outcome = await submitAws(ctx.rt, caller.principal, target, body, {
         sessionId: sessionId(ctx.event, caller),
       });
-      return submissionResult(ctx, outcome);
+      return submissionWithWait(ctx, outcome, started);
     },
   },
 ];

@@ -1,12 +1,14 @@
 /** The core routes: health, targets, SQL, explain, and a caller's requests. */
 import { NotFoundError } from '../../core/errors.js';
 import { explainSql } from '../../core/mcp/explain.js';
-import { canSeeTarget, findTarget, getRequest, submitSql } from '../../core/requests.js';
-import { principalKey } from '../../core/types.js';
+import { canSeeTarget, findTarget, getRequest, requestView, submitSql } from '../../core/requests.js';
+import { principalKey, type RequestStatus } from '../../core/types.js';
+import { isSettled, parseWaitParam, waitForSettled } from '../../core/wait.js';
 import { json, parseJsonBody } from '../../middleware/http.js';
-import { sessionId, submissionResult, type ApiRoute } from '../context.js';
+import { sessionId, type ApiRoute } from '../context.js';
 import { explainBodySchema, sqlBodySchema } from '../schemas.js';
 import { explainAwsCall } from './aws.js';
+import { submissionWithWait } from './wait.js';
 
 export const coreRoutes: ApiRoute[] = [
   {
@@ -30,12 +32,15 @@ export const coreRoutes: ApiRoute[] = [
     method: 'POST',
     path: '/v1/targets/{target}/sql',
     handle: async (ctx, { target }) => {
+      const started = Date.now();
       const caller = await ctx.caller();
       const body = parseJsonBody(ctx.event, sqlBodySchema, ctx.rt.config.maxBodyBytes);
+      // A bad ?wait is refused before anything is recorded.
+      parseWaitParam(ctx.event.queryStringParameters?.wait);
       const outcome = await submitSql(ctx.rt, caller.principal, target, body, {
         sessionId: sessionId(ctx.event, caller),
       });
-      return submissionResult(ctx, outcome);
+      return submissionWithWait(ctx, outcome, started);
     },
   },
   {
@@ -72,8 +77,14 @@ export const coreRoutes: ApiRoute[] = [
     method: 'GET',
     path: '/v1/requests/{id}',
     handle: async (ctx, { id }) => {
+      const started = Date.now();
       const { principal } = await ctx.caller();
-      return json(200, await getRequest(ctx.rt, principal, id));
+      const wait = parseWaitParam(ctx.event.queryStringParameters?.wait);
+      // Access is checked first: nobody can wait on (or learn about) a request they may not see.
+      const view = await getRequest(ctx.rt, principal, id);
+      if (wait === 0 || isSettled(view.status as RequestStatus)) return json(200, view);
+      const record = await waitForSettled(ctx.rt.requests, id, started + wait * 1000);
+      return json(200, record ? requestView(record) : view);
     },
   },
 ];

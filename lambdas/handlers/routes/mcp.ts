@@ -114,6 +114,8 @@ interface ParsedBody {
   readonly batch: boolean;
   /** The version an initialize asks for, when the body is one. */
   readonly initializeVersion?: string;
+  /** One tools/call with a progressToken: answered as a stream, so progress can go first. */
+  readonly wantsProgress: boolean;
 }
 
 function parseBody(body: string): ParsedBody {
@@ -121,17 +123,25 @@ function parseBody(body: string): ParsedBody {
   try {
     msg = JSON.parse(body);
   } catch {
-    return { initialize: false, batch: false };
+    return { initialize: false, batch: false, wantsProgress: false };
   }
   const isInit = (m: unknown): m is { params?: { protocolVersion?: unknown } } =>
     typeof m === 'object' && m !== null && (m as { method?: unknown }).method === 'initialize';
   const init = Array.isArray(msg) ? msg.find(isInit) : isInit(msg) ? msg : undefined;
   const v: unknown = init?.params?.protocolVersion;
+  const call = msg as { method?: unknown; params?: { _meta?: { progressToken?: unknown } } } | null;
+  const token =
+    !Array.isArray(msg) && call?.method === 'tools/call' ? call.params?._meta?.progressToken : undefined;
   return {
     initialize: init !== undefined,
     batch: Array.isArray(msg),
+    wantsProgress: typeof token === 'string' || typeof token === 'number',
     ...(typeof v === 'string' ? { initializeVersion: v } : {}),
   };
+}
+
+function acceptsEventStream(ctx: Ctx): boolean {
+  return /\btext\/event-stream\b/.test(header(ctx.event, 'accept') ?? '');
 }
 
 function jsonRpcError(statusCode: number, code: number, message: string): HttpResult {
@@ -201,7 +211,9 @@ async function handleMcp(ctx: Ctx): Promise<HttpResult> {
   });
   const transport = new WebStandardStreamableHTTPServerTransport({
     sessionIdGenerator: undefined,
-    enableJsonResponse: true,
+    // JSON unless the client asked for progress: then server-sent events, progress before the result.
+    // (An API Gateway HTTP API hands the client the whole response at the end either way.)
+    enableJsonResponse: !(parsed.wantsProgress && acceptsEventStream(ctx)),
     maxRequestBodySize: limit,
   });
   try {
