@@ -1,4 +1,6 @@
 /** Text for people on a terminal: result tables, one-paragraph summaries, lists. */
+import { blastRadiusText } from '../lambdas/core/blast-radius-text.js';
+import type { BlastRadius } from '../lambdas/core/blast-radius.js';
 type Json = Record<string, any>;
 
 export function str(v: unknown): string {
@@ -147,18 +149,7 @@ export function requestsText(body: Json): string {
 }
 
 export function blastRadiusLines(b: Json): string[] {
-  const out: string[] = [];
-  if (b.kind === 'sql') {
-    const rows = b.estimatedRows === undefined ? 'unknown' : `~${b.estimatedRows}`;
-    out.push(
-      `blast radius: ${rows} row(s) on ${(b.tables ?? []).join(', ') || '?'}${b.noWhere ? ' · NO WHERE: whole table' : ''}${
-        b.high ? ' · HIGH' : ''
-      }`,
-    );
-  } else if (b.kind === 'aws') {
-    out.push(`blast radius: ${b.action} on ${(b.resources ?? []).join(', ')}`);
-  }
-  return out;
+  return [`reach: ${blastRadiusText(b as BlastRadius)}`];
 }
 
 /** GET /v1/approvals: one entry per request awaiting me, newest first. */

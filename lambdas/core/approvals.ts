@@ -8,6 +8,7 @@
  * which is looked up server-side and never leaves it).
  */
 import type { WardenConfig } from './config.js';
+import { awsBlastRadius, type BlastRadius, type SqlBlastRadius } from './blast-radius.js';
 import { ConditionFailedError, ConflictError, ForbiddenError, NotFoundError } from './errors.js';
 import type { PolicyProvider } from './policy-provider.js';
 import type { OperationSealer, SealedPayload } from './sealing.js';
@@ -368,6 +369,10 @@ export interface ApprovalView {
   readonly form: 'exact' | 'shown';
   readonly classification?: Classification;
   readonly risk: 'low' | 'medium' | 'high' | 'critical';
+  /** What it would touch: PostgreSQL's row estimate for a SQL write, the exact resources of an AWS call. */
+  readonly blastRadius?: BlastRadius;
+  /** The requester's session, replayed at links.replay: what the agent did just before. */
+  readonly sessionId: string;
   readonly justification?: string;
   readonly createdAt: string;
   readonly expiresAt?: string;
@@ -375,7 +380,7 @@ export interface ApprovalView {
   readonly votes: readonly ApprovalVote[];
   readonly decidedBy?: string;
   readonly decidedAt?: string;
-  readonly links: { readonly self: string; readonly review: string };
+  readonly links: { readonly self: string; readonly review: string; readonly replay: string };
 }
 
 /** One line for the operation: SQL with its parameters, an AWS call, or an access request. */
@@ -396,10 +401,14 @@ export function statementText(operation: Operation): string {
 }
 
 /** A coarse risk level for people skimming a notification; policy, not this, decides. */
-export function riskOf(record: Pick<RequestRecord, 'decision' | 'operation'>): ApprovalView['risk'] {
+export function riskOf(
+  record: Pick<RequestRecord, 'decision' | 'operation'> & { blastRadius?: SqlBlastRadius },
+): ApprovalView['risk'] {
   const action = record.decision.action;
   if (/privilege|admin|permissions/.test(action)) return 'critical';
   if (/ddl/.test(action)) return 'high';
+  // A whole table, more rows than the target's threshold, or a reach PostgreSQL could not estimate.
+  if (record.blastRadius?.high) return 'high';
   if (record.operation.kind === 'access') {
     return record.operation.level === 'ddl' ? 'high' : 'medium';
   }
@@ -423,6 +432,8 @@ export function approvalView(record: RequestRecord, exact?: SealedPayload): Appr
     form: exact ? 'exact' : 'shown',
     ...(record.classification ? { classification: record.classification } : {}),
     risk: riskOf(record),
+    ...(blastRadiusOf(record) ? { blastRadius: blastRadiusOf(record) } : {}),
+    sessionId: record.sessionId,
     ...(justification ? { justification } : {}),
     createdAt: record.createdAt,
     ...(record.expiresAt ? { expiresAt: record.expiresAt } : {}),
@@ -430,8 +441,18 @@ export function approvalView(record: RequestRecord, exact?: SealedPayload): Appr
     votes: record.votes ?? [],
     ...(record.decidedBy ? { decidedBy: record.decidedBy } : {}),
     ...(record.decidedAt ? { decidedAt: record.decidedAt } : {}),
-    links: { self: `/v1/requests/${record.id}`, review: `/approve/${record.id}` },
+    links: {
+      self: `/v1/requests/${record.id}`,
+      review: `/approve/${record.id}`,
+      replay: `/replay/${encodeURIComponent(record.sessionId)}`,
+    },
   };
+}
+
+function blastRadiusOf(record: RequestRecord): BlastRadius | undefined {
+  if (record.blastRadius) return record.blastRadius;
+  if (record.classification?.kind === 'aws') return awsBlastRadius(record.classification);
+  return undefined;
 }
 
 /**

@@ -46,6 +46,8 @@ const sqlTargetSchema = z
     secrets: z.object({ read: z.string().min(1), write: z.string().min(1) }).strict(),
     /** Rows returned before `truncated: true`. @default 1000 */
     maxRows: z.number().int().min(1).max(100_000).default(1000),
+    /** A write estimated to touch more rows than this is high risk for approvers. @default 1000 */
+    blastRadiusRows: z.number().int().min(0).default(1000),
     masking: maskingSchema.default({ rules: [] }),
     approvals: approvalSchema.default({
       windowSeconds: 3600,

@@ -5,6 +5,7 @@
  * review page shows the exact statement to the signed-in approver.
  */
 import type { ApprovalView } from './approvals.js';
+import { blastRadiusText } from './blast-radius-text.js';
 
 export interface ApprovalMessageInput {
   readonly view: ApprovalView;
@@ -81,6 +82,8 @@ function approvalsLine(view: ApprovalView): string {
 
 export function buildApprovalMessage(input: ApprovalMessageInput): ApprovalMessage {
   const { view, statement, reviewUrl } = input;
+  // The review link is `${PUBLIC_URL}/approve/{id}`; the replay page lives beside it.
+  const replayUrl = `${reviewUrl.replace(/\/approve\/[^/]*$/, '')}${view.links.replay}`;
   const justification = input.justification?.trim() ? input.justification.trim() : '(none given)';
   const expires = view.expiresAt ?? 'no expiry';
   const classification = classificationLine(view);
@@ -93,6 +96,9 @@ export function buildApprovalMessage(input: ApprovalMessageInput): ApprovalMessa
     ['Target', view.target],
     ['Classification', classification],
     ['Risk', view.risk],
+    ...(view.blastRadius
+      ? ([['Blast radius', blastRadiusText(view.blastRadius)]] as [string, string][])
+      : []),
     ['Justification', justification],
     ['Expires', expires],
     ['Needs', approvalsLine(view)],
@@ -107,6 +113,7 @@ export function buildApprovalMessage(input: ApprovalMessageInput): ApprovalMessa
     statement,
     '',
     `Review and decide (sign-in required): ${reviewUrl}`,
+    `The requester's session so far: ${replayUrl}`,
     '',
     `Request ${view.requestId}. Nothing runs until an approver decides; the request expires at ${expires}.`,
   ].join('\n');
@@ -119,7 +126,7 @@ export function buildApprovalMessage(input: ApprovalMessageInput): ApprovalMessa
     '</table>',
     '<p>Statement (masked):</p>',
     `<pre style="background:#f4f4f4;padding:8px;white-space:pre-wrap">${escapeHtml(statement)}</pre>`,
-    `<p><a href="${escapeHtml(reviewUrl)}">Review and decide</a> (sign-in required)</p>`,
+    `<p><a href="${escapeHtml(reviewUrl)}">Review and decide</a> (sign-in required) · <a href="${escapeHtml(replayUrl)}">the requester's session so far</a></p>`,
     `<p style="color:#666">Request ${escapeHtml(view.requestId)}. Nothing runs until an approver decides.</p>`,
     '</body></html>',
   ].join('\n');
@@ -156,6 +163,12 @@ export function buildApprovalMessage(input: ApprovalMessageInput): ApprovalMessa
             style: 'primary',
             url: reviewUrl,
             action_id: 'warden_review',
+          },
+          {
+            type: 'button',
+            text: { type: 'plain_text', text: 'Session replay' },
+            url: replayUrl,
+            action_id: 'warden_replay',
           },
         ],
       },

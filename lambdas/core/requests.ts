@@ -4,6 +4,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { CedarValueJson } from '@cedar-policy/cedar-wasm/nodejs';
+import { sqlBlastRadius, type SqlBlastRadius } from './blast-radius.js';
 import type { SqlTargetConfig, TargetConfig, WardenConfig } from './config.js';
 import {
   ConditionFailedError,
@@ -290,11 +291,19 @@ export async function submitSql(
     sql: input.sql,
     ...(input.parameters ? { parameters: input.parameters } : {}),
   };
-  const record = newRequestRecord(deps, principal, targetName, target, meta, decision, {
-    operation: exact,
-    justification: input.justification,
-    classification,
-  });
+  // Approvers see the reach before they decide: PostgreSQL's estimate, planned as a read (runs nothing).
+  const blastRadius =
+    decision.outcome === 'approval_required' && classification.class !== 'read'
+      ? await estimateBlastRadius(deps, targetName, target, input)
+      : undefined;
+  const record: RequestRecord = {
+    ...newRequestRecord(deps, principal, targetName, target, meta, decision, {
+      operation: exact,
+      justification: input.justification,
+      classification,
+    }),
+    ...(blastRadius ? { blastRadius } : {}),
+  };
 
   // Nothing runs unrecorded: if this write (record + first trail events) fails, nothing runs.
   await recordBeforeRunning(deps, record, {
@@ -324,6 +333,26 @@ export async function submitSql(
     record: stored,
     body: { requestId: record.id, status: 'executed', decision: publicDecision(decision), result: body },
   };
+}
+
+/** The estimate, or nothing when it fails: an estimate never stands in the way of a request. */
+async function estimateBlastRadius(
+  deps: RequestDeps,
+  targetName: string,
+  target: SqlTargetConfig,
+  input: SqlSubmission,
+): Promise<SqlBlastRadius | undefined> {
+  try {
+    return await sqlBlastRadius(deps, targetName, input.sql, input.parameters, target.blastRadiusRows);
+  } catch (error) {
+    deps.log?.({
+      level: 'warn',
+      msg: 'blast radius not estimated',
+      target: targetName,
+      error: String(error),
+    });
+    return undefined;
+  }
 }
 
 /**

@@ -1,6 +1,8 @@
 /** Warden's domain vocabulary, shared by core, adapters and handlers. No SDK imports. */
 import type { SealedOperation } from './sealing.js';
 
+import type { SqlBlastRadius } from './blast-radius.js';
+
 export type PrincipalType = 'User' | 'Agent';
 
 /** Who is calling, as proved by a verified OIDC token. */
@@ -197,6 +199,8 @@ export interface RequestRecord {
   rowCount?: number;
   durationMs?: number;
   error?: { code: string; message: string };
+  /** What a SQL write would touch (PostgreSQL's estimate), taken when it started waiting for approval. */
+  readonly blastRadius?: SqlBlastRadius;
   /** Optimistic-concurrency counter, bumped on every update. */
   version: number;
 }

@@ -28,6 +28,7 @@ export const API_ROUTES: ReadonlyArray<{ readonly method: apigw.HttpMethod; read
   { method: apigw.HttpMethod.POST, path: '/v1/approvals/{id}/decision' },
   { method: apigw.HttpMethod.GET, path: '/approve/{id}' },
   { method: apigw.HttpMethod.POST, path: '/approve/{id}' },
+  { method: apigw.HttpMethod.GET, path: '/approvals' },
   { method: apigw.HttpMethod.GET, path: '/v1/sessions' },
   { method: apigw.HttpMethod.GET, path: '/v1/sessions/{id}' },
   { method: apigw.HttpMethod.POST, path: '/mcp' },

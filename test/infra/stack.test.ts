@@ -359,6 +359,7 @@ describe('API', () => {
       'POST /v1/targets/{target}/sql',
       'POST /mcp',
       'GET /approve/{id}',
+      'GET /approvals',
       'POST /v1/approvals/{id}/decision',
       'GET /.well-known/oauth-protected-resource',
       '$default',

@@ -582,3 +582,23 @@ export async function classifySql(sql: string): Promise<SqlClassification> {
   if (!loaded) await initSqlClassifier();
   return classifySqlSync(sql);
 }
+
+/**
+ * The parse tree of `sql` and the text it was parsed from: `sql` itself, or `sql` with the Data
+ * API's named parameters as `$1` placeholders of the same length (so locations index either).
+ * For callers that rewrite a statement by its token positions (the blast-radius estimate).
+ */
+export function parseStatements(sql: string): {
+  stmts: { stmt?: Json; stmt_location?: number; stmt_len?: number }[];
+  text: string;
+} {
+  if (!loaded) throw new Error('initSqlClassifier() must resolve before parseStatements()');
+  const tree = parseChecked(sql) as { stmts?: { stmt?: Json; stmt_location?: number; stmt_len?: number }[] };
+  let text = sql;
+  try {
+    rawParse(sql);
+  } catch {
+    text = placeholders(sql);
+  }
+  return { stmts: tree.stmts ?? [], text };
+}

@@ -1,5 +1,6 @@
 /** The approval page's markup: the request at a glance, its votes, and Approve / Deny as a POST. */
 import type { ApprovalView } from '../../core/approvals.js';
+import { blastRadiusText } from '../../core/blast-radius-text.js';
 import type { RequestStatus } from '../../core/types.js';
 import { html, type SafeHtml } from './html.js';
 
@@ -94,7 +95,23 @@ export function reviewPageBody(input: ReviewPageInput): SafeHtml {
       <dt>Classification</dt>
       <dd>${classificationLine(view)}</dd>
       <dt>Risk</dt>
-      <dd><strong class="risk-${view.risk}">${view.risk}</strong></dd>
+      <dd><strong class="risk-${view.risk}" id="risk">${view.risk}</strong></dd>
+      ${
+        view.blastRadius
+          ? html`<dt>Blast radius</dt>
+              <dd
+                id="blast-radius"
+                data-high="${String(view.blastRadius.kind === 'sql' && view.blastRadius.high)}"
+              >
+                ${blastRadiusText(view.blastRadius)}
+              </dd>`
+          : ''
+      }
+      <dt>Session</dt>
+      <dd>
+        <a id="replay" href="${view.links.replay}">replay ${view.requester}'s session</a>
+        <span class="muted">(what happened just before)</span>
+      </dd>
       <dt>Justification</dt>
       <dd>${view.justification ?? html`<span class="muted">none given</span>`}</dd>
       <dt>Requested</dt>
@@ -152,4 +169,42 @@ export function reviewPageBody(input: ReviewPageInput): SafeHtml {
 
 export function signedInAs(name: string): SafeHtml {
   return html`<span class="who">signed in as <strong>${name}</strong></span>`;
+}
+
+export interface ApprovalsListInput {
+  readonly approvals: readonly ApprovalView[];
+  readonly now: Date;
+}
+
+/** `/approvals`: every request the signed-in person may decide, newest first. */
+export function approvalsListBody(input: ApprovalsListInput): SafeHtml {
+  const { approvals, now } = input;
+  const sorted = [...approvals].sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+  if (sorted.length === 0) {
+    return html`<h1>Waiting for your decision</h1>
+      <p class="muted" id="none">Nothing is waiting for you.</p>`;
+  }
+  return html`<h1>Waiting for your decision</h1>
+    <p class="muted">${sorted.length} request${sorted.length === 1 ? '' : 's'}, newest first.</p>
+    <ol class="approvals" id="approvals">
+      ${sorted.map(
+        (v) =>
+          html`<li data-request="${v.requestId}" data-risk="${v.risk}">
+            <p>
+              <strong class="risk-${v.risk}">${v.risk}</strong>
+              <a href="/approve/${encodeURIComponent(v.requestId)}"
+                >${v.requester} asks to run <code>${v.action}</code> on ${v.target}</a
+              >
+            </p>
+            <pre>${v.statement.length > 400 ? `${v.statement.slice(0, 400)}…` : v.statement}</pre>
+            ${v.blastRadius ? html`<p class="blast">${blastRadiusText(v.blastRadius)}</p>` : ''}
+            <p class="muted">
+              requested ${relative(v.createdAt, now)} ·
+              ${v.expiresAt ? html`expires ${relative(v.expiresAt, now)} (${v.expiresAt})` : 'no expiry'} ·
+              ${v.votes.filter((x) => x.decision === 'approve').length} of ${v.requiredApprovals} approvals ·
+              <a href="${v.links.replay}">session replay</a>
+            </p>
+          </li>`,
+      )}
+    </ol>`;
 }

@@ -13,6 +13,7 @@ import type { OidcLoginClient } from '../../adapters/oidc-client.js';
 import {
   decideApproval,
   getApprovalFor,
+  listPendingForApprover,
   type ApprovalDeps,
   type ApprovalOutcome,
 } from '../../core/approvals.js';
@@ -20,7 +21,7 @@ import { NotFoundError, WardenError } from '../../core/errors.js';
 import type { Principal, PrincipalType } from '../../core/types.js';
 import { header, rawBody, SECURITY_HEADERS, type HttpResult } from '../../middleware/http.js';
 import { baseUrl, type ApiRoute, type Ctx } from '../context.js';
-import { reviewPageBody, signedInAs, type Notice } from '../pages/approve-view.js';
+import { approvalsListBody, reviewPageBody, signedInAs, type Notice } from '../pages/approve-view.js';
 import {
   clearCookie,
   cookieName,
@@ -119,7 +120,7 @@ function approvalDeps(rt: PageRuntime): ApprovalDeps | undefined {
 }
 
 /** Where a sign-in may return: an approval page or an auditor's replay page, nothing else. */
-const RETURN_PATH = /^\/(approve\/r_[A-Za-z0-9_-]{10,40}|replay\/[A-Za-z0-9._:-]{1,140})$/;
+const RETURN_PATH = /^\/(approvals|approve\/r_[A-Za-z0-9_-]{10,40}|replay\/[A-Za-z0-9._:-]{1,140})$/;
 
 /** Starts the OIDC sign-in and comes back to `returnPath` (an /approve/… or /replay/… path). */
 export async function startSignIn(ctx: Ctx, returnPath: string): Promise<HttpResult> {
@@ -262,6 +263,20 @@ async function showReview(ctx: Ctx, requestId: string): Promise<HttpResult> {
   return renderReview(ctx, rt, session, requestId);
 }
 
+/** `/approvals`: what the signed-in person may decide, each linking to its page. Reads only. */
+async function showList(ctx: Ctx): Promise<HttpResult> {
+  const rt = runtime(ctx);
+  if (!rt.signer) return unavailable('No signing key is configured (HMAC_KEY_ID or WARDEN_SIGNING_KEY).');
+  const session = await readSession(ctx, rt.signer);
+  if (!session) return startSignIn(ctx, '/approvals');
+  const approvals = await listPendingForApprover(rt, principalOf(session));
+  return htmlPage(200, {
+    title: 'Approvals',
+    header: signedInAs(session.name),
+    body: approvalsListBody({ approvals, now: ctx.rt.clock.now() }),
+  });
+}
+
 /** Same-origin check on top of the CSRF token: browsers send Origin on every form POST. */
 function crossOrigin(ctx: Ctx): boolean {
   const origin = header(ctx.event, 'origin');
@@ -347,5 +362,6 @@ export const approvePageRoutes: ApiRoute[] = [
   // Listed before /approve/{id} so the callback is never taken for an approval id.
   { method: 'GET', path: '/approve/callback', handle: (ctx) => callback(ctx) },
   { method: 'GET', path: '/approve/{id}', handle: (ctx, { id }) => showReview(ctx, id) },
+  { method: 'GET', path: '/approvals', handle: (ctx) => showList(ctx) },
   { method: 'POST', path: '/approve/{id}', handle: (ctx, { id }) => decide(ctx, id) },
 ];
