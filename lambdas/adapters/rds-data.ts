@@ -3,14 +3,13 @@
  * twin (lib/local/data-api.ts); only the client's endpoint differs.
  *
  * Decisions worth knowing:
- * - The SQL runs exactly as approved: it is never rewritten (no LIMIT added). `maxRows` is applied
- *   client-side, and `truncated` says rows were dropped.
+ * - The executor runs the SQL it is given exactly once; it never rewrites or re-runs it. Core hands
+ *   it a read already bounded (`SELECT * FROM (<sql>) AS warden_bounded LIMIT maxRows + 1`, see
+ *   boundedRead in core/requests.ts). `maxRows` is applied here too, and `truncated` says rows
+ *   were dropped.
  * - The Data API refuses results over 1 MiB ("Database returned more than the allowed response
- *   size limit"). For a read — proved read-only by the classifier and run as the read-only user —
- *   the executor re-runs it bounded (`SELECT * FROM (<sql>) LIMIT n`, halving n) and answers the
- *   rows that fit with `truncated: true`. A write is never re-run: it answers a clear 422
- *   `result_too_large` saying the statement may have been applied, because the service runs it
- *   before it measures the response. A read that cannot be wrapped (EXPLAIN, SHOW) gets the 422 too.
+ *   size limit"): a clear 422 `result_too_large`, for a write saying the statement may have been
+ *   applied, because the service runs it before it measures the response.
  * - The default client never retries (maxAttempts 1): after a timeout or a 5xx Warden cannot know
  *   whether the statement ran, and running an approved write twice is worse than failing once.
  *   Those failures are reported as 502/503/504 and never as success.
@@ -147,14 +146,6 @@ export function toExecutionError(err: unknown, level: SqlExecutionInput['level']
     return new ExecutionError(400, 'sql_error', message, err);
   }
   switch (name) {
-    case 'ForbiddenException':
-    case 'AccessDeniedException':
-      return new ExecutionError(
-        403,
-        'database_permission_denied',
-        `The database refused access: ${message}`,
-        err,
-      );
     case 'StatementTimeoutException':
       return new ExecutionError(504, 'statement_timeout', `The statement timed out.${outcomeUnknown}`, err);
     case 'DatabaseResumingException':
@@ -185,13 +176,21 @@ export function toExecutionError(err: unknown, level: SqlExecutionInput['level']
         `The database is unavailable.${outcomeUnknown}`,
         err,
       );
+    case 'ForbiddenException':
+    case 'AccessDeniedException':
     case 'SecretsErrorException':
     case 'InvalidSecretException':
     case 'DatabaseNotFoundException':
     case 'HttpEndpointNotEnabledException':
     case 'InvalidResourceStateException':
-      // Warden's own configuration of the target is wrong; nothing the caller can fix.
-      return new ExecutionError(502, 'target_misconfigured', message, err);
+      // Warden's own configuration of the target (its IAM role, a secret, the cluster) is wrong;
+      // nothing the caller can fix. The service's text names ARNs: it stays in the cause (logged).
+      return new ExecutionError(
+        502,
+        'target_misconfigured',
+        `Warden's configuration of this target is wrong (${name}); the details are in Warden's logs`,
+        err,
+      );
   }
   const code = (err as { code?: string } | undefined)?.code;
   if (code === 'ETIMEDOUT' || code === 'ESOCKETTIMEDOUT') {
@@ -228,45 +227,9 @@ export function createRdsDataExecutor(options: RdsDataExecutorOptions): SqlExecu
           }),
         );
       } catch (err) {
-        const error = toExecutionError(err, input.level);
-        if (error.code === 'result_too_large' && input.level === 'read') {
-          const bounded = await boundedRead(client, target, input, parameters);
-          if (bounded) return bounded;
-        }
-        throw error;
+        throw toExecutionError(err, input.level);
       }
       return toSqlResult(output, input.maxRows);
     },
   };
-}
-
-/**
- * Re-runs an oversized read with a LIMIT around it, halving until the result fits the Data API's
- * 1 MiB. Only for reads: they run as the read-only user, so wrapping cannot change what they do.
- */
-async function boundedRead(
-  client: RDSDataClient,
-  target: RdsDataTarget,
-  input: SqlExecutionInput,
-  parameters: DataApiParameter[],
-): Promise<SqlResult | undefined> {
-  const inner = input.sql.replace(/;\s*$/, '');
-  for (let limit = input.maxRows; limit >= 1; limit = Math.floor(limit / 2)) {
-    try {
-      const output = await client.send(
-        new ExecuteStatementCommand({
-          resourceArn: target.resourceArn,
-          secretArn: target.secrets.read,
-          database: target.database,
-          sql: `SELECT * FROM (\n${inner}\n) AS warden_bounded LIMIT ${limit}`,
-          ...(parameters.length > 0 ? { parameters } : {}),
-          includeResultMetadata: true,
-        }),
-      );
-      return { ...toSqlResult(output, input.maxRows), truncated: true };
-    } catch (err) {
-      if (toExecutionError(err, 'read').code !== 'result_too_large') return undefined;
-    }
-  }
-  return undefined;
 }

@@ -101,3 +101,31 @@ export class ExecutionError extends WardenError {
     super(statusCode, code, message, { cause });
   }
 }
+
+/**
+ * What a caller is told of a 5xx: one fixed sentence per code, written here, never the error's own
+ * message (which may quote a dependency: a Data API message naming a secret's ARN, an SDK error,
+ * a stack). The details go to the (masked) log under the request id.
+ */
+const SERVER_ERROR_MESSAGES: Readonly<Record<string, string>> = {
+  service_unavailable: 'a service Warden depends on is unavailable; nothing was run. Try again shortly',
+  database_unavailable:
+    'the database is unavailable; a write may or may not have been applied: check the request before retrying',
+  database_resuming: 'the database is resuming from a pause; try again in a few seconds',
+  database_timeout:
+    'the database did not answer in time; a write may or may not have been applied: check the request before retrying',
+  statement_timeout:
+    'the statement timed out; a write may or may not have been applied: check the request before retrying',
+  target_misconfigured:
+    "Warden's configuration of this target is wrong; an operator must fix it (the details are in Warden's logs)",
+  database_error: 'the database call failed; a write may or may not have been applied',
+  execution_failed: 'the database call failed; a write may or may not have been applied',
+  aws_error: 'the AWS call failed; a write may or may not have been applied',
+  aws_unreachable: 'AWS could not be reached; a write may or may not have been applied',
+};
+
+/** The message an answer may carry: the error's own below 500, a fixed one from 500 up. */
+export function publicMessage(error: WardenError): string {
+  if (error.statusCode < 500) return error.message;
+  return SERVER_ERROR_MESSAGES[error.code] ?? 'Warden could not complete the request';
+}

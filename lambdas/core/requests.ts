@@ -7,6 +7,7 @@ import type { CedarValueJson } from '@cedar-policy/cedar-wasm/nodejs';
 import { sqlBlastRadius, type SqlBlastRadius } from './blast-radius.js';
 import type { SqlTargetConfig, TargetConfig, WardenConfig } from './config.js';
 import {
+  BadRequestError,
   ConditionFailedError,
   ExecutionError,
   NotFoundError,
@@ -15,6 +16,8 @@ import {
   ServiceUnavailableError,
   WardenError,
 } from './errors.js';
+import { boundableReadBody } from './classify/sql.js';
+import { parameterProblem } from './sql-input.js';
 import { redactDatabaseMessage } from './db-error-redaction.js';
 import { SealError, type OperationSealer, type SealedPayload } from './sealing.js';
 import { showOperation, showText } from './shown.js';
@@ -261,6 +264,14 @@ export function checkSqlSize(sql: string, config: WardenConfig): void {
   }
 }
 
+/** Parameters that could not be recorded or sent as given are bad input, before anything is written. */
+export function checkParameters(parameters: readonly SqlParameter[] | undefined): void {
+  for (const p of parameters ?? []) {
+    const problem = parameterProblem(p);
+    if (problem) throw new BadRequestError(`parameter ${p.name} ${problem}`, { parameter: p.name });
+  }
+}
+
 export async function submitSql(
   deps: RequestDeps,
   principal: Principal,
@@ -270,6 +281,7 @@ export async function submitSql(
 ): Promise<SubmitOutcome> {
   const target = findTarget(deps.config, targetName, 'sql') as SqlTargetConfig;
   checkSqlSize(input.sql, deps.config);
+  checkParameters(input.parameters);
   const engine = await deps.policies.engine();
   const classification = await deps.classifySql(input.sql);
   const now = deps.clock.now();
@@ -610,7 +622,7 @@ export async function executeSql(
     result = await deps.sql.execute({
       target: record.target,
       level: classification.class === 'read' ? 'read' : 'write',
-      sql: op.sql,
+      sql: classification.class === 'read' ? boundedRead(op.sql, target.maxRows) : op.sql,
       parameters: op.parameters,
       maxRows: target.maxRows,
     });
@@ -686,6 +698,18 @@ export async function executeSql(
     }),
   ]);
   return { stored, body };
+}
+
+/**
+ * A read runs once, bounded: a single SELECT is wrapped in `LIMIT maxRows + 1`, so the database
+ * stops after one row more than is returned (that row only tells `truncated`). It is never re-run
+ * smaller; if even the bounded rows exceed the Data API's 1 MiB, the answer is 422 result_too_large.
+ * Reads run as the read-only user, so wrapping cannot change what they do; a write is never wrapped.
+ * A read that cannot be wrapped (EXPLAIN, SHOW) runs as sent, and `maxRows` is applied after.
+ */
+export function boundedRead(sql: string, maxRows: number): string {
+  const body = boundableReadBody(sql);
+  return body === undefined ? sql : `SELECT * FROM (\n${body}\n) AS warden_bounded LIMIT ${maxRows + 1}`;
 }
 
 /**

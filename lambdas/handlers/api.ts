@@ -48,7 +48,10 @@ export async function route(event: APIGatewayProxyEventV2): Promise<HttpResult> 
 export const handler = middy<APIGatewayProxyEventV2, HttpResult, Error, Context>()
   .use({
     onError: async (request) => {
-      request.response = errorResult(request.error, request.event.requestContext?.requestId ?? '-', logJson);
+      const requestId = request.event.requestContext?.requestId ?? '-';
+      request.response = errorResult(request.error, requestId, logJson);
+      // The id a 5xx's message names, also on error answers: what an operator looks up in the logs.
+      request.response.headers['x-request-id'] = requestId;
     },
   })
   .use({

@@ -1,5 +1,6 @@
 /** Request bodies of the public contract, validated with zod (unknown fields are refused). */
 import { z } from 'zod';
+import { badTextCharacter, parameterProblem } from '../core/sql-input.js';
 
 export const sqlParameterSchema = z
   .object({
@@ -7,13 +8,26 @@ export const sqlParameterSchema = z
     value: z.union([z.string().max(65_536), z.number().finite(), z.boolean(), z.null()]),
     typeHint: z.enum(['DATE', 'TIME', 'TIMESTAMP', 'DECIMAL', 'UUID', 'JSON']).optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((p, ctx) => {
+    const problem = parameterProblem(p);
+    if (problem) ctx.addIssue({ code: 'custom', path: ['value'], message: `parameter ${p.name} ${problem}` });
+  });
+
+/** SQL text: not empty, and nothing PostgreSQL would read differently from the classifier. */
+export const sqlTextSchema = z
+  .string()
+  .min(1, 'sql must not be empty')
+  .superRefine((sql, ctx) => {
+    const bad = badTextCharacter(sql);
+    if (bad) ctx.addIssue({ code: 'custom', message: `sql contains ${bad}` });
+  });
 
 export const justificationSchema = z.string().max(2000, 'justification is limited to 2000 characters');
 
 export const sqlBodySchema = z
   .object({
-    sql: z.string().min(1, 'sql must not be empty'),
+    sql: sqlTextSchema,
     parameters: z.array(sqlParameterSchema).max(200).optional(),
     justification: justificationSchema.optional(),
   })

@@ -7,6 +7,7 @@ import type { z } from 'zod';
 import {
   BadRequestError,
   PayloadTooLargeError,
+  publicMessage,
   UnsupportedMediaTypeError,
   WardenError,
 } from '../core/errors.js';
@@ -94,7 +95,11 @@ export function parseJsonBody<T extends z.ZodType>(
   return parsed.data;
 }
 
-/** The single mapping from errors to HTTP: only codes below 500 show their message. */
+/**
+ * The single mapping from errors to HTTP: only codes below 500 show their message. A 5xx answers a
+ * fixed message (core/errors.ts publicMessage) and the request id; its message, cause and the
+ * Warden request go to the masked log under that id.
+ */
 export function errorResult(
   error: unknown,
   requestId: string,
@@ -111,6 +116,9 @@ export function errorResult(
         msg: error.message,
         code: error.code,
         requestId,
+        ...(typeof (error as { requestId?: unknown }).requestId === 'string'
+          ? { wardenRequestId: (error as { requestId?: string }).requestId }
+          : {}),
         cause: String(error.cause ?? ''),
       });
     }
@@ -122,7 +130,7 @@ export function errorResult(
       {
         error: {
           code: error.code,
-          message: expose ? error.message : serviceMessage(error),
+          message: expose ? error.message : `${publicMessage(error)} (request ${requestId})`,
           ...(reqId ? { requestId: reqId } : {}),
           ...(expose && Object.keys(details).length > 0 ? details : {}),
         },
@@ -137,11 +145,6 @@ export function errorResult(
     error: error instanceof Error ? error.stack : String(error),
   });
   return json(500, { error: { code: 'internal_error', message: `internal error (request ${requestId})` } });
-}
-
-function serviceMessage(error: WardenError): string {
-  // 5xx messages are ours, not a dependency's: safe to show, but keep causes out.
-  return error.message;
 }
 
 /** One JSON line per entry, masked by the detectors (lambdas/core/log.ts). */

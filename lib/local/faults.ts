@@ -50,6 +50,8 @@ const ruleSchema = z
     errorType: z.string().optional(),
     /** `error`: the HTTP status answered instead of the default. */
     status: z.number().int().min(400).max(599).optional(),
+    /** `error` on rds-data: the service's message (e.g. one naming an ARN, as the real one does). */
+    message: z.string().max(2000).optional(),
     /** Stop injecting this rule after this many hits. */
     maxCount: z.number().int().min(0).optional(),
   })
@@ -223,7 +225,7 @@ function faultAnswer(
             : type === 'StatementTimeoutException'
               ? 400
               : 503);
-    message = throttle ? 'Rate exceeded' : `${type} (injected fault)`;
+    message = throttle ? 'Rate exceeded' : (rule.message ?? `${type} (injected fault)`);
     return {
       status,
       headers: {

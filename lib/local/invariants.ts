@@ -47,8 +47,14 @@ export interface InvariantResult {
 /** Statuses a request may have once its statement reached the database. */
 const RAN_STATUSES: ReadonlySet<RequestStatus> = new Set(['executed', 'failed', 'running']);
 
-/** The executor re-runs an oversized read bounded (lambdas/adapters/rds-data.ts): same read, wrapped. */
+/** A read runs once, bounded (boundedRead in lambdas/core/requests.ts): the same read, wrapped. */
 const BOUNDED_READ = /^SELECT \* FROM \(\n([\s\S]*)\n\) AS warden_bounded LIMIT \d+$/;
+
+/** The statement as submitted, from what the database ran: a bounded read unwrapped. */
+export function submittedSql(ran: string): string {
+  const bounded = BOUNDED_READ.exec(ran);
+  return bounded ? bounded[1] : ran;
+}
 
 function approvalsOf(record: RequestRecord): { approvers: Set<string>; denied: boolean } {
   const votes = record.votes ?? [];
@@ -124,7 +130,17 @@ export function checkInvariants(input: InvariantInput): InvariantResult[] {
   for (const entry of input.statementLog) {
     const bounded = BOUNDED_READ.exec(entry.sql);
     const sql = bounded ? bounded[1] : entry.sql;
-    const candidates = (bySql.get(sql) ?? []).concat(bounded ? (bySql.get(`${sql};`) ?? []) : []);
+    // A bounded read's body is the submitted text without its terminating semicolon and what follows.
+    const exact = bySql.get(sql) ?? [];
+    const candidates =
+      bounded && exact.length === 0
+        ? input.requests.filter(
+            (r) =>
+              r.operation.kind === 'sql' &&
+              r.operation.sql.startsWith(sql) &&
+              /^\s*;/.test(r.operation.sql.slice(sql.length)),
+          )
+        : exact;
     const ran = candidates.filter((r) => RAN_STATUSES.has(r.status));
     if (ran.length === 0) {
       recorded.push(

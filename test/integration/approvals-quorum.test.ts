@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestTwin, type TestTwin } from '../support/twin.js';
 import { waitFor } from '../support/wait.js';
+import { submittedSql } from '../../lib/local/invariants.js';
 
 let twin: TestTwin;
 let alice: string;
@@ -43,7 +44,7 @@ describe('N-of-M approvals', () => {
     expect(twice.status).toBe(409);
     expect(twice.body.error.code).toBe('already_voted');
     expect((await statusOf(id)).status).toBe('pending_approval');
-    expect(twin.statementLog.filter((s) => s.sql === sql)).toHaveLength(0);
+    expect(twin.statementLog.filter((s) => submittedSql(s.sql) === sql)).toHaveLength(0);
 
     const second = await decide(erin, id, 'approve');
     expect(second.status).toBe(200);
@@ -54,7 +55,7 @@ describe('N-of-M approvals', () => {
     }, 30_000);
     expect(done.status).toBe('executed');
     expect(done.votes.map((v: { byName: string }) => v.byName)).toEqual(['bob', 'erin']);
-    expect(twin.statementLog.filter((s) => s.sql === sql)).toHaveLength(1);
+    expect(twin.statementLog.filter((s) => submittedSql(s.sql) === sql)).toHaveLength(1);
   }, 90_000);
 
   it('ends the request on a deny even after an approval', async () => {
@@ -66,6 +67,6 @@ describe('N-of-M approvals', () => {
     const late = await decide(bob, id, 'approve');
     expect(late.status).toBe(409);
     expect(late.body.error.message).toMatch(/^already denied by erin at /);
-    expect(twin.statementLog.filter((s) => s.sql === sql)).toHaveLength(0);
+    expect(twin.statementLog.filter((s) => submittedSql(s.sql) === sql)).toHaveLength(0);
   }, 90_000);
 });

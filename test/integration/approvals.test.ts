@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { synthApprovalDefinition } from '../../lib/local/synth-definition.js';
 import { startTestTwin, type TestTwin } from '../support/twin.js';
 import { waitFor } from '../support/wait.js';
+import { submittedSql } from '../../lib/local/invariants.js';
 
 let twin: TestTwin;
 let alice: string;
@@ -45,7 +46,7 @@ const decide = (token: string, id: string, decision: 'approve' | 'deny', comment
 
 const requestOf = async (id: string) => (await twin.api('GET', `/v1/requests/${id}`, { token: alice })).body;
 
-const ran = (text: string) => twin.statementLog.filter((s) => s.sql === text).length;
+const ran = (text: string) => twin.statementLog.filter((s) => submittedSql(s.sql) === text).length;
 
 async function settled(id: string, statuses: string[]): Promise<Record<string, any>> {
   return waitFor(async () => {

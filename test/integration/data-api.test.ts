@@ -520,17 +520,14 @@ describe('RDS Data executor against the local Data API', () => {
     expect(still.records![0][0].longValue).toBeGreaterThan(0);
   });
 
-  it('answers an oversized read with the rows that fit and truncated: true, never a crash', async () => {
-    const result = await executor().execute({
-      target: 'demo',
-      level: 'read',
-      sql: `select g, repeat('x', 1024) as pad from generate_series(1, 1100) as g`,
-      maxRows: 1000,
-    });
-    expect(result.truncated).toBe(true);
-    expect(result.rows.length).toBeGreaterThan(100);
-    expect(result.rows.length).toBeLessThan(1100);
-    expect(result.rows[0]).toMatchObject({ g: 1 });
+  it('runs an oversized read once and answers 422 result_too_large, never a smaller re-run', async () => {
+    const sql = `select g, repeat('x', 1024) as pad from generate_series(1, 1100) as g`;
+    const runs = () => server.statementLog.filter((s) => s.sql.includes('generate_series(1, 1100)')).length;
+    const before = runs();
+    const err = await rejection(executor().execute({ target: 'demo', level: 'read', sql, maxRows: 1000 }));
+    expect(err).toMatchObject({ statusCode: 422, code: 'result_too_large' });
+    expect(err.message).not.toMatch(/may have been applied/);
+    expect(runs() - before).toBe(1);
   });
 
   it('answers an oversized write with 422 result_too_large and never re-runs it', async () => {

@@ -7,7 +7,7 @@
 import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { localDynamoClient } from '../../lib/local/dynamodb.js';
-import { captureLogs, demoSecrets, type LogCapture } from '../../lib/local/invariants.js';
+import { captureLogs, demoSecrets, type LogCapture, submittedSql } from '../../lib/local/invariants.js';
 import type { FaultConfig } from '../../lib/local/faults.js';
 import { DEFAULT_FAULTS, checkTwinInvariants, runLoad, settle, type LoadTokens } from '../../bench/load.js';
 import { startTestTwin, type TestTwin } from '../support/twin.js';
@@ -44,7 +44,7 @@ function uniqueRead(): string {
 
 const sql = (token: string, text: string) =>
   twin.api('POST', '/v1/targets/demo/sql', { token, body: { sql: text } });
-const ran = (text: string) => twin.statementLog.filter((s) => s.sql === text);
+const ran = (text: string) => twin.statementLog.filter((s) => submittedSql(s.sql) === text);
 
 async function record(id: string): Promise<Record<string, any>> {
   const res = await twin.api('GET', `/v1/requests/${id}`, { token: tokens.alice });

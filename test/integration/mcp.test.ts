@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_AWS_TABLE_NAME } from '../../lib/local/aws-enforcer.js';
 import { localDynamoClient } from '../../lib/local/dynamodb.js';
 import { startTestTwin, type TestTwin } from '../support/twin.js';
+import { submittedSql } from '../../lib/local/invariants.js';
 
 let twin: TestTwin;
 let alice: string;
@@ -163,14 +164,14 @@ describe('mcp tools', () => {
 
   it('a policy denial is a tool error naming the policy and the recorded request, not a protocol error', async () => {
     const sql = 'GRANT ALL ON customers TO PUBLIC';
-    const before = twin.statementLog.filter((s) => s.sql === sql).length;
+    const before = twin.statementLog.filter((s) => submittedSql(s.sql) === sql).length;
     const res = await call((await connect(alice)).client, 'run_sql', { target: 'demo', sql });
     expect(res.isError).toBe(true);
     expect(text(res)).toMatch(
       /^denied \(request r_[\w-]+, recorded\): sql:privilege on target "demo" is forbidden by policy never-privilege-or-admin/,
     );
     expect(text(res)).toMatch(/do not retry/i);
-    expect(twin.statementLog.filter((s) => s.sql === sql).length).toBe(before);
+    expect(twin.statementLog.filter((s) => submittedSql(s.sql) === sql).length).toBe(before);
   });
 
   it('bad SQL is a tool error telling the model to fix the statement', async () => {
@@ -199,7 +200,7 @@ describe('mcp tools', () => {
       execution: { accessLevel: 'write', secret: 'read-write database user' },
     });
     expect(text(res)).toMatch(/Nothing was run/);
-    expect(twin.statementLog.some((s) => s.sql === sql)).toBe(false);
+    expect(twin.statementLog.some((s) => submittedSql(s.sql) === sql)).toBe(false);
     expect((await storedRecords()).some((r) => r.operation?.sql === sql)).toBe(false);
   });
 
@@ -323,7 +324,7 @@ describe('approval through mcp', () => {
     });
     expect(out.approval.review).toBe(`${twin.url}/approve/${out.requestId}`);
     requestId = out.requestId;
-    expect(twin.statementLog.some((s) => s.sql === sql)).toBe(false);
+    expect(twin.statementLog.some((s) => submittedSql(s.sql) === sql)).toBe(false);
 
     const got = await call(client, 'get_request', { requestId });
     expect(got.isError).toBeFalsy();
@@ -347,7 +348,7 @@ describe('approval through mcp', () => {
       await new Promise((r) => setTimeout(r, 200));
     }
     expect(view).toMatchObject({ status: 'executed', decidedBy: 'bob' });
-    expect(twin.statementLog.filter((s) => s.sql === sql)).toHaveLength(1);
+    expect(twin.statementLog.filter((s) => submittedSql(s.sql) === sql)).toHaveLength(1);
   });
 });
 

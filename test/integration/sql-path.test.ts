@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTables, localDynamoClient } from '../../lib/local/dynamodb.js';
 import { RequestsTable } from '../../lib/tables.js';
 import { startTestTwin, type TestTwin } from '../support/twin.js';
+import { submittedSql } from '../../lib/local/invariants.js';
 
 let twin: TestTwin;
 let alice: string;
@@ -34,7 +35,7 @@ const sql = (token: string | undefined, body: unknown, target = 'demo', headers?
   twin.api('POST', `/v1/targets/${target}/sql`, { token, body, headers });
 
 function ranStatements(text: string): number {
-  return twin.statementLog.filter((s) => s.sql === text).length;
+  return twin.statementLog.filter((s) => submittedSql(s.sql) === text).length;
 }
 
 async function storedRecords(): Promise<Record<string, any>[]> {
@@ -57,7 +58,7 @@ describe('governed reads', () => {
     expect(res.body.result.columns.map((c: { name: string }) => c.name)).toEqual(['id', 'name']);
     expect(res.body.result.rows).toHaveLength(3);
     expect(res.body.result.truncated).toBe(false);
-    const ran = twin.statementLog.filter((s) => s.sql === text);
+    const ran = twin.statementLog.filter((s) => submittedSql(s.sql) === text);
     expect(ran).toHaveLength(1);
     expect(ran[0].role).toBe('warden_ro');
   });

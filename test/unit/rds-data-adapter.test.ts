@@ -97,13 +97,28 @@ describe('rds-data adapter: errors', () => {
     });
   });
 
-  it('maps insufficient privilege (42501) and ForbiddenException to 403 database_permission_denied', () => {
+  it('maps insufficient privilege (42501) to 403 database_permission_denied', () => {
     const denied = 'ERROR: permission denied for table customers; SQLState: 42501';
     expect(toExecutionError(new BadRequestException(opts(denied)), 'read')).toMatchObject({
       statusCode: 403,
       code: 'database_permission_denied',
     });
-    expect(toExecutionError(new ForbiddenException(opts('no')), 'read')).toMatchObject({ statusCode: 403 });
+  });
+
+  it('maps what is wrong with Warden’s own access (IAM, secrets) to 502 target_misconfigured, ARNs kept out of the message', () => {
+    const arn = 'arn:aws:secretsmanager:eu-west-1:111122223333:secret:orders/write-AbCdEf';
+    const iam = `User: arn:aws:sts::111122223333:assumed-role/warden-api/fn is not authorized to perform: secretsmanager:GetSecretValue on resource: ${arn}`;
+    for (const err of [
+      new ForbiddenException(opts(iam)),
+      new SecretsErrorException(opts(`Secrets Manager can't find the specified secret ${arn}`)),
+      Object.assign(new Error(iam), { name: 'AccessDeniedException' }),
+    ]) {
+      const mapped = toExecutionError(err, 'read');
+      expect(mapped).toMatchObject({ statusCode: 502, code: 'target_misconfigured' });
+      expect(mapped.message).not.toMatch(/arn:|111122223333|secret:/);
+      // The operator still finds the service's words in the cause (logged, masked).
+      expect(String((mapped.cause as Error).message)).toContain('arn:');
+    }
   });
 
   it('maps the 1 MiB response limit to 422 result_too_large, warning that a write may have run', () => {

@@ -34,6 +34,7 @@
  */
 import { loadModule, parseSync, scanSync, type ScanToken } from 'libpg-query';
 import { BadRequestError, ServiceUnavailableError, SqlParseError } from '../errors.js';
+import { badTextCharacter } from '../sql-input.js';
 import type { SqlClass, SqlClassification, SqlStatementClassification } from '../types.js';
 import {
   functionVerdict,
@@ -500,9 +501,11 @@ function tokenize(sql: string): ScanToken[] {
   }
 }
 
-function rawParse(text: string): { stmts?: { stmt?: Json }[] } {
+type ParsedStatement = { stmt?: Json; stmt_location?: number; stmt_len?: number };
+
+function rawParse(text: string): { stmts?: ParsedStatement[] } {
   try {
-    return parseSync(text) as { stmts?: { stmt?: Json }[] };
+    return parseSync(text) as { stmts?: ParsedStatement[] };
   } catch (e) {
     if (isParseError(e)) {
       // libpg-query reports 0-based; PostgreSQL says 1-based characters.
@@ -516,7 +519,7 @@ function rawParse(text: string): { stmts?: { stmt?: Json }[] } {
   }
 }
 
-function parseChecked(sql: string): { stmts?: { stmt?: Json }[] } {
+function parseChecked(sql: string): { stmts?: ParsedStatement[] } {
   if (parserBroken) throw new ServiceUnavailableError('the SQL parser failed earlier in this process');
   // The lexer runs only when the cheap count cannot rule out deep nesting.
   if (roughNesting(sql) > MAX_NESTING) {
@@ -554,6 +557,9 @@ export function parseSqlTree(sql: string): { stmts?: { stmt?: Record<string, unk
 export function classifySqlSync(sql: string): SqlClassification {
   if (!loaded) throw new Error('initSqlClassifier() must resolve before classifySqlSync()');
   if (typeof sql !== 'string' || sql.trim() === '') throw new BadRequestError('no SQL statement');
+  // The parser reads a C string: it would stop at a NUL the server does not stop at.
+  const bad = badTextCharacter(sql);
+  if (bad) throw new BadRequestError(`sql contains ${bad}`);
   const tree = parseChecked(sql);
   const stmts = (tree.stmts ?? []).map((s) => s.stmt).filter(isObject);
   if (stmts.length === 0) throw new BadRequestError('no SQL statement');
@@ -575,6 +581,27 @@ export function classifySqlSync(sql: string): SqlClassification {
     functions: [...functions].sort(),
     reasons,
   };
+}
+
+/**
+ * The text of `sql` as one query expression that can be wrapped (`SELECT * FROM (<body>) …`): when it
+ * is exactly one SELECT (or VALUES, TABLE, WITH … SELECT) without INTO, its text without the
+ * terminating semicolon or anything after it; otherwise undefined (EXPLAIN, SHOW, several statements).
+ * (The SQL is a parsed read; one that fails to parse never gets here.)
+ * PostgreSQL reports statement positions in UTF-8 bytes.
+ */
+export function boundableReadBody(sql: string): string | undefined {
+  if (!loaded) throw new Error('initSqlClassifier() must resolve before boundableReadBody()');
+  const stmts = parseChecked(sql).stmts ?? [];
+  if (stmts.length !== 1) return undefined;
+  const [only] = stmts;
+  const select = isObject(only.stmt) ? only.stmt.SelectStmt : undefined;
+  if (!isObject(select) || isObject(select.intoClause)) return undefined;
+  // From the start of the text (only comments can precede the one statement) to its end.
+  const bytes = Buffer.from(sql, 'utf8');
+  const end = only.stmt_len ? (only.stmt_location ?? 0) + only.stmt_len : bytes.length;
+  const body = bytes.subarray(0, end).toString('utf8');
+  return body.trim() === '' ? undefined : body;
 }
 
 /** Async form for callers that may run before cold-start init finished. */

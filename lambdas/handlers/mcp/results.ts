@@ -5,7 +5,7 @@
  */
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { z } from 'zod';
-import { WardenError } from '../../core/errors.js';
+import { publicMessage, WardenError } from '../../core/errors.js';
 import type { AccessPendingBody } from '../../core/grants.js';
 import type { PendingBody } from '../../core/requests.js';
 import type { Runtime } from '../runtime.js';
@@ -101,13 +101,15 @@ export function errorResult(error: unknown, rt: Pick<Runtime, 'log'>): CallToolR
         msg: 'mcp tool failed',
         code: error.code,
         requestId,
+        error: error.message,
         cause: String(error.cause ?? ''),
       });
     }
     const label = error.code === 'denied' ? 'denied' : error.code.replace(/_/g, ' ');
     const recorded = requestId ? ` (request ${requestId}, recorded)` : '';
     return {
-      content: [{ type: 'text', text: `${label}${recorded}: ${error.message}. ${hint(error)}` }],
+      // A 5xx says what kind of fault it was, never the dependency's own words (core/errors.ts).
+      content: [{ type: 'text', text: `${label}${recorded}: ${publicMessage(error)}. ${hint(error)}` }],
       isError: true,
     };
   }

@@ -15,7 +15,7 @@ import { canSeeTarget, getRequest, submitSql, type CallMeta } from '../../core/r
 import type { Principal } from '../../core/types.js';
 import { MAX_WAIT_SECONDS } from '../../core/wait.js';
 import type { Runtime } from '../runtime.js';
-import { durationSeconds, justificationSchema, sqlParameterSchema } from '../schemas.js';
+import { durationSeconds, justificationSchema, sqlParameterSchema, sqlTextSchema } from '../schemas.js';
 import {
   callAwsOutput,
   describeTargetOutput,
@@ -135,7 +135,7 @@ export function createWardenMcpServer(call: McpCall): McpServer {
         'Run one PostgreSQL statement on a SQL target through Warden. Warden parses and classifies it (read, write, ddl, privilege, admin: anything not provably read-only is a write), then the policies allow it, require a human approval, or deny it. Allowed reads run as a read-only database user; rows are capped at the target limit (`truncated: true` beyond it); sensitive values are masked unless your identity may see them in clear (`masking.byType` counts what was masked). When approval is required nothing runs now: the result is an error naming the request id and who must approve; follow it with get_request (once approved, the statement runs exactly as submitted), or pass `wait_seconds` (up to 25) to hold this call for the approver and get the executed result or the denial in the same answer. Pass values as named parameters (`:id` in the SQL, `parameters: [{name: "id", value: 7}]`) rather than inlining them. Everything, including the justification, is recorded in the audit trail.',
       inputSchema: {
         target: targetArg,
-        sql: z.string().min(1).describe('One PostgreSQL statement'),
+        sql: sqlTextSchema.describe('One PostgreSQL statement'),
         parameters: z
           .array(sqlParameterSchema)
           .max(200)
@@ -264,7 +264,7 @@ export function createWardenMcpServer(call: McpCall): McpServer {
         'How Warden would classify and decide a SQL statement (give `sql`) or an AWS call (give `service`, `action`, `input`) for you, with the determining policies, the credentials it would run with and whether the result would be masked. Runs nothing and records nothing: use it before run_sql when unsure whether a statement will be allowed, need approval or be denied.',
       inputSchema: {
         target: targetArg,
-        sql: z.string().min(1).optional().describe('A PostgreSQL statement to explain'),
+        sql: sqlTextSchema.optional().describe('A PostgreSQL statement to explain'),
         service: z.string().min(1).max(64).optional(),
         action: z.string().min(1).max(128).optional(),
         input: z.record(z.string(), z.unknown()).optional(),
