@@ -8,7 +8,15 @@ import { tableEnvVar, type TableDefinition } from '../../lib/tables.js';
 
 export function createDocumentClient(client?: DynamoDBClient): DynamoDBDocumentClient {
   return DynamoDBDocumentClient.from(client ?? new DynamoDBClient({ maxAttempts: 3 }), {
-    marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: true },
+    // A result can hold an int8 past 2^53 (the SDK has already read it as the nearest double);
+    // storing that same double keeps the record's outcome, where refusing it left it `running`.
+    marshallOptions: {
+      removeUndefinedValues: true,
+      convertClassInstanceToMap: true,
+      allowImpreciseNumbers: true,
+    },
+    // …and reads it back as that number (not a BigInt, which JSON cannot answer).
+    unmarshallOptions: { wrapNumbers: (value: string) => Number(value) },
   });
 }
 

@@ -366,3 +366,15 @@ describe('fail closed on the audit store', () => {
     }
   });
 });
+
+describe('values past 2^53', () => {
+  it('records the outcome of a read whose result holds an int8 past Number.MAX_SAFE_INTEGER', async () => {
+    const res = await sql(alice, {
+      sql: 'SELECT hashtextextended(name, 0) AS h FROM customers ORDER BY id LIMIT 20',
+    });
+    expect(res.status).toBe(200);
+    const got = await twin.api('GET', `/v1/requests/${res.body.requestId}`, { token: alice });
+    expect(got.status, JSON.stringify(got.body)).toBe(200);
+    expect(got.body.status).toBe('executed');
+  });
+});
