@@ -7,6 +7,7 @@
  */
 import { GetCommand, PutCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { ConditionFailedError } from '../core/errors.js';
+import { secondLayer } from '../core/masking/second-layer.js';
 import { SEALED_STATUSES } from '../core/sealing.js';
 import type { PolicyStore, RequestStore, StoredPolicySet } from '../core/ports.js';
 import type { TrailEvent } from '../core/trail.js';
@@ -29,8 +30,10 @@ const PENDING_KEY = PENDING_INDEX_PARTITION.name;
 
 function toItem(record: RequestRecord): Record<string, unknown> {
   const { [PENDING_KEY]: _stale, sealed, ...rest } = record as RequestRecord & Record<string, unknown>;
+  // The detectors over everything kept (the sealed form is ciphertext, and must stay byte for byte).
+  const shown = secondLayer(rest);
   // The sealed exact form is kept only while the request may still run; decided, it is dropped.
-  const kept = sealed && SEALED_STATUSES.has(record.status) ? { ...rest, sealed } : rest;
+  const kept = sealed && SEALED_STATUSES.has(record.status) ? { ...shown, sealed } : shown;
   return record.status === 'pending_approval' ? { ...kept, [PENDING_KEY]: PENDING_PARTITION_VALUE } : kept;
 }
 

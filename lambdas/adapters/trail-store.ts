@@ -21,6 +21,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { AuditTable } from '../../lib/tables.js';
+import { secondLayer } from '../core/masking/second-layer.js';
 import { ServiceUnavailableError } from '../core/errors.js';
 import {
   matchesFilter,
@@ -171,6 +172,8 @@ export class DynamoTrailStore implements TrailWriter, TrailReader {
     companion?: CompanionPut,
   ): Promise<void> {
     if (events.length === 0 && !companion) return;
+    // The detectors over every event before it is chained and kept, whatever built it.
+    events = events.map((e) => secondLayer(e));
     const previous = this.queues.get(sessionId) ?? Promise.resolve();
     const mine = previous.catch(() => undefined).then(() => this.appendChained(sessionId, events, companion));
     const settled = mine.then(

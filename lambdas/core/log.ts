@@ -3,14 +3,10 @@
  * printed. Log lines carry error messages, causes and stacks that may quote a statement, an AWS
  * input or a value a database echoed; masking them here means no caller has to remember to.
  */
-import { randomBytes } from 'node:crypto';
-import { createMasker } from './masking/index.js';
+import { secondLayer } from './masking/second-layer.js';
 
 export type LogEntry = Record<string, unknown>;
 export type Log = (entry: LogEntry) => void;
-
-// Detectors only, every type redacted (the default strategy); the hash key is never used.
-const masker = createMasker({ hashKey: randomBytes(32) });
 
 /** The log line `entry` becomes: masked JSON, with the time first. */
 export function maskedLogLine(entry: LogEntry, now: Date = new Date()): string {
@@ -21,7 +17,7 @@ export function maskedLogLine(entry: LogEntry, now: Date = new Date()): string {
   } catch {
     value = { time: now.toISOString(), level: 'error', msg: 'unloggable entry' };
   }
-  return JSON.stringify(masker.maskValue(value).value);
+  return JSON.stringify(secondLayer(value));
 }
 
 /** Writes one masked JSON line to stdout (CloudWatch Logs in AWS). */

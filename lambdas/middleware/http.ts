@@ -11,6 +11,7 @@ import {
   UnsupportedMediaTypeError,
   WardenError,
 } from '../core/errors.js';
+import { secondLayer } from '../core/masking/second-layer.js';
 
 export type HttpResult = APIGatewayProxyStructuredResultV2 & {
   statusCode: number;
@@ -125,16 +126,18 @@ export function errorResult(
     const details = { ...(error.details ?? {}) };
     delete details.wwwAuthenticate;
     const reqId = (error as { requestId?: string }).requestId;
+    // Messages and details may quote what the caller sent or a dependency echoed (a parser's
+    // "at or near …", a schema's "received …"): the detectors are the last layer before they leave.
     return json(
       error.statusCode,
-      {
+      secondLayer({
         error: {
           code: error.code,
           message: expose ? error.message : `${publicMessage(error)} (request ${requestId})`,
           ...(reqId ? { requestId: reqId } : {}),
           ...(expose && Object.keys(details).length > 0 ? details : {}),
         },
-      },
+      }),
       extraHeaders,
     );
   }

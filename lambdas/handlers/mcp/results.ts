@@ -6,6 +6,7 @@
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { z } from 'zod';
 import { publicMessage, WardenError } from '../../core/errors.js';
+import { secondLayerText } from '../../core/masking/second-layer.js';
 import type { AccessPendingBody } from '../../core/grants.js';
 import type { PendingBody } from '../../core/requests.js';
 import type { Runtime } from '../runtime.js';
@@ -108,8 +109,14 @@ export function errorResult(error: unknown, rt: Pick<Runtime, 'log'>): CallToolR
     const label = error.code === 'denied' ? 'denied' : error.code.replace(/_/g, ' ');
     const recorded = requestId ? ` (request ${requestId}, recorded)` : '';
     return {
-      // A 5xx says what kind of fault it was, never the dependency's own words (core/errors.ts).
-      content: [{ type: 'text', text: `${label}${recorded}: ${publicMessage(error)}. ${hint(error)}` }],
+      // A 5xx says what kind of fault it was, never the dependency's own words (core/errors.ts); the
+      // detectors are the last layer: a message may quote what the agent sent or a dependency echoed.
+      content: [
+        {
+          type: 'text',
+          text: secondLayerText(`${label}${recorded}: ${publicMessage(error)}. ${hint(error)}`),
+        },
+      ],
       isError: true,
     };
   }
