@@ -10,6 +10,9 @@
  * - The Data API refuses results over 1 MiB ("Database returned more than the allowed response
  *   size limit"): a clear 422 `result_too_large`, for a write saying the statement may have been
  *   applied, because the service runs it before it measures the response.
+ * - A masked principal's statement runs as the target's masked users (`profile: 'masked'`,
+ *   docs/masking.md), never as an unmasked one; the database's statement_timeout (SQLSTATE 57014)
+ *   answers 422 `statement_time_limit`.
  * - The default client never retries (maxAttempts 1): after a timeout or a 5xx Warden cannot know
  *   whether the statement ran, and running an approved write twice is worse than failing once.
  *   Those failures are reported as 502/503/504 and never as success.
@@ -30,8 +33,35 @@ import type { ColumnInfo, SqlParameter, SqlResult } from '../core/types.js';
 export interface RdsDataTarget {
   readonly resourceArn: string;
   readonly database: string;
-  /** Secrets Manager ARNs of the read-only and the read-write database users. */
-  readonly secrets: { readonly read: string; readonly write: string };
+  /** Secrets Manager ARNs of the database users: unmasked read/write, and the masked profile's. */
+  readonly secrets: {
+    readonly read: string;
+    readonly write: string;
+    readonly maskedRead?: string;
+    readonly maskedWrite?: string;
+  };
+}
+
+/**
+ * The secret a statement runs with. A masked statement never falls back to an unmasked user: a
+ * target without the masked profile's secrets refuses it.
+ */
+export function secretFor(
+  target: RdsDataTarget,
+  level: SqlExecutionInput['level'],
+  profile: SqlExecutionInput['profile'] = 'unmasked',
+): string {
+  if (profile === 'unmasked') return level === 'write' ? target.secrets.write : target.secrets.read;
+  const secret = level === 'write' ? target.secrets.maskedWrite : target.secrets.maskedRead;
+  if (!secret) {
+    throw new ExecutionError(
+      403,
+      'masking_not_enforced',
+      `This target has no masked database profile (secrets.${level === 'write' ? 'maskedWrite' : 'maskedRead'}), ` +
+        'so statements that must be masked are refused; nothing was run. See docs/masking.md.',
+    );
+  }
+  return secret;
 }
 
 export interface RdsDataExecutorOptions {
@@ -47,6 +77,8 @@ const RESPONSE_TOO_LARGE = /more than the allowed response size limit/i;
 const SQLSTATE = /SQLState: ([0-9A-Z]{5})/;
 /** SQLSTATE class 42501 insufficient_privilege; 28xxx invalid authorization. */
 const PERMISSION_SQLSTATES = /^(42501|28)/;
+/** 57014 query_canceled: the database user's statement_timeout (a role setting) ended it. */
+const STATEMENT_TIMEOUT_SQLSTATE = '57014';
 
 export function toDataApiParameter(p: SqlParameter): DataApiParameter {
   const typeHint = p.typeHint as DataApiParameter['typeHint'];
@@ -143,6 +175,16 @@ export function toExecutionError(err: unknown, level: SqlExecutionInput['level']
     if (sqlState && PERMISSION_SQLSTATES.test(sqlState)) {
       return new ExecutionError(403, 'database_permission_denied', message, err);
     }
+    if (sqlState === STATEMENT_TIMEOUT_SQLSTATE) {
+      return new ExecutionError(
+        422,
+        'statement_time_limit',
+        "The statement ran longer than the target's statement time limit (statementTimeoutMs) and " +
+          'the database cancelled it; narrow it (fewer rows, an index, a LIMIT) and try again.' +
+          (level === 'write' ? ' Nothing it did was kept: a cancelled statement is rolled back.' : ''),
+        err,
+      );
+    }
     return new ExecutionError(400, 'sql_error', message, err);
   }
   switch (name) {
@@ -214,12 +256,13 @@ export function createRdsDataExecutor(options: RdsDataExecutorOptions): SqlExecu
       const target = Object.hasOwn(options.targets, input.target) ? options.targets[input.target] : undefined;
       if (!target) throw new NotFoundError(`unknown target ${input.target}`);
       const parameters = (input.parameters ?? []).map(toDataApiParameter);
+      const secretArn = secretFor(target, input.level, input.profile);
       let output: ExecuteStatementCommandOutput;
       try {
         output = await client.send(
           new ExecuteStatementCommand({
             resourceArn: target.resourceArn,
-            secretArn: input.level === 'write' ? target.secrets.write : target.secrets.read,
+            secretArn,
             database: target.database,
             sql: input.sql,
             ...(parameters.length > 0 ? { parameters } : {}),

@@ -37,13 +37,74 @@ const maskingSchema = z
   })
   .strict();
 
+/** A PostgreSQL identifier as written unquoted or quoted; quoted by Warden wherever it is used. */
+const pgIdentifier = z
+  .string()
+  .min(1)
+  .refine((s) => Buffer.byteLength(s, 'utf8') <= 63 && !s.includes('\0'), {
+    message: 'a PostgreSQL name has at most 63 bytes and no NUL',
+  });
+
+/**
+ * The database side of a SQL target (docs/masking.md): the Warden users `warden db setup` creates
+ * and pins, and the schemas whose tables get masking views.
+ */
+const sqlDbSchema = z
+  .object({
+    /** Schemas whose tables are the target's data (masked per profile). @default ['public'] */
+    schemas: z.array(pgIdentifier).min(1).default(['public']),
+    /** Database users behind each secret, and the NOLOGIN role owning the masking views and key. */
+    users: z
+      .object({
+        read: pgIdentifier.default('warden_ro'),
+        write: pgIdentifier.default('warden_rw'),
+        maskedRead: pgIdentifier.default('warden_masked_ro'),
+        maskedWrite: pgIdentifier.default('warden_masked_rw'),
+        owner: pgIdentifier.default('warden_mask_owner'),
+      })
+      .strict()
+      .default({
+        read: 'warden_ro',
+        write: 'warden_rw',
+        maskedRead: 'warden_masked_ro',
+        maskedWrite: 'warden_masked_rw',
+        owner: 'warden_mask_owner',
+      }),
+    /**
+     * Secret of an administrator used only by `warden db setup --apply` and `warden db check`
+     * from an operator's machine; never given to the gateway's functions.
+     */
+    adminSecret: z.string().min(1).optional(),
+  })
+  .strict();
+
 const sqlTargetSchema = z
   .object({
     kind: z.literal('sql'),
     description: z.string().default(''),
     resourceArn: z.string().min(1),
     database: z.string().min(1),
-    secrets: z.object({ read: z.string().min(1), write: z.string().min(1) }).strict(),
+    secrets: z
+      .object({
+        read: z.string().min(1),
+        write: z.string().min(1),
+        /** The masked profile's users; required before a principal without `view_unmasked` is served. */
+        maskedRead: z.string().min(1).optional(),
+        maskedWrite: z.string().min(1).optional(),
+      })
+      .strict(),
+    db: sqlDbSchema.default({
+      schemas: ['public'],
+      users: {
+        read: 'warden_ro',
+        write: 'warden_rw',
+        maskedRead: 'warden_masked_ro',
+        maskedWrite: 'warden_masked_rw',
+        owner: 'warden_mask_owner',
+      },
+    }),
+    /** Statement timeout of every Warden database user (role setting), in ms. @default 5000 */
+    statementTimeoutMs: z.number().int().min(100).max(45_000).default(5000),
     /** Rows returned before `truncated: true`. @default 1000 */
     maxRows: z.number().int().min(1).max(100_000).default(1000),
     /** A write estimated to touch more rows than this is high risk for approvers. @default 1000 */

@@ -33,6 +33,12 @@ export interface SqlExecutionInput {
   /** The target's name; the executor maps it to the cluster and the secret for `level`. */
   readonly target: string;
   readonly level: AccessLevel;
+  /**
+   * The masking profile (docs/masking.md): `masked` runs as the target's masked users, whose
+   * privileges reach only the masking views (reads) or the non-sensitive columns (writes).
+   * @default 'unmasked'
+   */
+  readonly profile?: 'masked' | 'unmasked';
   readonly sql: string;
   readonly parameters?: readonly SqlParameter[];
   /** Rows kept before `truncated: true`. */

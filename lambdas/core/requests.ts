@@ -45,6 +45,7 @@ export interface ResultMasker {
   maskRows(
     columns: readonly { name: string; table?: string; schema?: string }[],
     rows: readonly Record<string, unknown>[],
+    options?: { maskedAtSource?: boolean },
   ): { rows: Record<string, unknown>[]; byType: Record<string, number> };
   maskValue(value: unknown): { value: unknown; byType: Record<string, number> };
   maskText(text: string): { text: string; byType: Record<string, number> };
@@ -74,6 +75,16 @@ export interface RequestDeps {
   readonly log?: (entry: Record<string, unknown>) => void;
   /** Seals the exact form of requests that wait for approval (absent where nothing is sealed or opened). */
   readonly sealer?: OperationSealer;
+  /**
+   * Proves, once per target and cold start, that the database enforces the masked profile
+   * (`warden db check`); rejects with a 403 `masking_not_enforced` when it does not. Without it,
+   * masked statements still run only as the masked users (the executor never falls back).
+   */
+  readonly dbMasking?: DbMaskingGuard;
+}
+
+export interface DbMaskingGuard {
+  ensure(target: string): Promise<void>;
 }
 
 export interface CallMeta {
@@ -254,6 +265,47 @@ export function mayViewUnmasked(
         { type: 'Table', id: `${targetName}/${t}`, target: targetName },
         {},
       ).allowed,
+  );
+}
+
+/**
+ * Whether principals without `view_unmasked` run as the masked profile: when the target masks
+ * anything, or has the masked profile's secrets. A target with neither has nothing to mask.
+ */
+export function hasMaskedProfile(target: SqlTargetConfig): boolean {
+  return (
+    target.masking.rules.length > 0 ||
+    target.secrets.maskedRead !== undefined ||
+    target.secrets.maskedWrite !== undefined
+  );
+}
+
+/** Schemas a masked read may not name: the raw data's and Warden's private one. */
+const PRIVATE_SCHEMA = 'warden_private';
+
+/**
+ * A masked read that names a raw table with its schema (`public.customers`) is refused before it
+ * runs, saying why: it runs as the masked reader, whose unqualified names are the masking views.
+ * The database would refuse it too (that user has no privilege on the raw tables); this answer
+ * only makes the reason clear.
+ */
+export function refuseRawReferences(
+  targetName: string,
+  target: SqlTargetConfig,
+  classification: SqlClassification,
+): void {
+  const raw = new Set([...target.db.schemas, PRIVATE_SCHEMA]);
+  const named = (classification.schemaQualified ?? []).filter((rel) => {
+    const parts = rel.split('.');
+    return parts.length >= 2 && raw.has(parts[parts.length - 2]);
+  });
+  if (named.length === 0) return;
+  throw new ExecutionError(
+    403,
+    'raw_table_reference',
+    `${named.map((n) => `"${n}"`).join(', ')} names a raw table of target "${targetName}"; your ` +
+      'statements see its data only through the masking views, so write the table without its schema ' +
+      `(${named.map((n) => `"${n.split('.').pop()}"`).join(', ')}). Nothing was run.`,
   );
 }
 
@@ -617,12 +669,21 @@ export async function executeSql(
     await appendTrail(deps, record, [trailEvent(deps, record, 'execution_started', { status: 'running' })]);
   }
   const started = Date.now();
+  const level = classification.class === 'read' ? 'read' : 'write';
+  // Cedar's view_unmasked picks the database user the statement runs as (docs/masking.md).
+  const unmasked = mayViewUnmasked(engine, principal, record.target, classification.tables);
+  const profile = unmasked || !hasMaskedProfile(target) ? 'unmasked' : 'masked';
   let result: SqlResult;
   try {
+    if (profile === 'masked') {
+      if (level === 'read') refuseRawReferences(record.target, target, classification);
+      await deps.dbMasking?.ensure(record.target);
+    }
     result = await deps.sql.execute({
       target: record.target,
-      level: classification.class === 'read' ? 'read' : 'write',
-      sql: classification.class === 'read' ? boundedRead(op.sql, target.maxRows) : op.sql,
+      level,
+      profile,
+      sql: level === 'read' ? boundedRead(op.sql, target.maxRows) : op.sql,
       parameters: op.parameters,
       maxRows: target.maxRows,
     });
@@ -650,8 +711,8 @@ export async function executeSql(
   const durationMs = Date.now() - started;
 
   const masker = deps.maskerFor(record.target);
-  const masked = masker.maskRows(result.columns, result.rows);
-  const unmasked = mayViewUnmasked(engine, principal, record.target, classification.tables);
+  // The second layer: rules and detectors over what the masking views already masked.
+  const masked = masker.maskRows(result.columns, result.rows, { maskedAtSource: profile === 'masked' });
   const summary: MaskingSummary = unmasked ? { byType: {}, unmasked: true } : { byType: masked.byType };
   const body: SqlResultBody = {
     columns: result.columns.map(publicColumn),

@@ -40,6 +40,8 @@ export interface SqlClassification {
   readonly statements: readonly SqlStatementClassification[];
   /** Relations touched, schema-qualified (`public.customers`); unqualified names get `public.`. */
   readonly tables: readonly string[];
+  /** Relations written with their schema (`public.customers`), as written; absent when none. */
+  readonly schemaQualified?: readonly string[];
   /** Functions called, lower-case, schema-qualified when written so. */
   readonly functions: readonly string[];
   readonly reasons: readonly string[];

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { createAwsExecutor } from '../adapters/aws-executor.js';
 import { createTokenVerifier } from '../adapters/jwt-verifier.js';
 import { oidcLoginFromEnv, type OidcLoginClient } from '../adapters/oidc-client.js';
+import { createDbMaskingGuard } from '../adapters/db-masking.js';
 import { createRdsDataExecutor } from '../adapters/rds-data.js';
 import { DynamoPolicyStore, DynamoRequestStore } from '../adapters/request-store.js';
 import { DynamoTrailStore } from '../adapters/trail-store.js';
@@ -160,6 +161,8 @@ export async function createRuntime(
     policies,
     requests,
     sql,
+    // Masked principals are served only once the database proves it masks (docs/masking.md).
+    dbMasking: createDbMaskingGuard({ config, log: logJson }),
     classifySql,
     maskerFor: (target) => maskers.get(target) ?? fallback,
     ...(sealer ? { sealer } : {}),

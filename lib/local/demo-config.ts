@@ -20,10 +20,24 @@ export function demoConfig(
         resourceArn: DEMO_TARGET.resourceArn,
         database: DEMO_TARGET.database,
         secrets: DEMO_TARGET.secrets,
+        db: {
+          schemas: ['public'],
+          users: {
+            read: 'warden_ro',
+            write: 'warden_rw',
+            maskedRead: 'warden_masked_ro',
+            maskedWrite: 'warden_masked_rw',
+            owner: 'warden_mask_owner',
+          },
+          adminSecret: DEMO_TARGET.adminSecret,
+        },
+        statementTimeoutMs: 5000,
         maxRows: 1000,
         masking: {
           rules: [
             { column: 'customers.ssn', strategy: 'redact', type: 'SSN' },
+            { column: 'customers.email', strategy: 'hash', type: 'EMAIL' },
+            { column: 'customers.phone', strategy: 'partial', type: 'PHONE' },
             { column: 'customers.card_number', strategy: 'partial', type: 'CARD' },
             { column: 'customers.iban', strategy: 'partial', type: 'IBAN' },
           ],

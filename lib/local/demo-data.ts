@@ -5,6 +5,13 @@
  * pass Luhn, SSNs have valid-format areas, IBANs carry correct mod-97 check digits, emails use the
  * reserved example.* domains and phone numbers the fictional 555-01xx / Ofcom drama ranges.
  */
+import { parseConfig, type SqlTargetConfig } from '../../lambdas/core/config.js';
+import {
+  catalogueSql,
+  generateMaskingSql,
+  type CatalogueColumn,
+} from '../../lambdas/core/masking/db-profiles.js';
+import { demoConfig } from './demo-config.js';
 /** What seeding needs of a database: PGlite, or an adapter over a `pg` client. */
 export interface SqlDatabase {
   exec(sql: string): Promise<unknown>;
@@ -14,27 +21,46 @@ export interface SqlDatabase {
 export interface DemoTarget {
   readonly resourceArn: string;
   readonly database: string;
-  readonly secrets: { readonly read: string; readonly write: string };
+  readonly secrets: {
+    readonly read: string;
+    readonly write: string;
+    readonly maskedRead: string;
+    readonly maskedWrite: string;
+  };
+  /** The twin's administrator (the PGlite superuser): `warden db setup --apply` / `db check`. */
+  readonly adminSecret: string;
 }
+
+// Secrets Manager appends a 6-character suffix to every secret ARN.
+const SECRET = 'arn:aws:secretsmanager:us-east-1:000000000000:secret:';
 
 /** The demo target as the executor and the local Data API endpoint know it. */
 export const DEMO_TARGET: DemoTarget = {
   resourceArn: 'arn:aws:rds:us-east-1:000000000000:cluster:warden-demo',
   database: 'demo',
   secrets: {
-    // Secrets Manager appends a 6-character suffix to every secret ARN.
-    read: 'arn:aws:secretsmanager:us-east-1:000000000000:secret:warden-demo-ro-Ab12Cd',
-    write: 'arn:aws:secretsmanager:us-east-1:000000000000:secret:warden-demo-rw-Ef34Gh',
+    read: `${SECRET}warden-demo-ro-Ab12Cd`,
+    write: `${SECRET}warden-demo-rw-Ef34Gh`,
+    maskedRead: `${SECRET}warden-demo-masked-ro-Ij56Kl`,
+    maskedWrite: `${SECRET}warden-demo-masked-rw-Mn78Op`,
   },
+  adminSecret: `${SECRET}warden-demo-admin-Qr90St`,
 };
 
 export const DEMO_READ_ROLE = 'warden_ro';
 export const DEMO_WRITE_ROLE = 'warden_rw';
+export const DEMO_MASKED_READ_ROLE = 'warden_masked_ro';
+export const DEMO_MASKED_WRITE_ROLE = 'warden_masked_rw';
+/** PGlite's superuser. */
+export const DEMO_ADMIN_ROLE = 'postgres';
 
 /** Secret ARN → the database role it logs in as (the `secrets` option of the Data API twin). */
 export const DEMO_ROLES: Readonly<Record<string, { readonly role: string }>> = {
   [DEMO_TARGET.secrets.read]: { role: DEMO_READ_ROLE },
   [DEMO_TARGET.secrets.write]: { role: DEMO_WRITE_ROLE },
+  [DEMO_TARGET.secrets.maskedRead]: { role: DEMO_MASKED_READ_ROLE },
+  [DEMO_TARGET.secrets.maskedWrite]: { role: DEMO_MASKED_WRITE_ROLE },
+  [DEMO_TARGET.adminSecret]: { role: DEMO_ADMIN_ROLE },
 };
 
 export interface SeedOptions {
@@ -42,6 +68,8 @@ export interface SeedOptions {
   readonly customers?: number;
   /** PRNG seed; the same seed gives the same rows. @default 20240601 */
   readonly seed?: number;
+  /** The SQL target whose database setup is applied. @default the demo target */
+  readonly target?: SqlTargetConfig;
 }
 
 /** mulberry32: tiny, fast, good enough for fake data, and reproducible across platforms. */
@@ -249,22 +277,13 @@ const START = Date.UTC(2022, 0, 1);
 const END = Date.UTC(2024, 11, 31);
 
 /**
- * Creates and fills the demo tables and roles. Idempotent: a database that already has the
- * customers table is left as it is (roles and grants are still ensured).
+ * Creates and fills the demo tables, then applies the generated database setup (roles, masking
+ * views, grants, role settings). Idempotent: a database that already has the customers table keeps
+ * its rows; the setup is applied again.
  */
 export async function seedDemoDatabase(db: SqlDatabase, options: SeedOptions = {}): Promise<void> {
   const customerCount = options.customers ?? 2000;
   const r = prng(options.seed ?? 20240601);
-
-  await db.exec(`
-    DO $$ BEGIN
-      IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = '${DEMO_READ_ROLE}') THEN
-        CREATE ROLE ${DEMO_READ_ROLE} NOLOGIN;
-      END IF;
-      IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = '${DEMO_WRITE_ROLE}') THEN
-        CREATE ROLE ${DEMO_WRITE_ROLE} NOLOGIN;
-      END IF;
-    END $$;`);
 
   const existing = await db.query<{ t: string | null }>(`select to_regclass('public.customers')::text as t`);
   if (existing.rows[0]?.t == null) {
@@ -341,15 +360,28 @@ export async function seedDemoDatabase(db: SqlDatabase, options: SeedOptions = {
     await db.exec(statements.join('\n'));
   }
 
-  // Grants are (re)applied every time so a database seeded by an older version gets them too.
-  await db.exec(`
-    REVOKE CREATE ON SCHEMA public FROM PUBLIC;
-    GRANT USAGE ON SCHEMA public TO ${DEMO_READ_ROLE}, ${DEMO_WRITE_ROLE};
-    GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${DEMO_READ_ROLE};
-    GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${DEMO_WRITE_ROLE};
-    GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO ${DEMO_WRITE_ROLE};
-    ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO ${DEMO_READ_ROLE};
-    ALTER DEFAULT PRIVILEGES IN SCHEMA public
-      GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ${DEMO_WRITE_ROLE};
-    ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO ${DEMO_WRITE_ROLE};`);
+  // Roles, masking views, grants and role settings: the SQL `warden db setup demo` generates.
+  await applyDbSetup(db, options.target ?? demoSqlTarget());
+}
+
+/** The demo SQL target's configuration, parsed (defaults filled in). */
+export function demoSqlTarget(): SqlTargetConfig {
+  const target = parseConfig(demoConfig()).targets.demo;
+  if (target.kind !== 'sql') throw new Error('the demo target is not a SQL target');
+  return target;
+}
+
+/**
+ * Applies the generated setup to the database directly, in one transaction (the twin's
+ * stand-in for `warden db setup --apply`, which sends the same statements through the Data API).
+ */
+export async function applyDbSetup(db: SqlDatabase, target: SqlTargetConfig): Promise<void> {
+  const catalogue = await db.query<CatalogueColumn>(catalogueSql(target));
+  const statements = generateMaskingSql(target, catalogue.rows);
+  try {
+    await db.exec(['BEGIN', ...statements, 'COMMIT'].join(';\n'));
+  } catch (error) {
+    await db.exec('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
 }

@@ -8,7 +8,13 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import type { PGlite } from '@electric-sql/pglite';
 import type { RequestRecord, RequestStatus } from '../../lambdas/core/types.js';
-import { DEMO_READ_ROLE, DEMO_WRITE_ROLE } from './demo-data.js';
+import {
+  DEMO_MASKED_READ_ROLE,
+  DEMO_MASKED_WRITE_ROLE,
+  DEMO_READ_ROLE,
+  DEMO_WRITE_ROLE,
+} from './demo-data.js';
+import { CHECK_MARK } from '../../lambdas/core/masking/db-profiles.js';
 
 /** What the database side ran (the shape of the Data API twin's statement log). */
 export interface RanStatement {
@@ -28,7 +34,13 @@ export interface InvariantInput {
   /** Values that must never appear in logs or trail: raw PII of the demo data, bearer tokens. */
   readonly secrets: readonly Secret[];
   /** @default the demo roles */
-  readonly roles?: { readonly read: string; readonly write: string };
+  readonly roles?: {
+    readonly read: string;
+    readonly write: string;
+    /** The masked profile's users (docs/masking.md). */
+    readonly maskedRead?: string;
+    readonly maskedWrite?: string;
+  };
 }
 
 export interface Secret {
@@ -115,7 +127,14 @@ export function findSecrets(text: string, secrets: readonly Secret[]): Secret[] 
 }
 
 export function checkInvariants(input: InvariantInput): InvariantResult[] {
-  const roles = input.roles ?? { read: DEMO_READ_ROLE, write: DEMO_WRITE_ROLE };
+  const roles = input.roles ?? {
+    read: DEMO_READ_ROLE,
+    write: DEMO_WRITE_ROLE,
+    maskedRead: DEMO_MASKED_READ_ROLE,
+    maskedWrite: DEMO_MASKED_WRITE_ROLE,
+  };
+  const readRoles = new Set([roles.read, roles.maskedRead].filter((r) => r !== undefined));
+  const writeRoles = new Set([roles.write, roles.maskedWrite].filter((r) => r !== undefined));
   const bySql = new Map<string, RequestRecord[]>();
   for (const r of input.requests) {
     if (r.operation.kind !== 'sql') continue;
@@ -128,6 +147,8 @@ export function checkInvariants(input: InvariantInput): InvariantResult[] {
   const authorized: string[] = [];
   const attempts = new Map<string, number>();
   for (const entry of input.statementLog) {
+    // `warden db check` probes (Warden's own proof that the database masks) are not requests.
+    if (entry.sql.startsWith(CHECK_MARK)) continue;
     const bounded = BOUNDED_READ.exec(entry.sql);
     const sql = bounded ? bounded[1] : entry.sql;
     // A bounded read's body is the submitted text without its terminating semicolon and what follows.
@@ -159,13 +180,13 @@ export function checkInvariants(input: InvariantInput): InvariantResult[] {
     const readOnly = allowed.every(
       (r) => r.classification?.kind === 'sql' && r.classification.class === 'read',
     );
-    if (allowed.length > 0 && entry.role === roles.write && readOnly) {
-      authorized.push(`the read ${short(entry.sql)} ran as the write user ${roles.write}`);
+    if (allowed.length > 0 && writeRoles.has(entry.role) && readOnly) {
+      authorized.push(`the read ${short(entry.sql)} ran as the write user ${entry.role}`);
     }
-    if (entry.role !== roles.read && entry.role !== roles.write) {
+    if (!readRoles.has(entry.role) && !writeRoles.has(entry.role)) {
       authorized.push(`${short(entry.sql)} ran as an unexpected role "${entry.role}"`);
     }
-    if (bounded && entry.role !== roles.read) {
+    if (bounded && !readRoles.has(entry.role)) {
       authorized.push(`a bounded re-run of ${short(sql)} used the role ${entry.role}`);
     }
     // A bounded re-run is the same read again by design (rds-data.ts); it is not a second execution.

@@ -60,7 +60,8 @@ describe('governed reads', () => {
     expect(res.body.result.truncated).toBe(false);
     const ran = twin.statementLog.filter((s) => submittedSql(s.sql) === text);
     expect(ran).toHaveLength(1);
-    expect(ran[0].role).toBe('warden_ro');
+    // alice may not view demo unmasked: her reads run as the masked profile's reader.
+    expect(ran[0].role).toBe('warden_masked_ro');
   });
 
   it('takes named parameters', async () => {

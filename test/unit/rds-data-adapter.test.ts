@@ -9,7 +9,12 @@ import {
 } from '@aws-sdk/client-rds-data';
 import { describe, expect, it } from 'vitest';
 import { BadRequestError } from '../../lambdas/core/errors.js';
-import { toDataApiParameter, toExecutionError, toSqlResult } from '../../lambdas/adapters/rds-data.js';
+import {
+  secretFor,
+  toDataApiParameter,
+  toExecutionError,
+  toSqlResult,
+} from '../../lambdas/adapters/rds-data.js';
 
 const meta = { $metadata: {} };
 
@@ -121,6 +126,17 @@ describe('rds-data adapter: errors', () => {
     }
   });
 
+  it("maps the database's statement timeout (57014) to 422 statement_time_limit", () => {
+    const cancelled = 'ERROR: canceling statement due to statement timeout; SQLState: 57014';
+    expect(toExecutionError(new DatabaseErrorException(opts(cancelled)), 'read')).toMatchObject({
+      statusCode: 422,
+      code: 'statement_time_limit',
+    });
+    expect(toExecutionError(new BadRequestException(opts(cancelled)), 'write').message).toMatch(
+      /rolled back/,
+    );
+  });
+
   it('maps the 1 MiB response limit to 422 result_too_large, warning that a write may have run', () => {
     const tooLarge = new BadRequestException(
       opts('Database returned more than the allowed response size limit'),
@@ -160,5 +176,28 @@ describe('rds-data adapter: errors', () => {
       code: 'target_misconfigured',
     });
     expect(toExecutionError(new Error('socket hang up'), 'read').statusCode).toBeGreaterThanOrEqual(500);
+  });
+});
+
+describe('rds-data adapter: the secret of a profile', () => {
+  const target = {
+    resourceArn: 'arn:aws:rds:us-east-1:1:cluster:c',
+    database: 'd',
+    secrets: { read: 'ro', write: 'rw', maskedRead: 'mro', maskedWrite: 'mrw' },
+  };
+
+  it('runs masked statements as the masked users and unmasked ones as the raw users', () => {
+    expect(secretFor(target, 'read', 'masked')).toBe('mro');
+    expect(secretFor(target, 'write', 'masked')).toBe('mrw');
+    expect(secretFor(target, 'read', 'unmasked')).toBe('ro');
+    expect(secretFor(target, 'write')).toBe('rw');
+  });
+
+  it('never falls back to an unmasked user when the masked profile has no secret', () => {
+    const bare = { ...target, secrets: { read: 'ro', write: 'rw' } };
+    expect(() => secretFor(bare, 'read', 'masked')).toThrow(/no masked database profile/);
+    expect(() => secretFor(bare, 'write', 'masked')).toThrow(
+      expect.objectContaining({ statusCode: 403, code: 'masking_not_enforced' }),
+    );
   });
 });

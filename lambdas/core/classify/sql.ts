@@ -190,6 +190,7 @@ class StatementJudge {
   constructor(
     private readonly tables: Set<string>,
     private readonly functions: Set<string>,
+    private readonly qualified: Set<string> = new Set(),
   ) {}
 
   escalate(cls: SqlClass, reason: string): void {
@@ -277,6 +278,7 @@ class StatementJudge {
     if (schema === undefined && ctes.has(rel)) return; // a CTE, not a table
     const catalog = typeof body.catalogname === 'string' ? `${body.catalogname}.` : '';
     this.tables.add(`${catalog}${schema ?? 'public'}.${rel}`);
+    if (schema !== undefined) this.qualified.add(`${catalog}${schema}.${rel}`);
   }
 
   private functionCall(body: Json): void {
@@ -385,10 +387,15 @@ class StatementJudge {
   }
 }
 
-function judgeStatement(stmt: Json, tables: Set<string>, functions: Set<string>): SqlStatementClassification {
+function judgeStatement(
+  stmt: Json,
+  tables: Set<string>,
+  functions: Set<string>,
+  qualified: Set<string>,
+): SqlStatementClassification {
   const type = Object.keys(stmt)[0] ?? 'unknown';
   const body = isObject(stmt[type]) ? (stmt[type] as Json) : {};
-  const judge = new StatementJudge(tables, functions);
+  const judge = new StatementJudge(tables, functions, qualified);
   const base = statementClass(type);
   if (!base.known) judge.escalate('admin', `statement type ${type} is not known to the classifier`);
   else if (type === 'VariableSetStmt') {
@@ -565,7 +572,8 @@ export function classifySqlSync(sql: string): SqlClassification {
   if (stmts.length === 0) throw new BadRequestError('no SQL statement');
   const tables = new Set<string>();
   const functions = new Set<string>();
-  const statements = stmts.map((s) => judgeStatement(s, tables, functions));
+  const qualified = new Set<string>();
+  const statements = stmts.map((s) => judgeStatement(s, tables, functions, qualified));
   let cls: SqlClass = 'read';
   const reasons: string[] = [];
   statements.forEach((s, i) => {
@@ -578,6 +586,7 @@ export function classifySqlSync(sql: string): SqlClassification {
     class: cls,
     statements,
     tables: [...tables].sort(),
+    ...(qualified.size > 0 ? { schemaQualified: [...qualified].sort() } : {}),
     functions: [...functions].sort(),
     reasons,
   };

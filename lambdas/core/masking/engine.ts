@@ -18,6 +18,7 @@ import {
   type Masker,
   type MaskerOptions,
   type MaskCounts,
+  type MaskRowsOptions,
   type MaskStrategy,
   type MaskType,
 } from './types.js';
@@ -114,8 +115,10 @@ class Engine implements Masker, Emitter {
   maskRows(
     columns: readonly ColumnRef[],
     rows: readonly Record<string, unknown>[],
+    options: MaskRowsOptions = {},
   ): { rows: Record<string, unknown>[]; byType: MaskCounts } {
     this.#counts = {};
+    const atSource = options.maskedAtSource === true;
     const plans = new Map<string, ColumnPlan>();
     for (const column of columns) {
       const rule = findRule(this.#rules, column);
@@ -136,7 +139,11 @@ class Engine implements Masker, Emitter {
           plans.set(key, plan);
         }
         const v = row[key];
-        setOwn(masked, key, plan.rule ? this.#applyRule(plan.rule, v) : this.#value(v, plan.hints, 1));
+        setOwn(
+          masked,
+          key,
+          plan.rule ? this.#applyRule(plan.rule, v, atSource) : this.#value(v, plan.hints, 1),
+        );
       }
       out[r] = masked;
     }
@@ -244,9 +251,15 @@ class Engine implements Masker, Emitter {
     return out;
   }
 
-  #applyRule(rule: ColumnRule, v: unknown): unknown {
+  #applyRule(rule: ColumnRule, v: unknown, atSource = false): unknown {
     if (v === null || v === undefined) return v;
-    if (typeof v === 'string' && isMaskOutput(v)) return v;
+    if (typeof v === 'string' && isMaskOutput(v)) {
+      if (atSource) {
+        const type = rule.type ?? 'COLUMN';
+        this.#counts[type] = (this.#counts[type] ?? 0) + 1;
+      }
+      return v;
+    }
     let raw: string;
     if (typeof v === 'string') raw = v;
     else if (typeof v === 'object') {

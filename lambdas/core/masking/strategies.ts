@@ -19,6 +19,8 @@ function isAlnum(c: number): boolean {
   return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c > 127;
 }
 
+const IBAN_COUNTRY = /^[A-Z]{2}/;
+
 /** `4111-1111-1111-1111` → `****-****-****-1111`; `jane@example.com` → `***@example.com`. */
 export function partialMask(type: string, raw: string): string {
   if (type === 'EMAIL') {
@@ -29,6 +31,12 @@ export function partialMask(type: string, raw: string): string {
   for (let i = 0; i < raw.length; i++) if (isAlnum(raw.charCodeAt(i))) significant++;
   // Nothing to keep: stars only, so the output is recognisably masked (and re-masking skips it).
   if (significant < PARTIAL_MIN_SIGNIFICANT) return '*'.repeat(Math.max(1, raw.length));
+  // An IBAN keeps its country (`DE** **** … **30 00`), as the database's masking views do.
+  if (type === 'IBAN' && IBAN_COUNTRY.test(raw)) return raw.slice(0, 2) + keepLastFour(raw.slice(2));
+  return keepLastFour(raw);
+}
+
+function keepLastFour(raw: string): string {
   let keep = PARTIAL_KEEP;
   const out: string[] = new Array<string>(raw.length);
   for (let i = raw.length - 1; i >= 0; i--) {
@@ -87,13 +95,16 @@ export class Hasher {
 
 const TOKEN_RE = /^\[[A-Z][A-Z0-9_]*\]$/;
 const HMAC_RE = /^hmac:[0-9a-f]{64}$/;
+/** A masked IBAN keeps its country: the two letters before the first star are not kept digits. */
+const MASKED_IBAN_COUNTRY = /^[A-Z]{2}(?=[\s*]*\*)/;
 
 /**
  * True for what a strategy produced, so that masking masked output under a column rule changes
  * nothing and counts nothing.
  */
-export function isMaskOutput(value: string): boolean {
-  if (TOKEN_RE.test(value) || HMAC_RE.test(value)) return true;
+export function isMaskOutput(input: string): boolean {
+  if (TOKEN_RE.test(input) || HMAC_RE.test(input)) return true;
+  const value = MASKED_IBAN_COUNTRY.test(input) ? input.slice(2) : input;
   if (value.startsWith('***')) {
     if (value.charCodeAt(3) === 64 /* @ */) return true;
   }

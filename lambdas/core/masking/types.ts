@@ -83,5 +83,15 @@ export interface Masker {
   maskRows(
     columns: readonly ColumnRef[],
     rows: readonly Record<string, unknown>[],
+    options?: MaskRowsOptions,
   ): { rows: Record<string, unknown>[]; byType: MaskCounts };
+}
+
+export interface MaskRowsOptions {
+  /**
+   * The rows come from the database's masking views (db-profiles.ts): a value a rule's column
+   * holds in masked form is counted under the rule's type (the database masked it), and still
+   * masked again if it is not in masked form. @default false
+   */
+  readonly maskedAtSource?: boolean;
 }

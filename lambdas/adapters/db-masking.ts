@@ -1,0 +1,207 @@
+/**
+ * Database-enforced masking over the RDS Data API: `warden db setup --apply`, `warden db check`,
+ * and the gateway's check before it first serves a masked principal on a target
+ * (docs/masking.md). The SQL itself comes from lambdas/core/masking/db-profiles.ts.
+ */
+import {
+  BeginTransactionCommand,
+  CommitTransactionCommand,
+  ExecuteStatementCommand,
+  RDSDataClient,
+  RollbackTransactionCommand,
+} from '@aws-sdk/client-rds-data';
+import type { SqlTargetConfig, WardenConfig } from '../core/config.js';
+import { ExecutionError } from '../core/errors.js';
+import {
+  CHECK_MARK,
+  catalogueSql,
+  checkProbes,
+  evaluateProbe,
+  generateMaskingSql,
+  type CatalogueColumn,
+  type ProbeOutcome,
+  type WardenUser,
+} from '../core/masking/db-profiles.js';
+import type { DbMaskingGuard } from '../core/requests.js';
+import { fieldToJs } from './rds-data.js';
+
+const SQLSTATE = /SQLState: ([0-9A-Z]{5})/;
+
+export interface DbCheckReport {
+  readonly target: string;
+  readonly ok: boolean;
+  /** What failed, one line each. */
+  readonly problems: readonly string[];
+  /** What was proved, one line each. */
+  readonly passed: readonly string[];
+}
+
+function secretOf(target: SqlTargetConfig, user: WardenUser): string | undefined {
+  return target.secrets[user];
+}
+
+async function run(
+  client: RDSDataClient,
+  target: SqlTargetConfig,
+  secretArn: string,
+  sql: string,
+  transactionId?: string,
+): Promise<ProbeOutcome> {
+  try {
+    const out = await client.send(
+      new ExecuteStatementCommand({
+        resourceArn: target.resourceArn,
+        secretArn,
+        database: target.database,
+        sql,
+        ...(transactionId ? { transactionId } : {}),
+      }),
+    );
+    const rows = (out.records ?? []).map((r) =>
+      r.map((f) => {
+        const v = fieldToJs(f);
+        return v === null ? null : String(v);
+      }),
+    );
+    return { ok: true, rows };
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    const sqlState = SQLSTATE.exec(message)?.[1];
+    return { ok: false, message, ...(sqlState ? { sqlState } : {}) };
+  }
+}
+
+/** The target's columns, read with `secretArn` (any user may read pg_catalog). */
+export async function readCatalogue(
+  client: RDSDataClient,
+  target: SqlTargetConfig,
+  secretArn: string,
+): Promise<CatalogueColumn[]> {
+  const out = await run(client, target, secretArn, CHECK_MARK + catalogueSql(target));
+  if (!out.ok) throw new Error(`reading the catalogue failed: ${out.message}`);
+  return out.rows.map(([schema, table, column, type, kind, position]) => ({
+    schema: schema ?? '',
+    table: table ?? '',
+    column: column ?? '',
+    type: type ?? '',
+    kind: kind ?? '',
+    position: Number(position),
+  }));
+}
+
+/** The setup SQL for a target, from its configuration and its catalogue. */
+export async function setupStatements(
+  client: RDSDataClient,
+  target: SqlTargetConfig,
+  secretArn: string,
+): Promise<string[]> {
+  return generateMaskingSql(target, await readCatalogue(client, target, secretArn));
+}
+
+/** Applies the setup in one Data API transaction with the administrator's secret. */
+export async function applySetup(
+  client: RDSDataClient,
+  target: SqlTargetConfig,
+  adminSecretArn: string,
+): Promise<number> {
+  const statements = await setupStatements(client, target, adminSecretArn);
+  const base = { resourceArn: target.resourceArn, secretArn: adminSecretArn, database: target.database };
+  const { transactionId } = await client.send(new BeginTransactionCommand(base));
+  try {
+    for (const [i, sql] of statements.entries()) {
+      const out = await run(client, target, adminSecretArn, sql, transactionId);
+      if (!out.ok)
+        throw new Error(`statement ${i + 1} of ${statements.length} failed: ${out.message}\n${sql}`);
+    }
+    await client.send(new CommitTransactionCommand({ ...base, transactionId }));
+  } catch (err) {
+    await client.send(new RollbackTransactionCommand({ ...base, transactionId })).catch(() => undefined);
+    throw err;
+  }
+  return statements.length;
+}
+
+/**
+ * `warden db check`: every Warden user's settings, and each masked user refused on every raw
+ * sensitive column. The catalogue is read with `catalogueSecret` (default: the unmasked reader).
+ */
+export async function runDbCheck(
+  client: RDSDataClient,
+  name: string,
+  target: SqlTargetConfig,
+  options: { catalogueSecret?: string } = {},
+): Promise<DbCheckReport> {
+  const problems: string[] = [];
+  const passed: string[] = [];
+  for (const user of ['maskedRead', 'maskedWrite'] as const) {
+    if (!secretOf(target, user)) problems.push(`secrets.${user} is not configured`);
+  }
+  let columns: CatalogueColumn[];
+  try {
+    columns = await readCatalogue(client, target, options.catalogueSecret ?? target.secrets.read);
+  } catch (err) {
+    return { target: name, ok: false, problems: [...problems, String(err)], passed };
+  }
+  for (const probe of checkProbes(target, columns)) {
+    const secret = secretOf(target, probe.as);
+    if (!secret) continue;
+    const problem = evaluateProbe(probe, await run(client, target, secret, probe.sql));
+    if (problem) problems.push(problem);
+    else passed.push(probe.what);
+  }
+  return { target: name, ok: problems.length === 0, problems, passed };
+}
+
+const FAILURE_RETRY_MS = 30_000;
+
+/**
+ * The gateway's guard: the check runs when a target first serves a masked principal; a pass is
+ * kept for the life of the instance (a cold start checks again), a failure for 30 s so a repaired
+ * target is picked up. While it fails, masked principals are refused (nothing runs); unmasked
+ * principals are unaffected.
+ */
+export function createDbMaskingGuard(options: {
+  readonly config: WardenConfig;
+  readonly client?: RDSDataClient;
+  readonly log?: (entry: Record<string, unknown>) => void;
+  readonly now?: () => number;
+}): DbMaskingGuard {
+  const client = options.client ?? new RDSDataClient({ maxAttempts: 1 });
+  const now = options.now ?? Date.now;
+  const results = new Map<string, { at: number; report: Promise<DbCheckReport> }>();
+  return {
+    async ensure(name: string): Promise<void> {
+      const target = options.config.targets[name];
+      if (!target || target.kind !== 'sql') return;
+      let entry = results.get(name);
+      if (!entry || (entry.at + FAILURE_RETRY_MS < now() && !(await entry.report).ok)) {
+        const report = runDbCheck(client, name, target).catch((err: unknown): DbCheckReport => ({
+          target: name,
+          ok: false,
+          problems: [String(err)],
+          passed: [],
+        }));
+        entry = { at: now(), report };
+        results.set(name, entry);
+        void report.then((r) =>
+          options.log?.({
+            level: r.ok ? 'info' : 'error',
+            msg: r.ok ? 'database masking check passed' : 'database masking check failed',
+            target: name,
+            ...(r.ok ? { passed: r.passed.length } : { problems: r.problems }),
+          }),
+        );
+      }
+      const report = await entry.report;
+      if (!report.ok) {
+        throw new ExecutionError(
+          403,
+          'masking_not_enforced',
+          `Target "${name}" has not passed its database masking check, so requests that must be masked ` +
+            'are refused and nothing was run. An administrator must run `npx warden db setup ' +
+            `${name} --apply\` and \`npx warden db check ${name}\` (docs/masking.md).`,
+        );
+      }
+    },
+  };
+}
