@@ -61,14 +61,16 @@ describe('profiles chosen by view_unmasked', () => {
     expect(res.status).toBe(200);
     expect(res.body.result.rows[0].ssn).toBe(raw[0].ssn);
     expect(res.body.result.rows[0].email).toBe(raw[0].email);
-    expect(twin.statementLog.filter((s) => s.sql === text).map((s) => s.role)).toEqual(['warden_ro']);
+    expect(twin.statementLog.filter((s) => s.sql.includes(text)).map((s) => s.role)).toEqual(['warden_ro']);
   });
 
   it("shows carol a card's last four, an IBAN's country and last four, and [SSN], run as the masked reader", async () => {
     const text = 'SELECT id, ssn, card_number, iban, email, phone FROM customers ORDER BY id LIMIT 40';
     const res = await sql(carol, text);
     expect(res.status).toBe(200);
-    expect(twin.statementLog.filter((s) => s.sql === text).map((s) => s.role)).toEqual(['warden_masked_ro']);
+    expect(twin.statementLog.filter((s) => s.sql.includes(text)).map((s) => s.role)).toEqual([
+      'warden_masked_ro',
+    ]);
     let cards = 0;
     for (const row of res.body.result.rows) {
       const clear = raw.find((r) => r.id === row.id)!;
@@ -182,7 +184,7 @@ describe('a masked principal cannot get a raw value out', () => {
     expect(res.status).toBe(403);
     expect(res.body.error.code).toBe('raw_table_reference');
     expect(res.body.error.message).toMatch(/masking views/);
-    expect(twin.statementLog.filter((s) => s.sql === text)).toHaveLength(0);
+    expect(twin.statementLog.filter((s) => s.sql.includes(text))).toHaveLength(0);
   });
 
   it('gets permission denied (403, no data) where the name is hidden from the gateway', async () => {
@@ -240,7 +242,9 @@ describe('writes by a masked principal', () => {
     }, 30_000);
     expect(done.status).toBe('failed');
     expect(JSON.stringify(done)).toMatch(/permission denied/);
-    expect(twin.statementLog.filter((s) => s.sql === text).map((s) => s.role)).toEqual(['warden_masked_rw']);
+    expect(twin.statementLog.filter((s) => s.sql.includes(text)).map((s) => s.role)).toEqual([
+      'warden_masked_rw',
+    ]);
     const after = (await twin.db.query<{ status: string }>('SELECT status FROM public.orders WHERE id = 5'))
       .rows[0];
     expect(after).toEqual(before);
