@@ -3,6 +3,7 @@
  * the WARDEN_CONFIG environment variable; the local twin writes the demo configuration. Parsed
  * and validated once at cold start; a bad configuration fails the cold start loudly.
  */
+import { isSupportedCountry } from 'libphonenumber-js/max';
 import { z } from 'zod';
 
 const approvalSchema = z
@@ -34,6 +35,16 @@ const columnRuleSchema = z
 const maskingSchema = z
   .object({
     rules: z.array(columnRuleSchema).default([]),
+    /**
+     * ISO 3166 region that phone numbers written without `+` are read in (libphonenumber's
+     * region codes: `US`, `GB`, `DE`…). @default 'US'
+     */
+    phoneRegion: z
+      .string()
+      .refine((r) => isSupportedCountry(r), {
+        message: 'not a region libphonenumber knows (e.g. US, GB, DE)',
+      })
+      .default('US'),
   })
   .strict();
 
@@ -109,7 +120,7 @@ const sqlTargetSchema = z
     maxRows: z.number().int().min(1).max(100_000).default(1000),
     /** A write estimated to touch more rows than this is high risk for approvers. @default 1000 */
     blastRadiusRows: z.number().int().min(0).default(1000),
-    masking: maskingSchema.default({ rules: [] }),
+    masking: maskingSchema.default({ rules: [], phoneRegion: 'US' }),
     approvals: approvalSchema.default({
       windowSeconds: 3600,
       requiredApprovals: 1,
@@ -127,7 +138,7 @@ const awsTargetSchema = z
     account: z.string().regex(/^\d{12}$/),
     regions: z.array(z.string()).min(1),
     services: z.array(z.string()).min(1),
-    masking: maskingSchema.default({ rules: [] }),
+    masking: maskingSchema.default({ rules: [], phoneRegion: 'US' }),
     approvals: approvalSchema.default({
       windowSeconds: 3600,
       requiredApprovals: 1,
@@ -183,7 +194,7 @@ const mcpTargetSchema = z
     timeoutMs: z.number().int().min(100).max(25_000).default(10_000),
     /** Seconds the upstream's tool list is cached. @default 60 */
     listCacheSeconds: z.number().int().min(0).max(3600).default(60),
-    masking: maskingSchema.default({ rules: [] }),
+    masking: maskingSchema.default({ rules: [], phoneRegion: 'US' }),
     approvals: approvalSchema.default({
       windowSeconds: 3600,
       requiredApprovals: 1,

@@ -150,7 +150,14 @@ export async function createRuntime(
   ]);
   const maskers = new Map<string, Masker>();
   for (const [name, target] of Object.entries(config.targets)) {
-    maskers.set(name, createMasker({ rules: target.masking.rules, hashKey: key }));
+    maskers.set(
+      name,
+      createMasker({
+        rules: target.masking.rules,
+        hashKey: key,
+        phoneRegion: target.masking.phoneRegion,
+      }),
+    );
   }
   const fallback = createMasker({ hashKey: key });
   // No sealing key, no start: a request waiting for approval could not keep its exact form apart.

@@ -41,6 +41,8 @@ export interface TextStats {
   spaces: number;
   /** Any character outside ASCII. */
   wide: boolean;
+  /** Two letters then two digits at the start of a token somewhere (`GB82`, `de89`): an IBAN may start there. */
+  ibanStart: boolean;
   at: number;
   dots: number;
   dashes: number;
@@ -57,6 +59,10 @@ export function scan(s: string, st: TextStats): void {
   let lower = 0;
   let spaces = 0;
   let wide = false;
+  let ibanStart = false;
+  // Position in the current run of letters and digits while it still reads letter, letter,
+  // digit, digit; -1 once it does not.
+  let tok = 0;
   let at = 0;
   let dots = 0;
   let dashes = 0;
@@ -69,13 +75,21 @@ export function scan(s: string, st: TextStats): void {
     if (c >= 48 && c <= 57) {
       digits++;
       if (++run > maxRun) maxRun = run;
+      if (tok === 2) tok = 3;
+      else {
+        if (tok === 3) ibanStart = true;
+        tok = -1;
+      }
     } else if (c >= 97 && c <= 122) {
       lower++;
       run = 0;
+      tok = tok === 0 || tok === 1 ? tok + 1 : -1;
     } else if (c >= 65 && c <= 90) {
       upper++;
       run = 0;
+      tok = tok === 0 || tok === 1 ? tok + 1 : -1;
     } else {
+      tok = 0;
       switch (c) {
         case 32:
           spaces++;
@@ -116,6 +130,7 @@ export function scan(s: string, st: TextStats): void {
   st.lower = lower;
   st.spaces = spaces;
   st.wide = wide;
+  st.ibanStart = ibanStart;
   st.at = at;
   st.dots = dots;
   st.dashes = dashes;
@@ -247,8 +262,6 @@ function isAscii(s: string): boolean {
   return true;
 }
 
-/** A lower-case IBAN's start, tested before the IBAN pass runs on text without two capitals. */
-const IBAN_LOWER_RE = /(?<![a-z0-9])[a-z]{2}\d{2}[ -]?[a-z0-9]{4}/;
 const IBAN_START_RE = /(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}/g;
 
 function isDigitCode(c: number): boolean {
@@ -369,9 +382,9 @@ const card: Detector = {
   },
 };
 
-const SSN_RE = /(?<![A-Za-z0-9_.+-])(\d{3})([- ])(\d{2})\2(\d{4})(?![A-Za-z0-9_]|[.-]\d)/g;
+// Dashed, spaced or (checked for a label below) bare: one pass for all three.
+const SSN_RE = /(?<![A-Za-z0-9_.+-])(\d{3})([- ]?)(\d{2})\2(\d{4})(?![A-Za-z0-9_]|[.-]\d)/g;
 const SSN_BARE_RE = /^(\d{3})(\d{2})(\d{4})$/;
-const SSN_NINE_RE = /(?<![A-Za-z0-9_.+-])(\d{3})(\d{2})(\d{4})(?![A-Za-z0-9_]|[.-]\d)/g;
 /** `SSN 123456789`, `social security number: 123456789`, `SS# 123456789`, just before the digits. */
 const SSN_LABEL_RE =
   /(?:(?<![A-Za-z])ssn|social[ -]?security(?:[ -]?(?:number|no\.?|nr\.?|#))?|(?<![A-Za-z])ss#)[^A-Za-z0-9\n]{0,4}(?:is[ :]{1,2})?$/i;
@@ -389,12 +402,10 @@ const ssn: Detector = {
       const b = SSN_BARE_RE.exec(s);
       if (b !== null && ssnValid(b[1], b[2], b[3])) return em.emit('SSN', s);
     }
-    const out = s.replace(SSN_RE, (m: string, a: string, _sep: string, g: string, n: string) =>
-      ssnValid(a, g, n) ? em.emit('SSN', m) : m,
-    );
-    return out.replace(SSN_NINE_RE, (m: string, a: string, g: string, n: string, offset: number) => {
+    return s.replace(SSN_RE, (m: string, a: string, sep: string, g: string, n: string, offset: number) => {
       if (!ssnValid(a, g, n)) return m;
-      const before = out.slice(Math.max(0, offset - SSN_LABEL_CHARS), offset);
+      if (sep !== '') return em.emit('SSN', m);
+      const before = s.slice(Math.max(0, offset - SSN_LABEL_CHARS), offset);
       return SSN_LABEL_RE.test(before) ? em.emit('SSN', m) : m;
     });
   },
@@ -450,7 +461,7 @@ export function candidates(s: string, st: TextStats, hints: number): number {
     bits |= 1 << 4;
   }
   if (st.at > 0 && st.dots > 0) bits |= 1 << 5;
-  if (len >= 15 && st.digits >= 6 && (st.upper >= 2 || (st.lower >= 2 && IBAN_LOWER_RE.test(s)))) {
+  if (len >= 15 && st.digits >= 6 && st.ibanStart) {
     bits |= 1 << 6;
   }
   if (st.doubleColon || st.colons >= 6) bits |= 1 << 7;
@@ -469,7 +480,14 @@ export function candidates(s: string, st: TextStats, hints: number): number {
   ) {
     bits |= 1 << 10;
   }
-  if (run >= 10 || (run >= 7 && (st.plus > 0 || (hints & HINT_PHONE) !== 0 || PHONE_WORD_RE.test(s)))) {
+  if (
+    run >= 10 ||
+    (run >= 7 &&
+      (st.plus > 0 ||
+        (hints & HINT_PHONE) !== 0 ||
+        // A label is a word, then a space or a colon, then the number.
+        ((st.spaces > 0 || st.colons > 0) && st.upper + st.lower >= 3 && PHONE_WORD_RE.test(s))))
+  ) {
     bits |= 1 << 11;
   }
   return bits;

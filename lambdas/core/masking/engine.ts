@@ -81,6 +81,7 @@ class Engine implements Masker, Emitter {
     lower: 0,
     spaces: 0,
     wide: false,
+    ibanStart: false,
     at: 0,
     dots: 0,
     dashes: 0,

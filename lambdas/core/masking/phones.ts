@@ -63,6 +63,8 @@ const CANDIDATE_RE =
 /** `2024-01-15`, `15/01/2024`, `15.01.24`, `2024 01 15`: a date, whatever the label says. */
 const DATE_RE = /^(?:\d{4}([-./ ])\d{1,2}\1\d{1,2}|\d{1,2}([-./ ])\d{1,2}\2(?:\d{4}|\d{2}))$/;
 
+const DATE_HEAD_RE = /^\d{4}([-./])\d{1,2}\1\d{1,2}(?!\d)/;
+
 const EXT_RE = /(?: ?(?:x|ext\.?|extension) ?|#)\d{1,6}$/;
 
 // NANP: area [2-9]xx, one separator throughout, optional `1` prefix; or a parenthesised area.
@@ -151,6 +153,13 @@ export class PhoneDetector {
       if (m[0].length < 7) continue;
       // `10:30 555…` is fine; `12:30:45` is a time, not the tail of a number.
       if (s.charCodeAt(start - 1) === 58 && isDigit(s.charCodeAt(start - 2))) continue;
+      // `2024-01-15 10:30`: a date, and what follows it is a time; neither is a phone.
+      const c4 = m[0].charCodeAt(4);
+      const date = c4 === 45 || c4 === 46 || c4 === 47 ? DATE_HEAD_RE.exec(m[0]) : null;
+      if (date !== null) {
+        CANDIDATE_RE.lastIndex = start + date[0].length;
+        continue;
+      }
       let cand = m[0];
       // A trailing `)` that opened nowhere belongs to the sentence.
       if (cand.endsWith(')') && !cand.includes('(')) cand = cand.slice(0, -1);
@@ -195,12 +204,13 @@ export class PhoneDetector {
   }
 
   #isPhone(s: string, cand: string, start: number, labelled: boolean, cheapOnly: boolean): boolean {
-    const ext = EXT_RE.exec(cand);
+    const ext = hasExtensionMark(cand) ? EXT_RE.exec(cand) : null;
     const body = ext === null ? cand : cand.slice(0, ext.index);
     if (body.charCodeAt(0) === 43 /* + */) {
       // E.164: a calling code never starts with 0, and 15 digits is the most there are.
-      const d = internationalDigits(body);
-      return d.length >= 8 && d.length <= 15 && d.charCodeAt(0) !== 48;
+      const d = countDigits(body) - (body.includes('(0)') ? 1 : 0);
+      const first = body.charCodeAt(body.charCodeAt(1) === 32 ? 2 : 1);
+      return d >= 8 && d <= 15 && first !== 48;
     }
     const n = countDigits(body);
     if (n < 7 || n > 15) return false;
@@ -293,6 +303,15 @@ function firstSeparator(cand: string): number {
     if (c === 32 || c === 45 || c === 46 || c === 47 || c === 40 || c === 41) return i;
   }
   return -1;
+}
+
+/** `x`, `e` (`ext`) or `#`: an extension may follow the number. */
+function hasExtensionMark(cand: string): boolean {
+  for (let i = cand.length - 2; i > 0; i--) {
+    const c = cand.charCodeAt(i);
+    if (c === 120 || c === 101 || c === 35) return true;
+  }
+  return false;
 }
 
 function isDigit(c: number): boolean {
