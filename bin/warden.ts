@@ -7,6 +7,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { register as registerApprovals } from './approvals-cli.js';
 import { CliError, EXIT } from './cli-client.js';
+import { register as registerDb } from './db-cli.js';
 import { register as registerDev } from './dev-cli.js';
 import { register as registerMcp } from './mcp-cli.js';
 import { register as registerPolicy } from './policy-cli.js';
@@ -45,6 +46,7 @@ Exit codes: 0 ok · 1 refused or failed · 2 bad command line · 3 waiting for a
   registerApprovals(program);
   registerSessions(program);
   registerPolicy(program);
+  registerDb(program);
   registerMcp(program);
   return program;
 }

@@ -5,7 +5,7 @@
  * One twin per process: the handlers read their environment once at cold start, as on Lambda.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -161,6 +161,9 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
   await db.waitReady;
   await seedDemoDatabase(db, { customers: options.customers ?? 2000 });
   const dataApi = await startDataApiServer({ db, secrets: DEMO_ROLES, resourceArn: demoConfigArn() });
+  // `warden db setup|check` on this machine find the Data API here (bin/db-cli.ts).
+  const endpointsFile = join(dataDir, 'endpoints.json');
+  writeFileSync(endpointsFile, JSON.stringify({ dataApi: dataApi.url }, null, 2));
   const faults = await faultLayerFromConfig(
     options.faults ?? process.env.WARDEN_FAULTS,
     { dynamodb: dynamo.endpoint, 'rds-data': dataApi.url },
@@ -311,6 +314,7 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
       await faults?.close();
       await stepFunctions.close();
       await dataApi.close();
+      rmSync(endpointsFile, { force: true });
       await aws.close();
       await dynamo.close();
       await db.close();

@@ -1,0 +1,92 @@
+/**
+ * `warden db setup|check` against the twin, and what a failed check does to the gateway: a
+ * deliberately mis-granted masked user fails the check (exit 1), and the target then refuses
+ * masked principals (nothing runs) while unmasked ones are served.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dbCommand } from '../../bin/db-cli.js';
+import { startTestTwin, type TestTwin } from '../support/twin.js';
+
+let twin: TestTwin;
+const saved = { dir: process.env.WARDEN_DATA_DIR, config: process.env.WARDEN_CONFIG };
+
+beforeAll(async () => {
+  twin = await startTestTwin();
+  // The CLI finds the twin through its data dir; it must use the demo config, not the handlers'.
+  process.env.WARDEN_DATA_DIR = twin.dataDir;
+  delete process.env.WARDEN_CONFIG;
+}, 120_000);
+
+afterAll(async () => {
+  process.env.WARDEN_DATA_DIR = saved.dir;
+  if (saved.config !== undefined) process.env.WARDEN_CONFIG = saved.config;
+  await twin?.close();
+});
+
+async function cli(sub: 'setup' | 'check', options: { apply?: boolean } = {}) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await dbCommand(sub, 'demo', options, { out: (l) => out.push(l), err: (l) => err.push(l) });
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+describe('warden db setup', () => {
+  it('prints the generated SQL as one transaction, and --apply applies it idempotently', async () => {
+    const printed = await cli('setup');
+    expect(printed.code).toBe(0);
+    expect(printed.out).toMatch(/^-- warden db setup demo/);
+    expect(printed.out).toContain('CREATE VIEW "warden_masked"."customers"');
+    expect(printed.out).toContain('ALTER ROLE "warden_masked_ro" SET standard_conforming_strings TO on');
+    expect(printed.out.trim().endsWith('COMMIT;')).toBe(true);
+    const applied = await cli('setup', { apply: true });
+    expect(applied.code).toBe(0);
+    expect(applied.out).toMatch(/applied \d+ statements/);
+  });
+});
+
+describe('warden db check and a mis-granted masked user', () => {
+  it('fails the check, refuses masked principals and still serves unmasked ones', async () => {
+    const good = await cli('check');
+    expect(good.err).toBe('');
+    expect(good.code).toBe(0);
+
+    // The mistake an administrator could make by hand.
+    await twin.db.exec('GRANT SELECT ON public.customers TO warden_masked_ro');
+    const bad = await cli('check');
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(
+      /FAIL {2}warden_masked_ro cannot read public\.customers\.ssn: FAILED, the query ran/,
+    );
+
+    // The gateway's first masked request on this target runs the same check (this twin served none yet).
+    const text = 'SELECT id, ssn FROM customers ORDER BY id LIMIT 3';
+    const carol = await twin.api('POST', '/v1/targets/demo/sql', {
+      token: await twin.token('carol'),
+      body: { sql: text },
+    });
+    expect(carol.status).toBe(403);
+    expect(carol.body.error.code).toBe('masking_not_enforced');
+    expect(carol.body.error.message).toMatch(/warden db setup demo --apply/);
+    expect(twin.statementLog.filter((s) => s.sql.includes(text))).toHaveLength(0);
+
+    const bob = await twin.api('POST', '/v1/targets/demo/sql', {
+      token: await twin.token('bob'),
+      body: { sql: text },
+    });
+    expect(bob.status).toBe(200);
+    expect(bob.body.result.rows[0].ssn).toMatch(/^\d{3}-\d{2}-\d{4}$/);
+
+    // Setup resets the privileges; the check passes again.
+    expect((await cli('setup', { apply: true })).code).toBe(0);
+    expect((await cli('check')).code).toBe(0);
+  });
+
+  it('fails the check when a Warden user loses standard_conforming_strings', async () => {
+    await twin.db.exec('ALTER ROLE warden_rw SET standard_conforming_strings TO off');
+    const bad = await cli('check');
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/warden_rw: .*standard_conforming_strings is off/);
+    expect((await cli('setup', { apply: true })).code).toBe(0);
+    expect((await cli('check')).code).toBe(0);
+  });
+});
