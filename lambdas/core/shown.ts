@@ -51,9 +51,16 @@ interface Group {
   readonly consts: ConstHit[];
   readonly params: number[];
   readonly columns: ColumnRef[];
+  /** The group a subquery's groups belong to: `ssn = (SELECT '…')` is sensitive inside too. */
+  readonly parent?: Group;
 }
 
-const newGroup = (preset?: ColumnRef): Group => ({ consts: [], params: [], columns: preset ? [preset] : [] });
+const newGroup = (preset?: ColumnRef, parent?: Group): Group => ({
+  consts: [],
+  params: [],
+  columns: preset ? [preset] : [],
+  ...(parent ? { parent } : {}),
+});
 
 /** What the shown form needs from a target: its masker and its column rules. */
 export interface ShowContext {
@@ -119,8 +126,10 @@ function fieldNames(fields: unknown): string[] | undefined {
 /** Walks one statement, collecting literals, parameters and columns into expression groups. */
 function collectGroups(stmt: unknown, aliases: Map<string, ColumnRef>, all: ColumnRef[]): Group[] {
   const groups: Group[] = [];
+  // Groups opened inside a statement belong to the group the statement sits in (a subquery's).
+  let enclosing: Group | undefined;
   const open = (preset?: ColumnRef): Group => {
-    const g = newGroup(preset);
+    const g = newGroup(preset, enclosing);
     groups.push(g);
     return g;
   };
@@ -162,24 +171,38 @@ function collectGroups(stmt: unknown, aliases: Map<string, ColumnRef>, all: Colu
       return;
     }
     if (STATEMENTS.has(type)) {
-      const target = targetOf(body);
-      for (const [field, value] of Object.entries(body)) {
-        if (type === 'InsertStmt' && field === 'selectStmt' && target) {
-          walkInsertValues(value, body.cols, target);
-        } else if (type === 'UpdateStmt' && field === 'targetList' && Array.isArray(value) && target) {
-          for (const rt of value) {
-            const res = isObject(rt) && isObject(rt.ResTarget) ? rt.ResTarget : undefined;
-            const col = res && typeof res.name === 'string' ? { ...target, name: res.name } : undefined;
-            walk(res ? res.val : rt, open(col));
-          }
-        } else if (Array.isArray(value)) {
-          for (const v of value) walk(v, open());
-        } else {
-          walk(value, open());
-        }
+      const outer = enclosing;
+      enclosing = group;
+      try {
+        walkStatement(type, body);
+      } finally {
+        enclosing = outer;
       }
       return;
     }
+    walkExpression(type, body, group);
+  };
+
+  const walkStatement = (type: string, body: Json): void => {
+    const target = targetOf(body);
+    for (const [field, value] of Object.entries(body)) {
+      if (type === 'InsertStmt' && field === 'selectStmt' && target) {
+        walkInsertValues(value, body.cols, target);
+      } else if (type === 'UpdateStmt' && field === 'targetList' && Array.isArray(value) && target) {
+        for (const rt of value) {
+          const res = isObject(rt) && isObject(rt.ResTarget) ? rt.ResTarget : undefined;
+          const col = res && typeof res.name === 'string' ? { ...target, name: res.name } : undefined;
+          walk(res ? res.val : rt, open(col));
+        }
+      } else if (Array.isArray(value)) {
+        for (const v of value) walk(v, open());
+      } else {
+        walk(value, open());
+      }
+    }
+  };
+
+  const walkExpression = (type: string, body: Json, group: Group): void => {
     switch (type) {
       case 'A_Const': {
         const hit = constOf(body);
@@ -199,7 +222,7 @@ function collectGroups(stmt: unknown, aliases: Map<string, ColumnRef>, all: Colu
         return;
       case 'SubLink':
         walk(body.testexpr, group);
-        walk(body.subselect, open());
+        walk(body.subselect, group);
         return;
       case 'ResTarget':
         walk(body.val, open());
@@ -343,8 +366,15 @@ export function showSql(op: SqlOperation, ctx: ShowContext): SqlShown {
     for (const { stmt } of tree?.stmts ?? []) {
       const { aliases, all } = relations(stmt);
       relationsSeen.push(...all);
+      const memo = new Map<Group, ColumnRef | undefined>();
+      const sensitive = (g: Group): ColumnRef | undefined => {
+        if (memo.has(g)) return memo.get(g);
+        const own = sensitiveColumn(rules, g.columns) ?? (g.parent ? sensitive(g.parent) : undefined);
+        memo.set(g, own);
+        return own;
+      };
       for (const group of collectGroups(stmt, aliases, all)) {
-        const col = rules.length > 0 ? sensitiveColumn(rules, group.columns) : undefined;
+        const col = rules.length > 0 ? sensitive(group) : undefined;
         for (const hit of group.consts) {
           const start = index(hit.location);
           const end = literalEnd(op.sql, start);

@@ -48,6 +48,9 @@ describe('shown form of SQL', () => {
       `SELECT 1 FROM customers WHERE ssn = $$${SSN_BARE}$$`,
       `SELECT 1 FROM customers WHERE ssn = '583'\n  '050905'`,
       `SELECT 1 FROM customers WHERE ssn::bigint = ${SSN_BARE}`,
+      `SELECT 1 FROM customers WHERE ssn = (SELECT '${SSN_BARE}')`,
+      `SELECT 1 FROM customers WHERE ssn IN (SELECT x FROM (VALUES ('${SSN_BARE}')) v(x))`,
+      `SELECT 1 FROM customers WHERE EXISTS (SELECT 1 FROM customers c2 WHERE c2.ssn = '${SSN_BARE}')`,
     ]) {
       const out = shown(sql).sql;
       expect(out, sql).not.toMatch(/583(?!%)|050905/);
