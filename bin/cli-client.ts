@@ -67,7 +67,7 @@ export function requireLoopback(url: string, what: string): void {
   if (!isLoopback(url)) {
     throw new UsageError(
       `${what} works only against a local twin (127.0.0.1, localhost, ::1); ${url} is not one. ` +
-        `Sign in to a real gateway with \`npx warden login --url ${url}\`.`,
+        `Against a real gateway pass a token from its IdP with --token or WARDEN_TOKEN.`,
     );
   }
 }

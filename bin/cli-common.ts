@@ -27,7 +27,7 @@ export function globals(cmd: Command): GlobalOptions {
   return cmd.optsWithGlobals<GlobalOptions>();
 }
 
-/** A stored login for this gateway, if any (set by `warden login`). */
+/** A stored sign-in for this gateway, if any (a hook for a future `warden login`; none today). */
 export type StoredTokenLookup = (url: string) => Promise<string | undefined>;
 let storedToken: StoredTokenLookup = async () => undefined;
 export function useStoredTokens(lookup: StoredTokenLookup): void {
@@ -35,7 +35,7 @@ export function useStoredTokens(lookup: StoredTokenLookup): void {
 }
 
 /**
- * The gateway and a bearer token: --token, else WARDEN_TOKEN, else the stored login for the URL,
+ * The gateway and a bearer token: --token, else WARDEN_TOKEN, else a stored sign-in for the URL,
  * else (local twin only) a dev user's token (--as, default alice). `--as` names a dev user, so
  * it is refused next to an explicit token instead of being silently overridden by one.
  */
@@ -53,7 +53,7 @@ export async function context(cmd: Command): Promise<CliContext> {
     if (!isLoopback(url)) {
       throw new UsageError(
         `--as works only against a local twin (127.0.0.1, localhost, ::1); ${url} is not one. ` +
-          `Sign in with \`npx warden login --url ${url}\`.`,
+          `Pass a token from its IdP with --token or WARDEN_TOKEN.`,
       );
     }
     return { url, token: await devToken(url, o.as), ...session };
@@ -62,7 +62,7 @@ export async function context(cmd: Command): Promise<CliContext> {
   if (token) return { url, token, ...session };
   if (isLoopback(url)) return { url, token: await devToken(url, 'alice'), ...session };
   throw new CliError(
-    `no credentials for ${url}: run \`npx warden login --url ${url}\`, or pass --token / WARDEN_TOKEN`,
+    `no credentials for ${url}: pass a token from its IdP with --token or WARDEN_TOKEN`,
     EXIT.unreachable,
   );
 }

@@ -1,7 +1,7 @@
 /**
  * The Warden CLI (`npx warden --help`). Each area's commands live in their own module
  * (bin/*-cli.ts) and register themselves here. It finds the gateway and credentials in
- * --url/--token or WARDEN_URL/WARDEN_TOKEN, a stored `warden login`, or (local twin only) a dev
+ * --url/--token or WARDEN_URL/WARDEN_TOKEN, or (local twin only) a dev
  * user's token (--as, default alice). Exit codes: docs/cli.md.
  */
 import { Command, CommanderError, Option } from 'commander';
