@@ -11,8 +11,8 @@
  * the upstream receives the exact arguments, and the exact form reaches only the requester and
  * the eligible approvers, while the request waits.
  */
-import { ScanCommand } from '@aws-sdk/client-dynamodb';
-import { unmarshall } from '@aws-sdk/util-dynamodb';
+import { GetItemCommand, PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -305,6 +305,36 @@ describe('a prompt-injected agent brings raw values in', () => {
     const done = await approve(ids.mcp, 'fine');
     expect(done.status, JSON.stringify(done.error)).toBe('executed');
     expect(received.at(-1)).toEqual({ tool: 'create_note', args });
+  });
+});
+
+describe('the sealed exact form cannot be swapped', () => {
+  it('runs nothing when the sealed statement was altered at rest, even once approved', async () => {
+    const text = `UPDATE customers SET ssn = '${SSN}' WHERE id = 4`;
+    const res = await sql(alice, { sql: text, justification: 'tamper probe' });
+    expect(res.status, JSON.stringify(res.body)).toBe(202);
+    const id = res.body.requestId as string;
+    await notified(id);
+    // Someone with write access to the table flips a byte of the ciphertext.
+    const client = localDynamoClient(twin.dynamoEndpoint);
+    const table = twin.tableNames.Requests;
+    const item = unmarshall(
+      (await client.send(new GetItemCommand({ TableName: table, Key: marshall({ id }) }))).Item!,
+    );
+    expect(item.sealed).toBeDefined();
+    const data = Buffer.from(item.sealed.data, 'base64');
+    data[0] ^= 1;
+    item.sealed.data = data.toString('base64');
+    await client.send(
+      new PutItemCommand({ TableName: table, Item: marshall(item, { removeUndefinedValues: true }) }),
+    );
+
+    const done = await approve(id, 'ok');
+    expect(done.status).toBe('failed');
+    expect(done.error.code).toBe('sealed_statement_unreadable');
+    expect(twin.statementLog.some((s) => s.sql.includes('WHERE id = 4') && s.sql.startsWith('UPDATE'))).toBe(
+      false,
+    );
   });
 });
 
