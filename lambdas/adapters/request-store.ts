@@ -5,7 +5,13 @@
  * session head (DynamoTrailStore.appendWith): the request path's one write before execution and
  * one after, each a single round trip, and never a record without its events or the reverse.
  */
-import { GetCommand, PutCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import {
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  TransactWriteCommand,
+  type DynamoDBDocumentClient,
+} from '@aws-sdk/lib-dynamodb';
 import { ConditionFailedError } from '../core/errors.js';
 import { secondLayer } from '../core/masking/second-layer.js';
 import { SEALED_STATUSES } from '../core/sealing.js';
@@ -201,11 +207,38 @@ export class DynamoPolicyStore implements PolicyStore {
     return { version, policies, updatedAt, updatedBy };
   }
 
-  async putActive(set: StoredPolicySet): Promise<void> {
-    // Keep the history beside the active pointer, so a bad push can be rolled back by version.
-    await this.doc.send(
-      new PutCommand({ TableName: this.table, Item: { id: `version#${set.version}`, ...set } }),
-    );
-    await this.doc.send(new PutCommand({ TableName: this.table, Item: { id: ACTIVE, ...set } }));
+  async putActive(set: StoredPolicySet, options: { expectedVersion?: string | null } = {}): Promise<void> {
+    const expected = options.expectedVersion;
+    const active =
+      expected === undefined
+        ? {}
+        : expected === null
+          ? { ConditionExpression: 'attribute_not_exists(id)' }
+          : {
+              ConditionExpression: 'version = :expected',
+              ExpressionAttributeValues: { ':expected': expected },
+            };
+    try {
+      // One transaction: the history entry (a version is written once, so a bad push can be rolled
+      // back by version) and the active pointer, conditional on the version the pusher started from.
+      await this.doc.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Put: {
+                TableName: this.table,
+                Item: { id: `version#${set.version}`, ...set },
+                ConditionExpression: 'attribute_not_exists(id)',
+              },
+            },
+            { Put: { TableName: this.table, Item: { id: ACTIVE, ...set }, ...active } },
+          ],
+        }),
+      );
+    } catch (error) {
+      if (isConditionalCheckFailed(error))
+        throw new ConditionFailedError('the active policy set changed since it was read', { cause: error });
+      throw error;
+    }
   }
 }

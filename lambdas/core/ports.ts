@@ -58,7 +58,12 @@ export interface StoredPolicySet {
 
 export interface PolicyStore {
   getActive(): Promise<StoredPolicySet | undefined>;
-  putActive(set: StoredPolicySet): Promise<void>;
+  /**
+   * Makes `set` the active policy set. With `expectedVersion` the write is conditional: it succeeds
+   * only while the active set is still that version (`null`: while none is active), and otherwise
+   * throws ConditionFailedError, so a concurrent push loses instead of being silently overwritten.
+   */
+  putActive(set: StoredPolicySet, options?: { expectedVersion?: string | null }): Promise<void>;
 }
 
 export interface Clock {

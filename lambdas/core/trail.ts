@@ -14,7 +14,9 @@ export type TrailEventType =
   | 'result'
   | 'error'
   | 'grant_created'
-  | 'grant_revoked';
+  | 'grant_revoked'
+  /** `warden policy push` made a new policy set active (session `warden-policy`). */
+  | 'policy_pushed';
 
 export interface TrailEvent {
   readonly type: TrailEventType;

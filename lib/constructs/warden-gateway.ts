@@ -136,7 +136,8 @@ export class WardenGateway extends Construct {
       .bindTable({ table: t(ApprovalsTable), def: ApprovalsTable, access: 'readWrite' })
       .bindTable({ table: t(GrantsTable), def: GrantsTable, access: 'readWrite' })
       .bindTable({ table: t(AuditTable), def: AuditTable, access: 'append' })
-      .bindTable({ table: t(PoliciesTable), def: PoliciesTable, access: 'readWrite' })
+      // Only `warden policy push` writes the policy set; the internet-facing function may only read it.
+      .bindTable({ table: t(PoliciesTable), def: PoliciesTable, access: 'read' })
       // Pins are written on a tool's first use and when an admin accepts a changed definition.
       .bindTable({ table: t(ToolPinsTable), def: ToolPinsTable, access: 'readWrite' })
       .bindStateMachine(this.workflow.stateMachine, { start: true, respond: true, describe: true })

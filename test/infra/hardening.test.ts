@@ -174,3 +174,26 @@ describe('audit lake (item 16)', () => {
     }
   });
 });
+
+describe('least privilege between the functions (item 14)', () => {
+  it('lets no function write the Policies table: only `warden policy push` changes the authorization policy', () => {
+    const policiesTable = ofType('AWS::DynamoDB::Table').find(([id]) => id.includes('TablesPolicies'))![0];
+    const writes = [
+      'dynamodb:PutItem',
+      'dynamodb:UpdateItem',
+      'dynamodb:DeleteItem',
+      'dynamodb:BatchWriteItem',
+    ];
+    for (const fragment of ['Api', 'Execute', 'Notify']) {
+      const fn = resources[functionId(fragment)];
+      const roleId = fn.Properties.Role['Fn::GetAtt'][0];
+      const statements = ofType('AWS::IAM::Policy')
+        .filter(([, p]) => (p.Properties.Roles as Array<{ Ref: string }>).some((r) => r.Ref === roleId))
+        .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as Statement[]);
+      const onPolicies = statements.filter((s) => JSON.stringify(s.Resource).includes(`"${policiesTable}"`));
+      expect(onPolicies.length, fragment).toBeGreaterThan(0);
+      for (const s of onPolicies)
+        for (const a of asArray(s.Action)) expect(writes, `${fragment}: ${a}`).not.toContain(a);
+    }
+  });
+});

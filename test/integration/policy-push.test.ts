@@ -1,0 +1,134 @@
+/**
+ * `warden policy push` (issue 13 item 14): a conditional write, so a concurrent push loses with a
+ * clear error instead of silently overwriting the other (no lost update), recorded in the trail as
+ * the person a verified token names, never `$USER`.
+ */
+import { execFile } from 'node:child_process';
+import { resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { ScanCommand } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { unmarshall } from '@aws-sdk/util-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DynamoPolicyStore } from '../../lambdas/adapters/request-store.js';
+import { ConditionFailedError } from '../../lambdas/core/errors.js';
+import { localDynamoClient } from '../../lib/local/dynamodb.js';
+import { startTestTwin, type TestTwin } from '../support/twin.js';
+
+const run = promisify(execFile);
+const REPO = resolve(import.meta.dirname, '../..');
+
+let twin: TestTwin;
+let store: DynamoPolicyStore;
+
+beforeAll(async () => {
+  twin = await startTestTwin();
+  store = new DynamoPolicyStore({
+    client: DynamoDBDocumentClient.from(localDynamoClient(twin.dynamoEndpoint)),
+    tableName: twin.tableNames.Policies,
+  });
+}, 180_000);
+
+afterAll(async () => {
+  await twin?.close();
+});
+
+function pushEnv(token: string | undefined): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    USER: 'mallory',
+    OIDC_ISSUER: twin.issuer,
+    OIDC_AUDIENCE: 'warden',
+    OIDC_JWKS_URI: twin.idp.jwksUri,
+    TABLE_POLICIES: twin.tableNames.Policies,
+    TABLE_AUDIT: twin.tableNames.Audit,
+    AWS_ENDPOINT_URL_DYNAMODB: twin.dynamoEndpoint,
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'local-twin',
+    AWS_SECRET_ACCESS_KEY: 'local-twin',
+  };
+  if (token) env.WARDEN_TOKEN = token;
+  return env;
+}
+
+async function push(token: string | undefined): Promise<{ code: number; out: string }> {
+  try {
+    const r = await run(
+      process.execPath,
+      ['--import', 'tsx', 'bin/warden.ts', 'policy', 'push', 'policies'],
+      { cwd: REPO, env: pushEnv(token) },
+    );
+    return { code: 0, out: r.stdout + r.stderr };
+  } catch (error) {
+    const e = error as { code?: number; stdout?: string; stderr?: string };
+    return { code: e.code ?? 1, out: `${e.stdout ?? ''}${e.stderr ?? ''}` };
+  }
+}
+
+async function trailOf(session: string): Promise<Record<string, any>[]> {
+  const out = await localDynamoClient(twin.dynamoEndpoint).send(
+    new ScanCommand({ TableName: twin.tableNames.Audit, ConsistentRead: true }),
+  );
+  return (out.Items ?? []).map((i) => unmarshall(i)).filter((i) => i.sessionId === session && i.seq > 0);
+}
+
+describe('warden policy push', () => {
+  it('records the pusher from a verified token, in the active set and in the trail, not $USER', async () => {
+    const alice = await twin.token('alice');
+    const before = await store.getActive();
+    const r = await push(alice);
+    expect(r.code, r.out).toBe(0);
+    expect(r.out).toMatch(/pushed as v\d{14}-[0-9a-f]{6} by alice/);
+    const active = await store.getActive();
+    expect(active?.version).not.toBe(before?.version);
+    expect(active?.updatedBy).toBe('User::"alice"');
+    const events = (await trailOf('warden-policy')).filter((e) => e.type === 'policy_pushed');
+    const mine = events.find((e) => JSON.stringify(e).includes(active!.version));
+    expect(mine).toMatchObject({ principal: 'User::"alice"', principalName: 'alice' });
+    expect(JSON.stringify(events)).not.toContain('mallory');
+  }, 120_000);
+
+  it('refuses to push without a token, or with a forged one, and changes nothing', async () => {
+    const before = await store.getActive();
+    const none = await push(undefined);
+    expect(none.code).not.toBe(0);
+    expect(none.out).toMatch(/WARDEN_TOKEN/);
+    const alice = await twin.token('alice');
+    const [h, p] = alice.split('.');
+    const claims = JSON.parse(Buffer.from(p, 'base64url').toString('utf8')) as Record<string, unknown>;
+    const forgedPayload = Buffer.from(JSON.stringify({ ...claims, sub: 'root' })).toString('base64url');
+    const forged = await push(`${h}.${forgedPayload}.${alice.split('.')[2]}`);
+    expect(forged.code).not.toBe(0);
+    expect(forged.out).toMatch(/WARDEN_TOKEN was refused/);
+    expect((await store.getActive())?.version).toBe(before?.version);
+  }, 120_000);
+
+  it('lets exactly one of two pushes from the same version win; the other fails and loses nothing', async () => {
+    const base = await store.getActive();
+    expect(base).toBeDefined();
+    const set = (version: string, by: string) => ({
+      version,
+      policies: base!.policies,
+      updatedAt: new Date().toISOString(),
+      updatedBy: by,
+    });
+    const results = await Promise.allSettled([
+      store.putActive(set(`${base!.version}-a`, 'User::"alice"'), { expectedVersion: base!.version }),
+      store.putActive(set(`${base!.version}-b`, 'User::"bob"'), { expectedVersion: base!.version }),
+    ]);
+    const won = results.filter((r) => r.status === 'fulfilled');
+    const lost = results.filter((r) => r.status === 'rejected');
+    expect(won).toHaveLength(1);
+    expect(lost).toHaveLength(1);
+    expect((lost[0] as PromiseRejectedResult).reason).toBeInstanceOf(ConditionFailedError);
+    const active = await store.getActive();
+    const winner = results[0].status === 'fulfilled' ? 'a' : 'b';
+    expect(active?.version).toBe(`${base!.version}-${winner}`);
+    // A push that started from an older version loses too, even after the race.
+    await expect(
+      store.putActive(set(`${base!.version}-c`, 'User::"erin"'), { expectedVersion: base!.version }),
+    ).rejects.toBeInstanceOf(ConditionFailedError);
+    expect((await store.getActive())?.version).toBe(`${base!.version}-${winner}`);
+  });
+});
