@@ -7,6 +7,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEMO_AWS_TABLE_NAME } from '../../lib/local/aws-enforcer.js';
 import { REPO_ROOT } from '../../lib/local/twin.js';
 import { startTestTwin, type TestTwin } from '../support/twin.js';
 
@@ -33,6 +34,10 @@ afterAll(async () => {
 
 /** Async on purpose: the twin answers from this process's event loop. */
 async function inspector(...args: string[]): Promise<{ stdout: string; stderr: string }> {
+  return inspectorAs(token, ...args);
+}
+
+async function inspectorAs(bearer: string, ...args: string[]): Promise<{ stdout: string; stderr: string }> {
   return run(
     INSPECTOR,
     [
@@ -41,7 +46,7 @@ async function inspector(...args: string[]): Promise<{ stdout: string; stderr: s
       '--transport',
       'http',
       '--header',
-      `Authorization: Bearer ${token}`,
+      `Authorization: Bearer ${bearer}`,
       ...args,
     ],
     { cwd: INSPECTOR_CWD, timeout: 60_000, maxBuffer: 16 * 1024 * 1024 },
@@ -83,4 +88,61 @@ describe('MCP Inspector CLI', () => {
     expect(result.isError).toBeFalsy();
     expect(result.structuredContent.result.rows).toEqual([{ ssn: '[SSN]' }]);
   }, 90_000);
+
+  /** One tool call through the Inspector; the Inspector's SDK client validates the structured result. */
+  async function callTool(bearer: string, tool: string, ...toolArgs: string[]): Promise<any> {
+    const { stdout } = await inspectorAs(
+      bearer,
+      '--method',
+      'tools/call',
+      '--tool-name',
+      tool,
+      ...(toolArgs.length ? ['--tool-arg', ...toolArgs] : []),
+    );
+    return jsonOf(stdout);
+  }
+
+  it('calls every other Warden tool successfully', async () => {
+    const agent = await twin.token('agent-demo');
+    const targets = await callTool(token, 'list_targets');
+    expect(targets.isError).toBeFalsy();
+    expect(targets.structuredContent.targets.map((t: any) => t.name)).toContain('demo');
+
+    const described = await callTool(token, 'describe_target', 'target=demo');
+    expect(described.isError).toBeFalsy();
+    expect(described.structuredContent.tables.map((t: any) => t.name)).toContain('customers');
+
+    const explained = await callTool(token, 'explain', 'target=demo', 'sql=DELETE FROM orders WHERE id = 1');
+    expect(explained.isError).toBeFalsy();
+    expect(explained.structuredContent.decision.outcome).toBe('deny');
+
+    const aws = await callTool(
+      agent,
+      'call_aws',
+      'target=demo-aws',
+      'service=dynamodb',
+      'action=DescribeTable',
+      `input={"TableName":"${DEMO_AWS_TABLE_NAME}"}`,
+    );
+    expect(aws.isError, JSON.stringify(aws)).toBeFalsy();
+    expect(aws.structuredContent.result.output.Table.TableName).toBe(DEMO_AWS_TABLE_NAME);
+
+    const access = await callTool(
+      agent,
+      'request_access',
+      'target=demo',
+      'level=write',
+      'duration=30m',
+      'justification=inspector test',
+    );
+    expect(access.isError).toBeFalsy();
+    expect(access.structuredContent.status).toBe('pending_approval');
+
+    const followed = await callTool(agent, 'get_request', `requestId=${access.structuredContent.requestId}`);
+    expect(followed.isError).toBeFalsy();
+    expect(followed.structuredContent).toMatchObject({
+      status: 'pending_approval',
+      operation: { kind: 'access' },
+    });
+  }, 240_000);
 });
