@@ -18,7 +18,7 @@ import { encodePolicySources, validatePolicySources } from '../../lambdas/core/p
 import { ALL_TABLES, tableEnvVar } from '../tables.js';
 import { lambdaContext, readBody, toEvent, writeResult } from './apigw.js';
 import { scheduleAuditExports, type AuditExport } from './audit-export.js';
-import { startDataApiServer } from './data-api.js';
+import { startDataApiServer, type DataApiSecret, type PostgresConnection } from './data-api.js';
 import { demoConfig } from './demo-config.js';
 import type { WardenConfigInput } from '../../lambdas/core/config.js';
 import { DEMO_ROLES, seedDemoDatabase } from './demo-data.js';
@@ -65,6 +65,15 @@ export interface TwinOptions {
   readonly upstreamMcp?: 'everything' | false | Record<string, McpTargetInput>;
   /** Policies loaded next to the repo's policies/ files (tests). */
   readonly extraPolicies?: readonly PolicySource[];
+  /**
+   * Serve the demo target from a real PostgreSQL server instead of PGlite (tests): the Data API
+   * twin logs in to it with each secret's own user and password. The database must already hold
+   * the demo data and its setup; `db` is then an empty PGlite that serves nothing.
+   */
+  readonly postgres?: {
+    readonly connection: PostgresConnection;
+    readonly secrets: Record<string, DataApiSecret>;
+  };
 }
 
 export interface Twin {
@@ -157,10 +166,16 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
   });
 
   log('starting PostgreSQL (PGlite) and the Data API endpoint…');
-  const db = options.ephemeral ? new PGlite() : new PGlite(join(dataDir, 'pg'));
+  const db = options.ephemeral || options.postgres ? new PGlite() : new PGlite(join(dataDir, 'pg'));
   await db.waitReady;
-  await seedDemoDatabase(db, { customers: options.customers ?? 2000 });
-  const dataApi = await startDataApiServer({ db, secrets: DEMO_ROLES, resourceArn: demoConfigArn() });
+  if (!options.postgres) await seedDemoDatabase(db, { customers: options.customers ?? 2000 });
+  const dataApi = options.postgres
+    ? await startDataApiServer({
+        postgres: options.postgres.connection,
+        secrets: options.postgres.secrets,
+        resourceArn: demoConfigArn(),
+      })
+    : await startDataApiServer({ db, secrets: DEMO_ROLES, resourceArn: demoConfigArn() });
   // `warden db setup|check` on this machine find the Data API here (bin/db-cli.ts).
   const endpointsFile = join(dataDir, 'endpoints.json');
   writeFileSync(endpointsFile, JSON.stringify({ dataApi: dataApi.url }, null, 2));

@@ -1,0 +1,61 @@
+/**
+ * Issue 12's adversarial masking suite against a real PostgreSQL 15 server behind the same Data
+ * API twin: the demo data and the generated database setup (masking views, profile users, grants,
+ * role settings) applied to it, every statement logged in as the profile's own user, so the
+ * role-level settings apply at login as on Aurora. Skips loudly without the binaries (and fails
+ * instead under WARDEN_REQUIRE_POSTGRES=1, as in CI).
+ */
+import { randomBytes } from 'node:crypto';
+import type pg from 'pg';
+import { afterAll, beforeAll, describe } from 'vitest';
+import type { DataApiSecret } from '../../lib/local/data-api.js';
+import { DEMO_ROLES, DEMO_TARGET, demoSqlTarget, seedDemoDatabase } from '../../lib/local/demo-data.js';
+import { maskingAdversarialSuite } from '../support/masking-attacks.js';
+import { skipWithoutPostgres, startPostgres, type PostgresServer } from '../support/postgres.js';
+import { startTestTwin, type TestTwin } from '../support/twin.js';
+
+describe.skipIf(skipWithoutPostgres('the adversarial masking suite'))('real PostgreSQL 15', () => {
+  let server: PostgresServer;
+  let admin: pg.Client;
+  let twin: TestTwin;
+
+  beforeAll(async () => {
+    server = await startPostgres();
+    const root = await server.connect();
+    await root.query('CREATE DATABASE demo');
+    await root.end();
+    admin = await server.connect('demo');
+    // The demo rows, then the setup `warden db setup demo` generates, applied by the superuser.
+    await seedDemoDatabase(
+      {
+        exec: (sql) => admin.query(sql),
+        query: async <T>(sql: string) => (await admin.query(sql)) as unknown as { rows: T[] },
+      },
+      { customers: 300 },
+    );
+    // Aurora's secrets hold each user's password; here the test makes them up.
+    const secrets: Record<string, DataApiSecret> = {};
+    for (const [arn, { role }] of Object.entries(DEMO_ROLES)) {
+      if (role === server.superuser) {
+        secrets[arn] = { role, password: server.superuserPassword };
+        continue;
+      }
+      const password = randomBytes(18).toString('base64url');
+      await admin.query(`ALTER ROLE "${role}" LOGIN PASSWORD '${password}'`);
+      secrets[arn] = { role, password };
+    }
+    const users = Object.values(demoSqlTarget().db?.users ?? {});
+    if (users.length === 0) throw new Error('the demo target names no database users');
+    twin = await startTestTwin({
+      postgres: { connection: { host: server.host, port: server.port, database: 'demo' }, secrets },
+    });
+  }, 180_000);
+
+  afterAll(async () => {
+    await twin?.close();
+    await admin?.end();
+    await server?.stop();
+  });
+
+  maskingAdversarialSuite('real PostgreSQL', () => ({ twin, adminSecret: DEMO_TARGET.adminSecret }));
+});
