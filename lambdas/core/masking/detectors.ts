@@ -30,6 +30,8 @@ export interface Emitter {
 export const HINT_SECRET = 1;
 export const HINT_SSN = 2;
 export const HINT_PHONE = 4;
+/** Set by the engine when the value holds a character outside ASCII (from the same scan). */
+export const HINT_WIDE = 8;
 
 export interface TextStats {
   length: number;
@@ -37,7 +39,6 @@ export interface TextStats {
   /** Longest run of digits where spaces, `-`, `.`, `(` and `)` do not break the run. */
   maxRun: number;
   upper: number;
-  lower: number;
   spaces: number;
   /** Any character outside ASCII. */
   wide: boolean;
@@ -56,7 +57,6 @@ export function scan(s: string, st: TextStats): void {
   let run = 0;
   let maxRun = 0;
   let upper = 0;
-  let lower = 0;
   let spaces = 0;
   let wide = false;
   let ibanStart = false;
@@ -81,7 +81,6 @@ export function scan(s: string, st: TextStats): void {
         tok = -1;
       }
     } else if (c >= 97 && c <= 122) {
-      lower++;
       run = 0;
       tok = tok === 0 || tok === 1 ? tok + 1 : -1;
     } else if (c >= 65 && c <= 90) {
@@ -127,7 +126,6 @@ export function scan(s: string, st: TextStats): void {
   st.digits = digits;
   st.maxRun = maxRun;
   st.upper = upper;
-  st.lower = lower;
   st.spaces = spaces;
   st.wide = wide;
   st.ibanStart = ibanStart;
@@ -254,13 +252,9 @@ const EMAIL_RE =
 const email: Detector = {
   type: 'EMAIL',
   // The ASCII pattern is the same language on ASCII text, and cheaper.
-  apply: (s, em) => s.replace(isAscii(s) ? EMAIL_ASCII_RE : EMAIL_RE, (m) => em.emit('EMAIL', m)),
+  apply: (s, em, hints) =>
+    s.replace((hints & HINT_WIDE) === 0 ? EMAIL_ASCII_RE : EMAIL_RE, (m) => em.emit('EMAIL', m)),
 };
-
-function isAscii(s: string): boolean {
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 127) return false;
-  return true;
-}
 
 const IBAN_START_RE = /(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}/g;
 
@@ -428,7 +422,7 @@ function phoneDetector(region: string): Detector {
   const phones = new PhoneDetector(region);
   return {
     type: 'PHONE',
-    apply: (s, em, hints) => phones.apply(s, em, (hints & HINT_PHONE) !== 0),
+    apply: (s, em, hints) => phones.apply(s, em, (hints & HINT_PHONE) !== 0, (hints & HINT_WIDE) !== 0),
   };
 }
 
@@ -486,7 +480,9 @@ export function candidates(s: string, st: TextStats, hints: number): number {
       (st.plus > 0 ||
         (hints & HINT_PHONE) !== 0 ||
         // A label is a word, then a space or a colon, then the number.
-        ((st.spaces > 0 || st.colons > 0) && st.upper + st.lower >= 3 && PHONE_WORD_RE.test(s))))
+        ((st.spaces > 0 || st.colons > 0) &&
+          st.length - st.digits - st.spaces >= 3 &&
+          PHONE_WORD_RE.test(s))))
   ) {
     bits |= 1 << 11;
   }

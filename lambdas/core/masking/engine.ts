@@ -4,6 +4,7 @@ import {
   HINT_PHONE,
   HINT_SECRET,
   HINT_SSN,
+  HINT_WIDE,
   scan,
   type Detector,
   type Emitter,
@@ -78,7 +79,6 @@ class Engine implements Masker, Emitter {
     digits: 0,
     maxRun: 0,
     upper: 0,
-    lower: 0,
     spaces: 0,
     wide: false,
     ibanStart: false,
@@ -185,8 +185,9 @@ class Engine implements Masker, Emitter {
     let bits = candidates(s, st, hints);
     if (bits === 0) return s;
     let out = s;
+    const h = st.wide ? hints | HINT_WIDE : hints;
     for (let i = 0; bits !== 0; i++, bits >>>= 1) {
-      if ((bits & 1) !== 0) out = this.#detectors[i].apply(out, this, hints);
+      if ((bits & 1) !== 0) out = this.#detectors[i].apply(out, this, h);
     }
     return out;
   }
