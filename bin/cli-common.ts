@@ -4,6 +4,7 @@
  * terminal, JSON with --json or when piped), and option parsers whose errors name their flag.
  */
 import { InvalidArgumentError, type Command } from 'commander';
+import { jsonShowingInvisible, revealInvisible } from '../lambdas/core/invisible.js';
 import {
   CliError,
   EXIT,
@@ -91,13 +92,15 @@ export function emit(
   human: (body: any) => string,
 ): void {
   const failed = res.status >= 400;
+  // Statements, justifications and results may hide bidi overrides, zero-width characters or
+  // terminal escapes: JSON writes them as \uXXXX escapes, text shows them as ⟨U+202E⟩.
   if (wantsJson(cmd)) {
-    process.stdout.write(`${JSON.stringify(res.body, null, 2)}\n`);
+    process.stdout.write(`${jsonShowingInvisible(res.body)}\n`);
     if (failed) process.exitCode = exitFor(res.status);
   } else if (failed) {
     throw new CliError(errorText(res.status, res.body), exitFor(res.status));
   } else {
-    process.stdout.write(`${human(res.body)}\n`);
+    process.stdout.write(`${revealInvisible(human(res.body)).text}\n`);
   }
   if (!failed && res.status === 202) process.exitCode = EXIT.pending;
 }

@@ -161,9 +161,11 @@ export function approvalsText(body: Json): string {
     out.push(
       `${a.requestId}  ${str(a.risk).toUpperCase()}  ${str(a.requester)} on ${str(a.target)} (${str(a.action)})${until(a.expiresAt)}`,
     );
-    for (const l of String(a.statement ?? '').split('\n')) out.push(`    ${l}`);
+    for (const w of a.visible?.warnings ?? []) out.push(`    ${w}`);
+    for (const l of String(a.visible?.statement ?? a.statement ?? '').split('\n')) out.push(`    ${l}`);
     if (a.blastRadius) out.push(...blastRadiusLines(a.blastRadius).map((l) => `    ${l}`));
-    if (a.justification) out.push(`    justification: ${a.justification}`);
+    const justification = a.visible?.justification ?? a.justification;
+    if (justification) out.push(`    justification: ${justification}`);
     if ((a.votes ?? []).length)
       out.push(`    votes: ${a.votes.map((v: Json) => `${v.by} ${v.decision}`).join(', ')}`);
     out.push(`    approve: npx warden approve ${a.requestId}   deny: npx warden deny ${a.requestId}`);

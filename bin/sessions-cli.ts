@@ -47,6 +47,7 @@ const LABEL: Record<string, string> = {
   error: 'error',
   grant_created: 'grant created',
   grant_revoked: 'grant revoked',
+  request_refused: 'request refused',
 };
 
 function offset(ms: number): string {
@@ -100,6 +101,8 @@ function eventLines(e: Json): string[] {
     }
     case 'error':
       return [`${str(d.code)}: ${str(d.message)}`];
+    case 'request_refused':
+      return [...(e.statement ? [`  ${e.statement}`] : []), `${str(d.code)}: ${str(d.message)}`];
     case 'grant_created':
     case 'grant_revoked':
       return [

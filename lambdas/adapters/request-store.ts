@@ -15,7 +15,13 @@ import {
 import { ConditionFailedError } from '../core/errors.js';
 import { secondLayer } from '../core/masking/second-layer.js';
 import { SEALED_STATUSES } from '../core/sealing.js';
-import type { PolicyStore, RequestStore, StoredPolicySet } from '../core/ports.js';
+import type {
+  PendingPage,
+  PendingPosition,
+  PolicyStore,
+  RequestStore,
+  StoredPolicySet,
+} from '../core/ports.js';
 import type { TrailEvent } from '../core/trail.js';
 import type { RequestRecord, RequestStatus } from '../core/types.js';
 import {
@@ -171,7 +177,8 @@ export class DynamoRequestStore implements RequestStore {
    * records carry its key). The status is checked again on the item: the index is eventually
    * consistent, so a request decided a moment ago may still be listed there.
    */
-  async listPending(limit = 50): Promise<RequestRecord[]> {
+  async listPendingPage(options: { limit: number; after?: PendingPosition }): Promise<PendingPage> {
+    const { limit, after } = options;
     const out = await this.doc.send(
       new QueryCommand({
         TableName: this.table,
@@ -181,9 +188,31 @@ export class DynamoRequestStore implements RequestStore {
         ExpressionAttributeValues: { ':k': PENDING_PARTITION_VALUE },
         ScanIndexForward: false,
         Limit: limit,
+        ...(after
+          ? {
+              ExclusiveStartKey: {
+                id: after.id,
+                createdAt: after.createdAt,
+                [PENDING_INDEX_PARTITION.name]: PENDING_PARTITION_VALUE,
+              },
+            }
+          : {}),
       }),
     );
-    return (out.Items ?? []).map(fromItem).filter((r) => r.status === 'pending_approval');
+    const last = out.LastEvaluatedKey;
+    const next =
+      last && typeof last.id === 'string' && typeof last.createdAt === 'string'
+        ? { id: last.id, createdAt: last.createdAt }
+        : undefined;
+    return {
+      records: (out.Items ?? []).map(fromItem).filter((r) => r.status === 'pending_approval'),
+      ...(next ? { next } : {}),
+    };
+  }
+
+  /** The first `limit` requests waiting for approval, newest first. */
+  async listPending(limit = 50): Promise<RequestRecord[]> {
+    return (await this.listPendingPage({ limit })).records;
   }
 }
 

@@ -9,10 +9,18 @@
  */
 import type { WardenConfig } from './config.js';
 import { awsBlastRadius, type BlastRadius, type SqlBlastRadius } from './blast-radius.js';
-import { ConditionFailedError, ConflictError, ForbiddenError, NotFoundError } from './errors.js';
+import {
+  BadRequestError,
+  ConditionFailedError,
+  ConflictError,
+  ForbiddenError,
+  NotFoundError,
+} from './errors.js';
+import { invisibleWarning, revealInvisible } from './invisible.js';
+import type { PolicyEngine } from './policy.js';
 import type { PolicyProvider } from './policy-provider.js';
 import type { OperationSealer, SealedPayload } from './sealing.js';
-import type { Clock, RequestStore } from './ports.js';
+import type { Clock, PendingPosition, RequestStore } from './ports.js';
 import type { TrailEvent, TrailWriter } from './trail.js';
 import {
   principalKey,
@@ -112,11 +120,18 @@ export async function mayApprove(
   approver: Principal,
   record: RequestRecord,
 ): Promise<boolean> {
-  const engine = await deps.policies.engine();
-  const kind = Object.hasOwn(deps.config.targets, record.target)
-    ? deps.config.targets[record.target].kind
-    : undefined;
-  return engine.authorize(approver, 'approve', { type: 'Target', id: record.target, kind }, {}).allowed;
+  return approverOn(await deps.policies.engine(), deps.config, approver, record.target);
+}
+
+/** The one "may approve on this target" check (Cedar action `approve` on the Target, with its kind). */
+export function approverOn(
+  engine: PolicyEngine,
+  config: Pick<WardenConfig, 'targets'>,
+  approver: Principal,
+  target: string,
+): boolean {
+  const kind = Object.hasOwn(config.targets, target) ? config.targets[target].kind : undefined;
+  return engine.authorize(approver, 'approve', { type: 'Target', id: target, kind }, {}).allowed;
 }
 
 function approvingNames(record: RequestRecord): string {
@@ -381,6 +396,30 @@ export interface ApprovalView {
   readonly decidedBy?: string;
   readonly decidedAt?: string;
   readonly links: { readonly self: string; readonly review: string; readonly replay: string };
+  /**
+   * The statement and justification as people are shown them: invisible characters (bidi
+   * controls, zero-width characters, …) replaced by `⟨U+202E⟩`, with a warning for each that has
+   * any. `statement` and `operation` above stay the exact text that runs.
+   */
+  readonly visible: VisibleText;
+}
+
+export interface VisibleText {
+  readonly statement: string;
+  readonly justification?: string;
+  readonly warnings: readonly string[];
+}
+
+/** What approvers are shown of a statement and justification (see lambdas/core/invisible.ts). */
+export function visibleText(statement: string, justification?: string): VisibleText {
+  const s = revealInvisible(statement);
+  const j = justification === undefined ? undefined : revealInvisible(justification);
+  const warnings = [invisibleWarning('statement', s.found), j && invisibleWarning('justification', j.found)];
+  return {
+    statement: s.text,
+    ...(j ? { justification: j.text } : {}),
+    warnings: warnings.filter((w): w is string => typeof w === 'string'),
+  };
 }
 
 /** One line for the operation: SQL with its parameters, an AWS call, or an access request. */
@@ -420,6 +459,7 @@ export function riskOf(
 export function approvalView(record: RequestRecord, exact?: SealedPayload): ApprovalView {
   const operation = exact ? exact.operation : record.operation;
   const justification = exact ? exact.justification : record.justification;
+  const statement = statementText(operation);
   return {
     requestId: record.id,
     status: record.status,
@@ -427,7 +467,7 @@ export function approvalView(record: RequestRecord, exact?: SealedPayload): Appr
     requesterType: record.principalType,
     target: record.target,
     action: record.decision.action,
-    statement: statementText(operation),
+    statement,
     operation,
     form: exact ? 'exact' : 'shown',
     ...(record.classification ? { classification: record.classification } : {}),
@@ -446,6 +486,7 @@ export function approvalView(record: RequestRecord, exact?: SealedPayload): Appr
       review: `/approve/${record.id}`,
       replay: `/replay/${encodeURIComponent(record.sessionId)}`,
     },
+    visible: visibleText(statement, justification),
   };
 }
 
@@ -505,39 +546,87 @@ export async function getApprovalFor(
   return { view, canVote: true };
 }
 
-/** What awaits `approver`: pending, unexpired requests on targets they may approve, not their own. */
+export interface ApprovalListing {
+  readonly approvals: ApprovalView[];
+  /** Present when there may be more: pass it back as `cursor` for the next page. */
+  readonly cursor?: string;
+}
+
+/** Records read from the store per listing call at most; a cursor continues after them. */
+const MAX_SCANNED = 2000;
+const STORE_PAGE = 100;
+export const MAX_LISTING_LIMIT = 500;
+
+/**
+ * What awaits `approver`: pending, unexpired requests on targets they may approve, not their own
+ * (nor, for an agent, its person's) and not yet voted on by them. Reads the pending index page by
+ * page until `limit` such requests are found or the index ends, so none is missed however many
+ * others wait; a `cursor` in the answer continues where this one stopped.
+ */
 export async function listPendingForApprover(
   deps: Pick<ApprovalDeps, 'requests' | 'policies' | 'config' | 'clock' | 'sealer' | 'log'>,
   approver: Principal,
-  limit = 100,
-): Promise<ApprovalView[]> {
+  options: { limit?: number; cursor?: string } = {},
+): Promise<ApprovalListing> {
+  const limit = options.limit ?? 100;
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LISTING_LIMIT) {
+    throw new BadRequestError(`limit must be an integer from 1 to ${MAX_LISTING_LIMIT}`);
+  }
+  let after = options.cursor === undefined ? undefined : decodeCursor(options.cursor);
   const me = principalKey(approver);
   const now = deps.clock.now();
-  const pending = await deps.requests.listPending(limit);
   const engine = await deps.policies.engine();
   const allowedOn = new Map<string, boolean>();
   const out: RequestRecord[] = [];
-  for (const record of pending) {
-    if (record.principal === me || isExpired(record, now)) continue;
-    if (record.decision.outcome !== 'approval_required') continue;
-    if ((record.votes ?? []).some((v) => v.by === me)) continue;
-    let allowed = allowedOn.get(record.target);
-    if (allowed === undefined) {
-      const kind = Object.hasOwn(deps.config.targets, record.target)
-        ? deps.config.targets[record.target].kind
-        : undefined;
-      allowed = engine.authorize(
-        approver,
-        'approve',
-        { type: 'Target', id: record.target, kind },
-        {},
-      ).allowed;
-      allowedOn.set(record.target, allowed);
-    }
-    if (allowed) out.push(record);
-  }
+  let scanned = 0;
   // Each is awaiting this approver, who must read what they would approve: the exact form.
-  return Promise.all(out.map((record) => exactView(deps, record)));
+  const done = async (cursor?: PendingPosition): Promise<ApprovalListing> => ({
+    approvals: await Promise.all(out.map((record) => exactView(deps, record))),
+    ...(cursor ? { cursor: encodeCursor(cursor) } : {}),
+  });
+  for (;;) {
+    const page = await deps.requests.listPendingPage({ limit: STORE_PAGE, after });
+    for (const record of page.records) {
+      scanned++;
+      after = { createdAt: record.createdAt, id: record.id };
+      if (record.principal === me || isExpired(record, now)) continue;
+      if (record.decision.outcome !== 'approval_required') continue;
+      if ((record.votes ?? []).some((v) => v.by === me)) continue;
+      let allowed = allowedOn.get(record.target);
+      if (allowed === undefined) {
+        allowed = approverOn(engine, deps.config, approver, record.target);
+        allowedOn.set(record.target, allowed);
+      }
+      if (!allowed) continue;
+      out.push(record);
+      if (out.length >= limit) return done(after);
+    }
+    if (!page.next) return done();
+    after = page.next;
+    if (scanned >= MAX_SCANNED) return done(after);
+  }
+}
+
+/** The cursor is only a position in the pending index; whatever it names, every record is judged. */
+function encodeCursor(position: PendingPosition): string {
+  return Buffer.from(JSON.stringify([position.createdAt, position.id]), 'utf8').toString('base64url');
+}
+
+function decodeCursor(cursor: string): PendingPosition {
+  const bad = () => new BadRequestError('cursor is not one this API gave out');
+  if (typeof cursor !== 'string' || cursor.length > 200 || !/^[A-Za-z0-9_-]+$/.test(cursor)) throw bad();
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    throw bad();
+  }
+  if (!Array.isArray(value) || value.length !== 2) throw bad();
+  const [createdAt, id] = value as unknown[];
+  if (typeof createdAt !== 'string' || Number.isNaN(Date.parse(createdAt)) || createdAt.length > 40)
+    throw bad();
+  if (typeof id !== 'string' || !REQUEST_ID.test(id)) throw bad();
+  return { createdAt, id };
 }
 
 async function trail(

@@ -15,6 +15,7 @@ import {
   WardenError,
 } from './errors.js';
 import type { PolicyEngine } from './policy.js';
+import { traceRefusals } from './refusals.js';
 import {
   appendTrail,
   canSeeTarget,
@@ -185,6 +186,19 @@ async function prepare(
 }
 
 export async function submitAws(
+  deps: AwsRequestDeps,
+  principal: Principal,
+  targetName: string,
+  body: AwsSubmission,
+  meta: CallMeta,
+): Promise<AwsSubmitOutcome> {
+  const statement = () => `${body.service}:${body.action} ${JSON.stringify(body.input)}`;
+  return traceRefusals(deps, { principal, sessionId: meta.sessionId, target: targetName, statement }, () =>
+    submitAwsRecorded(deps, principal, targetName, body, meta),
+  );
+}
+
+async function submitAwsRecorded(
   deps: AwsRequestDeps,
   principal: Principal,
   targetName: string,

@@ -20,6 +20,8 @@ import {
   type RequestDeps,
 } from './requests.js';
 import { principalKey, type Principal, type RequestRecord } from './types.js';
+import { traceRefusals } from './refusals.js';
+import { approverOn } from './approvals.js';
 
 export interface Grant {
   readonly grantId: string;
@@ -95,6 +97,19 @@ function accessContext(input: AccessSubmission, now: Date): Record<string, Cedar
 
 /** `POST /v1/targets/{target}/access-requests`: always through the approval workflow. */
 export async function submitAccessRequest(
+  deps: RequestDeps,
+  principal: Principal,
+  targetName: string,
+  input: AccessSubmission,
+  meta: CallMeta,
+): Promise<{ status: 202; record: RequestRecord; body: AccessPendingBody }> {
+  const statement = () => `access ${input.level} for ${input.durationSeconds}s`;
+  return traceRefusals(deps, { principal, sessionId: meta.sessionId, target: targetName, statement }, () =>
+    submitAccessRecorded(deps, principal, targetName, input, meta),
+  );
+}
+
+async function submitAccessRecorded(
   deps: RequestDeps,
   principal: Principal,
   targetName: string,
@@ -206,11 +221,8 @@ export async function revokeGrant(
   if (!grant) throw new NotFoundError(`unknown grant "${grantId}"`);
   if (grant.principal !== principalKey(principal)) {
     const engine = await deps.policies.engine();
-    const kind = Object.hasOwn(deps.config.targets, grant.target)
-      ? deps.config.targets[grant.target].kind
-      : undefined;
-    const allowed = engine.authorize(principal, 'approve', { type: 'Target', id: grant.target, kind }, {});
-    if (!allowed.allowed) throw new NotFoundError(`unknown grant "${grantId}"`);
+    if (!approverOn(engine, deps.config, principal, grant.target))
+      throw new NotFoundError(`unknown grant "${grantId}"`);
   }
   const at = deps.clock.now().toISOString();
   const revoked = (await deps.grantStore.revoke(grantId, principal.name, at)) ?? grant;

@@ -45,6 +45,7 @@ import type {
   Principal,
   RequestRecord,
 } from './types.js';
+import { traceRefusals } from './refusals.js';
 
 /** What an upstream answered to `tools/call`, as plain JSON. */
 export interface UpstreamCallResult {
@@ -362,6 +363,19 @@ export async function submitMcpCall(
   input: McpCallSubmission,
   meta: CallMeta,
 ): Promise<McpSubmitOutcome> {
+  const target = splitToolName(input.name)?.target ?? '';
+  const statement = () => `${input.name} ${canonicalJson(input.arguments ?? {})}`;
+  return traceRefusals(deps, { principal, sessionId: meta.sessionId, target, statement }, () =>
+    submitMcpCallRecorded(deps, principal, input, meta),
+  );
+}
+
+async function submitMcpCallRecorded(
+  deps: McpRequestDeps,
+  principal: Principal,
+  input: McpCallSubmission,
+  meta: CallMeta,
+): Promise<McpSubmitOutcome> {
   const split = splitToolName(input.name);
   if (!split || !isUpstreamToolName(deps, input.name)) throw unknownTool(input.name);
   const targetName = split.target;
@@ -416,19 +430,8 @@ export async function submitMcpCall(
     mcpContext(classification, targetName, argumentsJson, input.justification, grants, now),
   );
   if (decision.outcome === 'deny' && !visibleTo(engine, principal, targetName)) {
-    await recordRefusal(
-      deps,
-      engine,
-      principal,
-      targetName,
-      target,
-      meta,
-      operation,
-      input.justification,
-      action,
-      'no policy lets the caller use this target',
-      classification,
-    );
+    // Trail only (traceRefusals): a request record would list the hidden target in the caller's
+    // own GET /v1/requests.
     throw unknownTool(input.name);
   }
 

@@ -4,8 +4,9 @@
  * notification leaves Warden (Slack, mailboxes), so it carries no raw personal data, and the
  * review page shows the exact statement to the signed-in approver.
  */
-import type { ApprovalView } from './approvals.js';
+import { visibleText, type ApprovalView } from './approvals.js';
 import { blastRadiusText } from './blast-radius-text.js';
+import { revealInvisible } from './invisible.js';
 
 export interface ApprovalMessageInput {
   readonly view: ApprovalView;
@@ -81,20 +82,28 @@ function approvalsLine(view: ApprovalView): string {
 }
 
 export function buildApprovalMessage(input: ApprovalMessageInput): ApprovalMessage {
-  const { view, statement, reviewUrl } = input;
+  const { view, reviewUrl } = input;
   // The review link is `${PUBLIC_URL}/approve/{id}`; the replay page lives beside it.
   const replayUrl = `${reviewUrl.replace(/\/approve\/[^/]*$/, '')}${view.links.replay}`;
-  const justification = input.justification?.trim() ? input.justification.trim() : '(none given)';
+  // Invisible characters (bidi overrides, zero-width, …) are shown as ⟨U+202E⟩ with a warning, so
+  // a message cannot display a statement other than the one that runs.
+  const visible = visibleText(input.statement, input.justification?.trim() || undefined);
+  const statement = visible.statement;
+  const justification = visible.justification ?? '(none given)';
+  const warnings = visible.warnings;
   const expires = view.expiresAt ?? 'no expiry';
   const classification = classificationLine(view);
   const subject = headerSafe(
-    `[Warden] ${view.requester} asks to run ${view.action} on ${view.target} (${view.risk} risk)`,
+    revealInvisible(
+      `[Warden] ${view.requester} asks to run ${view.action} on ${view.target} (${view.risk} risk)`,
+    ).text,
   ).slice(0, 200);
 
+  const shown = (v: string) => revealInvisible(v).text;
   const facts: [string, string][] = [
-    ['Requested by', `${view.requester} (${view.requesterType})`],
-    ['Target', view.target],
-    ['Classification', classification],
+    ['Requested by', shown(`${view.requester} (${view.requesterType})`)],
+    ['Target', shown(view.target)],
+    ['Classification', shown(classification)],
     ['Risk', view.risk],
     ...(view.blastRadius
       ? ([['Blast radius', blastRadiusText(view.blastRadius)]] as [string, string][])
@@ -109,6 +118,7 @@ export function buildApprovalMessage(input: ApprovalMessageInput): ApprovalMessa
     '',
     ...facts.map(([k, v]) => `${k}: ${v}`),
     '',
+    ...warnings.flatMap((w) => [w, '']),
     'Statement (masked):',
     statement,
     '',
@@ -124,6 +134,7 @@ export function buildApprovalMessage(input: ApprovalMessageInput): ApprovalMessa
     '<table cellpadding="4">',
     ...facts.map(([k, v]) => `<tr><th align="left">${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`),
     '</table>',
+    ...warnings.map((w) => `<p style="color:#b00020"><strong>${escapeHtml(w)}</strong></p>`),
     '<p>Statement (masked):</p>',
     `<pre style="background:#f4f4f4;padding:8px;white-space:pre-wrap">${escapeHtml(statement)}</pre>`,
     `<p><a href="${escapeHtml(reviewUrl)}">Review and decide</a> (sign-in required) · <a href="${escapeHtml(replayUrl)}">the requester's session so far</a></p>`,
@@ -150,6 +161,10 @@ export function buildApprovalMessage(input: ApprovalMessageInput): ApprovalMessa
           text: `*${escapeSlack(k)}*\n${escapeSlack(truncate(v, 900))}`,
         })),
       },
+      ...warnings.map((w) => ({
+        type: 'section',
+        text: { type: 'mrkdwn', text: `:warning: *${escapeSlack(w)}*` },
+      })),
       {
         type: 'section',
         text: { type: 'mrkdwn', text: `*Statement (masked)*\n\`\`\`${escapeSlack(code)}\`\`\`` },

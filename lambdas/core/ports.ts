@@ -23,8 +23,24 @@ export interface RequestStore {
     events?: readonly TrailEvent[],
   ): Promise<RequestRecord>;
   listByPrincipal(principal: string, limit?: number): Promise<RequestRecord[]>;
-  /** Requests waiting for approval, newest first (a sparse index: only those are indexed). */
-  listPending(limit?: number): Promise<RequestRecord[]>;
+  /**
+   * One page of the requests waiting for approval, newest first (a sparse index: only those are
+   * indexed), starting after `after` (the position `next` of the previous page named). `next` is
+   * absent once the index is exhausted; a page may hold fewer than `limit` records (some were
+   * decided a moment ago) and still have a `next`.
+   */
+  listPendingPage(options: { limit: number; after?: PendingPosition }): Promise<PendingPage>;
+}
+
+/** A place in the pending index: the record's creation time and id. */
+export interface PendingPosition {
+  readonly createdAt: string;
+  readonly id: string;
+}
+
+export interface PendingPage {
+  readonly records: RequestRecord[];
+  readonly next?: PendingPosition;
 }
 
 export type AccessLevel = 'read' | 'write';

@@ -24,6 +24,8 @@ import { showOperation, showText } from './shown.js';
 import type { PolicyEngine, ResourceRef } from './policy.js';
 import type { PolicyProvider } from './policy-provider.js';
 import type { Clock, RequestStore, SqlExecutor } from './ports.js';
+import { traceRefusals } from './refusals.js';
+import { approverOn } from './approvals.js';
 import type { TrailEvent, TrailWriter } from './trail.js';
 import {
   principalKey,
@@ -152,9 +154,27 @@ export function sessionIdForToken(token: string): string {
   return `s_${createHash('sha256').update(token).digest('base64url').slice(0, 22)}`;
 }
 
-const SESSION_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** A session name a client sends (`X-Warden-Session`). */
+const SESSION_NAME = /^[A-Za-z0-9._:-]{1,128}$/;
+/** A stored session id: a name plus the owner's suffix (see clientSessionId), or a derived id. */
+const SESSION_ID = /^[A-Za-z0-9._:-]{1,160}$/;
 export function isValidSessionId(id: string): boolean {
   return SESSION_ID.test(id);
+}
+export function isValidSessionName(name: string): boolean {
+  return SESSION_NAME.test(name);
+}
+
+/**
+ * The session a client-named request lands in: the name stays readable for auditors, and a suffix
+ * derived from who is calling (the principal and, for an agent, the person it acts for) keeps two
+ * callers sending the same name apart, so nobody can write into another principal's session.
+ */
+export function clientSessionId(principal: Principal, name: string): string {
+  const owner =
+    principalKey(principal) + (principal.onBehalfOf ? `\n${principalKey(principal.onBehalfOf)}` : '');
+  const suffix = createHash('sha256').update(`${owner}\n${name}`).digest('base64url').slice(0, 16);
+  return `c_${name}.${suffix}`;
 }
 
 export function findTarget(config: WardenConfig, name: string, kind?: TargetConfig['kind']): TargetConfig {
@@ -324,7 +344,27 @@ export function checkParameters(parameters: readonly SqlParameter[] | undefined)
   }
 }
 
+/** The SQL as the trail keeps it (masked later), with its parameters. */
+export function sqlStatementText(input: Pick<SqlSubmission, 'sql' | 'parameters'>): string {
+  return input.sql + (input.parameters?.length ? ` -- parameters: ${JSON.stringify(input.parameters)}` : '');
+}
+
 export async function submitSql(
+  deps: RequestDeps,
+  principal: Principal,
+  targetName: string,
+  input: SqlSubmission,
+  meta: CallMeta,
+): Promise<SubmitOutcome> {
+  // Refusals before the record (unparseable, unknown or hidden target) still leave a trail event.
+  return traceRefusals(
+    deps,
+    { principal, sessionId: meta.sessionId, target: targetName, statement: () => sqlStatementText(input) },
+    () => submitSqlRecorded(deps, principal, targetName, input, meta),
+  );
+}
+
+async function submitSqlRecorded(
   deps: RequestDeps,
   principal: Principal,
   targetName: string,
@@ -890,7 +930,7 @@ export function requestView(record: RequestRecord, exact?: SealedPayload): Recor
  * form: then the requester and those who may approve it see the exact one they must read.
  */
 export async function getRequest(
-  deps: Pick<RequestDeps, 'requests' | 'policies' | 'sealer'>,
+  deps: Pick<RequestDeps, 'requests' | 'policies' | 'sealer' | 'config'>,
   principal: Principal,
   id: string,
 ): Promise<Record<string, unknown>> {
@@ -902,7 +942,7 @@ export async function getRequest(
   if (!own) {
     const engine = await deps.policies.engine();
     const auditor = engine.authorize(principal, 'audit', { type: 'Gateway', id: 'warden' }, {}).allowed;
-    approver = engine.authorize(principal, 'approve', { type: 'Target', id: record.target }, {}).allowed;
+    approver = approverOn(engine, deps.config, principal, record.target);
     if (!auditor && !approver) throw new NotFoundError(`unknown request "${id}"`);
   }
   const entitled = own || (approver && record.status === 'pending_approval');

@@ -16,7 +16,9 @@ export type TrailEventType =
   | 'grant_created'
   | 'grant_revoked'
   /** `warden policy push` made a new policy set active (session `warden-policy`). */
-  | 'policy_pushed';
+  | 'policy_pushed'
+  /** A request refused before it had a record: bad input, unparseable, unknown or hidden target. */
+  | 'request_refused';
 
 export interface TrailEvent {
   readonly type: TrailEventType;

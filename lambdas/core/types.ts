@@ -15,6 +15,20 @@ export interface Principal {
   readonly clientId?: string;
   /** Display name (username or client id); never an email or other PII. */
   readonly name: string;
+  /**
+   * For an Agent: the person it acts for (RFC 8693 token exchange's `act` claim, or a configured
+   * owner claim). Policies see it as `principal.onBehalfOf`; the trail records both; that person
+   * never approves the agent's requests.
+   */
+  readonly onBehalfOf?: OnBehalfOf;
+}
+
+export interface OnBehalfOf {
+  readonly type: 'User';
+  readonly id: string;
+  readonly name: string;
+  /** The person's groups when the token carries them (token exchange); [] otherwise. */
+  readonly groups: readonly string[];
 }
 
 /** `User::"alice"` — the key used in records, indexes and Cedar. */

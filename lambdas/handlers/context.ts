@@ -1,7 +1,8 @@
 /** What every route receives: the event, the runtime wiring, and authentication on demand. */
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { BadRequestError } from '../core/errors.js';
-import { isValidSessionId, sessionIdForToken } from '../core/requests.js';
+import { traceRefusals } from '../core/refusals.js';
+import { clientSessionId, isValidSessionName, sessionIdForToken, type CallMeta } from '../core/requests.js';
 import type { Caller } from '../middleware/auth.js';
 import { header, json, type HttpResult } from '../middleware/http.js';
 import type { Route } from './router.js';
@@ -21,16 +22,33 @@ export function baseUrl(event: APIGatewayProxyEventV2, rt: Runtime): string {
   return `https://${event.requestContext.domainName}`;
 }
 
-/** The caller's session: X-Warden-Session when given (validated), else one per token. */
+/**
+ * The caller's session: X-Warden-Session when given (validated; scoped to the caller, so the same
+ * name from two principals is two sessions), else one per token.
+ */
 export function sessionId(event: APIGatewayProxyEventV2, caller: Caller): string {
   const given = header(event, 'x-warden-session');
   if (given !== undefined) {
-    if (!isValidSessionId(given)) {
+    if (!isValidSessionName(given)) {
       throw new BadRequestError('invalid X-Warden-Session: 1-128 characters of A-Z a-z 0-9 . _ : -');
     }
-    return `c_${given}`;
+    return clientSessionId(caller.principal, given);
   }
   return sessionIdForToken(caller.token);
+}
+
+/**
+ * Runs a submission route's body under the refusal trail: input the route itself refuses (a body
+ * that is not JSON or fails the schema) leaves a `request_refused` event like the core's refusals.
+ */
+export function withRefusalTrail<T>(
+  ctx: Ctx,
+  caller: Caller,
+  target: string,
+  meta: CallMeta,
+  run: () => Promise<T>,
+): Promise<T> {
+  return traceRefusals(ctx.rt, { principal: caller.principal, sessionId: meta.sessionId, target }, run);
 }
 
 /** A submission's answer: 200 with the result, or 202 with absolute links to follow and review it. */

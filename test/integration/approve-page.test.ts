@@ -39,7 +39,7 @@ beforeAll(async () => {
   alice = await twin.token('alice');
   requestId = await pendingWrite(HOSTILE_JUSTIFICATION);
   reviewPath = `/approve/${requestId}`;
-}, 60_000);
+}, 300_000);
 
 afterAll(async () => {
   await twin?.close();

@@ -287,7 +287,11 @@ describe('HTML injection on the pages', () => {
   });
 
   it('escapes the trail on the replay page, under a strict CSP', async () => {
-    const res = await fetch(`${twin.url}/replay/c_${session}`, {
+    const request = await fetch(`${twin.url}/v1/requests/${requestId}`, {
+      headers: { authorization: `Bearer ${alice}` },
+    });
+    const { sessionId } = (await request.json()) as { sessionId: string };
+    const res = await fetch(`${twin.url}/replay/${sessionId}`, {
       headers: { authorization: `Bearer ${dave}` },
     });
     const page = { status: res.status, headers: res.headers, text: await res.text() };

@@ -1,12 +1,18 @@
 /**
  * The scripted session of the trail tests: reads, a masked read, a denied write, a write that waits
  * for approval (approved by bob when the approvals API is there), and a JIT grant request (same).
- * Everything goes through the gateway's public API under one X-Warden-Session.
+ * Everything goes through the gateway's public API with one X-Warden-Session name; a client-named
+ * session belongs to one principal, so alice's requests share one session and carol's and the
+ * agent's land in sessions of their own under the same name.
  */
 import type { TestTwin } from './twin.js';
 
 export interface ScriptedSession {
+  /** alice's session: her reads, the denied statement, the write that waits, the access request. */
   readonly sessionId: string;
+  /** The same session name sent by carol and by the agent: two other sessions. */
+  readonly carolSessionId: string;
+  readonly agentSessionId: string;
   readonly requests: {
     readonly aliceRead: string;
     readonly agentRead: string;
@@ -20,7 +26,7 @@ export interface ScriptedSession {
   readonly approved: boolean;
   /** Whether the JIT access request route exists in this build. */
   readonly jit: boolean;
-  /** What the session's trail must hold, in order, per request. */
+  /** What alice's session must hold, in order, per request. */
   readonly expected: ReadonlyArray<{ requestId: string; types: readonly string[] }>;
   readonly notes: readonly string[];
 }
@@ -30,7 +36,13 @@ export const MARKUP_SQL = `SELECT '<script>alert(1)</script>' AS "<b>x</b>"`;
 export const PRIVILEGE_SQL = 'GRANT ALL ON customers TO PUBLIC';
 export const WRITE_SQL = "UPDATE orders SET status = 'shipped' WHERE id = 1";
 
-const READ_EVENTS = ['request_received', 'decided', 'execution_started', 'execution_finished', 'result'];
+export const READ_EVENTS = [
+  'request_received',
+  'decided',
+  'execution_started',
+  'execution_finished',
+  'result',
+];
 
 function routeMissing(res: { status: number; body: any }): boolean {
   return res.status === 404 && /^no route/.test(String(res.body?.error?.message ?? ''));
@@ -62,6 +74,12 @@ export async function runScriptedSession(twin: TestTwin, name = 'audit-demo'): P
     }
     return String(res.body.requestId ?? res.body.error?.details?.requestId ?? res.body.error?.requestId);
   };
+  /** The session a request was recorded in, as its requester sees it. */
+  const sessionOf = async (token: string, requestId: string): Promise<string> => {
+    const res = await twin.api('GET', `/v1/requests/${requestId}`, { token });
+    if (res.status !== 200) throw new Error(`GET ${requestId}: ${res.status} ${JSON.stringify(res.body)}`);
+    return String(res.body.sessionId);
+  };
   const notes: string[] = [];
   const aliceRead = await sql(alice, 'SELECT id, name FROM customers ORDER BY id LIMIT 3', 200);
   const agentRead = await sql(agent, 'SELECT count(*) AS n FROM orders', 200);
@@ -72,13 +90,15 @@ export async function runScriptedSession(twin: TestTwin, name = 'audit-demo'): P
 
   const expected: Array<{ requestId: string; types: string[] }> = [
     { requestId: aliceRead, types: READ_EVENTS },
-    { requestId: agentRead, types: READ_EVENTS },
-    { requestId: carolMasked, types: READ_EVENTS },
     { requestId: markup, types: READ_EVENTS },
     { requestId: deniedPrivilege, types: ['request_received', 'decided'] },
   ];
   const writeTypes = ['request_received', 'decided'];
-  const sessionId = `c_${name}`;
+  const [sessionId, carolSessionId, agentSessionId] = await Promise.all([
+    sessionOf(alice, aliceRead),
+    sessionOf(carol, carolMasked),
+    sessionOf(agent, agentRead),
+  ]);
   const dave = await twin.token('dave');
   /** Waits until the trail holds `type` for `requestId` (workflow steps append asynchronously). */
   const trailHas = (requestId: string, type: string) =>
@@ -145,6 +165,8 @@ export async function runScriptedSession(twin: TestTwin, name = 'audit-demo'): P
 
   return {
     sessionId,
+    carolSessionId,
+    agentSessionId,
     requests: {
       aliceRead,
       agentRead,

@@ -53,8 +53,18 @@ class MemoryStore implements RequestStore {
   async listByPrincipal() {
     return [];
   }
-  async listPending() {
-    return [...this.items.values()].filter((r) => r.status === 'pending_approval');
+  async listPendingPage({ limit, after }: { limit: number; after?: { createdAt: string; id: string } }) {
+    const key = (r: { createdAt: string; id: string }) => `${r.createdAt}\n${r.id}`;
+    const all = [...this.items.values()]
+      .filter((r) => r.status === 'pending_approval')
+      .sort((a, b) => (key(a) < key(b) ? 1 : -1))
+      .filter((r) => !after || key(r) < key(after));
+    const records = all.slice(0, limit);
+    const last = records.at(-1);
+    return {
+      records,
+      ...(all.length > limit && last ? { next: { createdAt: last.createdAt, id: last.id } } : {}),
+    };
   }
 }
 
@@ -237,11 +247,11 @@ describe('approvals', () => {
     const a = pending(alice);
     const e = pending(erin);
     const old = pending(alice, { expiresAt: new Date(now.getTime() - 1).toISOString() });
-    const forBob = (await listPendingForApprover(deps, bob)).map((v) => v.requestId);
+    const forBob = (await listPendingForApprover(deps, bob)).approvals.map((v) => v.requestId);
     expect(forBob).toEqual(expect.arrayContaining([a.id, e.id]));
     expect(forBob).not.toContain(old.id);
-    expect((await listPendingForApprover(deps, erin)).map((v) => v.requestId)).not.toContain(e.id);
-    expect(await listPendingForApprover(deps, carol)).toEqual([]);
+    expect((await listPendingForApprover(deps, erin)).approvals.map((v) => v.requestId)).not.toContain(e.id);
+    expect(await listPendingForApprover(deps, carol)).toEqual({ approvals: [] });
   });
 
   it('gives the page a view with requester, statement, expiry and whether the viewer may vote', async () => {

@@ -113,7 +113,7 @@ export function reviewPageBody(input: ReviewPageInput): SafeHtml {
         <span class="muted">(what happened just before)</span>
       </dd>
       <dt>Justification</dt>
-      <dd>${view.justification ?? html`<span class="muted">none given</span>`}</dd>
+      <dd id="justification">${view.visible.justification ?? html`<span class="muted">none given</span>`}</dd>
       <dt>Requested</dt>
       <dd>${view.createdAt} <span class="muted">(${relative(view.createdAt, now)})</span></dd>
       <dt>Expires</dt>
@@ -148,7 +148,8 @@ export function reviewPageBody(input: ReviewPageInput): SafeHtml {
               waits.
             </p>`
     }
-    <pre id="statement">${view.statement}</pre>
+    ${view.visible.warnings.map((w) => html`<p class="notice bad invisible-warning" role="alert">${w}</p>`)}
+    <pre id="statement">${view.visible.statement}</pre>
     ${
       input.canVote && input.csrfToken
         ? html`<form method="post" action="${action}">

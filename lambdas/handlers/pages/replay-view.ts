@@ -109,6 +109,7 @@ const TYPE_LABEL: Record<string, string> = {
   error: 'Error',
   grant_created: 'Grant created',
   grant_revoked: 'Grant revoked',
+  request_refused: 'Request refused',
 };
 
 function tone(e: StoredTrailEvent): string {
@@ -183,6 +184,8 @@ function body(e: StoredTrailEvent): Markup {
       return resultTable(d);
     case 'error':
       return h`<div class="bad">${cell(d.code)}: ${cell(d.message)}</div>`;
+    case 'request_refused':
+      return h`${e.statement ? h`<pre>${e.statement}</pre>` : ''}<div class="bad">${cell(d.code)}: ${cell(d.message)}</div>`;
     case 'grant_created':
     case 'grant_revoked':
       return h`<div>${e.action} on ${e.target}${d.grantee ? ` for ${cell(d.grantee)}` : ''}${

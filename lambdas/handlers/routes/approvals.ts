@@ -7,7 +7,7 @@ import { decideApproval, getApprovalFor, listPendingForApprover } from '../../co
 import { ServiceUnavailableError } from '../../core/errors.js';
 import { listGrants, revokeGrant, submitAccessRequest, type GrantStore } from '../../core/grants.js';
 import { json, parseJsonBody } from '../../middleware/http.js';
-import { baseUrl, sessionId, type ApiRoute, type Ctx } from '../context.js';
+import { baseUrl, sessionId, withRefusalTrail, type ApiRoute, type Ctx } from '../context.js';
 import { accessRequestBodySchema, decisionBodySchema, durationSeconds } from '../schemas.js';
 
 function grantStore(ctx: Ctx): GrantStore {
@@ -21,7 +21,9 @@ export const approvalRoutes: ApiRoute[] = [
     path: '/v1/approvals',
     handle: async (ctx) => {
       const { principal } = await ctx.caller();
-      return json(200, { approvals: await listPendingForApprover(ctx.rt, principal) });
+      const query = ctx.event.queryStringParameters ?? {};
+      const limit = query.limit === undefined ? undefined : Number(query.limit);
+      return json(200, await listPendingForApprover(ctx.rt, principal, { limit, cursor: query.cursor }));
     },
   },
   {
@@ -48,22 +50,25 @@ export const approvalRoutes: ApiRoute[] = [
     path: '/v1/targets/{target}/access-requests',
     handle: async (ctx, { target }) => {
       const caller = await ctx.caller();
-      const body = parseJsonBody(ctx.event, accessRequestBodySchema, 16 * 1024);
-      const outcome = await submitAccessRequest(
-        ctx.rt,
-        caller.principal,
-        target,
-        {
-          level: body.level,
-          durationSeconds: durationSeconds(body.duration),
-          justification: body.justification,
-        },
-        { sessionId: sessionId(ctx.event, caller) },
-      );
-      const base = baseUrl(ctx.event, ctx.rt);
-      return json(202, {
-        ...outcome.body,
-        links: { self: `${base}${outcome.body.links.self}`, review: `${base}${outcome.body.links.review}` },
+      const meta = { sessionId: sessionId(ctx.event, caller) };
+      return withRefusalTrail(ctx, caller, target, meta, async () => {
+        const body = parseJsonBody(ctx.event, accessRequestBodySchema, 16 * 1024);
+        const outcome = await submitAccessRequest(
+          ctx.rt,
+          caller.principal,
+          target,
+          {
+            level: body.level,
+            durationSeconds: durationSeconds(body.duration),
+            justification: body.justification,
+          },
+          meta,
+        );
+        const base = baseUrl(ctx.event, ctx.rt);
+        return json(202, {
+          ...outcome.body,
+          links: { self: `${base}${outcome.body.links.self}`, review: `${base}${outcome.body.links.review}` },
+        });
       });
     },
   },

@@ -269,7 +269,7 @@ async function showList(ctx: Ctx): Promise<HttpResult> {
   if (!rt.signer) return unavailable('No signing key is configured (HMAC_KEY_ID or WARDEN_SIGNING_KEY).');
   const session = await readSession(ctx, rt.signer);
   if (!session) return startSignIn(ctx, '/approvals');
-  const approvals = await listPendingForApprover(rt, principalOf(session));
+  const { approvals } = await listPendingForApprover(rt, principalOf(session), { limit: 500 });
   return htmlPage(200, {
     title: 'Approvals',
     header: signedInAs(session.name),

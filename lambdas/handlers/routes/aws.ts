@@ -3,7 +3,7 @@ import { explainAws, submitAws, type AwsSubmission } from '../../core/aws-reques
 import type { Principal } from '../../core/types.js';
 import { json, parseJsonBody, type HttpResult } from '../../middleware/http.js';
 import { parseWaitParam } from '../../core/wait.js';
-import { sessionId, type ApiRoute, type Ctx } from '../context.js';
+import { sessionId, withRefusalTrail, type ApiRoute, type Ctx } from '../context.js';
 import { submissionWithWait } from './wait.js';
 import { awsBodySchema } from '../schemas.js';
 
@@ -14,12 +14,13 @@ export const awsRoutes: ApiRoute[] = [
     handle: async (ctx, { target }) => {
       const started = Date.now();
       const caller = await ctx.caller();
-      const body = parseJsonBody(ctx.event, awsBodySchema, ctx.rt.config.maxBodyBytes);
-      parseWaitParam(ctx.event.queryStringParameters?.wait);
-      const outcome = await submitAws(ctx.rt, caller.principal, target, body, {
-        sessionId: sessionId(ctx.event, caller),
+      const meta = { sessionId: sessionId(ctx.event, caller) };
+      return withRefusalTrail(ctx, caller, target, meta, async () => {
+        const body = parseJsonBody(ctx.event, awsBodySchema, ctx.rt.config.maxBodyBytes);
+        parseWaitParam(ctx.event.queryStringParameters?.wait);
+        const outcome = await submitAws(ctx.rt, caller.principal, target, body, meta);
+        return submissionWithWait(ctx, outcome, started);
       });
-      return submissionWithWait(ctx, outcome, started);
     },
   },
 ];

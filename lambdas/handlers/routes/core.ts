@@ -5,7 +5,7 @@ import { canSeeTarget, findTarget, getRequest, requestView, submitSql } from '..
 import { principalKey, type RequestStatus } from '../../core/types.js';
 import { isSettled, parseWaitParam, waitForSettled } from '../../core/wait.js';
 import { json, parseJsonBody } from '../../middleware/http.js';
-import { sessionId, type ApiRoute } from '../context.js';
+import { sessionId, withRefusalTrail, type ApiRoute } from '../context.js';
 import { explainBodySchema, sqlBodySchema } from '../schemas.js';
 import { explainAwsCall } from './aws.js';
 import { submissionWithWait } from './wait.js';
@@ -34,13 +34,14 @@ export const coreRoutes: ApiRoute[] = [
     handle: async (ctx, { target }) => {
       const started = Date.now();
       const caller = await ctx.caller();
-      const body = parseJsonBody(ctx.event, sqlBodySchema, ctx.rt.config.maxBodyBytes);
-      // A bad ?wait is refused before anything is recorded.
-      parseWaitParam(ctx.event.queryStringParameters?.wait);
-      const outcome = await submitSql(ctx.rt, caller.principal, target, body, {
-        sessionId: sessionId(ctx.event, caller),
+      const meta = { sessionId: sessionId(ctx.event, caller) };
+      return withRefusalTrail(ctx, caller, target, meta, async () => {
+        const body = parseJsonBody(ctx.event, sqlBodySchema, ctx.rt.config.maxBodyBytes);
+        // A bad ?wait is refused before anything is recorded.
+        parseWaitParam(ctx.event.queryStringParameters?.wait);
+        const outcome = await submitSql(ctx.rt, caller.principal, target, body, meta);
+        return submissionWithWait(ctx, outcome, started);
       });
-      return submissionWithWait(ctx, outcome, started);
     },
   },
   {
