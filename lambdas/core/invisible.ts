@@ -43,9 +43,11 @@ const NAMES: Readonly<Record<number, string>> = {
  * and newline (ESC starts terminal escape sequences; CR rewrites a line), the line/paragraph
  * separators, variation selectors, and the Hangul fillers and braille blank that render as nothing.
  */
-// eslint-disable-next-line no-control-regex -- control characters are exactly what must be shown
+/* eslint-disable no-control-regex, no-misleading-character-class -- control characters and lone
+   variation selectors are exactly what must be found */
 const INVISIBLE =
   /[\p{Cf}\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029\u115f\u1160\u3164\uffa0\u2800\ufe00-\ufe0f\u{e0100}-\u{e01ef}]/gu;
+/* eslint-enable no-control-regex, no-misleading-character-class */
 
 export interface InvisibleCharacter {
   /** `U+202E` */
