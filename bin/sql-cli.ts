@@ -21,6 +21,22 @@ export function sqlParameters(value: string): unknown[] {
 interface SqlOptions {
   params?: unknown[];
   justification?: string;
+  wait?: number;
+}
+
+/** `--wait <seconds>`: 0 to 25, the bound the gateway enforces (API Gateway's 30 s). */
+function waitSeconds(value: string): number {
+  if (!/^\d{1,2}$/.test(value) || Number(value) > 25) {
+    throw new InvalidArgumentError(
+      `--wait: expected whole seconds from 0 to 25, got ${JSON.stringify(value)}`,
+    );
+  }
+  return Number(value);
+}
+
+/** An answer after a wait is the request itself (as `warden request` shows it); else a submission. */
+function submissionOrRequestText(body: Record<string, unknown>): string {
+  return 'createdAt' in body ? requestText(body) : submissionText(body);
 }
 
 function sqlBody(sql: string, o: SqlOptions): Record<string, unknown> {
@@ -40,14 +56,27 @@ export function register(program: Command): void {
       .argument('<sql>', 'the statement (quote it)')
       .option('--params <json>', 'named parameters: \'{"id": 7}\' for :id', sqlParameters)
       .option('--justification <text>', 'why: shown to approvers, kept in the trail')
+      .option(
+        '--wait <seconds>',
+        'if it needs approval, wait up to this long (max 25) for the decision',
+        waitSeconds,
+      )
       .action(async (target: string, sql: string, o: SqlOptions, cmd: Command) => {
-        await request(cmd, 'POST', `/v1/targets/${enc(target)}/sql`, sqlBody(sql, o), submissionText);
+        const query = o.wait ? `?wait=${o.wait}` : '';
+        await request(
+          cmd,
+          'POST',
+          `/v1/targets/${enc(target)}/sql${query}`,
+          sqlBody(sql, o),
+          submissionOrRequestText,
+        );
       }),
     [
       'npx warden sql demo "SELECT id, name, email FROM customers LIMIT 3"',
       'npx warden sql --as carol demo "SELECT * FROM customers LIMIT 2"      # masked',
       'npx warden sql demo "SELECT * FROM orders WHERE id = :id" --params \'{"id": 7}\'',
       'npx warden sql demo "DELETE FROM orders WHERE id = 7" --justification "duplicate"   # waits for approval',
+      'npx warden sql demo "DELETE FROM orders WHERE id = 7" --wait 20   # ...and holds up to 20 s for it',
       'npx warden sql demo "SELECT 1" --json | jq .result.rows',
     ],
   );

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestTwin, type TestTwin } from '../support/twin.js';
+import { waitFor } from '../support/wait.js';
 
 const REPO = resolve(import.meta.dirname, '../..');
 const HAS_SCRIPT = spawnSync('script', ['--version']).status === 0;
@@ -173,6 +174,43 @@ describe('warden sql', () => {
     expect(out.code).toBe(0);
     expect(JSON.parse(out.stdout).result.rows).toEqual([{ answer: 42 }]);
   });
+
+  it('sql --wait holds for the approver: approved in time prints the executed request; else pending', async () => {
+    const sql = "UPDATE orders SET status = 'shipped' WHERE id = 77";
+    const held = cli(['sql', '--url', twin.url, '--as', 'alice', 'demo', sql, '--wait', '20', '--json']);
+    const message = await waitFor(async () => twin.outbox.find((m) => String(m.text).includes(sql)), 30_000);
+    const bob = await twin.token('bob');
+    const decided = await twin.api('POST', `/v1/approvals/${message.requestId}/decision`, {
+      token: bob,
+      body: { decision: 'approve' },
+    });
+    expect(decided.status).toBe(200);
+    const out = await held;
+    expect(out.code, out.stderr).toBe(0);
+    expect(JSON.parse(out.stdout)).toMatchObject({
+      requestId: message.requestId,
+      status: 'executed',
+      decidedBy: 'bob',
+    });
+
+    const late = await cli([
+      'sql',
+      '--url',
+      twin.url,
+      '--as',
+      'alice',
+      'demo',
+      `${sql.replace('77', '78')}`,
+      '--wait',
+      '1',
+    ]);
+    // Piped, so JSON: the usual pending answer.
+    expect(JSON.parse(late.stdout)).toMatchObject({ status: 'pending_approval' });
+    expect(late.code).not.toBe(0);
+    const bad = await cli(['sql', '--url', twin.url, 'demo', 'SELECT 1', '--wait', '26']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--wait: expected whole seconds from 0 to 25/);
+  }, 90_000);
 
   it('exits 1 for a denied statement, with the error as JSON when piped', async () => {
     const out = await cli(['sql', '--url', twin.url, 'demo', 'GRANT ALL ON orders TO public']);
