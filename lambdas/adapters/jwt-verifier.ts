@@ -50,6 +50,10 @@ export interface TokenVerifierConfig {
   readonly groupsClaim: string;
   /** @default see principalFromClaims */
   readonly usernameClaims?: readonly string[];
+  /** Claim of an agent's token naming the user it acts for (see IdentityOptions). @default none */
+  readonly ownerClaim?: string;
+  /** Clients that are agents acting for the user their token names. @default [] */
+  readonly agentClientIds?: readonly string[];
   /** Tokens longer than this are rejected before any parsing. @default 8192 */
   readonly maxTokenBytes?: number;
   /** Clock skew tolerated on `exp`/`nbf`, in seconds. @default 0 */
@@ -129,6 +133,8 @@ export function createTokenVerifier(config: TokenVerifierConfig): TokenVerifier 
       const principal = principalFromClaims(payload, {
         groupsClaim: config.groupsClaim,
         ...(config.usernameClaims ? { usernameClaims: config.usernameClaims } : {}),
+        ...(config.ownerClaim ? { ownerClaim: config.ownerClaim } : {}),
+        ...(config.agentClientIds ? { agentClientIds: config.agentClientIds } : {}),
       });
       return { principal, claims: payload };
     },

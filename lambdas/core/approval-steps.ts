@@ -24,7 +24,8 @@ import {
   trailEvent,
   type RequestDeps,
 } from './requests.js';
-import type { Principal, PrincipalType, RequestRecord, RequestStatus, SqlClassification } from './types.js';
+import type { RequestRecord, RequestStatus, SqlClassification } from './types.js';
+import { principalFromRecord } from './types.js';
 
 export interface NotifyEvent {
   readonly requestId: string;
@@ -75,14 +76,6 @@ export class WorkflowStepError extends Error {
     super(message);
     this.name = errorType;
   }
-}
-
-/** The requester as they were when they asked (groups as recorded; the approval re-check uses them). */
-export function principalFromRecord(record: RequestRecord): Principal {
-  const sep = record.principal.indexOf('::');
-  const type = record.principal.slice(0, sep) as PrincipalType;
-  const id = JSON.parse(record.principal.slice(sep + 2)) as string;
-  return { type, id, groups: record.groups, name: record.principalName };
 }
 
 async function requireRecord(deps: Pick<StepDeps, 'requests'>, requestId: string): Promise<RequestRecord> {

@@ -21,9 +21,10 @@ import type { PolicyEngine } from './policy.js';
 import type { PolicyProvider } from './policy-provider.js';
 import type { OperationSealer, SealedPayload } from './sealing.js';
 import type { Clock, PendingPosition, RequestStore } from './ports.js';
-import type { TrailEvent, TrailWriter } from './trail.js';
+import { recordActor, type TrailEvent, type TrailWriter } from './trail.js';
 import {
   principalKey,
+  sideOf,
   type ApprovalVote,
   type Classification,
   type Operation,
@@ -134,6 +135,51 @@ export function approverOn(
   return engine.authorize(approver, 'approve', { type: 'Target', id: target, kind }, {}).allowed;
 }
 
+/** The requester's side of a record: the requester and, for an agent, the person it acted for. */
+export function requesterSide(record: Pick<RequestRecord, 'principal' | 'onBehalfOf'>): string[] {
+  return record.onBehalfOf ? [record.principal, record.onBehalfOf.key] : [record.principal];
+}
+
+/**
+ * Why `approver` may never vote on `record`, or undefined: they are the requester, the person the
+ * requesting agent acts for, or an agent acting for the requester.
+ */
+export function sameSideReason(approver: Principal, record: RequestRecord): string | undefined {
+  const mine = sideOf(approver);
+  const theirs = requesterSide(record);
+  if (!mine.some((k) => theirs.includes(k))) return undefined;
+  if (mine.includes(record.principal) && mine[0] === record.principal) {
+    return 'a requester never approves their own request';
+  }
+  if (record.onBehalfOf && mine.includes(record.onBehalfOf.key)) {
+    return `a person never approves a request made by an agent acting for them (${record.principalName} acts for ${record.onBehalfOf.name})`;
+  }
+  return 'an agent never approves a request of the person it acts for';
+}
+
+/** The person a vote counts for: the voter, or the person the voting agent acted for. */
+function voterPerson(v: ApprovalVote): string {
+  return v.onBehalfOf ?? v.by;
+}
+
+/** Whether someone on `approver`'s side already voted. */
+function voteOfSide(votes: readonly ApprovalVote[], approver: Principal): ApprovalVote | undefined {
+  const mine = sideOf(approver);
+  return votes.find((v) => mine.includes(v.by) || mine.includes(voterPerson(v)));
+}
+
+/** Approvals counted toward the quorum: distinct people, never the requester's side. */
+export function countApprovals(
+  record: Pick<RequestRecord, 'principal' | 'onBehalfOf'>,
+  votes: readonly ApprovalVote[],
+): number {
+  const theirs = requesterSide(record);
+  const people = votes
+    .filter((v) => v.decision === 'approve' && !theirs.includes(v.by) && !theirs.includes(voterPerson(v)))
+    .map(voterPerson);
+  return new Set(people).size;
+}
+
 function approvingNames(record: RequestRecord): string {
   const names = (record.votes ?? []).filter((v) => v.decision === 'approve').map((v) => v.byName);
   return names.length > 0 ? names.join(', ') : (record.decidedBy ?? 'an approver');
@@ -192,9 +238,8 @@ export async function decideApproval(
   const me = principalKey(approver);
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     const record = await loadApprovable(deps, requestId);
-    if (record.principal === me) {
-      throw new ForbiddenError('a requester never approves their own request', { requestId: record.id });
-    }
+    const refused = sameSideReason(approver, record);
+    if (refused) throw new ForbiddenError(refused, { requestId: record.id });
     if (!(await mayApprove(deps, approver, record))) {
       throw new ForbiddenError(`you are not allowed to approve requests on target "${record.target}"`, {
         requestId: record.id,
@@ -210,7 +255,7 @@ export async function decideApproval(
     }
 
     const votes = record.votes ?? [];
-    const mine = votes.find((v) => v.by === me);
+    const mine = voteOfSide(votes, approver);
     if (mine) {
       throw new ConflictError('already_voted', `you already voted to ${mine.decision} at ${mine.at}`, {
         requestId: record.id,
@@ -224,13 +269,14 @@ export async function decideApproval(
     const cast: ApprovalVote = {
       by: me,
       byName: approver.name,
+      ...(approver.onBehalfOf ? { onBehalfOf: principalKey(approver.onBehalfOf) } : {}),
       decision: vote.decision,
       at,
       ...(comment ? { comment } : {}),
     };
     const nextVotes = [...votes, cast];
     const required = Math.max(1, record.requiredApprovals ?? 1);
-    const approvals = new Set(nextVotes.filter((v) => v.decision === 'approve').map((v) => v.by)).size;
+    const approvals = countApprovals(record, nextVotes);
     const status: RequestStatus =
       vote.decision === 'deny' ? 'denied' : approvals >= required ? 'approved' : 'pending_approval';
     const terminal = status !== 'pending_approval';
@@ -257,8 +303,7 @@ export async function decideApproval(
         type: 'approval_decided',
         at,
         requestId: next.id,
-        principal: next.principal,
-        principalName: next.principalName,
+        ...recordActor(next),
         target: next.target,
         action: next.decision.action,
         status,
@@ -372,6 +417,8 @@ export interface ApprovalView {
   readonly status: RequestStatus;
   readonly requester: string;
   readonly requesterType: string;
+  /** For an agent's request: the person it acts for (they may not approve it). */
+  readonly onBehalfOf?: string;
   readonly target: string;
   readonly action: string;
   /**
@@ -465,6 +512,7 @@ export function approvalView(record: RequestRecord, exact?: SealedPayload): Appr
     status: record.status,
     requester: record.principalName,
     requesterType: record.principalType,
+    ...(record.onBehalfOf ? { onBehalfOf: record.onBehalfOf.name } : {}),
     target: record.target,
     action: record.decision.action,
     statement,
@@ -528,20 +576,20 @@ export async function getApprovalFor(
   requestId: string,
 ): Promise<{ view: ApprovalView; canVote: boolean; reason?: string }> {
   const record = await loadApprovable(deps, requestId);
-  const own = record.principal === principalKey(viewer);
+  const sameSide = sameSideReason(viewer, record);
   const allowed = await mayApprove(deps, viewer, record);
-  if (!own && !allowed) throw notFound(requestId);
-  // The exact form goes to the requester and, while it waits, to those who may approve it.
+  if (!sameSide && !allowed) throw notFound(requestId);
+  // The exact form goes to the requester's side and, while it waits, to those who may approve it.
   const view =
-    own || record.status === 'pending_approval' ? await exactView(deps, record) : approvalView(record);
-  if (own) return { view, canVote: false, reason: 'a requester never approves their own request' };
+    sameSide || record.status === 'pending_approval' ? await exactView(deps, record) : approvalView(record);
+  if (sameSide) return { view, canVote: false, reason: sameSide };
   if (record.status !== 'pending_approval') {
     return { view, canVote: false, reason: alreadyDecidedError(record).message };
   }
   if (isExpired(record, deps.clock.now())) {
     return { view, canVote: false, reason: `expired at ${record.expiresAt}` };
   }
-  const mine = (record.votes ?? []).find((v) => v.by === principalKey(viewer));
+  const mine = voteOfSide(record.votes ?? [], viewer);
   if (mine) return { view, canVote: false, reason: `you already voted to ${mine.decision} at ${mine.at}` };
   return { view, canVote: true };
 }
@@ -589,9 +637,9 @@ export async function listPendingForApprover(
     for (const record of page.records) {
       scanned++;
       after = { createdAt: record.createdAt, id: record.id };
-      if (record.principal === me || isExpired(record, now)) continue;
+      if (sameSideReason(approver, record) || isExpired(record, now)) continue;
       if (record.decision.outcome !== 'approval_required') continue;
-      if ((record.votes ?? []).some((v) => v.by === me)) continue;
+      if (voteOfSide(record.votes ?? [], approver)) continue;
       let allowed = allowedOn.get(record.target);
       if (allowed === undefined) {
         allowed = approverOn(engine, deps.config, approver, record.target);

@@ -45,6 +45,7 @@ import {
   type SessionPolicy,
 } from './session-policy.js';
 import {
+  principalFromRecord,
   type AwsClassification,
   type AwsOperation,
   type Operation,
@@ -276,17 +277,6 @@ async function submitAwsRecorded(
   };
 }
 
-/** The caller as recorded (`User::"alice"` → type User, id alice), for the approval workflow. */
-export function principalOfRecord(record: RequestRecord): Principal {
-  const sep = record.principal.indexOf('::');
-  return {
-    type: record.principalType,
-    id: JSON.parse(record.principal.slice(sep + 2)) as string,
-    groups: record.groups,
-    name: record.principalName,
-  };
-}
-
 /**
  * Runs a recorded AWS request (status `running`, or `approved` from the approval workflow): the
  * call is re-derived from the recorded operation and must classify exactly as recorded, so what
@@ -295,7 +285,7 @@ export function principalOfRecord(record: RequestRecord): Principal {
 export async function executeAws(
   deps: AwsRequestDeps,
   record: RequestRecord,
-  principal: Principal = principalOfRecord(record),
+  principal: Principal = principalFromRecord(record),
   /** The exact call (the record holds its shown form). @default the record's operation */
   exact: Operation = record.operation,
 ): Promise<{ stored: RequestRecord; body: AwsResultBody }> {

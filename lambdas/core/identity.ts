@@ -3,7 +3,7 @@
  * Pure: no I/O, no verification (lambdas/adapters/jwt-verifier.ts does that first).
  */
 import { UnauthorizedError } from './errors.js';
-import type { Principal } from './types.js';
+import type { OnBehalfOf, Principal } from './types.js';
 
 export interface IdentityOptions {
   /**
@@ -17,6 +17,17 @@ export interface IdentityOptions {
    * @default ['preferred_username', 'username', 'cognito:username']
    */
   readonly usernameClaims?: readonly string[];
+  /**
+   * For IdPs without token exchange: a claim of an agent's (client-credentials) token naming the
+   * user the agent acts for, e.g. `warden_owner` set by the IdP per client. Unset: not read.
+   */
+  readonly ownerClaim?: string;
+  /**
+   * Client ids that are agents even when their token names a user (Okta's and Entra's
+   * on-behalf-of flows issue the user's `sub` to the agent's client): such a token is the agent
+   * acting for that user. @default []
+   */
+  readonly agentClientIds?: readonly string[];
 }
 
 export const MAX_GROUPS = 100;
@@ -34,6 +45,11 @@ export function principalFromClaims(claims: Record<string, unknown>, options: Id
   const groups = groupsFrom(claimAt(claims, options.groupsClaim), options.groupsClaim);
   if (clientId !== undefined) checkId(clientId, 'client id');
 
+  // RFC 8693 token exchange: `sub` is the person, `act` the party acting for them (the agent).
+  if (claims.act !== undefined) {
+    return delegatedPrincipal(claims, sub, groups, clientId, options);
+  }
+
   // A client-credentials token has no end user: its subject is the client itself (or absent).
   // Entra marks app-only tokens with idtyp=app while its `sub` is the app's object id.
   const isAgent = sub === undefined || sub === clientId || claims.idtyp === 'app';
@@ -44,7 +60,21 @@ export function principalFromClaims(claims: Record<string, unknown>, options: Id
       throw new UnauthorizedError('token names neither a user (sub) nor a client (client_id)');
     }
     checkId(id, 'subject');
-    return { type: 'Agent', id, name: id, groups, clientId: id };
+    const owner = options.ownerClaim ? optionalString(claims, options.ownerClaim) : undefined;
+    if (owner !== undefined) {
+      checkId(owner, 'owner');
+      if (owner === id)
+        throw new UnauthorizedError(`token claim ${options.ownerClaim} names the agent itself`);
+    }
+    return {
+      type: 'Agent',
+      id,
+      name: id,
+      groups,
+      clientId: id,
+      // The IdP says who the agent belongs to; it does not say their groups.
+      ...(owner === undefined ? {} : { onBehalfOf: { type: 'User', id: owner, name: owner, groups: [] } }),
+    };
   }
 
   checkId(sub, 'subject');
@@ -54,12 +84,69 @@ export function principalFromClaims(claims: Record<string, unknown>, options: Id
     (v) => !EMAIL_LIKE.test(v),
   );
   const name = username !== undefined && isValidId(username) ? username : sub;
+  if (clientId !== undefined && options.agentClientIds?.includes(clientId)) {
+    // A user's token issued to an agent's client (on-behalf-of): the agent, acting for the user.
+    return {
+      type: 'Agent',
+      id: clientId,
+      name: clientId,
+      groups: [],
+      clientId,
+      onBehalfOf: { type: 'User', id: sub, name, groups },
+    };
+  }
   return {
     type: 'User',
     id: sub,
     name,
     groups,
     ...(clientId === undefined ? {} : { clientId }),
+  };
+}
+
+/**
+ * A token-exchange token: the agent (`act.sub`, or `act.client_id`) acting for the user (`sub`).
+ * The token's groups are the user's; the agent's own groups come from `act` when the IdP puts them
+ * there, else it has none. Earlier actors (`act.act`) are history and do not act now.
+ */
+function delegatedPrincipal(
+  claims: Record<string, unknown>,
+  sub: string | undefined,
+  groups: string[],
+  clientId: string | undefined,
+  options: IdentityOptions,
+): Principal {
+  const act = claims.act;
+  if (act === null || typeof act !== 'object' || Array.isArray(act)) {
+    throw new UnauthorizedError('token claim act must be an object naming the actor');
+  }
+  const actor = act as Record<string, unknown>;
+  const actorId = firstString(actor, ['sub', 'client_id']);
+  if (actorId === undefined) throw new UnauthorizedError('token claim act names no actor (sub or client_id)');
+  checkId(actorId, 'actor');
+  if (sub === undefined)
+    throw new UnauthorizedError('a delegated token must name the user it acts for (sub)');
+  checkId(sub, 'subject');
+  if (sub === actorId) throw new UnauthorizedError('token claim act names the subject itself');
+  const username = firstString(
+    claims,
+    options.usernameClaims ?? DEFAULT_USERNAME_CLAIMS,
+    (v) => !EMAIL_LIKE.test(v),
+  );
+  const onBehalfOf: OnBehalfOf = {
+    type: 'User',
+    id: sub,
+    name: username !== undefined && isValidId(username) ? username : sub,
+    groups,
+  };
+  const actorGroups = groupsFrom(claimAt(actor, options.groupsClaim), `act.${options.groupsClaim}`);
+  return {
+    type: 'Agent',
+    id: actorId,
+    name: actorId,
+    groups: actorGroups,
+    ...(clientId === undefined ? {} : { clientId }),
+    onBehalfOf,
   };
 }
 

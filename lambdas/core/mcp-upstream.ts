@@ -45,6 +45,7 @@ import type {
   Principal,
   RequestRecord,
 } from './types.js';
+import { principalFromRecord } from './types.js';
 import { traceRefusals } from './refusals.js';
 
 /** What an upstream answered to `tools/call`, as plain JSON. */
@@ -564,16 +565,6 @@ async function recordRefusal(
   return record;
 }
 
-function principalOf(record: RequestRecord): Principal {
-  const sep = record.principal.indexOf('::');
-  return {
-    type: record.principalType,
-    id: JSON.parse(record.principal.slice(sep + 2)) as string,
-    groups: record.groups,
-    name: record.principalName,
-  };
-}
-
 /**
  * Sends a recorded call (status `running`, or from the approval workflow): exactly the recorded
  * arguments, and only while the tool's definition is still the one that was decided. One attempt;
@@ -582,7 +573,7 @@ function principalOf(record: RequestRecord): Principal {
 export async function executeMcp(
   deps: McpRequestDeps,
   record: RequestRecord,
-  principal: Principal = principalOf(record),
+  principal: Principal = principalFromRecord(record),
   options: { checked?: UpstreamToolDefinition; startRecorded?: boolean; exact?: Operation } = {},
 ): Promise<{ stored: RequestRecord; body: McpResultBody }> {
   // What is sent is the exact form (the record holds the shown one).

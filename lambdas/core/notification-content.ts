@@ -101,7 +101,12 @@ export function buildApprovalMessage(input: ApprovalMessageInput): ApprovalMessa
 
   const shown = (v: string) => revealInvisible(v).text;
   const facts: [string, string][] = [
-    ['Requested by', shown(`${view.requester} (${view.requesterType})`)],
+    [
+      'Requested by',
+      shown(
+        `${view.requester} (${view.requesterType})${view.onBehalfOf ? ` acting for ${view.onBehalfOf}` : ''}`,
+      ),
+    ],
     ['Target', shown(view.target)],
     ['Classification', shown(classification)],
     ['Risk', view.risk],

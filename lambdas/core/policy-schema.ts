@@ -10,8 +10,12 @@ entity Group;
 entity User in [Group] {
   name: String,
 };
+// An agent may act on behalf of a person (token exchange's act claim, or a configured owner
+// claim): policies can use either, e.g. \`principal has onBehalfOf && principal.onBehalfOf in
+// Group::"engineers"\`. The person's groups are known when the token carries them.
 entity Agent in [Group] {
   name: String,
+  onBehalfOf?: User,
 };
 entity Target {
   kind: String,

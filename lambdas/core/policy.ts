@@ -404,13 +404,27 @@ export class PolicyEngine {
 }
 
 function entitiesFor(principal: Principal, resource: ResourceRef): cedar.EntityJson[] {
+  const person = principal.type === 'Agent' ? principal.onBehalfOf : undefined;
+  const groups = new Set([...principal.groups, ...(person?.groups ?? [])]);
   const entities: cedar.EntityJson[] = [
     {
       uid: { type: principal.type, id: principal.id },
-      attrs: { name: principal.name },
+      attrs: {
+        name: principal.name,
+        ...(person ? { onBehalfOf: { __entity: { type: 'User', id: person.id } } } : {}),
+      },
       parents: principal.groups.map((g) => ({ type: 'Group', id: g })),
     },
-    ...principal.groups.map((g) => ({ uid: { type: 'Group', id: g }, attrs: {}, parents: [] })),
+    ...(person
+      ? [
+          {
+            uid: { type: 'User', id: person.id },
+            attrs: { name: person.name },
+            parents: person.groups.map((g) => ({ type: 'Group', id: g })),
+          },
+        ]
+      : []),
+    ...[...groups].map((g) => ({ uid: { type: 'Group', id: g }, attrs: {}, parents: [] })),
   ];
   if (resource.type === 'Tool') {
     entities.push(

@@ -26,7 +26,7 @@ import type { PolicyProvider } from './policy-provider.js';
 import type { Clock, RequestStore, SqlExecutor } from './ports.js';
 import { traceRefusals } from './refusals.js';
 import { approverOn } from './approvals.js';
-import type { TrailEvent, TrailWriter } from './trail.js';
+import { recordActor, type TrailEvent, type TrailWriter } from './trail.js';
 import {
   principalKey,
   type Classification,
@@ -485,6 +485,16 @@ export function newRequestRecord(
     principalName: principal.name,
     principalType: principal.type,
     groups: [...principal.groups],
+    ...(principal.onBehalfOf
+      ? {
+          onBehalfOf: {
+            key: principalKey(principal.onBehalfOf),
+            id: principal.onBehalfOf.id,
+            name: principal.onBehalfOf.name,
+            groups: [...principal.onBehalfOf.groups],
+          },
+        }
+      : {}),
     sessionId: meta.sessionId,
     createdAt: now.toISOString(),
     updatedAt: now.toISOString(),
@@ -637,8 +647,7 @@ export function trailEvent(
     type,
     at: deps.clock.now().toISOString(),
     requestId: record.id,
-    principal: record.principal,
-    principalName: record.principalName,
+    ...recordActor(record),
     target: record.target,
     action: record.decision.action,
     status: record.status,
@@ -902,6 +911,7 @@ export function requestView(record: RequestRecord, exact?: SealedPayload): Recor
     target: record.target,
     principal: record.principalName,
     principalType: record.principalType,
+    ...(record.onBehalfOf ? { onBehalfOf: record.onBehalfOf.name } : {}),
     sessionId: record.sessionId,
     status: record.status,
     createdAt: record.createdAt,

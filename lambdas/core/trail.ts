@@ -2,7 +2,7 @@
  * The session trail: what happened, in order, per session. Events are masked before they get here
  * (no raw PII, no tokens) and the store chains each event's hash to the previous one of its session.
  */
-import type { Principal } from './types.js';
+import { principalKey, type Principal, type RequestRecord } from './types.js';
 
 export type TrailEventType =
   | 'request_received'
@@ -26,6 +26,9 @@ export interface TrailEvent {
   readonly requestId?: string;
   readonly principal: string;
   readonly principalName: string;
+  /** For an agent acting for a person: that person's key (`User::"erin"`) and name. */
+  readonly onBehalfOf?: string;
+  readonly onBehalfOfName?: string;
   readonly target?: string;
   /** Cedar action, e.g. `sql:read`. */
   readonly action?: string;
@@ -54,6 +57,25 @@ export interface TrailWriter {
   append(sessionId: string, events: readonly TrailEvent[]): Promise<void>;
 }
 
-export function trailActor(p: Principal): { principal: string; principalName: string } {
-  return { principal: `${p.type}::${JSON.stringify(p.id)}`, principalName: p.name };
+export function trailActor(
+  p: Principal,
+): Pick<TrailEvent, 'principal' | 'principalName' | 'onBehalfOf' | 'onBehalfOfName'> {
+  return {
+    principal: principalKey(p),
+    principalName: p.name,
+    ...(p.onBehalfOf ? { onBehalfOf: principalKey(p.onBehalfOf), onBehalfOfName: p.onBehalfOf.name } : {}),
+  };
+}
+
+/** The requester of a recorded request, as trail events name them (the agent and its person). */
+export function recordActor(
+  record: Pick<RequestRecord, 'principal' | 'principalName' | 'onBehalfOf'>,
+): Pick<TrailEvent, 'principal' | 'principalName' | 'onBehalfOf' | 'onBehalfOfName'> {
+  return {
+    principal: record.principal,
+    principalName: record.principalName,
+    ...(record.onBehalfOf
+      ? { onBehalfOf: record.onBehalfOf.key, onBehalfOfName: record.onBehalfOf.name }
+      : {}),
+  };
 }

@@ -36,6 +36,35 @@ export function principalKey(p: Pick<Principal, 'type' | 'id'>): string {
   return `${p.type}::${JSON.stringify(p.id)}`;
 }
 
+/**
+ * The people on a principal's side: itself and, for an agent, the person it acts for. A request
+ * is never approved by anyone on its requester's side.
+ */
+export function sideOf(p: Pick<Principal, 'type' | 'id' | 'onBehalfOf'>): string[] {
+  return p.onBehalfOf ? [principalKey(p), principalKey(p.onBehalfOf)] : [principalKey(p)];
+}
+
+/** The requester as recorded when they asked (groups as recorded: the approval re-check uses them). */
+export function principalFromRecord(record: RequestRecord): Principal {
+  const sep = record.principal.indexOf('::');
+  return {
+    type: record.principalType,
+    id: JSON.parse(record.principal.slice(sep + 2)) as string,
+    groups: record.groups,
+    name: record.principalName,
+    ...(record.onBehalfOf
+      ? {
+          onBehalfOf: {
+            type: 'User',
+            id: record.onBehalfOf.id,
+            name: record.onBehalfOf.name,
+            groups: record.onBehalfOf.groups,
+          },
+        }
+      : {}),
+  };
+}
+
 export type SqlClass = 'read' | 'write' | 'ddl' | 'privilege' | 'admin';
 export type AwsClass = 'read' | 'write' | 'permissions';
 
@@ -176,6 +205,8 @@ export interface MaskingSummary {
 export interface ApprovalVote {
   readonly by: string;
   readonly byName: string;
+  /** When an agent voted for a person: that person's key (they count as one approver). */
+  readonly onBehalfOf?: string;
   readonly decision: 'approve' | 'deny';
   readonly at: string;
   readonly comment?: string;
@@ -189,6 +220,13 @@ export interface RequestRecord {
   readonly principalName: string;
   readonly principalType: PrincipalType;
   readonly groups: readonly string[];
+  /** For an agent acting for a person: that person (`key` is their `principalKey`). */
+  readonly onBehalfOf?: {
+    readonly key: string;
+    readonly id: string;
+    readonly name: string;
+    readonly groups: readonly string[];
+  };
   readonly sessionId: string;
   readonly createdAt: string;
   updatedAt: string;

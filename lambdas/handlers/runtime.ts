@@ -112,6 +112,15 @@ export async function createRuntime(
     audience: audience.split(',').map((s) => s.trim()),
     ...(env.OIDC_JWKS_URI ? { jwksUri: env.OIDC_JWKS_URI } : {}),
     groupsClaim: env.GROUPS_CLAIM ?? 'groups',
+    // Agents acting for people when the IdP has no token exchange (docs/approvals.md).
+    ...(env.AGENT_OWNER_CLAIM ? { ownerClaim: env.AGENT_OWNER_CLAIM } : {}),
+    ...(env.AGENT_CLIENT_IDS
+      ? {
+          agentClientIds: env.AGENT_CLIENT_IDS.split(',')
+            .map((s) => s.trim())
+            .filter(Boolean),
+        }
+      : {}),
   });
   const trail = new DynamoTrailStore({ ttlDays: config.auditTtlDays, log: logJson });
   // A request record and its trail events are one write (one TransactWriteItems).

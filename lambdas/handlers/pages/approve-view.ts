@@ -89,7 +89,11 @@ export function reviewPageBody(input: ReviewPageInput): SafeHtml {
     ${input.notice ? html`<p class="notice ${input.notice.tone}" role="status">${input.notice.text}</p>` : ''}
     <dl>
       <dt>Requester</dt>
-      <dd>${view.requester} <span class="muted">(${view.requesterType})</span></dd>
+      <dd>
+        ${view.requester} <span class="muted">(${view.requesterType})</span>${
+          view.onBehalfOf ? html` acting for <strong id="on-behalf-of">${view.onBehalfOf}</strong>` : ''
+        }
+      </dd>
       <dt>Target</dt>
       <dd>${view.target}</dd>
       <dt>Classification</dt>
