@@ -621,7 +621,6 @@ export async function listPendingForApprover(
     throw new BadRequestError(`limit must be an integer from 1 to ${MAX_LISTING_LIMIT}`);
   }
   let after = options.cursor === undefined ? undefined : decodeCursor(options.cursor);
-  const me = principalKey(approver);
   const now = deps.clock.now();
   const engine = await deps.policies.engine();
   const allowedOn = new Map<string, boolean>();

@@ -1,5 +1,4 @@
 /** Agents acting for people: claims → principal, Cedar's view of both, and who may never approve. */
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { countApprovals, sameSideReason } from '../../lambdas/core/approvals.js';
 import { UnauthorizedError } from '../../lambdas/core/errors.js';
