@@ -92,17 +92,18 @@ describe('wait_seconds on run_sql', () => {
   }, 60_000);
 
   it('the executed result is the masked one', async () => {
-    const sql = `UPDATE customers SET name = name WHERE id = 3 RETURNING id, email, ssn`;
+    const sql =
+      "UPDATE orders SET status = status WHERE id = 5 RETURNING id, 'reach jane.roe@example.org' AS note";
     const client = await connect(alice);
     const held = client.callTool({
       name: 'run_sql',
       arguments: { target: 'demo', sql, wait_seconds: 20 },
     }) as Promise<CallToolResult>;
-    const [res] = await Promise.all([held, bobDecides('RETURNING id, email, ssn', 'approve', 200)]);
+    const [res] = await Promise.all([held, bobDecides('WHERE id = 5 RETURNING id', 'approve', 200)]);
+    expect(res.structuredContent, text(res)).toMatchObject({ status: 'executed' });
     const row = (res.structuredContent as any).result.rows[0];
-    expect(row.ssn).toBe('[SSN]');
-    expect(row.email).not.toMatch(/^[^*[]+@/);
-    expect((res.structuredContent as any).result.masking.byType).toMatchObject({ SSN: 1 });
+    expect(row.note).not.toContain('jane.roe@example.org');
+    expect((res.structuredContent as any).result.masking.byType).toMatchObject({ EMAIL: 1 });
   }, 60_000);
 
   it('not approved in time: the usual pending answer, and nothing ran', async () => {
