@@ -104,6 +104,12 @@ export const WARDEN_BUNDLING: BundlingOptions = {
 
 export type TableAccess = 'read' | 'readWrite' | 'append';
 
+/** WARDEN_BUNDLING without the WebAssembly and IAM data: for a function that never loads them. */
+export const BARE_BUNDLING: BundlingOptions = {
+  ...WARDEN_BUNDLING,
+  commandHooks: { beforeBundling: () => [], beforeInstall: () => [], afterBundling: () => [] },
+};
+
 export interface GatewayFunctionProps {
   /** Entry file relative to the repository root, e.g. `lambdas/handlers/api.ts`. */
   readonly entry: string;
@@ -118,6 +124,13 @@ export interface GatewayFunctionProps {
   /** @default no reservation (account pool) */
   readonly reservedConcurrentExecutions?: number;
   readonly environment?: Readonly<Record<string, string>>;
+  /**
+   * Whether the function loads the SQL parser and Cedar (their WebAssembly) and the AWS classifier
+   * (its IAM data): only then are they copied next to its bundle. test/infra/bundles.test.ts imports
+   * every bundle, so a function that needs them and lacks them fails there.
+   * @default true
+   */
+  readonly loadsClassifiers?: boolean;
 }
 
 export class GatewayFunction extends Construct implements iam.IGrantable {
@@ -156,7 +169,7 @@ export class GatewayFunction extends Construct implements iam.IGrantable {
       tracing: lambda.Tracing.ACTIVE,
       reservedConcurrentExecutions: props.reservedConcurrentExecutions,
       environment: { ...props.environment },
-      bundling: WARDEN_BUNDLING,
+      bundling: props.loadsClassifiers === false ? BARE_BUNDLING : WARDEN_BUNDLING,
     });
   }
 

@@ -7,7 +7,7 @@
 import { execFile } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -199,7 +199,7 @@ describe('npx cdk synth', () => {
   });
 
   it('ships an ESM bundle with its source map, both WebAssembly files and the IAM data next to each function', () => {
-    for (const fragment of ['WardenApi', 'WardenNotify', 'WardenExecute', 'AuditLakeExport']) {
+    for (const fragment of ['WardenApi', 'WardenNotify', 'WardenExecute']) {
       const dir = bundleDirOf(functionId(fragment));
       expect(existsSync(join(dir, 'index.mjs')), fragment).toBe(true);
       expect(existsSync(join(dir, 'index.mjs.map')), fragment).toBe(true);
@@ -208,6 +208,13 @@ describe('npx cdk synth', () => {
       for (const [, dest] of IAM_DATA_FILES)
         expect(existsSync(join(dir, dest)), `${fragment} ${dest}`).toBe(true);
     }
+  });
+
+  it('ships the export function only what it loads: its bundle, no WebAssembly, no IAM data', () => {
+    const dir = bundleDirOf(functionId('AuditLakeExport'));
+    expect(readdirSync(dir).sort()).toEqual(['index.mjs', 'index.mjs.map']);
+    const bytes = readdirSync(dir).reduce((n, f) => n + statSync(join(dir, f)).size, 0);
+    expect(bytes).toBeLessThan(3 * 1024 * 1024);
   });
 });
 
