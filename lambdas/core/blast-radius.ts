@@ -155,6 +155,11 @@ export async function sqlBlastRadius(
   sql: string,
   parameters: readonly SqlParameter[] | undefined,
   threshold = DEFAULT_BLAST_RADIUS_ROWS,
+  /**
+   * The requester's masking profile: a masked requester's estimate is planned as the masked reader,
+   * over the masking views, so not even the planner's statistics of a raw column answer for it.
+   */
+  profile: 'masked' | 'unmasked' = 'unmasked',
 ): Promise<SqlBlastRadius> {
   const { stmts, text } = parseStatements(sql);
   const explain = async (select: string): Promise<number | undefined> => {
@@ -165,6 +170,7 @@ export async function sqlBlastRadius(
     const res = await deps.sql.execute({
       target,
       level: 'read',
+      profile,
       sql: `EXPLAIN (FORMAT JSON) ${select}`,
       ...(used.length ? { parameters: used } : {}),
       maxRows: 1,

@@ -398,7 +398,15 @@ async function submitSqlRecorded(
   // Approvers see the reach before they decide: PostgreSQL's estimate, planned as a read (runs nothing).
   const blastRadius =
     decision.outcome === 'approval_required' && classification.class !== 'read'
-      ? await estimateBlastRadius(deps, targetName, target, input)
+      ? await estimateBlastRadius(
+          deps,
+          targetName,
+          target,
+          input,
+          mayViewUnmasked(engine, principal, targetName, classification.tables) || !hasMaskedProfile(target)
+            ? 'unmasked'
+            : 'masked',
+        )
       : undefined;
   const record: RequestRecord = {
     ...newRequestRecord(deps, principal, targetName, target, meta, decision, {
@@ -445,9 +453,17 @@ async function estimateBlastRadius(
   targetName: string,
   target: SqlTargetConfig,
   input: SqlSubmission,
+  profile: 'masked' | 'unmasked',
 ): Promise<SqlBlastRadius | undefined> {
   try {
-    return await sqlBlastRadius(deps, targetName, input.sql, input.parameters, target.blastRadiusRows);
+    return await sqlBlastRadius(
+      deps,
+      targetName,
+      input.sql,
+      input.parameters,
+      target.blastRadiusRows,
+      profile,
+    );
   } catch (error) {
     deps.log?.({
       level: 'warn',

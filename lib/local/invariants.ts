@@ -149,6 +149,9 @@ export function checkInvariants(input: InvariantInput): InvariantResult[] {
   for (const entry of input.statementLog) {
     // `warden db check` probes (Warden's own proof that the database masks) are not requests.
     if (entry.sql.startsWith(CHECK_MARK)) continue;
+    // A blast-radius estimate (lambdas/core/blast-radius.ts): a plan, never an execution (no ANALYZE),
+    // of a derived read, as a read-only user. It belongs to its request but is not the request's text.
+    if (entry.sql.startsWith('EXPLAIN (FORMAT JSON) SELECT ') && readRoles.has(entry.role)) continue;
     const bounded = BOUNDED_READ.exec(entry.sql);
     const sql = bounded ? bounded[1] : entry.sql;
     // A bounded read's body is the submitted text without its terminating semicolon and what follows.

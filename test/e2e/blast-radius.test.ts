@@ -13,6 +13,7 @@ import {
   screenshot,
   signInAt,
 } from '../support/browser.js';
+import { DEMO_MASKED_READ_ROLE } from '../../lib/local/demo-data.js';
 import { startTestTwin, type TestTwin } from '../support/twin.js';
 
 if (!HAS_CHROMIUM) console.warn(`blast-radius: ${NO_CHROMIUM_MESSAGE}`);
@@ -60,6 +61,15 @@ describe('the estimate', () => {
     orders = await count('SELECT count(*) AS n FROM orders');
     whole = await pending('DELETE FROM orders');
     one = await pending('DELETE FROM orders WHERE id = 7');
+  });
+
+  it('plans a masked requester’s estimate as the masked reader, over the masking views only', async () => {
+    // alice has no view_unmasked: not even the planner's statistics of a raw column answer for her.
+    const before = twin.statementLog.length;
+    await pending("DELETE FROM customers WHERE ssn < '5'");
+    const plans = twin.statementLog.slice(before).filter((s) => s.sql.startsWith('EXPLAIN'));
+    expect(plans.length).toBeGreaterThan(0);
+    for (const p of plans) expect(p.role, p.sql).toBe(DEMO_MASKED_READ_ROLE);
   });
 
   it('marks DELETE without WHERE as the whole table, high risk, with its row estimate', async () => {
