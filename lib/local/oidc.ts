@@ -9,6 +9,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { dirname } from 'node:path';
 
+import { createLocalJWKSet, jwtVerify, type JWK, type JWTPayload } from 'jose';
 import Provider, { errors } from 'oidc-provider';
 import type {
   Account,
@@ -36,6 +37,14 @@ if (typeof (URL as { parse?: unknown }).parse !== 'function') {
 }
 
 export const DEV_USER_GRANT_TYPE = 'urn:warden:params:oauth:grant-type:dev-user';
+/** RFC 8693 OAuth 2.0 Token Exchange. */
+export const TOKEN_EXCHANGE_GRANT_TYPE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+/**
+ * The claim the twin puts in an owned agent's client-credentials tokens (for IdPs without token
+ * exchange: Warden's AGENT_OWNER_CLAIM names it).
+ */
+export const OWNER_CLAIM = 'warden_owner';
 
 export interface DevUser {
   readonly username: string;
@@ -86,8 +95,13 @@ export interface DevIdp {
   readonly clients: {
     /** Authorization code + PKCE, used by the approval page. */
     readonly approval: DevClient & { readonly redirectUris: readonly string[] };
-    /** Client credentials; its tokens carry groups ['agents']. */
+    /**
+     * Client credentials; its tokens carry groups ['agents']. It may also exchange a user's token
+     * (RFC 8693) for one that names the user as `sub` and the agent as `act`.
+     */
     readonly agent: DevClient & { readonly groups: readonly string[] };
+    /** A client-credentials agent owned by erin: its tokens carry `warden_owner: "erin"`. */
+    readonly ownedAgent: DevClient & { readonly groups: readonly string[]; readonly owner: string };
     /** The dev-user grant (`npx warden token <user>`). */
     readonly cli: DevClient;
   };
@@ -99,6 +113,12 @@ export interface DevIdp {
 
 const APPROVAL_CLIENT = { clientId: 'warden-approval', clientSecret: 'warden-approval-secret' };
 const AGENT_CLIENT = { clientId: 'agent-demo', clientSecret: 'agent-demo-secret', groups: ['agents'] };
+const OWNED_AGENT_CLIENT = {
+  clientId: 'agent-erin',
+  clientSecret: 'agent-erin-secret',
+  groups: ['agents'],
+  owner: 'erin',
+};
 const CLI_CLIENT = { clientId: 'warden-cli', clientSecret: 'warden-cli-secret' };
 const RESOURCE_SCOPE = 'warden';
 const MAX_FORM_BYTES = 4096;
@@ -109,12 +129,43 @@ export async function createDevIdp(options: DevIdpOptions): Promise<DevIdp> {
   const groupsClaim = options.groupsClaim ?? 'groups';
   const accessTokenTtl = options.accessTokenTtl ?? 3600;
   const users = new Map((options.users ?? DEV_USERS).map((u) => [u.username, u]));
-  const agentGroups = new Map<string, readonly string[]>([[AGENT_CLIENT.clientId, AGENT_CLIENT.groups]]);
+  const agentGroups = new Map<string, readonly string[]>([
+    [AGENT_CLIENT.clientId, AGENT_CLIENT.groups],
+    [OWNED_AGENT_CLIENT.clientId, OWNED_AGENT_CLIENT.groups],
+  ]);
+  const agentOwners = new Map<string, string>([[OWNED_AGENT_CLIENT.clientId, OWNED_AGENT_CLIENT.owner]]);
   // RFC 8707 wants an absolute URI as the resource indicator; the `aud` it maps to may be any string.
   const resource = URL.canParse(options.audience)
     ? options.audience
     : `urn:warden:resource:${options.audience}`;
   const redirectUris = [...(options.redirectUris ?? [])];
+  const signingKey = await loadOrCreateSigningKey(options.jwksPath);
+  const {
+    d: _d,
+    p: _p,
+    q: _q,
+    dp: _dp,
+    dq: _dq,
+    qi: _qi,
+    ...publicKey
+  } = signingKey as Jwk & Record<string, unknown>;
+  const ownKeys = createLocalJWKSet({ keys: [publicKey as JWK] });
+  /** A subject token must be an access token this IdP issued for Warden, unexpired. */
+  async function verifySubjectToken(token: unknown): Promise<JWTPayload> {
+    if (typeof token !== 'string' || token === '') {
+      throw new errors.InvalidRequest('missing required parameter: subject_token');
+    }
+    try {
+      const { payload } = await jwtVerify(token, ownKeys, {
+        issuer,
+        audience: options.audience,
+        algorithms: ['RS256'],
+      });
+      return payload;
+    } catch {
+      throw new errors.InvalidGrant('subject_token is not a valid access token of this IdP');
+    }
+  }
 
   const resourceServerInfo: ResourceServerInfo = {
     scope: RESOURCE_SCOPE,
@@ -143,6 +194,14 @@ export async function createDevIdp(options: DevIdpOptions): Promise<DevIdp> {
         client_id: AGENT_CLIENT.clientId,
         client_secret: AGENT_CLIENT.clientSecret,
         redirect_uris: [],
+        grant_types: ['client_credentials', TOKEN_EXCHANGE_GRANT_TYPE],
+        response_types: [],
+        token_endpoint_auth_method: 'client_secret_basic',
+      },
+      {
+        client_id: OWNED_AGENT_CLIENT.clientId,
+        client_secret: OWNED_AGENT_CLIENT.clientSecret,
+        redirect_uris: [],
         grant_types: ['client_credentials'],
         response_types: [],
         token_endpoint_auth_method: 'client_secret_basic',
@@ -156,7 +215,7 @@ export async function createDevIdp(options: DevIdpOptions): Promise<DevIdp> {
         token_endpoint_auth_method: 'client_secret_basic',
       },
     ],
-    jwks: { keys: [await loadOrCreateSigningKey(options.jwksPath)] },
+    jwks: { keys: [signingKey] },
     // Cookies only carry the sign-in interaction; a restart simply asks to sign in again.
     cookies: { keys: [randomBytes(32).toString('base64url')] },
     scopes: ['openid', 'profile', 'groups', RESOURCE_SCOPE],
@@ -198,14 +257,23 @@ export async function createDevIdp(options: DevIdpOptions): Promise<DevIdp> {
     },
     extraTokenClaims: async (_ctx, token) => {
       if (token.kind === 'ClientCredentials') {
-        return { [groupsClaim]: [...(agentGroups.get(token.clientId) ?? [])] };
+        const owner = agentOwners.get(token.clientId);
+        return {
+          [groupsClaim]: [...(agentGroups.get(token.clientId) ?? [])],
+          ...(owner ? { [OWNER_CLAIM]: owner } : {}),
+        };
       }
       const user = token.accountId === undefined ? undefined : users.get(token.accountId);
       if (!user) return undefined;
+      const exchanged = (token as { gty?: string }).gty === TOKEN_EXCHANGE_GRANT_TYPE;
       return {
         [groupsClaim]: [...user.groups],
         username: user.username,
         preferred_username: user.username,
+        // RFC 8693 §4.1: the party acting for the subject; its groups are the agent client's own.
+        ...(exchanged
+          ? { act: { sub: token.clientId, [groupsClaim]: [...(agentGroups.get(token.clientId) ?? [])] } }
+          : {}),
       };
     },
     // Every dev client is first-party: a signed-in dev user never sees a consent screen.
@@ -276,6 +344,67 @@ export async function createDevIdp(options: DevIdpOptions): Promise<DevIdp> {
     },
     // `resource` and `scope` are accepted so one request shape serves this and client_credentials.
     ['username', 'resource', 'scope'],
+  );
+
+  /**
+   * RFC 8693 token exchange: an agent client trades a user's access token (subject_token) for
+   * one of its own that names the user as `sub` and itself as the actor (`act`). Real IdPs run
+   * policy here (which agent may act for whom); the twin lets any agent client act for any dev
+   * user who handed it a valid token.
+   */
+  provider.registerGrantType(
+    TOKEN_EXCHANGE_GRANT_TYPE,
+    async (ctx: KoaContextWithOIDC) => {
+      const client = ctx.oidc.client;
+      if (!client) throw new errors.InvalidRequest('client authentication is required');
+      const params = ctx.oidc.params as Record<string, string | undefined>;
+      if (params.subject_token_type !== ACCESS_TOKEN_TYPE) {
+        throw new errors.InvalidRequest(`subject_token_type must be ${ACCESS_TOKEN_TYPE}`);
+      }
+      if (params.requested_token_type !== undefined && params.requested_token_type !== ACCESS_TOKEN_TYPE) {
+        throw new errors.InvalidRequest(`requested_token_type must be ${ACCESS_TOKEN_TYPE}`);
+      }
+      if (params.actor_token !== undefined) {
+        // The authenticated client is the actor; a second actor token would be ambiguous.
+        throw new errors.InvalidRequest(
+          'actor_token is not supported: the authenticated client is the actor',
+        );
+      }
+      const requested = params.resource;
+      if (requested !== undefined && requested !== resource) throw new errors.InvalidTarget();
+      const subject = await verifySubjectToken(params.subject_token);
+      const username = subject.sub;
+      if (typeof username !== 'string' || !users.has(username)) {
+        throw new errors.InvalidGrant('subject_token does not name a user of this IdP');
+      }
+      if (subject.act !== undefined) {
+        throw new errors.InvalidGrant('subject_token is already delegated');
+      }
+      const token = new provider.AccessToken({
+        accountId: username,
+        client,
+        gty: TOKEN_EXCHANGE_GRANT_TYPE,
+        resourceServer: new provider.ResourceServer(resource, resourceServerInfo),
+        scope: RESOURCE_SCOPE,
+      });
+      ctx.body = {
+        access_token: await token.save(),
+        issued_token_type: ACCESS_TOKEN_TYPE,
+        token_type: 'Bearer',
+        expires_in: token.expiration,
+        scope: RESOURCE_SCOPE,
+      };
+    },
+    [
+      'subject_token',
+      'subject_token_type',
+      'actor_token',
+      'actor_token_type',
+      'requested_token_type',
+      'resource',
+      'scope',
+      'audience',
+    ],
   );
 
   const providerCallback = provider.callback();
@@ -386,6 +515,7 @@ export async function createDevIdp(options: DevIdpOptions): Promise<DevIdp> {
     clients: {
       approval: { ...APPROVAL_CLIENT, redirectUris },
       agent: AGENT_CLIENT,
+      ownedAgent: OWNED_AGENT_CLIENT,
       cli: CLI_CLIENT,
     },
     async issueUserToken(username, opts) {

@@ -228,6 +228,8 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     OIDC_JWKS_URI: idp.jwksUri,
     OIDC_SCOPES: 'openid warden',
     GROUPS_CLAIM: 'groups',
+    // The dev IdP's owned agent (agent-erin) names its owner in this claim (docs/approvals.md).
+    AGENT_OWNER_CLAIM: 'warden_owner',
     PUBLIC_URL: url,
     AWS_ENDPOINT_URL_SFN: (await faults?.proxy('sfn', stepFunctions.url)) ?? stepFunctions.url,
     STATE_MACHINE_ARN: stepFunctions.stateMachineArn,
