@@ -28,6 +28,7 @@ import {
   operationContext,
   publicDecision,
   recordBeforeRunning,
+  RESULT_WITHHELD,
   targetRef,
   trailEvent,
   type CallMeta,
@@ -406,7 +407,9 @@ export async function executeAws(
     trailEvent(deps, updated, 'result', {
       unmasked,
       detail: {
-        output: maskedJson.slice(0, TRAIL_OUTPUT_CHARS),
+        // Output read with view_unmasked stays out of the trail auditors read (see requests.ts).
+        ...(unmasked ? { withheld: RESULT_WITHHELD } : {}),
+        output: unmasked ? '' : maskedJson.slice(0, TRAIL_OUTPUT_CHARS),
         truncated: result.truncated || maskedJson.length > TRAIL_OUTPUT_CHARS,
         masking: masked.byType,
       },

@@ -817,7 +817,11 @@ export async function executeSql(
       unmasked,
       detail: {
         columns: body.columns,
-        rows: excerpt.slice(0, TRAIL_RESULT_ROWS),
+        // The trail is read by auditors: rows read with view_unmasked stay out of it (the record
+        // keeps them for the requester); masked rows are kept.
+        ...(unmasked
+          ? { rows: [], withheld: RESULT_WITHHELD }
+          : { rows: excerpt.slice(0, TRAIL_RESULT_ROWS) }),
         truncated: result.truncated || excerpt.length > TRAIL_RESULT_ROWS,
         masking: masked.byType,
       },
@@ -917,11 +921,30 @@ export async function markFailed(
   }
 }
 
+/** What stands for a result read with view_unmasked, for a viewer without it: its shape, no values. */
+export const RESULT_WITHHELD =
+  'read with view_unmasked: its values are shown only to the requester and to others allowed view_unmasked';
+
+function withheldResult(result: RequestRecord['result']): unknown {
+  if (!result || typeof result !== 'object') return result;
+  const { rows: _rows, output: _output, ...shape } = result as Record<string, unknown>;
+  return { ...shape, rows: [], withheld: RESULT_WITHHELD };
+}
+
+function resultTarget(deps: Pick<RequestDeps, 'config'>, record: RequestRecord): ResourceRef {
+  const kind = deps.config.targets[record.target]?.kind ?? 'sql';
+  return { type: 'Target', id: record.target, kind };
+}
+
 /**
  * What the requester (or an auditor, or an approver) sees of a request. `operationForm` says
  * whether `operation` and `justification` are the exact ones or the shown (masked) ones.
  */
-export function requestView(record: RequestRecord, exact?: SealedPayload): Record<string, unknown> {
+export function requestView(
+  record: RequestRecord,
+  exact?: SealedPayload,
+  options: { withholdResult?: boolean } = {},
+): Record<string, unknown> {
   return {
     requestId: record.id,
     target: record.target,
@@ -942,7 +965,7 @@ export function requestView(record: RequestRecord, exact?: SealedPayload): Recor
     votes: record.votes,
     decidedBy: record.decidedBy,
     decidedAt: record.decidedAt,
-    result: record.result,
+    result: options.withholdResult ? withheldResult(record.result) : record.result,
     masking: record.masking,
     rowCount: record.rowCount,
     durationMs: record.durationMs,
@@ -971,6 +994,15 @@ export async function getRequest(
     approver = approverOn(engine, deps.config, principal, record.target);
     if (!auditor && !approver) throw new NotFoundError(`unknown request "${id}"`);
   }
+  // A result read with view_unmasked is raw by design (functions of sensitive columns included,
+  // which no detector can recognise): only the requester and others allowed view_unmasked see it.
+  const withholdResult =
+    !own &&
+    record.masking?.unmasked === true &&
+    record.result !== undefined &&
+    !(await deps.policies.engine()).authorize(principal, 'view_unmasked', resultTarget(deps, record), {})
+      .allowed;
+  if (withholdResult) return requestView(record, undefined, { withholdResult });
   const entitled = own || (approver && record.status === 'pending_approval');
   if (entitled && record.sealed && deps.sealer) {
     try {

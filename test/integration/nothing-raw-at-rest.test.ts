@@ -365,8 +365,8 @@ describe('then everything at rest and in side channels is scanned', () => {
     const sessions = await twin.api('GET', '/v1/sessions', { token: dave });
     expect(sessions.status).toBe(200);
     const list = (sessions.body.sessions ?? []) as { sessionId: string }[];
-    // A client-named session is scoped to its principal (`c_<name>` for alice's).
-    expect(list.some((s) => s.sessionId.endsWith(SESSION))).toBe(true);
+    // A client-named session is scoped to its principal (`c_<name>.<caller suffix>`).
+    expect(list.some((s) => s.sessionId.startsWith(`c_${SESSION}.`))).toBe(true);
     for (const { sessionId } of list) {
       const events = await twin.api('GET', `/v1/sessions/${encodeURIComponent(sessionId)}`, { token: dave });
       expect(events.status).toBe(200);

@@ -1,7 +1,7 @@
 /** The core routes: health, targets, SQL, explain, and a caller's requests. */
 import { NotFoundError } from '../../core/errors.js';
 import { explainSql } from '../../core/mcp/explain.js';
-import { canSeeTarget, findTarget, getRequest, requestView, submitSql } from '../../core/requests.js';
+import { canSeeTarget, findTarget, getRequest, submitSql } from '../../core/requests.js';
 import { principalKey, type RequestStatus } from '../../core/types.js';
 import { isSettled, parseWaitParam, waitForSettled } from '../../core/wait.js';
 import { json, parseJsonBody } from '../../middleware/http.js';
@@ -85,7 +85,8 @@ export const coreRoutes: ApiRoute[] = [
       const view = await getRequest(ctx.rt, principal, id);
       if (wait === 0 || isSettled(view.status as RequestStatus)) return json(200, view);
       const record = await waitForSettled(ctx.rt.requests, id, started + wait * 1000);
-      return json(200, record ? requestView(record) : view);
+      // Settled meanwhile: the same view, with the same access rules, as without waiting.
+      return json(200, record ? await getRequest(ctx.rt, principal, id) : view);
     },
   },
 ];
