@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules', 'cdk.out', '.warden', 'coverage', 'bin/warden.js', '**/*.d.ts'] },
+  { ignores: ['node_modules', 'cdk.out', '.warden', 'coverage', 'dist', 'bin/warden.js', '**/*.d.ts'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
