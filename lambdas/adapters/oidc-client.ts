@@ -1,10 +1,14 @@
 /**
- * The approval page's OpenID Connect client: authorization code + PKCE (S256) with `state` and
- * `nonce`, endpoints from the issuer's discovery document. It only obtains tokens; the access token
- * is then verified by the same verifier the API uses, so the page trusts nothing the API would not.
+ * The approval page's OpenID Connect client, built on `openid-client` (panva): authorization code +
+ * PKCE (S256) with `state` and `nonce`, endpoints from the issuer's discovery document. The ID token
+ * is verified in full (signature against the issuer's JWKS, `iss`, `aud`, `exp`, `iat`, `nonce`);
+ * the access token is then verified by the same verifier the API uses, so the page trusts nothing
+ * the API would not. `openid-client` is loaded on the first sign-in, not at cold start.
  */
-import { createHash, randomBytes } from 'node:crypto';
 import { ServiceUnavailableError, UnauthorizedError } from '../core/errors.js';
+
+type OpenIdClient = typeof import('openid-client');
+type Configuration = import('openid-client').Configuration;
 
 export interface OidcLoginConfig {
   /** The IdP's issuer, exactly as its discovery document writes it. */
@@ -31,7 +35,7 @@ export interface LoginStart {
 
 export interface LoginResult {
   readonly accessToken: string;
-  /** Claims of the ID token, when the IdP returned one (nonce, iss, aud already checked). */
+  /** Claims of the verified ID token (signature, iss, aud, exp and nonce checked). */
   readonly idClaims?: Record<string, unknown>;
 }
 
@@ -43,14 +47,9 @@ export interface OidcLoginClient {
     redirectUri: string;
     codeVerifier: string;
     nonce: string;
+    /** The callback's `iss` parameter (RFC 9207), when the IdP sends one. */
+    iss?: string;
   }): Promise<LoginResult>;
-}
-
-interface Discovery {
-  issuer: string;
-  authorization_endpoint: string;
-  token_endpoint: string;
-  code_challenge_methods_supported?: string[];
 }
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
@@ -61,138 +60,152 @@ function assertSafeUrl(uri: string, what: string): URL {
   throw new TypeError(`${what} must use https (http only on loopback): ${uri}`);
 }
 
-function random(): string {
-  return randomBytes(32).toString('base64url');
+let library: Promise<OpenIdClient> | undefined;
+function openid(): Promise<OpenIdClient> {
+  library ??= import('openid-client');
+  return library;
 }
 
-function decodeJwtPayload(jwt: string): Record<string, unknown> {
-  const part = jwt.split('.')[1];
-  if (!part) throw new UnauthorizedError('sign-in failed: the ID token is malformed');
-  try {
-    return JSON.parse(Buffer.from(part, 'base64url').toString('utf8')) as Record<string, unknown>;
-  } catch {
-    throw new UnauthorizedError('sign-in failed: the ID token is malformed');
+/**
+ * What the check that failed was, in words an approver (and a log reader) can use; undefined for
+ * faults that are not the answer's (network, timeout), which become a 503.
+ */
+function answerProblem(lib: OpenIdClient, error: unknown): string | undefined {
+  if (!(error instanceof lib.ClientError)) return undefined;
+  // openid-client wraps oauth4webapi's error, which names the claim and says what was wrong.
+  const inner = error.cause instanceof Error ? error.cause : error;
+  const detail = (inner as { cause?: { claim?: unknown } }).cause;
+  const claim = typeof detail?.claim === 'string' ? detail.claim : undefined;
+  const message = inner.message;
+  switch (error.code) {
+    case 'OAUTH_TIMEOUT':
+    case 'OAUTH_ABORT':
+    case 'OAUTH_RESPONSE_IS_NOT_CONFORM':
+    case undefined:
+      return undefined;
+    case 'OAUTH_KEY_SELECTION_FAILED':
+      return 'the ID token is signed with a key the identity provider does not publish';
+    case 'OAUTH_JWT_TIMESTAMP_CHECK_FAILED':
+      return `the ID token is expired or not valid now (${claim ?? 'time'})`;
+    case 'OAUTH_JWT_CLAIM_COMPARISON_FAILED':
+      if (claim === 'nonce') return 'the ID token nonce does not match this sign-in';
+      if (claim === 'iss') return 'the ID token was issued by another issuer';
+      if (claim === 'aud' || claim === 'azp') return 'the ID token was not issued for this page';
+      return `the ID token's ${claim ?? 'claims'} do not match`;
+    default:
+      if (/signature verification failed/i.test(message)) return 'the ID token signature is not valid';
+      if (/"nonce".*missing/i.test(message)) return 'the ID token carries no nonce';
+      return `the identity provider's answer is not acceptable (${message.slice(0, 100)})`;
   }
 }
 
 export function createOidcLoginClient(config: OidcLoginConfig): OidcLoginClient {
-  const issuer = config.issuer.replace(/\/+$/, '');
-  assertSafeUrl(issuer, 'the OIDC issuer');
+  const issuer = assertSafeUrl(config.issuer, 'the OIDC issuer');
+  const loopback = issuer.protocol === 'http:';
   const timeoutMs = config.timeoutMs ?? 3000;
-  let discovery: Promise<Discovery> | undefined;
+  let configuration: Promise<Configuration> | undefined;
 
-  async function discover(): Promise<Discovery> {
-    const url = `${issuer}/.well-known/openid-configuration`;
-    let res: Response;
+  async function discover(): Promise<Configuration> {
+    const lib = await openid();
+    let found: Configuration;
     try {
-      res = await fetch(url, {
-        signal: AbortSignal.timeout(timeoutMs),
-        headers: { accept: 'application/json' },
-      });
+      found = await lib.discovery(
+        issuer,
+        config.clientId,
+        undefined,
+        config.clientSecret ? lib.ClientSecretBasic(config.clientSecret) : lib.None(),
+        {
+          // Plain http only for a loopback issuer (the local twin); the ID token signature is
+          // checked against the issuer's JWKS even though it came straight from the token endpoint.
+          execute: loopback
+            ? [lib.allowInsecureRequests, lib.enableNonRepudiationChecks]
+            : [lib.enableNonRepudiationChecks],
+          timeout: Math.max(1, Math.ceil(timeoutMs / 1000)),
+        },
+      );
     } catch (cause) {
-      throw new ServiceUnavailableError('the identity provider is unreachable', cause);
+      throw new ServiceUnavailableError("the identity provider's discovery failed", cause);
     }
-    if (!res.ok)
-      throw new ServiceUnavailableError(`the identity provider's discovery answered ${res.status}`);
-    const doc = (await res.json()) as Partial<Discovery>;
-    // OIDC Discovery §4.3: the document must name the issuer it was fetched for.
-    if (doc.issuer?.replace(/\/+$/, '') !== issuer) {
-      throw new ServiceUnavailableError("the identity provider's discovery names another issuer");
-    }
-    if (!doc.authorization_endpoint || !doc.token_endpoint) {
-      throw new ServiceUnavailableError("the identity provider's discovery lacks its endpoints");
-    }
-    if (doc.code_challenge_methods_supported && !doc.code_challenge_methods_supported.includes('S256')) {
+    const meta = found.serverMetadata();
+    const methods = meta.code_challenge_methods_supported;
+    if (methods && !methods.includes('S256')) {
       throw new ServiceUnavailableError('the identity provider does not support PKCE S256');
     }
-    assertSafeUrl(doc.authorization_endpoint, 'authorization_endpoint');
-    assertSafeUrl(doc.token_endpoint, 'token_endpoint');
-    return doc as Discovery;
+    assertSafeUrl(meta.authorization_endpoint ?? '', 'authorization_endpoint');
+    assertSafeUrl(meta.token_endpoint ?? '', 'token_endpoint');
+    return found;
   }
 
-  // Cached once it succeeds; a failed fetch is retried on the next sign-in.
-  function endpoints(): Promise<Discovery> {
-    discovery ??= discover().catch((error: unknown) => {
-      discovery = undefined;
+  // Cached once it succeeds; a failed discovery is retried on the next sign-in.
+  function configured(): Promise<Configuration> {
+    configuration ??= discover().catch((error: unknown) => {
+      configuration = undefined;
       throw error;
     });
-    return discovery;
+    return configuration;
   }
 
   return {
     clientId: config.clientId,
 
     async start(redirectUri) {
-      const doc = await endpoints();
-      const state = random();
-      const nonce = random();
-      const codeVerifier = random();
-      const url = new URL(doc.authorization_endpoint);
-      url.searchParams.set('response_type', 'code');
-      url.searchParams.set('client_id', config.clientId);
-      url.searchParams.set('redirect_uri', redirectUri);
-      url.searchParams.set('scope', config.scope ?? 'openid');
-      url.searchParams.set('state', state);
-      url.searchParams.set('nonce', nonce);
-      url.searchParams.set('code_challenge', createHash('sha256').update(codeVerifier).digest('base64url'));
-      url.searchParams.set('code_challenge_method', 'S256');
-      if (config.resource) url.searchParams.set('resource', config.resource);
+      const [lib, conf] = await Promise.all([openid(), configured()]);
+      const state = lib.randomState();
+      const nonce = lib.randomNonce();
+      const codeVerifier = lib.randomPKCECodeVerifier();
+      const parameters: Record<string, string> = {
+        redirect_uri: redirectUri,
+        scope: config.scope ?? 'openid',
+        state,
+        nonce,
+        code_challenge: await lib.calculatePKCECodeChallenge(codeVerifier),
+        code_challenge_method: 'S256',
+      };
+      if (config.resource) parameters.resource = config.resource;
+      const url = lib.buildAuthorizationUrl(conf, parameters);
       return { url: url.toString(), state, nonce, codeVerifier };
     },
 
-    async exchange({ code, redirectUri, codeVerifier, nonce }) {
-      const doc = await endpoints();
-      const form = new URLSearchParams({
-        grant_type: 'authorization_code',
-        code,
-        redirect_uri: redirectUri,
-        code_verifier: codeVerifier,
-      });
-      if (config.resource) form.set('resource', config.resource);
-      const headers: Record<string, string> = {
-        'content-type': 'application/x-www-form-urlencoded',
-        accept: 'application/json',
-      };
-      if (config.clientSecret) {
-        // RFC 6749 §2.3.1: form-encode each part before base64.
-        const id = encodeURIComponent(config.clientId);
-        const secret = encodeURIComponent(config.clientSecret);
-        headers.authorization = `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
-      } else {
-        form.set('client_id', config.clientId);
-      }
-      let res: Response;
+    async exchange({ code, redirectUri, codeVerifier, nonce, iss }) {
+      const [lib, conf] = await Promise.all([openid(), configured()]);
+      if (!nonce) throw new UnauthorizedError('sign-in failed: this sign-in has no nonce');
+      // The caller has matched `state` against its signed cookie; the callback URL is rebuilt
+      // from the parts it checked, so only those reach the library.
+      const currentUrl = new URL(redirectUri);
+      currentUrl.search = '';
+      currentUrl.searchParams.set('code', code);
+      if (iss !== undefined) currentUrl.searchParams.set('iss', iss);
+      let tokens: Awaited<ReturnType<OpenIdClient['authorizationCodeGrant']>>;
       try {
-        res = await fetch(doc.token_endpoint, {
-          method: 'POST',
-          headers,
-          body: form.toString(),
-          signal: AbortSignal.timeout(timeoutMs),
-        });
-      } catch (cause) {
-        throw new ServiceUnavailableError('the identity provider is unreachable', cause);
+        tokens = await lib.authorizationCodeGrant(
+          conf,
+          currentUrl,
+          { pkceCodeVerifier: codeVerifier, expectedNonce: nonce, idTokenExpected: true },
+          config.resource ? { resource: config.resource } : undefined,
+        );
+      } catch (error) {
+        if (error instanceof lib.ResponseBodyError) {
+          if (error.status >= 500)
+            throw new ServiceUnavailableError(`the identity provider answered ${error.status}`);
+          throw new UnauthorizedError(
+            `sign-in failed: the identity provider refused the code (${error.error.slice(0, 64)})`,
+          );
+        }
+        if (error instanceof lib.AuthorizationResponseError) {
+          throw new UnauthorizedError(
+            `sign-in failed: the identity provider said ${error.error.slice(0, 64)}`,
+          );
+        }
+        const problem = answerProblem(lib, error);
+        if (problem) throw new UnauthorizedError(`sign-in failed: ${problem}`);
+        throw new ServiceUnavailableError('the identity provider is unreachable', error);
       }
-      const body = (await res.json().catch(() => ({}))) as Record<string, unknown>;
-      if (!res.ok) {
-        if (res.status >= 500)
-          throw new ServiceUnavailableError(`the identity provider answered ${res.status}`);
-        const reason = typeof body.error === 'string' ? body.error.slice(0, 64) : `status ${res.status}`;
-        throw new UnauthorizedError(`sign-in failed: the identity provider refused the code (${reason})`);
-      }
-      if (typeof body.access_token !== 'string' || body.access_token === '') {
+      if (typeof tokens.access_token !== 'string' || tokens.access_token === '') {
         throw new UnauthorizedError('sign-in failed: the identity provider returned no access token');
       }
-      if (typeof body.id_token !== 'string') return { accessToken: body.access_token };
-      // The ID token came straight from the token endpoint over TLS, which OIDC Core §3.1.3.7 lets
-      // stand in for its signature; its claims still have to be for us and for this sign-in.
-      const claims = decodeJwtPayload(body.id_token);
-      const aud = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
-      if (claims.iss !== doc.issuer || !aud.includes(config.clientId)) {
-        throw new UnauthorizedError('sign-in failed: the ID token was not issued for this page');
-      }
-      if (claims.nonce !== nonce)
-        throw new UnauthorizedError('sign-in failed: the ID token nonce does not match');
-      return { accessToken: body.access_token, idClaims: claims };
+      const claims = tokens.claims();
+      if (!claims) throw new UnauthorizedError('sign-in failed: the identity provider returned no ID token');
+      return { accessToken: tokens.access_token, idClaims: { ...claims } };
     },
   };
 }

@@ -188,6 +188,7 @@ async function callback(ctx: Ctx): Promise<HttpResult> {
       redirectUri: `${baseUrl(ctx.event, ctx.rt)}/approve/callback`,
       codeVerifier: pending.verifier,
       nonce: pending.nonce,
+      ...(typeof q.iss === 'string' ? { iss: q.iss } : {}),
     });
     // The API's verifier decides who this is: same issuer, same audience, same group mapping.
     const verified = await ctx.rt.verifier.verify(result.accessToken);
