@@ -122,6 +122,17 @@ const SERVER_ERROR_MESSAGES: Readonly<Record<string, string>> = {
   execution_failed: 'the database call failed; a write may or may not have been applied',
   aws_error: 'the AWS call failed; a write may or may not have been applied',
   aws_unreachable: 'AWS could not be reached; a write may or may not have been applied',
+  // Upstream MCP tools (issue 18): the model must know whether the call may have run.
+  upstream_timeout:
+    'the upstream MCP tool did not answer in time; it may or may not have run, and Warden did not retry it: check before calling it again',
+  upstream_unavailable: 'the upstream MCP server could not be reached; the tool was not run',
+  upstream_error: 'the upstream MCP server failed; the tool may or may not have run',
+  upstream_malformed:
+    'the upstream MCP server answered something that is not a tool result; it may or may not have run',
+  upstream_auth_failed:
+    "the upstream MCP server refused Warden's credentials; an operator must fix them (the details are in Warden's logs)",
+  upstream_secret_missing:
+    "Warden's credentials for this upstream MCP server are missing; an operator must fix them (the details are in Warden's logs)",
 };
 
 /** The message an answer may carry: the error's own below 500, a fixed one from 500 up. */

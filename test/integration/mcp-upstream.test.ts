@@ -345,7 +345,9 @@ describe('upstream MCP tools behind Warden', () => {
     const before = received.length;
     const result = await call(client, 'tickets__slow', {});
     expect(result.isError).toBe(true);
-    expect(text(result)).toMatch(/did not answer within 500 ms/);
+    expect(text(result)).toMatch(
+      /did not answer in time; it may or may not have run, and Warden did not retry it/,
+    );
     expect(text(result)).toMatch(/did not retry/);
     await new Promise((r) => setTimeout(r, 200));
     expect(received.slice(before)).toEqual([{ tool: 'slow', args: {} }]);
