@@ -812,7 +812,17 @@ export function maskingAdversarialSuite(name: string, context: () => AttackConte
     it("the session's trail, read by an auditor, carries no raw value", async () => {
       // Statements refused before a record exists (several statements, syntax) have no id.
       expect(requestIds.length).toBeGreaterThan(ATTACKS.length / 2);
-      const trail = await twin.api('GET', `/v1/sessions/c_${SESSION}`, { token: dave });
+      // A client-named session is scoped to its caller: its id is the one carol's records name.
+      let sessionId = '';
+      for (const id of requestIds) {
+        const r = await twin.api('GET', `/v1/requests/${id}`, { token: dave });
+        if (r.body.principal === 'carol') {
+          sessionId = String(r.body.sessionId);
+          break;
+        }
+      }
+      expect(sessionId.startsWith(`c_${SESSION}.`), sessionId).toBe(true);
+      const trail = await twin.api('GET', `/v1/sessions/${encodeURIComponent(sessionId)}`, { token: dave });
       expect(trail.status).toBe(200);
       expect(trail.body.events.length).toBeGreaterThan(ATTACKS.length);
       expect(leaks(trail.body, sent.join('\n'))).toEqual([]);

@@ -85,7 +85,7 @@ function hint(error: WardenError): string {
       return 'Send a shorter statement.';
     default:
       return error.statusCode >= 500
-        ? 'This is a problem on the gateway, not with your call; try again later.'
+        ? 'This is a problem on the gateway or behind it, not with your call. Before calling again anything that may write, check with get_request (the request id above) whether it ran.'
         : 'The database refused the statement; fix it and call again.';
   }
 }
