@@ -2,13 +2,35 @@
  * `npm run bench`: every benchmark in one run, each printed next to a baseline measured in the
  * same run (absolute times drift on shared machines; the ratios are what to compare).
  */
+import { spawn } from 'node:child_process';
 import { benchClassify } from './classify.js';
 import { benchColdStart } from './cold-start.js';
-import { benchCedarAndCore, benchGovernedSelect } from './gateway.js';
+import { benchCedarAndCore } from './gateway.js';
 import { benchMasking } from './masking.js';
-import { benchMaskedRead } from './masked-read.js';
-import { benchMcp } from './mcp.js';
-import { benchMcpUpstream } from './mcp-upstream.js';
+
+/**
+ * A bench that starts a local twin runs in a process of its own: the twin serves the API module,
+ * whose runtime is created once per process (as in Lambda), so a second twin in the same process
+ * would be answered by the first one's runtime (its IdP, its tables).
+ */
+function inChild<T>(module: string, fn: string): Promise<T> {
+  const code = `const m = await import(${JSON.stringify(new URL(module, import.meta.url).href)});
+const out = await m[${JSON.stringify(fn)}]();
+process.stdout.write('\\n@@BENCH@@' + JSON.stringify(out) + '\\n');
+process.exit(0);`;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.on('close', (status) => {
+      const line = out.split('\n').find((l) => l.startsWith('@@BENCH@@'));
+      if (status !== 0 || !line) reject(new Error(`${module} ${fn} failed (exit ${status})`));
+      else resolve(JSON.parse(line.slice('@@BENCH@@'.length)) as T);
+    });
+  });
+}
 
 function heading(title: string): void {
   console.log(`\n## ${title}\n`);
@@ -31,19 +53,22 @@ heading('Masking: 1,000 rows × 10 columns vs serialising the same result');
 console.table(await benchMasking());
 
 heading('Masked read (carol) vs unmasked read (bob) of the same statement on the twin');
-console.table(await benchMaskedRead());
+console.table(await inChild('./masked-read.ts', 'benchMaskedRead'));
 
 heading('Governed SELECT vs the same statement sent straight to the local Data API endpoint');
-const { latency, throughput } = await benchGovernedSelect();
+const { latency, throughput } = await inChild<{ latency: unknown[]; throughput: unknown[] }>(
+  './gateway.ts',
+  'benchGovernedSelect',
+);
 console.table(latency);
 heading('Throughput: governed reads, 1 to 64 concurrent clients (loopback, one machine)');
 console.table(throughput);
 
 heading('MCP run_sql tool call vs the REST call for the same statement');
-console.table(await benchMcp());
+console.table(await inChild('./mcp.ts', 'benchMcp'));
 
 heading('Upstream MCP tool through Warden vs the same call straight to the upstream');
-console.table(await benchMcpUpstream());
+console.table(await inChild('./mcp-upstream.ts', 'benchMcpUpstream'));
 
 heading('Cold start: import the API bundle and answer its first request, vs a warm request');
 console.table(await benchColdStart({ runs: 3 }));
