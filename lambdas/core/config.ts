@@ -89,6 +89,18 @@ const sqlDbSchema = z
   })
   .strict();
 
+/** The database users and schemas `warden db setup` creates when a target names none. */
+export const DEFAULT_SQL_DB = {
+  schemas: ['public'],
+  users: {
+    read: 'warden_ro',
+    write: 'warden_rw',
+    maskedRead: 'warden_masked_ro',
+    maskedWrite: 'warden_masked_rw',
+    owner: 'warden_mask_owner',
+  },
+};
+
 const sqlTargetSchema = z
   .object({
     kind: z.literal('sql'),
@@ -104,16 +116,7 @@ const sqlTargetSchema = z
         maskedWrite: z.string().min(1).optional(),
       })
       .strict(),
-    db: sqlDbSchema.default({
-      schemas: ['public'],
-      users: {
-        read: 'warden_ro',
-        write: 'warden_rw',
-        maskedRead: 'warden_masked_ro',
-        maskedWrite: 'warden_masked_rw',
-        owner: 'warden_mask_owner',
-      },
-    }),
+    db: sqlDbSchema.default(DEFAULT_SQL_DB),
     /** Statement timeout of every Warden database user (role setting), in ms. @default 5000 */
     statementTimeoutMs: z.number().int().min(100).max(45_000).default(5000),
     /** Rows returned before `truncated: true`. @default 1000 */

@@ -300,6 +300,11 @@ export function hasMaskedProfile(target: SqlTargetConfig): boolean {
   );
 }
 
+/** The database user a statement runs as (docs/masking.md): masked unless view_unmasked lifts it. */
+export function maskingProfile(unmasked: boolean, target: SqlTargetConfig): 'masked' | 'unmasked' {
+  return unmasked || !hasMaskedProfile(target) ? 'unmasked' : 'masked';
+}
+
 /** Schemas a masked read may not name: the raw data's and Warden's private one. */
 const PRIVATE_SCHEMA = 'warden_private';
 
@@ -403,9 +408,7 @@ async function submitSqlRecorded(
           targetName,
           target,
           input,
-          mayViewUnmasked(engine, principal, targetName, classification.tables) || !hasMaskedProfile(target)
-            ? 'unmasked'
-            : 'masked',
+          maskingProfile(mayViewUnmasked(engine, principal, targetName, classification.tables), target),
         )
       : undefined;
   const record: RequestRecord = {
@@ -737,7 +740,7 @@ export async function executeSql(
   const level = classification.class === 'read' ? 'read' : 'write';
   // Cedar's view_unmasked picks the database user the statement runs as (docs/masking.md).
   const unmasked = mayViewUnmasked(engine, principal, record.target, classification.tables);
-  const profile = unmasked || !hasMaskedProfile(target) ? 'unmasked' : 'masked';
+  const profile = maskingProfile(unmasked, target);
   let result: SqlResult;
   try {
     if (profile === 'masked') {
@@ -931,9 +934,19 @@ function withheldResult(result: RequestRecord['result']): unknown {
   return { ...shape, rows: [], withheld: RESULT_WITHHELD };
 }
 
-function resultTarget(deps: Pick<RequestDeps, 'config'>, record: RequestRecord): ResourceRef {
-  const kind = deps.config.targets[record.target]?.kind ?? 'sql';
-  return { type: 'Target', id: record.target, kind };
+function viewerMayViewUnmasked(
+  engine: PolicyEngine,
+  config: WardenConfig,
+  viewer: Principal,
+  record: RequestRecord,
+): boolean {
+  const target = config.targets[record.target];
+  if (!target) return false;
+  if (target.kind === 'sql') {
+    const tables = (record.classification as { tables?: readonly string[] } | undefined)?.tables ?? [];
+    return mayViewUnmasked(engine, viewer, record.target, tables);
+  }
+  return engine.authorize(viewer, 'view_unmasked', targetRef(record.target, target), {}).allowed;
 }
 
 /**
@@ -988,20 +1001,20 @@ export async function getRequest(
   if (!record) throw new NotFoundError(`unknown request "${id}"`);
   const own = record.principal === principalKey(principal);
   let approver = false;
+  const engine = await deps.policies.engine();
   if (!own) {
-    const engine = await deps.policies.engine();
     const auditor = engine.authorize(principal, 'audit', { type: 'Gateway', id: 'warden' }, {}).allowed;
     approver = approverOn(engine, deps.config, principal, record.target);
     if (!auditor && !approver) throw new NotFoundError(`unknown request "${id}"`);
   }
   // A result read with view_unmasked is raw by design (functions of sensitive columns included,
   // which no detector can recognise): only the requester and others allowed view_unmasked see it.
+  // The viewer is held to the rule that lifted masking for the requester.
   const withholdResult =
     !own &&
     record.masking?.unmasked === true &&
     record.result !== undefined &&
-    !(await deps.policies.engine()).authorize(principal, 'view_unmasked', resultTarget(deps, record), {})
-      .allowed;
+    !viewerMayViewUnmasked(engine, deps.config, principal, record);
   if (withholdResult) return requestView(record, undefined, { withholdResult });
   const entitled = own || (approver && record.status === 'pending_approval');
   if (entitled && record.sealed && deps.sealer) {

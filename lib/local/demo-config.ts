@@ -2,7 +2,7 @@
  * The local twin's configuration: the SQL target `demo` over the embedded PostgreSQL, and the AWS
  * target `demo-aws` (local STS + the enforcing endpoint in front of the embedded DynamoDB).
  */
-import type { WardenConfigInput } from '../../lambdas/core/config.js';
+import { DEFAULT_SQL_DB, type WardenConfigInput } from '../../lambdas/core/config.js';
 import { DEMO_TARGET } from './demo-data.js';
 
 /** The role the local STS lets Warden assume for `demo-aws` (an account number from AWS's docs). */
@@ -20,18 +20,7 @@ export function demoConfig(
         resourceArn: DEMO_TARGET.resourceArn,
         database: DEMO_TARGET.database,
         secrets: DEMO_TARGET.secrets,
-        db: {
-          schemas: ['public'],
-          users: {
-            read: 'warden_ro',
-            write: 'warden_rw',
-            maskedRead: 'warden_masked_ro',
-            maskedWrite: 'warden_masked_rw',
-            owner: 'warden_mask_owner',
-          },
-          adminSecret: DEMO_TARGET.adminSecret,
-        },
-        statementTimeoutMs: 5000,
+        db: { ...DEFAULT_SQL_DB, adminSecret: DEMO_TARGET.adminSecret },
         maxRows: 1000,
         masking: {
           rules: [
