@@ -1,5 +1,10 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { classifySql, classifySqlSync, initSqlClassifier } from '../../lambdas/core/classify/sql.js';
+import {
+  classifySql,
+  classifySqlSync,
+  initSqlClassifier,
+  parseSqlTree,
+} from '../../lambdas/core/classify/sql.js';
 import { BadRequestError, SqlParseError } from '../../lambdas/core/errors.js';
 import type { SqlClass } from '../../lambdas/core/types.js';
 
@@ -370,5 +375,24 @@ describe('sql classifier', () => {
         await expect(classifySql(sql)).rejects.toThrow('no SQL statement');
       },
     );
+  });
+});
+
+describe('the parse a request reuses (classification, then its shown form)', () => {
+  it('answers the same text from the last parse, frozen so no reader can change what the next sees', () => {
+    const a = parseSqlTree('SELECT 1 FROM t WHERE x = 2');
+    expect(parseSqlTree('SELECT 1 FROM t WHERE x = 2')).toBe(a);
+    expect(() => {
+      (a.stmts as unknown[]).push({});
+    }).toThrow(TypeError);
+    // A tampered tree cannot turn a write into a read: the classifier sees the frozen tree.
+    expect(classifySqlSync('SELECT 1 FROM t WHERE x = 2').class).toBe('read');
+  });
+
+  it('never answers another text, however close, from the last parse', () => {
+    expect(classifySqlSync('SELECT 1 FROM t').class).toBe('read');
+    expect(classifySqlSync('SELECT 1 FROM t; DELETE FROM t').class).toBe('write');
+    expect(classifySqlSync('SELECT 1 FROM t ').class).toBe('read');
+    expect(parseSqlTree('DELETE FROM t')).not.toBe(parseSqlTree('DELETE FROM u'));
   });
 });

@@ -526,7 +526,29 @@ function rawParse(text: string): { stmts?: ParsedStatement[] } {
   }
 }
 
+/**
+ * The last text parsed and its tree: a request parses its statement for classification and again
+ * for its shown form (lambdas/core/shown.ts); the second is answered from here. The tree is frozen,
+ * so no reader can change what the next one sees.
+ */
+let lastParsed: { sql: string; tree: { stmts?: ParsedStatement[] } } | undefined;
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
 function parseChecked(sql: string): { stmts?: ParsedStatement[] } {
+  if (lastParsed?.sql === sql) return lastParsed.tree;
+  const tree = deepFreeze(parseUncached(sql));
+  lastParsed = { sql, tree };
+  return tree;
+}
+
+function parseUncached(sql: string): { stmts?: ParsedStatement[] } {
   if (parserBroken) throw new ServiceUnavailableError('the SQL parser failed earlier in this process');
   // The lexer runs only when the cheap count cannot rule out deep nesting.
   if (roughNesting(sql) > MAX_NESTING) {
