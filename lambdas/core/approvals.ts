@@ -532,7 +532,7 @@ export function approvalView(record: RequestRecord, exact?: SealedPayload): Appr
     links: {
       self: `/v1/requests/${record.id}`,
       review: `/approve/${record.id}`,
-      replay: `/replay/${encodeURIComponent(record.sessionId)}`,
+      replay: `/replay/${encodeURIComponent(record.sessionId)}?request=${record.id}`,
     },
     visible: visibleText(statement, justification),
   };
@@ -592,6 +592,26 @@ export async function getApprovalFor(
   const mine = voteOfSide(record.votes ?? [], viewer);
   if (mine) return { view, canVote: false, reason: `you already voted to ${mine.decision} at ${mine.at}` };
   return { view, canVote: true };
+}
+
+/**
+ * Whether `viewer` may read the session replay of request `requestId` as its approver (issue 17:
+ * the approver sees what the agent did just before): the request waits for approval in exactly
+ * that session, has not expired, is on a target Cedar lets `viewer` approve, and is not their own
+ * side's. Anything else is false, whichever part failed, so the answer names no other session.
+ */
+export async function mayReplayForApproval(
+  deps: Pick<ApprovalDeps, 'requests' | 'policies' | 'config' | 'clock'>,
+  viewer: Principal,
+  requestId: string,
+  sessionId: string,
+): Promise<boolean> {
+  if (typeof requestId !== 'string' || !REQUEST_ID.test(requestId)) return false;
+  const record = await deps.requests.get(requestId);
+  if (!record || record.decision.outcome !== 'approval_required') return false;
+  if (record.sessionId !== sessionId || record.status !== 'pending_approval') return false;
+  if (isExpired(record, deps.clock.now()) || sameSideReason(viewer, record)) return false;
+  return mayApprove(deps, viewer, record);
 }
 
 export interface ApprovalListing {

@@ -167,6 +167,17 @@ export async function loadSession(
   sessionId: string,
 ): Promise<SessionDetail> {
   await requireAuditor(deps, principal);
+  return readSessionDetail(deps, sessionId);
+}
+
+/**
+ * One session and its events, for a caller already authorized for this session (an auditor, or an
+ * approver of a pending request made in it: `mayReplayForApproval`). Events are stored masked.
+ */
+export async function readSessionDetail(
+  deps: Pick<SessionDeps, 'trailReader'>,
+  sessionId: string,
+): Promise<SessionDetail> {
   checkId(sessionId);
   const [head, events] = await Promise.all([
     deps.trailReader.head(sessionId),

@@ -143,7 +143,7 @@ describe('the estimate', () => {
     const list = await twin.api('GET', '/v1/approvals', { token: bob });
     const entry = list.body.approvals.find((a: any) => a.requestId === whole);
     expect(entry.blastRadius.wholeTable).toBe(true);
-    expect(entry.links.replay).toBe(`/replay/${encodeURIComponent(entry.sessionId)}`);
+    expect(entry.links.replay).toBe(`/replay/${encodeURIComponent(entry.sessionId)}?request=${whole}`);
 
     await reviewLinkFromOutbox(twin, whole);
     const outbox = JSON.stringify((await twin.api('GET', '/dev/outbox')).body);

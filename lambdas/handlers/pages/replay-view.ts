@@ -96,6 +96,8 @@ export interface ReplayInput {
   readonly events: readonly StoredTrailEvent[];
   readonly verification: ChainVerification;
   readonly viewer: string;
+  /** Set when the viewer is not an auditor but an approver of this request of the session. */
+  readonly forRequest?: string;
 }
 
 const TYPE_LABEL: Record<string, string> = {
@@ -233,6 +235,11 @@ export function replayPage(input: ReplayInput): HttpResult {
   });
   const content = h`<header><strong>Warden · session replay</strong><span class="who">signed in as ${input.viewer}</span></header>
 <main><h1>Session ${session.sessionId}</h1>
+${
+  input.forRequest
+    ? h`<p class="muted" id="for-request">Shown to you as an approver of <a href="/approve/${input.forRequest}">${input.forRequest}</a>: what happened in the requester's session (masked, read-only).</p>`
+    : ''
+}
 <dl class="summary"><dt>Who</dt><dd>${session.principalNames.join(', ') || '—'}</dd>
 <dt>Targets</dt><dd>${session.targets.join(', ') || '—'}</dd>
 <dt>From</dt><dd>${session.startedAt}</dd><dt>To</dt><dd>${session.lastAt}</dd>

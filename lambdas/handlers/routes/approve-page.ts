@@ -120,7 +120,8 @@ function approvalDeps(rt: PageRuntime): ApprovalDeps | undefined {
 }
 
 /** Where a sign-in may return: an approval page or an auditor's replay page, nothing else. */
-const RETURN_PATH = /^\/(approvals|approve\/r_[A-Za-z0-9_-]{10,40}|replay\/[A-Za-z0-9._:-]{1,140})$/;
+const RETURN_PATH =
+  /^\/(approvals|approve\/r_[A-Za-z0-9_-]{10,40}|replay\/[A-Za-z0-9._:-]{1,140}(\?request=r_[A-Za-z0-9_-]{10,40})?)$/;
 
 /** Starts the OIDC sign-in and comes back to `returnPath` (an /approve/… or /replay/… path). */
 export async function startSignIn(ctx: Ctx, returnPath: string): Promise<HttpResult> {

@@ -3,11 +3,13 @@
  * `/v1/sessions/{id}/verify`) and the replay page (`GET /replay/{sessionId}`). Every one of them
  * answers 403 to a principal without Cedar `audit` on Gateway::"warden".
  */
-import { ServiceUnavailableError, WardenError } from '../../core/errors.js';
+import { ForbiddenError, ServiceUnavailableError, WardenError } from '../../core/errors.js';
+import { mayReplayForApproval, type ApprovalDeps } from '../../core/approvals.js';
 import {
   getSession,
   listSessions,
-  loadSession,
+  readSessionDetail,
+  requireAuditor,
   verifySession,
   type SessionDeps,
 } from '../../core/sessions.js';
@@ -50,11 +52,42 @@ async function pageViewer(ctx: Ctx): Promise<Principal | undefined> {
   return { type: s.type, id: s.id, name: s.name, groups: s.groups };
 }
 
+const REQUEST_PARAM = /^r_[A-Za-z0-9_-]{10,40}$/;
+
+/**
+ * Whether `principal` may see this session: an auditor, or (with `?request=`) an approver of a
+ * request waiting in it for their decision. One 403 for every other case, so a non-auditor learns
+ * nothing about sessions they may not read.
+ */
+async function authorizeReplay(
+  ctx: Ctx,
+  principal: Principal,
+  sessionId: string,
+  requestId: string | undefined,
+): Promise<'auditor' | 'approver'> {
+  try {
+    await requireAuditor(sessionDeps(ctx), principal);
+    return 'auditor';
+  } catch (error) {
+    if (!(error instanceof ForbiddenError) || requestId === undefined) throw error;
+    const rt = ctx.rt as Ctx['rt'] & Partial<ApprovalDeps>;
+    if (!rt.requests || !rt.config) throw error;
+    const deps = { requests: rt.requests, policies: rt.policies, config: rt.config, clock: rt.clock };
+    if (await mayReplayForApproval(deps, principal, requestId, sessionId)) return 'approver';
+    throw new ForbiddenError(
+      'the session replay is for auditors, and for approvers of a request waiting in this session',
+    );
+  }
+}
+
 /**
  * The replay page: a person signed in at the gateway (the approval page's session cookie) or a
- * bearer token; the page shows the same data as the API, to auditors only.
+ * bearer token; the page shows the same (masked) data as the API, to auditors, and read-only to
+ * an approver deciding a request of this session (the approval page links here with `?request=`).
  */
 async function replay(ctx: Ctx, sessionId: string): Promise<HttpResult> {
+  const requested = query(ctx).request;
+  const requestId = requested !== undefined && REQUEST_PARAM.test(requested) ? requested : undefined;
   let principal: Principal | undefined;
   try {
     principal = await pageViewer(ctx);
@@ -64,7 +97,7 @@ async function replay(ctx: Ctx, sessionId: string): Promise<HttpResult> {
   if (!principal) {
     // A person in a browser signs in with the organisation's IdP and comes straight back here.
     if (/^[A-Za-z0-9._:-]{1,140}$/.test(sessionId) && ctx.rt.approvalLogin && ctx.rt.signer) {
-      return startSignIn(ctx, `/replay/${sessionId}`);
+      return startSignIn(ctx, `/replay/${sessionId}${requestId ? `?request=${requestId}` : ''}`);
     }
     return replayMessagePage(
       401,
@@ -74,18 +107,19 @@ async function replay(ctx: Ctx, sessionId: string): Promise<HttpResult> {
     );
   }
   try {
-    const deps = sessionDeps(ctx);
-    const detail = await loadSession(deps, principal, sessionId);
+    const as = await authorizeReplay(ctx, principal, sessionId, requestId);
+    const detail = await readSessionDetail(sessionDeps(ctx), sessionId);
     return replayPage({
       ...detail,
       verification: verifyChain(detail.events, detail.session),
       viewer: principal.name,
+      ...(as === 'approver' && requestId ? { forRequest: requestId } : {}),
     });
   } catch (error) {
     if (error instanceof WardenError && error.statusCode < 500) {
       const title =
         error.statusCode === 403
-          ? 'Not an auditor'
+          ? 'Not allowed'
           : error.statusCode === 404
             ? 'Session not found'
             : 'Cannot show this session';
