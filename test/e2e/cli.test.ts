@@ -5,7 +5,15 @@
  * that name the flag or argument, the documented exit codes, and --as refused next to a token.
  */
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -119,6 +127,28 @@ describe('warden sql', () => {
     },
   );
 
+  it.skipIf(!HAS_SCRIPT)('prints what the README quick start shows, line for line', async () => {
+    // Every `$ npx warden sql …` block of README.md, run on a terminal against a twin with the
+    // same demo data: only the request id, the policy set and the twin's own HMAC key may differ.
+    const readme = readFileSync(join(REPO, 'README.md'), 'utf8');
+    const blocks = [...readme.matchAll(/```console\n\$ npx warden (sql .+)\n([\s\S]*?)```/g)];
+    expect(blocks.length).toBeGreaterThanOrEqual(2);
+    const normal = (text: string) =>
+      text
+        .trim()
+        .replace(/hmac:[0-9a-f]+…/g, 'hmac:…')
+        .replace(/request r_[A-Za-z0-9_-]+/g, 'request r_…')
+        .replace(/policy set [A-Za-z0-9._-]+/g, 'policy set …')
+        .split('\n');
+    for (const [, command, shown] of blocks) {
+      const args = [...command.matchAll(/"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2]);
+      const out = await tty([...args, '--url', twin.url]);
+      expect(out.code, out.stderr).toBe(0);
+      expect(normal(out.stdout), command).toEqual(normal(shown));
+      expect(shown).toMatch(/^┌/);
+    }
+  });
+
   it('prints JSON with --json and when stdout is not a terminal', async () => {
     const sql = 'SELECT id FROM customers ORDER BY id LIMIT 2';
     for (const args of [['--json'], []]) {
@@ -174,6 +204,39 @@ describe('warden sql', () => {
     expect(out.code).toBe(0);
     expect(JSON.parse(out.stdout).result.rows).toEqual([{ answer: 42 }]);
   });
+
+  it.skipIf(!HAS_SCRIPT)(
+    'shows invisible characters as ⟨U+…⟩ with a warning on a terminal, and as \\u escapes in JSON',
+    async () => {
+      // A bidi override and a zero-width space in the statement, isolates in the justification:
+      // the approver must see them, never have them reorder the terminal's text.
+      const sql = "DELETE FROM orders WHERE status = 'x\u202e' OR id = 9 -- \u200bnote";
+      const why = 'ok \u2066hidden\u2069';
+      const sent = await tty(['sql', '--url', twin.url, 'demo', sql, '--justification', why]);
+      expect(sent.code).toBe(3);
+      const id = /Waiting for approval: (r_\S+)/.exec(sent.stdout)![1];
+      for (const args of [
+        ['approvals', '--url', twin.url, '--as', 'bob'],
+        ['request', id, '--url', twin.url, '--as', 'bob'],
+      ]) {
+        const out = await tty(args);
+        expect(out.code, args.join(' ')).toBe(0);
+        expect(out.stdout).toContain("status = 'x⟨U+202E⟩' OR id = 9 -- ⟨U+200B⟩note");
+        expect(out.stdout).toContain('ok ⟨U+2066⟩hidden⟨U+2069⟩');
+        expect(out.stdout).not.toMatch(/[\u202e\u200b\u2066\u2069]/);
+      }
+      const list = await tty(['approvals', '--url', twin.url, '--as', 'bob']);
+      expect(list.stdout).toMatch(
+        /Warning: the statement contains 2 invisible characters \(U\+202E RIGHT-TO-LEFT OVERRIDE, U\+200B ZERO WIDTH SPACE\)/,
+      );
+      expect(list.stdout).toMatch(/Warning: the justification contains 2 invisible characters/);
+
+      const piped = await cli(['request', id, '--url', twin.url, '--as', 'bob']);
+      expect(piped.stdout).not.toMatch(/[\u202e\u200b]/);
+      expect(piped.stdout).toContain('\\u202e');
+      expect(JSON.parse(piped.stdout).operation.sql).toBe(sql);
+    },
+  );
 
   it('sql --wait holds for the approver: approved in time prints the executed request; else pending', async () => {
     const sql = "UPDATE orders SET status = 'shipped' WHERE id = 77";
