@@ -6,6 +6,8 @@ export interface CliContext {
   readonly url: string;
   readonly token?: string;
   readonly session?: string;
+  /** Where the token came from (for `warden whoami`). */
+  readonly source?: 'flag' | 'env' | 'login' | 'dev-user';
 }
 
 export const DEFAULT_URL = 'http://127.0.0.1:8080';

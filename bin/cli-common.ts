@@ -28,7 +28,7 @@ export function globals(cmd: Command): GlobalOptions {
   return cmd.optsWithGlobals<GlobalOptions>();
 }
 
-/** A stored sign-in for this gateway, if any (a hook for a future `warden login`; none today). */
+/** A stored sign-in for this gateway, if any (`warden login`, registered by bin/login-cli.ts). */
 export type StoredTokenLookup = (url: string) => Promise<string | undefined>;
 let storedToken: StoredTokenLookup = async () => undefined;
 export function useStoredTokens(lookup: StoredTokenLookup): void {
@@ -36,9 +36,10 @@ export function useStoredTokens(lookup: StoredTokenLookup): void {
 }
 
 /**
- * The gateway and a bearer token: --token, else WARDEN_TOKEN, else a stored sign-in for the URL,
- * else (local twin only) a dev user's token (--as, default alice). `--as` names a dev user, so
- * it is refused next to an explicit token instead of being silently overridden by one.
+ * The gateway and a bearer token: --token, else WARDEN_TOKEN, else the sign-in `warden login`
+ * stored for the URL (refreshed when it expires), else (local twin only) a dev user's token (--as,
+ * default alice). `--as` names a dev user, so it is refused next to an explicit token instead of
+ * being silently overridden by one.
  */
 export async function context(cmd: Command): Promise<CliContext> {
   const o = globals(cmd);
@@ -54,16 +55,18 @@ export async function context(cmd: Command): Promise<CliContext> {
     if (!isLoopback(url)) {
       throw new UsageError(
         `--as works only against a local twin (127.0.0.1, localhost, ::1); ${url} is not one. ` +
-          `Pass a token from its IdP with --token or WARDEN_TOKEN.`,
+          `Sign in with \`warden login --url ${url}\`, or pass a token from its IdP with --token or WARDEN_TOKEN.`,
       );
     }
-    return { url, token: await devToken(url, o.as), ...session };
+    return { url, token: await devToken(url, o.as), source: 'dev-user', ...session };
   }
-  const token = o.token ?? process.env.WARDEN_TOKEN ?? (await storedToken(url));
-  if (token) return { url, token, ...session };
-  if (isLoopback(url)) return { url, token: await devToken(url, 'alice'), ...session };
+  if (o.token !== undefined) return { url, token: o.token, source: 'flag', ...session };
+  if (process.env.WARDEN_TOKEN) return { url, token: process.env.WARDEN_TOKEN, source: 'env', ...session };
+  const stored = await storedToken(url);
+  if (stored) return { url, token: stored, source: 'login', ...session };
+  if (isLoopback(url)) return { url, token: await devToken(url, 'alice'), source: 'dev-user', ...session };
   throw new CliError(
-    `no credentials for ${url}: pass a token from its IdP with --token or WARDEN_TOKEN`,
+    `no credentials for ${url}: sign in with \`warden login --url ${url}\`, or pass a token with --token or WARDEN_TOKEN`,
     EXIT.unreachable,
   );
 }

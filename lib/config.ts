@@ -33,6 +33,14 @@ export interface WardenSettings {
   readonly oidcApprovalClientId?: string;
   /** Scopes the approval page asks for. @default the adapter's default ('openid') */
   readonly oidcApprovalScope?: string;
+  /**
+   * OAuth client id of `warden login` (a public native client: authorization code + PKCE with a
+   * loopback redirect, optionally the device grant; docs/cli.md#signing-in). Published in the
+   * gateway's `/.well-known/oauth-protected-resource`. @default none: `warden login` is refused
+   */
+  readonly oidcCliClientId?: string;
+  /** Scopes `warden login` asks for. @default `oidcScopes` (plus offline_access where offered) */
+  readonly oidcCliScope?: string;
   /** Scopes MCP clients are told to ask for (RFC 9728 metadata), space-separated. @default 'openid' */
   readonly oidcScopes?: string;
   /** Browser origins allowed to call /mcp besides Warden's own, comma-separated. @default none */
@@ -130,6 +138,8 @@ export function resolveSettings(input: WardenSettingsInput = {}): WardenSettings
       'oidcApprovalClientId',
       'oidcApprovalScope',
       'oidcScopes',
+      'oidcCliClientId',
+      'oidcCliScope',
       'mcpAllowedOrigins',
       'slackWebhookSecretArn',
       'sesSender',
@@ -217,7 +227,7 @@ export interface ContextSource {
 /**
  * Reads settings from CDK context: `wardenConfig` (a JSON file path, or an object in cdk.json),
  * overridden by individual keys (`oidcIssuer`, `oidcAudience`, `groupsClaim`, `oidcJwksUri`,
- * `oidcApprovalClientId`, `oidcApprovalScope`,
+ * `oidcApprovalClientId`, `oidcApprovalScope`, `oidcCliClientId`, `oidcCliScope`,
  * `slackWebhookSecretArn`, `sesSender`, `publicUrl`, `alarmEmail`, `auditTtlDays`,
  * `logRetentionDays`, `auditLakeObjectLockMode`, `auditLakeObjectLockDays`, `executeReservedConcurrency`, `notifyReservedConcurrency`) so `cdk deploy -c oidcIssuer=…` works without a file.
  */
@@ -244,6 +254,8 @@ export function settingsFromContext(ctx: ContextSource): WardenSettingsInput {
     oidcApprovalClientId: str('oidcApprovalClientId'),
     oidcApprovalScope: str('oidcApprovalScope'),
     oidcScopes: str('oidcScopes'),
+    oidcCliClientId: str('oidcCliClientId'),
+    oidcCliScope: str('oidcCliScope'),
     mcpAllowedOrigins: str('mcpAllowedOrigins'),
     groupsClaim: str('groupsClaim'),
     slackWebhookSecretArn: str('slackWebhookSecretArn'),

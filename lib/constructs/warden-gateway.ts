@@ -157,6 +157,8 @@ export class WardenGateway extends Construct {
       this.apiFunction.addEnvironment('OIDC_APPROVAL_CLIENT_ID', s.oidcApprovalClientId);
     if (s.oidcApprovalScope) this.apiFunction.addEnvironment('OIDC_APPROVAL_SCOPE', s.oidcApprovalScope);
     if (s.oidcScopes) this.apiFunction.addEnvironment('OIDC_SCOPES', s.oidcScopes);
+    if (s.oidcCliClientId) this.apiFunction.addEnvironment('OIDC_CLI_CLIENT_ID', s.oidcCliClientId);
+    if (s.oidcCliScope) this.apiFunction.addEnvironment('OIDC_CLI_SCOPE', s.oidcCliScope);
     if (s.mcpAllowedOrigins) this.apiFunction.addEnvironment('MCP_ALLOWED_ORIGINS', s.mcpAllowedOrigins);
     this.notifyFunction.addEnvironment('PUBLIC_URL', publicUrl);
 

@@ -104,6 +104,11 @@ export interface DevIdp {
     readonly ownedAgent: DevClient & { readonly groups: readonly string[]; readonly owner: string };
     /** The dev-user grant (`npx warden token <user>`). */
     readonly cli: DevClient;
+    /**
+     * `npx warden login`: a public native client (no secret) with loopback redirect URIs on any
+     * port (RFC 8252 §7.3), authorization code + PKCE, refresh tokens and the device grant.
+     */
+    readonly login: { readonly clientId: string; readonly redirectUris: readonly string[] };
   };
   /** A real access token for a dev user, signed with the provider's keys. */
   issueUserToken(username: string, opts?: { expiresIn?: number }): Promise<string>;
@@ -120,7 +125,20 @@ const OWNED_AGENT_CLIENT = {
   owner: 'erin',
 };
 const CLI_CLIENT = { clientId: 'warden-cli', clientSecret: 'warden-cli-secret' };
+const LOGIN_CLIENT = {
+  clientId: 'warden-cli-login',
+  // Native clients may use any port on a loopback address (oidc-provider matches them port-free).
+  redirectUris: ['http://127.0.0.1/callback', 'http://[::1]/callback'],
+};
+const DEVICE_CODE_GRANT_TYPE = 'urn:ietf:params:oauth:grant-type:device_code';
 const RESOURCE_SCOPE = 'warden';
+/**
+ * What a first-party dev client is granted without a consent screen. `warden` is listed in the
+ * provider's scopes (it is advertised), so oidc-provider counts it as an OIDC scope too: a grant
+ * without it leaves "op_scopes_missing" and a client asking `openid warden` (warden login) would
+ * be sent back to consent forever.
+ */
+const GRANTED_OIDC_SCOPES = `openid profile groups ${RESOURCE_SCOPE}`;
 const MAX_FORM_BYTES = 4096;
 
 export async function createDevIdp(options: DevIdpOptions): Promise<DevIdp> {
@@ -214,6 +232,14 @@ export async function createDevIdp(options: DevIdpOptions): Promise<DevIdp> {
         response_types: [],
         token_endpoint_auth_method: 'client_secret_basic',
       },
+      {
+        client_id: LOGIN_CLIENT.clientId,
+        application_type: 'native',
+        redirect_uris: [...LOGIN_CLIENT.redirectUris],
+        grant_types: ['authorization_code', 'refresh_token', DEVICE_CODE_GRANT_TYPE],
+        response_types: ['code'],
+        token_endpoint_auth_method: 'none',
+      },
     ],
     jwks: { keys: [signingKey] },
     // Cookies only carry the sign-in interaction; a restart simply asks to sign in again.
@@ -237,6 +263,9 @@ export async function createDevIdp(options: DevIdpOptions): Promise<DevIdp> {
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
+      // `warden login --device` (RFC 8628) and `warden logout` (RFC 7009).
+      deviceFlow: { enabled: true },
+      revocation: { enabled: true },
       resourceIndicators: {
         enabled: true,
         defaultResource: async () => resource,
@@ -250,6 +279,12 @@ export async function createDevIdp(options: DevIdpOptions): Promise<DevIdp> {
       },
     },
     pkce: { required: () => true },
+    // The CLI's sign-in lasts past the browser session without asking for offline_access (which
+    // oidc-provider only honours with prompt=consent, a screen first-party dev clients never show).
+    issueRefreshToken: async (_ctx: unknown, client: Client) => client.grantTypeAllowed('refresh_token'),
+    // Its code (hence its tokens) outlives the IdP's browser session, as offline_access would.
+    expiresWithSession: async (_ctx: unknown, code: { clientId: string; scopes: Set<string> }) =>
+      code.clientId !== LOGIN_CLIENT.clientId && !code.scopes.has('offline_access'),
     interactions: { url: (_ctx, interaction) => `${mountPath}/interaction/${interaction.uid}` },
     findAccount: async (_ctx, sub) => {
       const user = users.get(sub);
@@ -288,7 +323,7 @@ export async function createDevIdp(options: DevIdpOptions): Promise<DevIdp> {
         if (existing) return existing;
       }
       const grant = new oidc.provider.Grant({ clientId, accountId });
-      grant.addOIDCScope('openid profile groups');
+      grant.addOIDCScope(GRANTED_OIDC_SCOPES);
       grant.addResourceScope(resource, RESOURCE_SCOPE);
       await grant.save();
       return grant;
@@ -457,7 +492,7 @@ export async function createDevIdp(options: DevIdpOptions): Promise<DevIdp> {
         const grant = details.grantId
           ? ((await provider.Grant.find(details.grantId)) ?? new provider.Grant({ accountId, clientId }))
           : new provider.Grant({ accountId, clientId });
-        grant.addOIDCScope('openid profile groups');
+        grant.addOIDCScope(GRANTED_OIDC_SCOPES);
         grant.addResourceScope(resource, RESOURCE_SCOPE);
         const grantId = await grant.save();
         await provider.interactionFinished(
@@ -517,6 +552,7 @@ export async function createDevIdp(options: DevIdpOptions): Promise<DevIdp> {
       agent: AGENT_CLIENT,
       ownedAgent: OWNED_AGENT_CLIENT,
       cli: CLI_CLIENT,
+      login: LOGIN_CLIENT,
     },
     async issueUserToken(username, opts) {
       if (!users.has(username)) throw new Error(`unknown dev user: ${username}`);

@@ -240,6 +240,8 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     WARDEN_SEAL_KEY: persistentSecret(dataDir, 'sealKey'),
     OIDC_APPROVAL_CLIENT_ID: idp.clients.approval.clientId,
     OIDC_APPROVAL_CLIENT_SECRET: idp.clients.approval.clientSecret,
+    // `warden login --url <twin>`: the public native client, named in the RFC 9728 metadata.
+    OIDC_CLI_CLIENT_ID: idp.clients.login.clientId,
     POLICY_TTL_MS: '2000',
     ...aws.env,
     ...(faults && aws.env.AWS_ENDPOINT_URL_STS

@@ -162,6 +162,9 @@ describe('functions', () => {
     expect(api.OIDC_APPROVAL_CLIENT_ID).toBe('warden-approval-page');
     // What MCP clients are told to ask for, and the browser origins /mcp accepts.
     expect(api.OIDC_SCOPES).toBe('openid warden');
+    // `warden login`'s public client, published in the RFC 9728 metadata.
+    expect(api.OIDC_CLI_CLIENT_ID).toBe('warden-cli');
+    expect(api.OIDC_CLI_SCOPE).toBeUndefined();
     expect(api.MCP_ALLOWED_ORIGINS).toBe('https://inspector.example.com');
     // The shared runtime opens every store at cold start: each workflow function needs every table name.
     for (const fragment of ['Notify', 'Execute']) {

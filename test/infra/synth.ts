@@ -14,6 +14,7 @@ export const FULL_SETTINGS: WardenSettingsInput = {
   groupsClaim: 'groups',
   oidcApprovalClientId: 'warden-approval-page',
   oidcScopes: 'openid warden',
+  oidcCliClientId: 'warden-cli',
   mcpAllowedOrigins: 'https://inspector.example.com',
   slackWebhookSecretArn: `arn:aws:secretsmanager:eu-west-1:${ACCOUNT}:secret:warden/slack-AbCdEf`,
   sesSender: 'warden@example.com',

@@ -413,6 +413,8 @@ describe('mcp over http', () => {
       bearer_methods_supported: ['header'],
       scopes_supported: ['openid', 'warden'],
       resource_name: 'Warden',
+      // Warden's extension: the public client `warden login` signs in with (docs/cli.md).
+      warden_cli_client_id: 'warden-cli-login',
     });
     // Every scope the challenge asks for is one the resource supports.
     for (const s of params.scope!.split(' ')) expect(meta.scopes_supported).toContain(s);

@@ -22,6 +22,8 @@ const METADATA_PATH = '/.well-known/oauth-protected-resource';
 interface McpSettings {
   readonly allowedOrigins: ReadonlySet<string>;
   readonly scopes: readonly string[];
+  /** `warden login`'s public client at the IdP (OIDC_CLI_CLIENT_ID), and the scopes it asks for. */
+  readonly cli?: { readonly clientId: string; readonly scope?: string };
 }
 
 let settings: McpSettings | undefined;
@@ -37,6 +39,14 @@ function mcpSettings(env: NodeJS.ProcessEnv = process.env): McpSettings {
         .map((s) => new URL(s).origin),
     ),
     scopes: (env.OIDC_SCOPES ?? 'openid').split(/[\s,]+/).filter(Boolean),
+    ...(env.OIDC_CLI_CLIENT_ID
+      ? {
+          cli: {
+            clientId: env.OIDC_CLI_CLIENT_ID,
+            ...(env.OIDC_CLI_SCOPE ? { scope: env.OIDC_CLI_SCOPE } : {}),
+          },
+        }
+      : {}),
   };
   return settings;
 }
@@ -237,9 +247,14 @@ function notAllowed(): Promise<HttpResult> {
   );
 }
 
-/** RFC 9728: `resource` is the identifier the metadata URL was built from. */
+/**
+ * RFC 9728: `resource` is the identifier the metadata URL was built from. Warden adds (RFC 9728
+ * §2 allows extensions) the public client `warden login` signs in with and its scopes, so the CLI
+ * needs nothing but the gateway's URL (docs/cli.md#signing-in).
+ */
 function protectedResourceMetadata(ctx: Ctx, resourcePath: string): HttpResult {
   const base = baseUrl(ctx.event, ctx.rt);
+  const { cli } = mcpSettings();
   return json(
     200,
     {
@@ -248,6 +263,12 @@ function protectedResourceMetadata(ctx: Ctx, resourcePath: string): HttpResult {
       bearer_methods_supported: ['header'],
       scopes_supported: mcpSettings().scopes,
       resource_name: 'Warden',
+      ...(cli
+        ? {
+            warden_cli_client_id: cli.clientId,
+            ...(cli.scope ? { warden_cli_scope: cli.scope } : {}),
+          }
+        : {}),
     },
     { 'cache-control': 'public, max-age=300', 'access-control-allow-origin': '*' },
   );
