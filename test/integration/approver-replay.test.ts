@@ -14,6 +14,7 @@ import {
   screenshot,
   signInAt,
 } from '../support/browser.js';
+import { PageSession } from '../support/page-session.js';
 import { startTestTwin, type TestTwin } from '../support/twin.js';
 
 if (!HAS_CHROMIUM) console.warn(`approver-replay: ${NO_CHROMIUM_MESSAGE}`);
@@ -151,6 +152,31 @@ describe('an approver reading the requester’s session', () => {
     const res = await replay(undefined, link);
     expect(res.status).toBe(303);
     expect(res.headers.get('location')).not.toContain(twin.url + '/replay');
+  });
+
+  it('works with the page sign-in (session cookie): from the approval page’s link, and back from the IdP', async () => {
+    const bobPage = new PageSession(twin.url);
+    const review = await bobPage.signIn(`/approve/${pendingId}`, 'bob');
+    expect(review.res.status).toBe(200);
+    const href = /<a id="replay" href="([^"]+)"/.exec(review.text)?.[1]?.replaceAll('&amp;', '&');
+    expect(href).toBe(link);
+    const shown = await bobPage.follow(href!);
+    expect(shown.res.status).toBe(200);
+    expect(shown.text).toContain(`approver of <a href="/approve/${pendingId}">${pendingId}</a>`);
+    expect((await bobPage.follow(`/replay/${encodeURIComponent(otherSession)}`)).res.status).toBe(403);
+    expect(
+      (await bobPage.follow(`/replay/${encodeURIComponent(otherSession)}?request=${pendingId}`)).res.status,
+    ).toBe(403);
+
+    // A fresh browser opening the replay link signs in and comes back to it, request included.
+    const fresh = new PageSession(twin.url);
+    const back = await fresh.signIn(link, 'bob');
+    expect(back.url).toBe(new URL(link, twin.url).toString());
+    expect(back.res.status).toBe(200);
+    expect(back.text).toContain('id="for-request"');
+    // carol signs in the same way and is refused.
+    const carolPage = new PageSession(twin.url);
+    expect((await carolPage.signIn(link, 'carol')).res.status).toBe(403);
   });
 
   it.skipIf(!HAS_CHROMIUM)('follows the approval page’s link in Chromium as bob', async () => {
