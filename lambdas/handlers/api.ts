@@ -17,7 +17,7 @@ import { authChallenge, mcpRoutes } from './routes/mcp.js';
 import { mcpToolRoutes } from './routes/mcp-tools.js';
 import { createRuntime, type Runtime } from './runtime.js';
 
-const runtime: Runtime = await createRuntime();
+const runtime: Runtime = await createRuntime(process.env, { warmUp: true });
 /** Cold-start phase timings (read by bench/cold-start.ts). */
 export { COLD_START_PHASES } from './runtime.js';
 

@@ -32,6 +32,7 @@ import type { RequestDeps } from '../core/requests.js';
 import type { TrailReader } from '../core/sessions.js';
 import type { TokenVerifier } from '../middleware/auth.js';
 import { logJson } from '../middleware/http.js';
+import { warmUp } from './warm-up.js';
 
 export interface Runtime extends RequestDeps, ApprovalWiring {
   readonly verifier: TokenVerifier;
@@ -96,6 +97,12 @@ export interface RuntimeOptions {
    * approvers; execute: opens to run). Notify never does, and is not given the key. @default true
    */
   readonly sealing?: boolean;
+  /**
+   * Whether init also makes the first calls into the SQL parser and Cedar (a throwaway statement
+   * and decisions, lambdas/handlers/warm-up.ts), so the first request does not pay them. The API
+   * function does; the others start rarely enough not to. @default false
+   */
+  readonly warmUp?: boolean;
 }
 
 export async function createRuntime(
@@ -136,6 +143,13 @@ export async function createRuntime(
   const phase = <T>(name: string, work: Promise<T>): Promise<T> =>
     work.finally(() => (COLD_START_PHASES[name] = Math.round(performance.now() - began)));
   COLD_START_PHASES['config and clients'] = Math.round(performance.now() - began);
+  const parser = initSqlClassifier();
+  const policySet = policies.engine().then(
+    () => undefined,
+    (error: unknown) => {
+      logJson({ level: 'warn', msg: 'policy load failed at cold start', error: String(error) });
+    },
+  );
   const [key] = await Promise.all([
     phase(
       'masking key read',
@@ -149,13 +163,21 @@ export async function createRuntime(
         logJson({ level: 'warn', msg: 'JWKS hydration failed at cold start', error: String(error) });
       }),
     ),
-    phase('SQL parser compiled', initSqlClassifier()),
-    phase(
-      'policy set loaded (Cedar)',
-      policies.engine().catch((error: unknown) => {
-        logJson({ level: 'warn', msg: 'policy load failed at cold start', error: String(error) });
-      }),
-    ),
+    phase('SQL parser compiled', parser),
+    phase('policy set loaded (Cedar)', policySet),
+    ...(options.warmUp
+      ? [
+          // The first calls into both WebAssembly modules, made here instead of by the first request.
+          phase(
+            'parser and Cedar warmed up',
+            Promise.all([parser, policySet]).then(() =>
+              warmUp({ config, policies, classifySql }).catch((error: unknown) => {
+                logJson({ level: 'warn', msg: 'warm-up failed at cold start', error: String(error) });
+              }),
+            ),
+          ),
+        ]
+      : []),
   ]);
   const maskers = new Map<string, Masker>();
   for (const [name, target] of Object.entries(config.targets)) {

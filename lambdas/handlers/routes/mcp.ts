@@ -5,7 +5,6 @@
  * the same code.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { ForbiddenError, PayloadTooLargeError } from '../../core/errors.js';
 import { principalKey } from '../../core/types.js';
@@ -13,11 +12,28 @@ import type { Signer } from '../../adapters/signing.js';
 import type { Caller } from '../../middleware/auth.js';
 import { header, json, rawBody, SECURITY_HEADERS, type HttpResult } from '../../middleware/http.js';
 import { baseUrl, type ApiRoute, type Ctx } from '../context.js';
-import { createWardenMcpServer } from '../mcp/server.js';
 import type { Runtime } from '../runtime.js';
 
 export const MCP_PATH = '/mcp';
 const METADATA_PATH = '/.well-known/oauth-protected-resource';
+
+/**
+ * The MCP server SDK, zod's tool schemas and Warden's tools, loaded on the first MCP call: a SQL
+ * read over REST never evaluates them (bench/cold-start.ts).
+ */
+let sdk:
+  | Promise<
+      [
+        typeof import('@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js'),
+        typeof import('../mcp/server.js'),
+      ]
+    >
+  | undefined;
+const loadMcpServer = () =>
+  (sdk ??= Promise.all([
+    import('@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js'),
+    import('../mcp/server.js'),
+  ]));
 
 interface McpSettings {
   readonly allowedOrigins: ReadonlySet<string>;
@@ -212,6 +228,7 @@ async function handleMcp(ctx: Ctx): Promise<HttpResult> {
   session ??= issued;
 
   const base = baseUrl(ctx.event, ctx.rt);
+  const [{ WebStandardStreamableHTTPServerTransport }, { createWardenMcpServer }] = await loadMcpServer();
   // Stateless: a fresh server and transport for this request alone, never reused.
   const server = createWardenMcpServer({
     rt: ctx.rt,
