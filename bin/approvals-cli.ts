@@ -1,7 +1,7 @@
 /** `warden approvals | approve <id> | deny <id> | access … | grants [revoke <id>]`: the approvers' API. */
 import type { Command } from 'commander';
-import { UsageError } from './cli-client.js';
-import { examples, request } from './cli-common.js';
+import { gatewayUrl, UsageError } from './cli-client.js';
+import { examples, globals, request } from './cli-common.js';
 import { approvalsText, grantsText, jsonText, pendingText, voteText } from './cli-format.js';
 
 const enc = encodeURIComponent;
@@ -12,7 +12,8 @@ export function register(program: Command): void {
       .command('approvals')
       .description('what awaits your approval, newest first, with risk and expiry')
       .action(async (_o: unknown, cmd: Command) => {
-        await request(cmd, 'GET', '/v1/approvals', undefined, approvalsText);
+        const base = gatewayUrl(globals(cmd).url);
+        await request(cmd, 'GET', '/v1/approvals', undefined, (body) => approvalsText(body, base));
       }),
     ['npx warden approvals --as bob'],
   );

@@ -152,8 +152,11 @@ export function blastRadiusLines(b: Json): string[] {
   return [`reach: ${blastRadiusText(b as BlastRadius)}`];
 }
 
-/** GET /v1/approvals: one entry per request awaiting me, newest first. */
-export function approvalsText(body: Json): string {
+/**
+ * GET /v1/approvals: one entry per request awaiting me, newest first; with the gateway's `base`
+ * URL, each entry ends with its review page and the requester's session replay.
+ */
+export function approvalsText(body: Json, base?: string): string {
   const list: Json[] = body.approvals ?? [];
   if (!list.length) return 'nothing awaits your approval';
   const out: string[] = [];
@@ -169,6 +172,9 @@ export function approvalsText(body: Json): string {
     if ((a.votes ?? []).length)
       out.push(`    votes: ${a.votes.map((v: Json) => `${v.by} ${v.decision}`).join(', ')}`);
     out.push(`    approve: npx warden approve ${a.requestId}   deny: npx warden deny ${a.requestId}`);
+    if (base && a.links?.replay) {
+      out.push(`    review: ${base}${str(a.links.review)}   session so far: ${base}${str(a.links.replay)}`);
+    }
     out.push('');
   }
   out.push(`${list.length} request(s) await your decision`);

@@ -2,7 +2,7 @@
  * The rest of the blast radius approvers see (issue 17 item 4), without a browser: an AWS call's
  * IAM action and exact resources, and the per-target row threshold (blastRadiusRows, 1000 on the
  * twin) that marks a write high risk although it is not the whole table; in the API, the approval
- * page (signed in over plain HTTP), the email and Slack messages, and `warden approvals`.
+ * page (signed in over plain HTTP), the email and Slack messages, and `warden approvals` (with the replay link).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { approvalsText } from '../../bin/cli-format.js';
@@ -66,8 +66,14 @@ describe('an AWS write', () => {
     const v = await view(id);
     expect(v.blastRadius).toEqual({ kind: 'aws', action: 'dynamodb:DeleteItem', resources: [TABLE_ARN] });
     const list = await twin.api('GET', '/v1/approvals', { token: bob });
-    const text = approvalsText({ approvals: list.body.approvals.filter((a: any) => a.requestId === id) });
+    const mine = list.body.approvals.filter((a: any) => a.requestId === id);
+    const text = approvalsText({ approvals: mine }, twin.url);
     expect(text).toContain(`reach: dynamodb:DeleteItem on ${TABLE_ARN}`);
+    // …with the review page and the requester's session so far, as the page and messages link them.
+    expect(text).toContain(`review: ${twin.url}/approve/${id}`);
+    expect(text).toContain(
+      `session so far: ${twin.url}/replay/${encodeURIComponent(v.sessionId)}?request=${id}`,
+    );
   });
 
   it('shows them on the approval page, in the email and in Slack', async () => {
