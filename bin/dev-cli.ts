@@ -9,12 +9,15 @@ export function register(program: Command): void {
   examples(
     program
       .command('dev')
-      .description('run the local twin in the foreground (same as npm start)')
-      .action(async () => {
+      .description(
+        'run the local twin in the foreground (same as npm start); its state persists under WARDEN_DATA_DIR (default .warden)',
+      )
+      .option('--reset', 'start clean: delete the state kept under the data directory first')
+      .action(async (o: { reset?: boolean }) => {
         const { runDev } = await import('../lib/local/dev.js');
-        await runDev();
+        await runDev({ reset: o.reset === true });
       }),
-    ['npx warden dev', 'PORT=9000 WARDEN_DATA_DIR=/tmp/w npx warden dev'],
+    ['npx warden dev', 'npx warden dev --reset', 'PORT=9000 WARDEN_DATA_DIR=/tmp/w npx warden dev'],
   );
 
   examples(

@@ -9,8 +9,12 @@
  * machine's TimeoutSeconds. Anything else (Wait, Map, Parallel, intrinsic functions) is refused when
  * the definition is loaded, so a definition the runner cannot execute faithfully never starts.
  *
- * Executions live in memory: a restart of the twin forgets them (the request records in DynamoDB
- * keep their status; a pending request then expires on its own clock check).
+ * Executions live in memory and, with `persistence`, are checkpointed as they go (at every state
+ * entered, when a task token is issued, heartbeated or answered, and when the execution ends), so a
+ * restarted runner resumes them with `resume()`: an execution waiting for a task token waits again
+ * for the same token with the time it had left (and times out at once when that time passed while
+ * the runner was stopped); one that was in another state re-enters it (a Task is invoked again, as
+ * its Lambda functions are idempotent; retry counts start over).
  */
 import { randomBytes } from 'node:crypto';
 
@@ -76,6 +80,46 @@ export interface Execution {
   readonly done: Promise<void>;
 }
 
+/** Where a running execution was at its last checkpoint. */
+export interface ExecutionCheckpoint {
+  /** The state entered, and the input it was entered with. */
+  readonly state: string;
+  readonly input: Json;
+  /** A `.waitForTaskToken` task that issued its token. */
+  readonly wait?: {
+    readonly token: string;
+    /** Epoch ms when the task times out / when its heartbeat runs out, if it has those. */
+    readonly timeoutAt?: number;
+    readonly heartbeatAt?: number;
+    /** Whether the function that received the token returned (it is not invoked again). */
+    readonly invoked: boolean;
+  };
+}
+
+/** An execution as persisted. */
+export interface ExecutionRecord {
+  readonly executionArn: string;
+  readonly name: string;
+  readonly input: string;
+  readonly startDate: string;
+  readonly status: ExecutionStatus;
+  readonly stopDate?: string;
+  readonly output?: string;
+  readonly error?: string;
+  readonly cause?: string;
+  readonly history: readonly HistoryEvent[];
+  /** Present while RUNNING. */
+  readonly at?: ExecutionCheckpoint;
+  /** The execution's tokens that no longer wait, and why (late answers get TaskTimedOut or TaskDoesNotExist). */
+  readonly tokens: Readonly<Record<string, 'answered' | 'timed_out'>>;
+}
+
+/** Keeps execution records across restarts (save is called synchronously at each checkpoint). */
+export interface ExecutionPersistence {
+  load(): ExecutionRecord[];
+  save(record: ExecutionRecord): void;
+}
+
 export interface RunnerOptions {
   readonly stateMachineArn: string;
   /** The ASL document. Validated on construction. */
@@ -85,6 +129,8 @@ export interface RunnerOptions {
   /** Waits between retries (tests may shorten it). @default setTimeout */
   readonly sleep?: (ms: number) => Promise<void>;
   readonly log?: (entry: Record<string, unknown>) => void;
+  /** Checkpoints executions so that a new runner can `resume()` them. @default in memory only */
+  readonly persistence?: ExecutionPersistence;
 }
 
 const SUPPORTED_TYPES = new Set(['Task', 'Choice', 'Pass', 'Succeed', 'Fail']);
@@ -340,12 +386,107 @@ export class StateMachineRunner {
   private readonly finishedTokens = new Map<string, 'answered' | 'timed_out'>();
   private readonly aborters = new Map<string, () => void>();
   private readonly sleep: (ms: number) => Promise<void>;
+  /** Per running execution: its last checkpoint (persisted) and its finished tokens. */
+  private readonly checkpoints = new Map<string, ExecutionCheckpoint>();
+  private readonly tokensOf = new Map<string, Record<string, 'answered' | 'timed_out'>>();
+  /** Executions loaded from persistence, to be resumed from their checkpoint by `resume()`. */
+  private readonly toResume = new Map<string, ExecutionCheckpoint>();
+  /** The checkpoint a resumed execution re-enters its state with (consumed by that state). */
+  private readonly resuming = new Map<string, ExecutionCheckpoint>();
+  private closed = false;
 
   constructor(private readonly options: RunnerOptions) {
     validateDefinition(options.definition);
     this.definition = options.definition;
     this.stateMachineArn = options.stateMachineArn;
     this.sleep = options.sleep ?? defaultSleep;
+    for (const record of options.persistence?.load() ?? []) this.load(record);
+  }
+
+  /**
+   * Resumes the executions that were running when the persisted runner stopped (call it once the
+   * functions they invoke can run). Returns how many were resumed.
+   */
+  resume(): number {
+    const pending = [...this.toResume];
+    this.toResume.clear();
+    for (const [arn, at] of pending) {
+      const e = this.executions.get(arn);
+      if (!e || e.status !== 'RUNNING') continue;
+      this.resuming.set(arn, at);
+      const finish = (e as Execution & { finish?: () => void }).finish;
+      void this.run(e, at.input, at.state).finally(() => finish?.());
+    }
+    return pending.length;
+  }
+
+  private load(record: ExecutionRecord): void {
+    const prefix = `${this.stateMachineArn.replace(':stateMachine:', ':execution:')}:`;
+    if (!record.executionArn.startsWith(prefix)) return;
+    let finish!: () => void;
+    const done = new Promise<void>((r) => (finish = r));
+    const e: Execution & { finish?: () => void } = {
+      executionArn: record.executionArn,
+      stateMachineArn: this.stateMachineArn,
+      name: record.name,
+      input: record.input,
+      startDate: new Date(record.startDate),
+      status: record.status,
+      ...(record.stopDate ? { stopDate: new Date(record.stopDate) } : {}),
+      ...(record.output !== undefined ? { output: record.output } : {}),
+      ...(record.error !== undefined ? { error: record.error } : {}),
+      ...(record.cause !== undefined ? { cause: record.cause } : {}),
+      history: [...record.history],
+      done,
+      finish,
+    };
+    if (e.status !== 'RUNNING') finish();
+    this.executions.set(e.executionArn, e);
+    this.byName.set(e.name, e);
+    const tokens = { ...record.tokens };
+    this.tokensOf.set(e.executionArn, tokens);
+    for (const [token, how] of Object.entries(tokens)) this.finishedTokens.set(token, how);
+    if (e.status === 'RUNNING') {
+      // A running execution without a checkpoint never entered a state: start it from StartAt.
+      const at = record.at ?? {
+        state: this.definition.StartAt as string,
+        input: JSON.parse(e.input) as Json,
+      };
+      this.checkpoints.set(e.executionArn, at);
+      this.toResume.set(e.executionArn, at);
+    }
+  }
+
+  private save(e: Execution): void {
+    const persistence = this.options.persistence;
+    if (!persistence || this.closed) return;
+    const at = e.status === 'RUNNING' ? this.checkpoints.get(e.executionArn) : undefined;
+    persistence.save({
+      executionArn: e.executionArn,
+      name: e.name,
+      input: e.input,
+      startDate: e.startDate.toISOString(),
+      status: e.status,
+      ...(e.stopDate ? { stopDate: e.stopDate.toISOString() } : {}),
+      ...(e.output !== undefined ? { output: e.output } : {}),
+      ...(e.error !== undefined ? { error: e.error } : {}),
+      ...(e.cause !== undefined ? { cause: e.cause } : {}),
+      history: e.history,
+      ...(at ? { at } : {}),
+      tokens: this.tokensOf.get(e.executionArn) ?? {},
+    });
+  }
+
+  private checkpoint(e: Execution, at: ExecutionCheckpoint): void {
+    this.checkpoints.set(e.executionArn, at);
+    this.save(e);
+  }
+
+  private tokenFinished(e: Execution, token: string, how: 'answered' | 'timed_out'): void {
+    this.finishedTokens.set(token, how);
+    const tokens = this.tokensOf.get(e.executionArn) ?? {};
+    tokens[token] = how;
+    this.tokensOf.set(e.executionArn, tokens);
   }
 
   startExecution(name: string | undefined, input: string | undefined): Execution {
@@ -382,6 +523,7 @@ export class StateMachineRunner {
     this.executions.set(executionArn, execution);
     this.byName.set(execName, execution);
     this.event(execution, 'ExecutionStarted');
+    this.save(execution);
     void this.run(execution, parsed).finally(finish);
     return execution;
   }
@@ -424,8 +566,12 @@ export class StateMachineRunner {
     this.waiter(taskToken).heartbeat();
   }
 
-  /** Ends every running execution (the twin is closing). */
+  /**
+   * Ends every running execution (the twin is closing). With persistence they are only detached:
+   * nothing is recorded from here on, so the next runner resumes them where they were.
+   */
   close(): void {
+    this.closed = true;
     for (const e of this.executions.values())
       if (e.status === 'RUNNING') this.stop(e.executionArn, 'Twin.Closed');
   }
@@ -466,10 +612,12 @@ export class StateMachineRunner {
       ABORTED: 'ExecutionAborted',
     }[status];
     this.event(e, type, undefined, result.error ? { error: result.error } : undefined);
+    this.checkpoints.delete(e.executionArn);
+    this.save(e);
     this.options.log?.({ msg: 'execution ended', execution: e.name, status, error: result.error });
   }
 
-  private async run(e: Execution, input: Json): Promise<void> {
+  private async run(e: Execution, input: Json, resumeAt?: string): Promise<void> {
     const def = this.definition;
     const timeoutSeconds = typeof def.TimeoutSeconds === 'number' ? def.TimeoutSeconds : undefined;
     let timer: NodeJS.Timeout | undefined;
@@ -478,20 +626,29 @@ export class StateMachineRunner {
     stopped.catch(() => undefined);
     this.aborters.set(e.executionArn, () => aborted(new StatesError('Execution.Aborted')));
     if (timeoutSeconds !== undefined) {
+      // From the execution's start, also for one resumed after a restart.
+      const remaining = Math.max(0, e.startDate.getTime() + timeoutSeconds * 1000 - Date.now());
       timer = setTimeout(() => {
         this.end(e, 'TIMED_OUT', { error: 'States.Timeout', cause: 'the state machine timed out' });
         aborted(new StatesError('States.Timeout'));
-      }, timeoutSeconds * 1000);
+      }, remaining);
       timer.unref?.();
     }
     try {
       const states = def.States as Record<string, Obj>;
-      let name = def.StartAt as string;
+      let name = resumeAt ?? (def.StartAt as string);
       let data = input;
+      let resumed = resumeAt !== undefined;
       for (;;) {
         if (e.status !== 'RUNNING') return;
         const state = states[name];
-        this.event(e, `${state.Type}StateEntered`, name);
+        if (!state) throw new StatesError('States.Runtime', `the definition has no state "${name}"`);
+        // A resumed state was entered before the restart (its history says so already).
+        if (!resumed) {
+          this.event(e, `${state.Type}StateEntered`, name);
+          this.checkpoint(e, { state: name, input: data });
+        }
+        resumed = false;
         const step = await Promise.race([this.step(e, name, state, data), stopped]);
         if (e.status !== 'RUNNING') return;
         this.event(e, `${state.Type}StateExited`, name);
@@ -663,7 +820,10 @@ export class StateMachineRunner {
   ): Promise<Json> {
     const resource = String(state.Resource);
     const waitForToken = resource === LAMBDA_INVOKE_WAIT;
-    const token = waitForToken ? randomBytes(48).toString('base64url') : undefined;
+    const resumedWait = this.resuming.get(e.executionArn);
+    this.resuming.delete(e.executionArn);
+    const previous = waitForToken && resumedWait?.state === name ? resumedWait.wait : undefined;
+    const token = waitForToken ? (previous?.token ?? randomBytes(48).toString('base64url')) : undefined;
     const ctx = this.contextObject(e, name, attempt, token);
     const params =
       state.Parameters !== undefined ? applyPayloadTemplate(state.Parameters, effective, ctx) : effective;
@@ -711,7 +871,19 @@ export class StateMachineRunner {
         : result;
     }
 
-    // Wait for the callback; the invocation itself may fail first.
+    // Wait for the callback; the invocation itself may fail first. The wait is checkpointed with
+    // its deadlines, so a restarted runner waits for the same token until the same time.
+    const now = Date.now();
+    let wait = {
+      token: token!,
+      ...(timeout !== undefined ? { timeoutAt: previous ? previous.timeoutAt : now + timeout * 1000 } : {}),
+      ...(heartbeat !== undefined
+        ? { heartbeatAt: previous ? previous.heartbeatAt : now + heartbeat * 1000 }
+        : {}),
+      invoked: previous?.invoked ?? false,
+    };
+    const checkpointWait = () => this.checkpoint(e, { state: name, input: raw, wait });
+    checkpointWait();
     return new Promise<Json>((resolve, reject) => {
       let settled = false;
       let heartbeatTimer: NodeJS.Timeout | undefined;
@@ -719,18 +891,21 @@ export class StateMachineRunner {
       const finish = (how: 'answered' | 'timed_out') => {
         settled = true;
         this.waiters.delete(token!);
-        this.finishedTokens.set(token!, how);
+        this.tokenFinished(e, token!, how);
         timers.forEach(clearTimeout);
         if (heartbeatTimer) clearTimeout(heartbeatTimer);
       };
-      const armHeartbeat = () => {
-        if (heartbeat === undefined) return;
+      const armHeartbeat = (at: number | undefined) => {
+        if (at === undefined || heartbeat === undefined) return;
         if (heartbeatTimer) clearTimeout(heartbeatTimer);
-        heartbeatTimer = setTimeout(() => {
-          if (settled) return;
-          finish('timed_out');
-          reject(new StatesError('States.HeartbeatTimeout', 'the task sent no heartbeat in time'));
-        }, heartbeat * 1000);
+        heartbeatTimer = setTimeout(
+          () => {
+            if (settled) return;
+            finish('timed_out');
+            reject(new StatesError('States.HeartbeatTimeout', 'the task sent no heartbeat in time'));
+          },
+          Math.max(0, at - Date.now()),
+        );
         heartbeatTimer.unref?.();
       };
       this.waiters.set(token!, {
@@ -746,19 +921,25 @@ export class StateMachineRunner {
           reject(err);
         },
         heartbeat: () => {
-          if (!settled) armHeartbeat();
+          if (settled || heartbeat === undefined) return;
+          wait = { ...wait, heartbeatAt: Date.now() + heartbeat * 1000 };
+          checkpointWait();
+          armHeartbeat(wait.heartbeatAt);
         },
       });
-      if (timeout !== undefined) {
-        const t = setTimeout(() => {
-          if (settled) return;
-          finish('timed_out');
-          reject(new StatesError('States.Timeout', 'the task timed out'));
-        }, timeout * 1000);
+      if (wait.timeoutAt !== undefined) {
+        const t = setTimeout(
+          () => {
+            if (settled) return;
+            finish('timed_out');
+            reject(new StatesError('States.Timeout', 'the task timed out'));
+          },
+          Math.max(0, wait.timeoutAt - Date.now()),
+        );
         t.unref?.();
         timers.push(t);
       }
-      armHeartbeat();
+      armHeartbeat(wait.heartbeatAt);
       // An aborted or timed-out execution must not leave its task answerable.
       const watch = setInterval(() => {
         if (e.status !== 'RUNNING' && !settled) {
@@ -768,11 +949,19 @@ export class StateMachineRunner {
       }, 250);
       watch.unref?.();
       timers.push(watch as unknown as NodeJS.Timeout);
-      invoke().catch((err: unknown) => {
-        if (settled) return;
-        finish('answered');
-        reject(err instanceof StatesError ? err : new StatesError('States.Runtime', String(err)));
-      });
+      if (wait.invoked) return;
+      invoke().then(
+        () => {
+          if (settled) return;
+          wait = { ...wait, invoked: true };
+          checkpointWait();
+        },
+        (err: unknown) => {
+          if (settled) return;
+          finish('answered');
+          reject(err instanceof StatesError ? err : new StatesError('States.Runtime', String(err)));
+        },
+      );
     });
   }
 }

@@ -8,6 +8,7 @@ import {
   CreateTableCommand,
   DescribeTableCommand,
   DynamoDBClient,
+  ListTablesCommand,
   ResourceInUseException,
   UpdateTimeToLiveCommand,
   type CreateTableCommandInput,
@@ -54,14 +55,22 @@ export function createTableInput(def: TableDefinition, tableName: string): Creat
   };
 }
 
-/** Creates each table (if absent) and waits until it is ACTIVE. */
+/** Creates each table that is absent (an on-disk store keeps the others) and waits until it is ACTIVE. */
 export async function createTables(
   client: DynamoDBClient,
   defs: readonly TableDefinition[],
   nameOf: (def: TableDefinition) => string,
 ): Promise<void> {
+  const existing = new Set<string>();
+  let start: string | undefined;
+  do {
+    const page = await client.send(new ListTablesCommand({ ExclusiveStartTableName: start }));
+    for (const name of page.TableNames ?? []) existing.add(name);
+    start = page.LastEvaluatedTableName;
+  } while (start);
   for (const def of defs) {
     const TableName = nameOf(def);
+    if (existing.has(TableName)) continue;
     try {
       await client.send(new CreateTableCommand(createTableInput(def, TableName)));
     } catch (error) {
@@ -102,7 +111,7 @@ export interface LocalDynamo {
 }
 
 /** dynalite with TransactWriteItems (lib/local/dynalite-transactions.ts). */
-function dynaliteServer(): Server {
+function dynaliteServer(path: string | undefined): Server {
   // dynalite keeps its store private; capture it as it is created so transactions use the same
   // items, indexes and per-item locks as dynalite's own PutItem and DeleteItem.
   const create = dynaliteDb.create;
@@ -110,7 +119,12 @@ function dynaliteServer(): Server {
   dynaliteDb.create = (options: unknown) => (store = create(options));
   let server: Server;
   try {
-    server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 }) as Server;
+    server = dynalite({
+      createTableMs: 0,
+      deleteTableMs: 0,
+      updateTableMs: 0,
+      ...(path ? { path } : {}),
+    }) as Server;
   } finally {
     dynaliteDb.create = create;
   }
@@ -118,8 +132,21 @@ function dynaliteServer(): Server {
   return Object.assign(server, { wardenStore: store });
 }
 
-export async function startDynalite(host = '127.0.0.1', port = 0): Promise<LocalDynamo> {
-  const server = dynaliteServer();
+export interface DynaliteOptions {
+  /** @default 127.0.0.1 */
+  readonly host?: string;
+  /** @default 0 (any free port) */
+  readonly port?: number;
+  /**
+   * A directory for dynalite's LevelDB store (classic-level, prebuilt binaries): the tables and
+   * their items survive a restart. @default in memory
+   */
+  readonly path?: string;
+}
+
+export async function startDynalite(options: DynaliteOptions = {}): Promise<LocalDynamo> {
+  const { host = '127.0.0.1', port = 0, path } = options;
+  const server = dynaliteServer(path);
   const store = (server as Server & { wardenStore: DynaliteStore }).wardenStore;
   const listeners = new Set<(call: DynamoCall) => void>();
   const [original] = server.listeners('request') as ((req: IncomingMessage, res: ServerResponse) => void)[];

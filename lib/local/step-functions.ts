@@ -6,10 +6,21 @@
  * (synthApprovalDefinition), with the definition's Lambda ARNs mapped to the production handlers,
  * called in process.
  *
- * Executions are kept in memory only (see asl-runner.ts): restarting the twin forgets them.
+ * With `stateDir`, executions are checkpointed to one JSON file each under `<stateDir>/executions`
+ * (see asl-runner.ts) and a restarted twin resumes them: approvals waiting for a decision wait
+ * again with the time they had left, and those whose window passed while it was stopped expire.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, relative } from 'node:path';
@@ -19,6 +30,8 @@ import {
   SfnApiError,
   StateMachineRunner,
   type Execution,
+  type ExecutionPersistence,
+  type ExecutionRecord,
   type Json,
 } from './asl-runner.js';
 import {
@@ -115,6 +128,61 @@ export async function loadApprovalDefinition(
 }
 
 // ---------------------------------------------------------------------------------------------
+// Executions on disk
+
+/** Finished executions are kept this long, as Step Functions keeps a standard execution's history. */
+const RETENTION_MS = 90 * 86_400_000;
+
+/**
+ * One file per execution (`<dir>/<name>.json`, written to a temporary file and renamed, so a file
+ * is always a whole checkpoint). Unreadable files are set aside as `.corrupt`, not fatal.
+ */
+export function fileExecutionPersistence(
+  dir: string,
+  log?: (e: Record<string, unknown>) => void,
+): ExecutionPersistence {
+  mkdirSync(dir, { recursive: true });
+  const NAME = /^[A-Za-z0-9_-]{1,80}\.json$/;
+  return {
+    load() {
+      const records: ExecutionRecord[] = [];
+      for (const file of readdirSync(dir)) {
+        if (!NAME.test(file)) continue;
+        const path = join(dir, file);
+        let record: ExecutionRecord;
+        try {
+          record = JSON.parse(readFileSync(path, 'utf8')) as ExecutionRecord;
+        } catch (error) {
+          log?.({
+            level: 'warn',
+            msg: 'unreadable execution checkpoint set aside',
+            file,
+            error: String(error),
+          });
+          renameSync(path, `${path}.corrupt`);
+          continue;
+        }
+        if (
+          record.status !== 'RUNNING' &&
+          record.stopDate &&
+          Date.now() - Date.parse(record.stopDate) > RETENTION_MS
+        ) {
+          rmSync(path, { force: true });
+          continue;
+        }
+        records.push(record);
+      }
+      return records;
+    },
+    save(record) {
+      const path = join(dir, `${record.name}.json`);
+      writeFileSync(`${path}.tmp`, JSON.stringify(record));
+      renameSync(`${path}.tmp`, path);
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
 // The wire protocol
 
 export interface LocalStepFunctions {
@@ -122,6 +190,11 @@ export interface LocalStepFunctions {
   readonly stateMachineArn: string;
   /** Resolves once the definition is loaded (StartExecution waits for it). */
   runner(): Promise<StateMachineRunner>;
+  /**
+   * Resumes the executions a previous run left running (with `stateDir`); call it once the
+   * functions they invoke can run. Resolves to how many were resumed.
+   */
+  resume(): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -132,6 +205,8 @@ export interface LocalStepFunctionsOptions {
   readonly invokeLambda?: (functionArn: string, payload: Json) => Promise<Json>;
   readonly sleep?: (ms: number) => Promise<void>;
   readonly log?: (entry: Record<string, unknown>) => void;
+  /** Where executions are checkpointed, so that a restart resumes them. @default in memory only */
+  readonly stateDir?: string;
 }
 
 const epoch = (d: Date | undefined): number | undefined => (d ? d.getTime() / 1000 : undefined);
@@ -245,6 +320,9 @@ export async function startLocalStepFunctions(
         invokeLambda: options.invokeLambda ?? localLambdaInvoker(productionHandlers()),
         ...(options.sleep ? { sleep: options.sleep } : {}),
         ...(options.log ? { log: options.log } : {}),
+        ...(options.stateDir
+          ? { persistence: fileExecutionPersistence(join(options.stateDir, 'executions'), options.log) }
+          : {}),
       }),
   );
   // A failed synthesis must fail StartExecution loudly, not crash the twin.
@@ -300,6 +378,7 @@ export async function startLocalStepFunctions(
     url: `http://${host}:${port}`,
     stateMachineArn: LOCAL_STATE_MACHINE_ARN,
     runner: () => runnerPromise,
+    resume: async () => (await runnerPromise).resume(),
     async close() {
       await runnerPromise.then((r) => r.close()).catch(() => undefined);
       server.closeAllConnections();

@@ -4,8 +4,8 @@
  *
  * One twin per process: the handlers read their environment once at cold start, as on Lambda.
  */
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -47,8 +47,14 @@ export interface TwinOptions {
   readonly host?: string;
   /** Where state persists. @default WARDEN_DATA_DIR or .warden */
   readonly dataDir?: string;
-  /** Keep the database in memory (tests). @default false */
+  /**
+   * Keep every store in memory (tests): nothing of the twin's state is read from or written to
+   * `dataDir` but its keys. @default false: DynamoDB, PostgreSQL and the Step Functions executions
+   * persist under `dataDir` and a restart carries on where the last run stopped.
+   */
   readonly ephemeral?: boolean;
+  /** Delete the state kept under `dataDir` before starting (`warden dev --reset`). @default false */
+  readonly reset?: boolean;
   /** Demo customers generated on first start. @default 2000 */
   readonly customers?: number;
   readonly approvalWindowSeconds?: number;
@@ -110,6 +116,73 @@ export interface Twin {
   close(): Promise<void>;
 }
 
+/** What the twin keeps under its data directory (all of it goes on `--reset`). */
+export const DATA_DIR_ENTRIES = [
+  'dynamodb',
+  'pg',
+  'step-functions',
+  'audit-lake',
+  'secrets.json',
+  'idp-keys.json',
+  'twin-state.json',
+  'endpoints.json',
+] as const;
+
+/** Removes the twin's state under `dataDir` (only the entries the twin itself writes). */
+export function resetDataDir(dataDir: string): void {
+  for (const entry of DATA_DIR_ENTRIES) rmSync(join(dataDir, entry), { recursive: true, force: true });
+}
+
+/** One twin per data directory: a second one would share PGlite's files and corrupt them. */
+function lockDataDir(dataDir: string): () => void {
+  const file = join(dataDir, 'twin.pid');
+  if (existsSync(file)) {
+    const pid = Number(readFileSync(file, 'utf8').trim());
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) {
+      throw new Error(
+        `another local twin (pid ${pid}) is using ${dataDir}; stop it or set WARDEN_DATA_DIR to another directory`,
+      );
+    }
+  }
+  writeFileSync(file, `${process.pid}\n`);
+  return () => {
+    try {
+      if (readFileSync(file, 'utf8').trim() === String(process.pid)) rmSync(file, { force: true });
+    } catch {
+      // already gone
+    }
+  };
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Small facts about the state on disk, kept between runs (`<dataDir>/twin-state.json`). */
+interface TwinState {
+  /** The hash of the policy files last pushed from policies/ (a restart pushes only when they changed). */
+  policyFilesHash?: string;
+}
+
+function readTwinState(dataDir: string): TwinState {
+  try {
+    return JSON.parse(readFileSync(join(dataDir, 'twin-state.json'), 'utf8')) as TwinState;
+  } catch {
+    return {};
+  }
+}
+
+function writeTwinState(dataDir: string, state: TwinState): void {
+  const file = join(dataDir, 'twin-state.json');
+  writeFileSync(`${file}.tmp`, JSON.stringify(state, null, 2));
+  renameSync(`${file}.tmp`, file);
+}
+
 function persistentSecret(dataDir: string, name: string): string {
   const file = join(dataDir, 'secrets.json');
   const secrets: Record<string, string> = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : {};
@@ -123,6 +196,9 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
   const log = options.log ?? (() => undefined);
   const dataDir = resolve(options.dataDir ?? process.env.WARDEN_DATA_DIR ?? '.warden');
   mkdirSync(dataDir, { recursive: true });
+  const persistent = !options.ephemeral;
+  if (options.reset) resetDataDir(dataDir);
+  const unlock = persistent ? lockDataDir(dataDir) : () => undefined;
 
   // The gateway's port decides the issuer URL, so listen first and attach the app once it exists.
   let app: ((req: IncomingMessage, res: ServerResponse) => void) | undefined = undefined;
@@ -145,7 +221,7 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
   const issuer = `${url}/oidc`;
 
   log('starting DynamoDB (dynalite)…');
-  const dynamo = await startDynalite(host);
+  const dynamo = await startDynalite({ host, ...(persistent ? { path: join(dataDir, 'dynamodb') } : {}) });
   const tableNames: Record<string, string> = {};
   for (const def of ALL_TABLES) tableNames[def.logicalName] = `warden-${def.logicalName.toLowerCase()}`;
   const ddb = localDynamoClient(dynamo.endpoint);
@@ -166,7 +242,7 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
   });
 
   log('starting PostgreSQL (PGlite) and the Data API endpoint…');
-  const db = options.ephemeral || options.postgres ? new PGlite() : new PGlite(join(dataDir, 'pg'));
+  const db = !persistent || options.postgres ? new PGlite() : new PGlite(join(dataDir, 'pg'));
   await db.waitReady;
   if (!options.postgres) await seedDemoDatabase(db, { customers: options.customers ?? 2000 });
   const dataApi = options.postgres
@@ -205,7 +281,10 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
   }
 
   // The approval state machine as CDK synthesizes it (cached on disk; see step-functions.ts).
-  const stepFunctions = await startLocalStepFunctions({ host });
+  const stepFunctions = await startLocalStepFunctions({
+    host,
+    ...(persistent ? { stateDir: join(dataDir, 'step-functions') } : {}),
+  });
   const outbox = createOutbox(log);
 
   const env: Record<string, string> = {
@@ -251,19 +330,27 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
   for (const def of ALL_TABLES) env[tableEnvVar(def)] = tableNames[def.logicalName];
   Object.assign(process.env, env);
 
-  // The repo's policy files are the demo's source of truth: validated, then pushed like `policy push`.
+  // The repo's policy files are the demo's source of truth: validated, then pushed like `policy push`
+  // when the store has no policy yet or the files changed since they were last pushed. Otherwise the
+  // active set stays (it may be one a user pushed with `warden policy push`).
   const sources = [...loadPolicyFiles(POLICY_DIR), ...(options.extraPolicies ?? [])];
-  const version = `local-${Date.now()}`;
-  const engine = validatePolicySources(sources, version);
-  await new DynamoPolicyStore({
+  const policyFilesHash = createHash('sha256').update(JSON.stringify(sources)).digest('hex');
+  const policyStore = new DynamoPolicyStore({
     client: createDocumentClient(ddb),
     tableName: tableNames.Policies,
-  }).putActive({
-    version,
-    policies: encodePolicySources(sources, engine),
-    updatedAt: new Date().toISOString(),
-    updatedBy: 'local-twin',
   });
+  const twinState = persistent ? readTwinState(dataDir) : {};
+  if (twinState.policyFilesHash !== policyFilesHash || !(await policyStore.getActive())) {
+    const version = `local-${Date.now()}`;
+    const engine = validatePolicySources(sources, version);
+    await policyStore.putActive({
+      version,
+      policies: encodePolicySources(sources, engine),
+      updatedAt: new Date().toISOString(),
+      updatedBy: 'local-twin',
+    });
+    if (persistent) writeTwinState(dataDir, { ...twinState, policyFilesHash });
+  }
 
   // The IdP answers before the handler's cold start, which fetches its JWKS.
   let api: typeof import('../../lambdas/handlers/api.js') | undefined = undefined;
@@ -307,6 +394,13 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
 
   log('loading the API handler (cold start)…');
   api = await import('../../lambdas/handlers/api.js');
+  // Approvals that were waiting when the twin last stopped wait again (or expire, if their window
+  // passed meanwhile); the notify and execute functions can run now that the environment is set.
+  // Not awaited: the definition may still be synthesizing on a first start.
+  stepFunctions.resume().then(
+    (n) => n > 0 && log(`resumed ${n} approval workflow${n === 1 ? '' : 's'} from the last run`),
+    () => undefined,
+  );
 
   return {
     url,
@@ -338,6 +432,7 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
       await dynamo.close();
       await db.close();
       await upstream?.close();
+      unlock();
     },
   };
 }
