@@ -8,7 +8,7 @@
  * is stored. Plain http is accepted only for a loopback IdP of a loopback gateway (the twin).
  */
 import { spawn } from 'node:child_process';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as oidc from 'openid-client';
 import { CliError, EXIT, isLoopback } from './cli-client.js';
@@ -21,6 +21,8 @@ export interface GatewaySignIn {
   readonly clientId: string;
   /** Scopes the gateway wants in its tokens (warden_cli_scope, else scopes_supported). */
   readonly scopes: readonly string[];
+  /** The loopback redirect URI registered at the IdP (warden_cli_redirect_uri), when it is fixed. */
+  readonly redirectUri?: string;
 }
 
 const METADATA_PATH = '/.well-known/oauth-protected-resource';
@@ -62,7 +64,18 @@ export async function discoverGateway(gateway: string): Promise<GatewaySignIn> {
         ? body.scopes_supported.filter((s): s is string => typeof s === 'string').join(' ')
         : 'openid';
   checkTransport(gateway, issuer);
-  return { gateway, issuer, clientId, scopes: scopeText.split(/\s+/).filter(Boolean) };
+  const redirectUri = body.warden_cli_redirect_uri;
+  if (redirectUri !== undefined && typeof redirectUri !== 'string') {
+    throw new CliError(`${url}: warden_cli_redirect_uri is not a string`);
+  }
+  if (redirectUri !== undefined) parseRedirectUri(redirectUri, `${url} warden_cli_redirect_uri`);
+  return {
+    gateway,
+    issuer,
+    clientId,
+    scopes: scopeText.split(/\s+/).filter(Boolean),
+    ...(redirectUri ? { redirectUri } : {}),
+  };
 }
 
 function sameGateway(a: string, b: string): boolean {
@@ -126,6 +139,8 @@ export interface LoginOptions {
   /** Open a browser (false: only print the URL). @default true */
   readonly browser?: boolean;
   readonly scope?: string;
+  /** The loopback redirect URI to listen on. @default the gateway's, else 127.0.0.1, any port */
+  readonly redirectUri?: string;
   /** @default 300 */
   readonly timeoutSeconds?: number;
   readonly store?: CredentialStore;
@@ -159,7 +174,17 @@ export async function login(gateway: string, options: LoginOptions = {}): Promis
   say(`Signing in to ${gateway} with ${signIn.issuer} (client ${signIn.clientId})`);
   const tokens = useDevice
     ? await deviceGrant(config, scope, timeoutMs, say)
-    : await codeGrant(config, scope, timeoutMs, wantBrowser && canOpenBrowser(), say);
+    : await codeGrant(
+        config,
+        scope,
+        parseRedirectUri(
+          options.redirectUri ?? signIn.redirectUri ?? DEFAULT_REDIRECT,
+          options.redirectUri ? '--redirect-uri' : 'redirect URI',
+        ),
+        timeoutMs,
+        wantBrowser && canOpenBrowser(),
+        say,
+      );
   const stored = toStored(
     signIn.issuer,
     signIn.clientId,
@@ -210,6 +235,7 @@ function toStored(
 async function codeGrant(
   config: oidc.Configuration,
   scope: string,
+  redirect: URL,
   timeoutMs: number,
   openIt: boolean,
   say: (line: string) => void,
@@ -217,7 +243,7 @@ async function codeGrant(
   const verifier = oidc.randomPKCECodeVerifier();
   const state = oidc.randomState();
   const nonce = oidc.randomNonce();
-  const callback = await loopbackCallback(state, timeoutMs, say);
+  const callback = await loopbackCallback(state, timeoutMs, say, redirect);
   try {
     const redirectUri = callback.redirectUri;
     const url = oidc.buildAuthorizationUrl(config, {
@@ -258,26 +284,49 @@ interface LoopbackCallback {
 }
 
 /**
- * The redirect target: GET /callback on 127.0.0.1 (not `localhost`, which may resolve elsewhere;
- * RFC 8252 §8.3). A callback whose state is not this sign-in's (another page, a stale tab, an
- * attacker trying to log the CLI in to their own account) is answered 400 and ignored.
+ * A redirect URI `warden login` can serve: http on a loopback host, no query or fragment. Port 0
+ * (or none) means any free port, for IdPs that match loopback redirects port-free (RFC 8252 §7.3:
+ * oidc-provider, Entra ID); IdPs that match exactly (Cognito, Okta) need the registered port.
+ */
+export function parseRedirectUri(value: string, where: string): URL {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new CliError(`${where}: not a URL: ${JSON.stringify(value)}`, EXIT.usage);
+  }
+  if (url.protocol !== 'http:' || !isLoopback(url.href) || url.search || url.hash || url.username) {
+    throw new CliError(
+      `${where}: must be a plain http URL on 127.0.0.1, [::1] or localhost (the CLI listens there), got ${value}`,
+      EXIT.usage,
+    );
+  }
+  return url;
+}
+
+const DEFAULT_REDIRECT = 'http://127.0.0.1:0/callback';
+
+/**
+ * The redirect target: a one-shot server on the loopback interface, by default GET /callback on
+ * 127.0.0.1 and a free port (an IP literal rather than `localhost`, RFC 8252 §8.3); `localhost`
+ * listens on both 127.0.0.1 and ::1, since a browser may pick either. A callback whose state is
+ * not this sign-in's (another page, a stale tab, an attacker trying to log the CLI in to their own
+ * account) is answered 400 and ignored.
  */
 export async function loopbackCallback(
   state: string,
   timeoutMs: number,
   say: (line: string) => void = () => undefined,
+  redirect: URL = new URL(DEFAULT_REDIRECT),
 ): Promise<LoopbackCallback> {
-  let settle!: {
-    resolve: (v: { url: URL; respond: (status: number, title: string, text: string) => void }) => void;
-    reject: (e: Error) => void;
-  };
-  const next = new Promise<{ url: URL; respond: (status: number, title: string, text: string) => void }>(
-    (resolve, reject) => (settle = { resolve, reject }),
-  );
+  type Arrival = { url: URL; respond: (status: number, title: string, text: string) => void };
+  let settle!: { resolve: (v: Arrival) => void; reject: (e: Error) => void };
+  const next = new Promise<Arrival>((resolve, reject) => (settle = { resolve, reject }));
   let done = false;
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const url = new URL(req.url ?? '/', `http://${req.headers.host ?? '127.0.0.1'}`);
-    if (req.method !== 'GET' || url.pathname !== '/callback') {
+  const path = redirect.pathname;
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? '/', 'http://loopback.invalid');
+    if (req.method !== 'GET' || url.pathname !== path) {
       page(res, 404, 'Not found', 'This is the Warden CLI waiting for a sign-in.');
       return;
     }
@@ -296,15 +345,38 @@ export async function loopbackCallback(
       return;
     }
     done = true;
-    const actual = new URL(url.pathname + url.search, redirectUri);
-    settle.resolve({ url: actual, respond: (status, title, text) => page(res, status, title, text) });
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
-  const redirectUri = `http://127.0.0.1:${port}/callback`;
+    settle.resolve({
+      url: new URL(url.pathname + url.search, redirectUri),
+      respond: (status, title, text) => page(res, status, title, text),
+    });
+  };
+  const host = redirect.hostname.replace(/^\[|\]$/g, '');
+  const addresses = host === 'localhost' ? ['127.0.0.1', '::1'] : [host];
+  const servers: Server[] = [];
+  let port = Number(redirect.port || 0);
+  for (const [i, address] of addresses.entries()) {
+    const server = createServer(handle);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, address, () => resolve());
+      });
+    } catch (error) {
+      // localhost's second address is a courtesy (no IPv6 here): the first one must work.
+      if (i > 0) continue;
+      const code = (error as NodeJS.ErrnoException).code;
+      throw new CliError(
+        code === 'EADDRINUSE'
+          ? `cannot listen on ${address}:${port} for the sign-in callback: the port is in use`
+          : `cannot listen on ${address}:${port} for the sign-in callback: ${describe(error)}`,
+      );
+    }
+    port = (server.address() as AddressInfo).port;
+    servers.push(server);
+  }
+  const base = new URL(redirect.href);
+  base.port = String(port);
+  const redirectUri = base.href;
   const timer = setTimeout(() => {
     settle.reject(
       new CliError(`no sign-in within ${Math.round(timeoutMs / 1000)} s: run \`warden login\` again`),
@@ -316,8 +388,10 @@ export async function loopbackCallback(
     next,
     close() {
       clearTimeout(timer);
-      server.closeAllConnections?.();
-      server.close();
+      for (const server of servers) {
+        server.closeAllConnections?.();
+        server.close();
+      }
     },
   };
 }

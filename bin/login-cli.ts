@@ -21,9 +21,16 @@ export function register(program: Command): void {
         '--scope <scopes>',
         "scopes to ask for (default: the gateway's, plus offline_access where offered)",
       )
+      .option(
+        '--redirect-uri <url>',
+        "the loopback redirect URI registered at the IdP (default: the gateway's, else http://127.0.0.1:<any port>/callback)",
+      )
       .option('--timeout <seconds>', 'how long to wait for the sign-in', positiveIntOption('--timeout'), 300)
       .action(
-        async (o: { device?: boolean; browser: boolean; scope?: string; timeout: number }, cmd: Command) => {
+        async (
+          o: { device?: boolean; browser: boolean; scope?: string; redirectUri?: string; timeout: number },
+          cmd: Command,
+        ) => {
           const g = globals(cmd);
           if (g.as !== undefined)
             throw new UsageError('--as names a dev user of the local twin: drop it to sign in');
@@ -34,6 +41,7 @@ export function register(program: Command): void {
             timeoutSeconds: o.timeout,
             ...(o.device ? { device: true } : {}),
             ...(o.scope ? { scope: o.scope } : {}),
+            ...(o.redirectUri ? { redirectUri: o.redirectUri } : {}),
           });
           const who = done.login.username ?? done.login.subject ?? 'unknown';
           if (wantsJson(cmd)) {

@@ -41,6 +41,12 @@ export interface WardenSettings {
   readonly oidcCliClientId?: string;
   /** Scopes `warden login` asks for. @default `oidcScopes` (plus offline_access where offered) */
   readonly oidcCliScope?: string;
+  /**
+   * The loopback redirect URI registered for that client, for IdPs that match redirect URIs
+   * exactly, port included (Cognito: `http://localhost:8765/callback`). @default none: the CLI
+   * uses `http://127.0.0.1:<any free port>/callback`, which IdPs following RFC 8252 §7.3 accept
+   */
+  readonly oidcCliRedirectUri?: string;
   /** Scopes MCP clients are told to ask for (RFC 9728 metadata), space-separated. @default 'openid' */
   readonly oidcScopes?: string;
   /** Browser origins allowed to call /mcp besides Warden's own, comma-separated. @default none */
@@ -140,6 +146,7 @@ export function resolveSettings(input: WardenSettingsInput = {}): WardenSettings
       'oidcScopes',
       'oidcCliClientId',
       'oidcCliScope',
+      'oidcCliRedirectUri',
       'mcpAllowedOrigins',
       'slackWebhookSecretArn',
       'sesSender',
@@ -166,6 +173,13 @@ function validate(s: WardenSettings): void {
   const problems: string[] = [];
   if (!/^https:\/\//.test(s.oidcIssuer))
     problems.push(`oidcIssuer must be an https URL, got ${s.oidcIssuer}`);
+  if (
+    s.oidcCliRedirectUri !== undefined &&
+    !/^http:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d+)?\/[^?#]*$/.test(s.oidcCliRedirectUri)
+  )
+    problems.push(
+      `oidcCliRedirectUri must be an http URL on 127.0.0.1, localhost or [::1] (the CLI listens there), got ${s.oidcCliRedirectUri}`,
+    );
   let runtime: WardenConfig | undefined;
   try {
     runtime = parseConfig(s.runtime);
@@ -227,7 +241,7 @@ export interface ContextSource {
 /**
  * Reads settings from CDK context: `wardenConfig` (a JSON file path, or an object in cdk.json),
  * overridden by individual keys (`oidcIssuer`, `oidcAudience`, `groupsClaim`, `oidcJwksUri`,
- * `oidcApprovalClientId`, `oidcApprovalScope`, `oidcCliClientId`, `oidcCliScope`,
+ * `oidcApprovalClientId`, `oidcApprovalScope`, `oidcCliClientId`, `oidcCliScope`, `oidcCliRedirectUri`,
  * `slackWebhookSecretArn`, `sesSender`, `publicUrl`, `alarmEmail`, `auditTtlDays`,
  * `logRetentionDays`, `auditLakeObjectLockMode`, `auditLakeObjectLockDays`, `executeReservedConcurrency`, `notifyReservedConcurrency`) so `cdk deploy -c oidcIssuer=…` works without a file.
  */
@@ -256,6 +270,7 @@ export function settingsFromContext(ctx: ContextSource): WardenSettingsInput {
     oidcScopes: str('oidcScopes'),
     oidcCliClientId: str('oidcCliClientId'),
     oidcCliScope: str('oidcCliScope'),
+    oidcCliRedirectUri: str('oidcCliRedirectUri'),
     mcpAllowedOrigins: str('mcpAllowedOrigins'),
     groupsClaim: str('groupsClaim'),
     slackWebhookSecretArn: str('slackWebhookSecretArn'),

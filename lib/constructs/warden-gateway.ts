@@ -159,6 +159,7 @@ export class WardenGateway extends Construct {
     if (s.oidcScopes) this.apiFunction.addEnvironment('OIDC_SCOPES', s.oidcScopes);
     if (s.oidcCliClientId) this.apiFunction.addEnvironment('OIDC_CLI_CLIENT_ID', s.oidcCliClientId);
     if (s.oidcCliScope) this.apiFunction.addEnvironment('OIDC_CLI_SCOPE', s.oidcCliScope);
+    if (s.oidcCliRedirectUri) this.apiFunction.addEnvironment('OIDC_CLI_REDIRECT_URI', s.oidcCliRedirectUri);
     if (s.mcpAllowedOrigins) this.apiFunction.addEnvironment('MCP_ALLOWED_ORIGINS', s.mcpAllowedOrigins);
     this.notifyFunction.addEnvironment('PUBLIC_URL', publicUrl);
 

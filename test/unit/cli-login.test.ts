@@ -7,6 +7,8 @@
  * twin's client secret). The browser path is test/e2e/cli-login.test.ts.
  */
 import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -14,6 +16,7 @@ import { CliError, EXIT, devToken, isLoopback } from '../../bin/cli-client.js';
 import { CredentialStore, credentialsPath } from '../../bin/cli-credentials.js';
 import { discoverGateway, login, logout, storedAccessToken, type LoginOptions } from '../../bin/cli-login.js';
 import { main } from '../../bin/cli-program.js';
+import { resolveSettings } from '../../lib/config.js';
 import { IdpAgent, startFakeGateway, type FakeGateway } from '../support/idp-agent.js';
 
 let gw: FakeGateway;
@@ -167,6 +170,48 @@ describe('warden login: authorization code + PKCE with a loopback redirect', () 
     expect(denied.status).toBe(400);
     await expect(done).rejects.toThrow(/access_denied/);
     expect(store.get(gw.url)).toBeUndefined();
+  });
+});
+
+describe('a fixed loopback redirect URI (IdPs that match redirect URIs exactly, port included)', () => {
+  async function freePort(): Promise<number> {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    return port;
+  }
+
+  it("listens on the gateway's warden_cli_redirect_uri, and --redirect-uri overrides it", async () => {
+    const port = await freePort();
+    gw.metadata = { ...baseMetadata, warden_cli_redirect_uri: `http://127.0.0.1:${port}/callback` };
+    const first = await startLogin(freshStore());
+    expect(new URL(first.url).searchParams.get('redirect_uri')).toBe(`http://127.0.0.1:${port}/callback`);
+    await new IdpAgent(new URL(gw.url).origin).signIn(first.url, 'bob');
+    expect((await first.done).login.username).toBe('bob');
+
+    const other = await freePort();
+    const second = await startLogin(freshStore(), { redirectUri: `http://127.0.0.1:${other}/callback` });
+    expect(new URL(second.url).searchParams.get('redirect_uri')).toBe(`http://127.0.0.1:${other}/callback`);
+    await new IdpAgent(new URL(gw.url).origin).signIn(second.url, 'carol');
+    expect((await second.done).login.username).toBe('carol');
+  });
+
+  it('refuses a redirect URI the CLI could not be listening on (off loopback, https, a query)', async () => {
+    for (const bad of [
+      'https://127.0.0.1:8765/callback',
+      'http://evil.example.com:8765/callback',
+      'http://127.0.0.1.nip.io:8765/callback',
+      'http://127.0.0.1:8765/callback?next=https://evil.example.com',
+    ]) {
+      gw.metadata = { ...baseMetadata, warden_cli_redirect_uri: bad };
+      await expect(discoverGateway(gw.url), bad).rejects.toThrow(/must be a plain http URL on 127\.0\.0\.1/);
+      gw.metadata = { ...baseMetadata };
+      await expect(
+        login(gw.url, { browser: false, store: freshStore(), redirectUri: bad, say: () => undefined }),
+        bad,
+      ).rejects.toThrow(/--redirect-uri: must be a plain http URL/);
+    }
   });
 });
 
@@ -344,4 +389,22 @@ it('refuses a credentials file it does not understand', () => {
   });
   writeFileSync(store.path, '{"something": "else"}', { mode: 0o600 });
   expect(() => store.get('http://127.0.0.1:1')).toThrow(/not a Warden credentials file/);
+});
+
+it('the stack accepts only a loopback http oidcCliRedirectUri', () => {
+  const base = { oidcIssuer: 'https://idp.example.com', oidcAudience: 'warden', groupsClaim: 'groups' };
+  for (const ok of ['http://localhost:8765/callback', 'http://127.0.0.1:8765/callback', 'http://[::1]/cb']) {
+    expect(
+      resolveSettings({ ...base, oidcCliClientId: 'cli', oidcCliRedirectUri: ok }).oidcCliRedirectUri,
+    ).toBe(ok);
+  }
+  for (const bad of [
+    'https://warden.example.com/callback',
+    'http://localhost.example.com/cb',
+    'http://127.0.0.1/cb?x=1',
+  ]) {
+    expect(() => resolveSettings({ ...base, oidcCliRedirectUri: bad }), bad).toThrow(
+      /oidcCliRedirectUri must be/,
+    );
+  }
 });

@@ -39,7 +39,7 @@ interface McpSettings {
   readonly allowedOrigins: ReadonlySet<string>;
   readonly scopes: readonly string[];
   /** `warden login`'s public client at the IdP (OIDC_CLI_CLIENT_ID), and the scopes it asks for. */
-  readonly cli?: { readonly clientId: string; readonly scope?: string };
+  readonly cli?: { readonly clientId: string; readonly scope?: string; readonly redirectUri?: string };
 }
 
 let settings: McpSettings | undefined;
@@ -60,6 +60,7 @@ function mcpSettings(env: NodeJS.ProcessEnv = process.env): McpSettings {
           cli: {
             clientId: env.OIDC_CLI_CLIENT_ID,
             ...(env.OIDC_CLI_SCOPE ? { scope: env.OIDC_CLI_SCOPE } : {}),
+            ...(env.OIDC_CLI_REDIRECT_URI ? { redirectUri: env.OIDC_CLI_REDIRECT_URI } : {}),
           },
         }
       : {}),
@@ -284,6 +285,7 @@ function protectedResourceMetadata(ctx: Ctx, resourcePath: string): HttpResult {
         ? {
             warden_cli_client_id: cli.clientId,
             ...(cli.scope ? { warden_cli_scope: cli.scope } : {}),
+            ...(cli.redirectUri ? { warden_cli_redirect_uri: cli.redirectUri } : {}),
           }
         : {}),
     },
