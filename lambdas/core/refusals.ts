@@ -24,6 +24,8 @@ export interface RefusalInput {
   readonly target: string;
   /** The statement or call as sent, when there was one. */
   readonly statement?: () => string | undefined;
+  /** What was asked when it was not a submission: `explain` (classify and decide, run nothing). */
+  readonly asked?: 'explain';
 }
 
 /** Longest statement kept in a refusal event (a 413 is refused for its size). */
@@ -73,7 +75,12 @@ async function appendRefusal(deps: RefusalDeps, input: RefusalInput, error: Ward
     outcome: 'deny',
     status: 'refused',
     ...(statement === undefined ? {} : { statement: mask(statement.slice(0, MAX_STATEMENT_CHARS)) }),
-    detail: { code: error.code, status: error.statusCode, message: mask(error.message) },
+    detail: {
+      code: error.code,
+      status: error.statusCode,
+      message: mask(error.message),
+      ...(input.asked ? { asked: input.asked } : {}),
+    },
   };
   try {
     await deps.trail.append(input.sessionId, [event]);

@@ -126,3 +126,27 @@ describe('the per-target row threshold', () => {
     expect(await page(under.requestId)).not.toMatch(/high risk/);
   });
 });
+
+describe('the /approvals page over plain HTTP (the Chromium test skips without a browser)', () => {
+  it('lists what bob may decide, newest first, with risk and reach, each linking to its page', async () => {
+    const older = await submit('/v1/targets/demo/sql', { sql: 'DELETE FROM orders WHERE id = 21' });
+    const newer = await submit('/v1/targets/demo/sql', { sql: 'DELETE FROM orders' });
+    const listed = bobPage.jar.size
+      ? await bobPage.follow('/approvals')
+      : await bobPage.signIn('/approvals', 'bob');
+    expect(listed.res.status).toBe(200);
+    expect(listed.res.headers.get('content-security-policy')).toContain("default-src 'none'");
+    const ids = [...listed.text.matchAll(/<li data-request="([^"]+)" data-risk="([^"]+)"/g)];
+    const order = ids.map((m) => m[1]);
+    expect(order.indexOf(newer)).toBeGreaterThanOrEqual(0);
+    expect(order.indexOf(newer)).toBeLessThan(order.indexOf(older));
+    expect(ids.find((m) => m[1] === newer)![2]).toBe('high');
+    expect(listed.text).toContain(`href="/approve/${newer}"`);
+    expect(listed.text).toMatch(/WHOLE TABLE, no WHERE/);
+
+    const alicePage = new PageSession(twin.url);
+    const hers = await alicePage.signIn('/approvals', 'alice');
+    expect(hers.text).not.toContain(newer);
+    expect(hers.text).toContain('id="none"');
+  });
+});

@@ -11,6 +11,7 @@ import { explainAws, submitAws } from '../../core/aws-requests.js';
 import { submitAccessRequest } from '../../core/grants.js';
 import { DescribeNotRunError, describeTarget } from '../../core/mcp/describe.js';
 import { explainSql } from '../../core/mcp/explain.js';
+import { traceRefusals } from '../../core/refusals.js';
 import { canSeeTarget, getRequest, submitSql, type CallMeta } from '../../core/requests.js';
 import type { Principal } from '../../core/types.js';
 import { MAX_WAIT_SECONDS } from '../../core/wait.js';
@@ -274,9 +275,18 @@ export function createWardenMcpServer(call: McpCall): McpServer {
       annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
     },
     async ({ target, sql, service, action, input, justification }) => {
+      // Explaining runs nothing and is not recorded; a refused explain leaves a request_refused event.
+      const traced = <T>(statement: string, run: () => Promise<T>) =>
+        traceRefusals(
+          rt,
+          { principal, sessionId: meta.sessionId, target, statement: () => statement, asked: 'explain' },
+          run,
+        );
       try {
         if (sql !== undefined) {
-          const explained = await explainSql(rt, principal, target, { sql, justification });
+          const explained = await traced(sql, () =>
+            explainSql(rt, principal, target, { sql, justification }),
+          );
           const d = explained.decision;
           const summary = `${explained.classification.class} statement (${d.action}): ${d.outcome}${d.determiningPolicies.length ? ` by ${d.determiningPolicies.join(', ')}` : ''}${explained.execution ? `; would run as the ${explained.execution.secret}${explained.execution.masked ? ', masked' : ', unmasked'}` : ''}. Nothing was run.`;
           return toolResult(explainOutput, explained, summary);
@@ -285,12 +295,9 @@ export function createWardenMcpServer(call: McpCall): McpServer {
           return textError('give either `sql`, or `service` and `action` (with `input`) to explain');
         }
         if (!hasAwsTarget(call)) return textError('AWS targets are not configured on this gateway');
-        const explained = await explainAws(rt, principal, target, {
-          service,
-          action,
-          input: input ?? {},
-          justification,
-        });
+        const explained = await traced(`${service}:${action}`, () =>
+          explainAws(rt, principal, target, { service, action, input: input ?? {}, justification }),
+        );
         const d = explained.decision;
         const summary = `${explained.classification.iamAction} (${d.action}): ${d.outcome}${d.determiningPolicies.length ? ` by ${d.determiningPolicies.join(', ')}` : ''}. Nothing was run.`;
         return toolResult(explainOutput, explained, summary);

@@ -1,6 +1,7 @@
 /** The core routes: health, targets, SQL, explain, and a caller's requests. */
 import { NotFoundError } from '../../core/errors.js';
 import { explainSql } from '../../core/mcp/explain.js';
+import { traceRefusals } from '../../core/refusals.js';
 import { canSeeTarget, findTarget, getRequest, submitSql } from '../../core/requests.js';
 import { principalKey, type RequestStatus } from '../../core/types.js';
 import { isSettled, parseWaitParam, waitForSettled } from '../../core/wait.js';
@@ -48,13 +49,27 @@ export const coreRoutes: ApiRoute[] = [
     method: 'POST',
     path: '/v1/targets/{target}/explain',
     handle: async (ctx, { target: name }) => {
-      const { principal } = await ctx.caller();
-      const body = parseJsonBody(ctx.event, explainBodySchema, ctx.rt.config.maxBodyBytes);
-      const engine = await ctx.rt.policies.engine();
-      const target = findTarget(ctx.rt.config, name);
-      if (!canSeeTarget(engine, principal, name, target)) throw new NotFoundError(`unknown target "${name}"`);
-      if (!('sql' in body)) return explainAwsCall(ctx, principal, name, body);
-      return json(200, await explainSql(ctx.rt, principal, name, body));
+      const caller = await ctx.caller();
+      const { principal } = caller;
+      const meta = { sessionId: sessionId(ctx.event, caller) };
+      let statement: string | undefined;
+      // Explaining runs nothing and is not recorded; a refused explain (unparseable, bad input, a
+      // hidden or unknown target) leaves a request_refused event like a refused submission.
+      return traceRefusals(
+        ctx.rt,
+        { principal, sessionId: meta.sessionId, target: name, statement: () => statement, asked: 'explain' },
+        async () => {
+          const body = parseJsonBody(ctx.event, explainBodySchema, ctx.rt.config.maxBodyBytes);
+          statement = 'sql' in body ? body.sql : `${body.service}:${body.action}`;
+          const engine = await ctx.rt.policies.engine();
+          const target = findTarget(ctx.rt.config, name);
+          if (!canSeeTarget(engine, principal, name, target)) {
+            throw new NotFoundError(`unknown target "${name}"`);
+          }
+          if (!('sql' in body)) return explainAwsCall(ctx, principal, name, body);
+          return json(200, await explainSql(ctx.rt, principal, name, body));
+        },
+      );
     },
   },
   {
