@@ -165,6 +165,7 @@ describe('functions', () => {
     // `warden login`'s public client, published in the RFC 9728 metadata.
     expect(api.OIDC_CLI_CLIENT_ID).toBe('warden-cli');
     expect(api.OIDC_CLI_SCOPE).toBeUndefined();
+    expect(api.OIDC_CLI_REDIRECT_URI).toBe('http://localhost:8765/callback');
     expect(api.MCP_ALLOWED_ORIGINS).toBe('https://inspector.example.com');
     // The shared runtime opens every store at cold start: each workflow function needs every table name.
     for (const fragment of ['Notify', 'Execute']) {

@@ -15,6 +15,7 @@ export const FULL_SETTINGS: WardenSettingsInput = {
   oidcApprovalClientId: 'warden-approval-page',
   oidcScopes: 'openid warden',
   oidcCliClientId: 'warden-cli',
+  oidcCliRedirectUri: 'http://localhost:8765/callback',
   mcpAllowedOrigins: 'https://inspector.example.com',
   slackWebhookSecretArn: `arn:aws:secretsmanager:eu-west-1:${ACCOUNT}:secret:warden/slack-AbCdEf`,
   sesSender: 'warden@example.com',
