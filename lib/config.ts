@@ -53,6 +53,16 @@ export interface WardenSettings {
   readonly mcpAllowedOrigins?: string;
   /** Token claim listing the caller's groups. @default 'groups' */
   readonly groupsClaim: string;
+  /**
+   * For IdPs without token exchange (RFC 8693): the claim of an agent's client-credentials token
+   * that names the person it acts for (AGENT_OWNER_CLAIM; docs/approvals.md). @default none
+   */
+  readonly agentOwnerClaim?: string;
+  /**
+   * Client ids whose tokens are agents even without `act` or the owner claim (AGENT_CLIENT_IDS).
+   * From context: comma-separated. @default none
+   */
+  readonly agentClientIds?: readonly string[];
   /** Targets, masking and approval rules, serialised into `WARDEN_CONFIG`. @default no targets */
   readonly runtime: WardenRuntimeConfig;
   /**
@@ -148,6 +158,8 @@ export function resolveSettings(input: WardenSettingsInput = {}): WardenSettings
       'oidcCliScope',
       'oidcCliRedirectUri',
       'mcpAllowedOrigins',
+      'agentOwnerClaim',
+      'agentClientIds',
       'slackWebhookSecretArn',
       'sesSender',
       'publicUrl',
@@ -214,6 +226,15 @@ function validate(s: WardenSettings): void {
     problems.push('slackWebhookSecretArn is not a Secrets Manager ARN');
   if (s.sesSender !== undefined && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(s.sesSender))
     problems.push('sesSender must be an email address');
+  if (s.agentOwnerClaim !== undefined && !/^[\w.:/-]{1,128}$/.test(s.agentOwnerClaim))
+    problems.push('agentOwnerClaim must be a claim name');
+  if (s.agentClientIds !== undefined) {
+    if (
+      !Array.isArray(s.agentClientIds) ||
+      s.agentClientIds.some((c) => typeof c !== 'string' || !/^[^\s,]{1,256}$/.test(c))
+    )
+      problems.push('agentClientIds must be a list of client ids (no spaces or commas)');
+  }
   if (s.throttle.rateLimit <= 0 || s.throttle.burstLimit <= 0)
     problems.push('throttle limits must be positive');
   if (s.auditLakeObjectLockMode !== 'GOVERNANCE' && s.auditLakeObjectLockMode !== 'COMPLIANCE')
@@ -241,6 +262,7 @@ export interface ContextSource {
 /**
  * Reads settings from CDK context: `wardenConfig` (a JSON file path, or an object in cdk.json),
  * overridden by individual keys (`oidcIssuer`, `oidcAudience`, `groupsClaim`, `oidcJwksUri`,
+ * `agentOwnerClaim`, `agentClientIds` (comma-separated),
  * `oidcApprovalClientId`, `oidcApprovalScope`, `oidcCliClientId`, `oidcCliScope`, `oidcCliRedirectUri`,
  * `slackWebhookSecretArn`, `sesSender`, `publicUrl`, `alarmEmail`, `auditTtlDays`,
  * `logRetentionDays`, `auditLakeObjectLockMode`, `auditLakeObjectLockDays`, `executeReservedConcurrency`, `notifyReservedConcurrency`) so `cdk deploy -c oidcIssuer=…` works without a file.
@@ -273,6 +295,11 @@ export function settingsFromContext(ctx: ContextSource): WardenSettingsInput {
     oidcCliRedirectUri: str('oidcCliRedirectUri'),
     mcpAllowedOrigins: str('mcpAllowedOrigins'),
     groupsClaim: str('groupsClaim'),
+    agentOwnerClaim: str('agentOwnerClaim'),
+    agentClientIds: str('agentClientIds')
+      ?.split(',')
+      .map((c) => c.trim())
+      .filter(Boolean),
     slackWebhookSecretArn: str('slackWebhookSecretArn'),
     sesSender: str('sesSender'),
     publicUrl: str('publicUrl'),

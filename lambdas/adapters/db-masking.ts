@@ -129,12 +129,20 @@ export async function runDbCheck(
   client: RDSDataClient,
   name: string,
   target: SqlTargetConfig,
-  options: { catalogueSecret?: string } = {},
+  options: {
+    catalogueSecret?: string;
+    /**
+     * The users whose probes run: a function checks the users it runs statements as (the API
+     * function holds only the readers' secrets). @default every Warden user
+     */
+    users?: readonly WardenUser[];
+  } = {},
 ): Promise<DbCheckReport> {
   const problems: string[] = [];
   const passed: string[] = [];
+  const checked = (user: WardenUser) => !options.users || options.users.includes(user);
   for (const user of ['maskedRead', 'maskedWrite'] as const) {
-    if (!secretOf(target, user)) problems.push(`secrets.${user} is not configured`);
+    if (checked(user) && !secretOf(target, user)) problems.push(`secrets.${user} is not configured`);
   }
   let columns: CatalogueColumn[];
   try {
@@ -146,6 +154,7 @@ export async function runDbCheck(
   // PROBE_CONCURRENCY at a time, a masked principal's first read waits for a few round trips instead
   // of one per probe, and the report keeps the probes' order.
   const probes = checkProbes(target, columns).flatMap((probe) => {
+    if (!checked(probe.as)) return [];
     const secret = secretOf(target, probe.as);
     return secret ? [{ probe, secret }] : [];
   });
@@ -193,6 +202,8 @@ export function createDbMaskingGuard(options: {
   readonly client?: RDSDataClient;
   readonly log?: (entry: Record<string, unknown>) => void;
   readonly now?: () => number;
+  /** The users this function runs statements as (see runDbCheck). @default every Warden user */
+  readonly users?: readonly WardenUser[];
 }): DbMaskingGuard {
   const client = options.client ?? new RDSDataClient({ maxAttempts: 1 });
   const now = options.now ?? Date.now;
@@ -203,12 +214,14 @@ export function createDbMaskingGuard(options: {
       if (!target || target.kind !== 'sql') return;
       let entry = results.get(name);
       if (!entry || (entry.at + FAILURE_RETRY_MS < now() && !(await entry.report).ok)) {
-        const report = runDbCheck(client, name, target).catch((err: unknown): DbCheckReport => ({
-          target: name,
-          ok: false,
-          problems: [String(err)],
-          passed: [],
-        }));
+        const report = runDbCheck(client, name, target, options.users ? { users: options.users } : {}).catch(
+          (err: unknown): DbCheckReport => ({
+            target: name,
+            ok: false,
+            problems: [String(err)],
+            passed: [],
+          }),
+        );
         entry = { at: now(), report };
         results.set(name, entry);
         void report.then((r) =>

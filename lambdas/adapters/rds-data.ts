@@ -69,6 +69,11 @@ export interface RdsDataExecutorOptions {
   readonly client?: RDSDataClient;
   /** Target name → where its statements run. */
   readonly targets: Readonly<Record<string, RdsDataTarget>>;
+  /**
+   * Reads only: the API function's executor, which never holds a write secret (allowed writes run
+   * in the execute function). A write handed to it is refused before any call. @default false
+   */
+  readonly readOnly?: boolean;
 }
 
 const defaultClient = new RDSDataClient({ maxAttempts: 1 });
@@ -255,6 +260,13 @@ export function createRdsDataExecutor(options: RdsDataExecutorOptions): SqlExecu
     async execute(input: SqlExecutionInput): Promise<SqlResult> {
       const target = Object.hasOwn(options.targets, input.target) ? options.targets[input.target] : undefined;
       if (!target) throw new NotFoundError(`unknown target ${input.target}`);
+      if (options.readOnly && input.level !== 'read') {
+        throw new ExecutionError(
+          500,
+          'target_misconfigured',
+          'this function runs reads only; writes run in the execute function',
+        );
+      }
       const parameters = (input.parameters ?? []).map(toDataApiParameter);
       const secretArn = secretFor(target, input.level, input.profile);
       let output: ExecuteStatementCommandOutput;

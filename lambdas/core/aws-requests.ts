@@ -29,6 +29,7 @@ import {
   publicDecision,
   recordBeforeRunning,
   RESULT_WITHHELD,
+  runInExecuteFunction,
   targetRef,
   trailEvent,
   type CallMeta,
@@ -270,7 +271,15 @@ async function submitAwsRecorded(
     return { status: 202, record, body: pendingBody(record, target) };
   }
 
-  const { stored, body: result } = await executeAws(deps, record, principal, exact);
+  // Only the execute function assumes target roles (the API function dispatches there).
+  const { stored, body: result } = deps.dispatch
+    ? await runInExecuteFunction<AwsResultBody>(
+        deps,
+        record,
+        { operation: exact, justification: body.justification },
+        meta,
+      )
+    : await executeAws(deps, record, principal, exact);
   return {
     status: 200,
     record: stored,

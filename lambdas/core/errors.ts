@@ -109,6 +109,9 @@ export class ExecutionError extends WardenError {
  */
 const SERVER_ERROR_MESSAGES: Readonly<Record<string, string>> = {
   service_unavailable: 'a service Warden depends on is unavailable; nothing was run. Try again shortly',
+  execute_unavailable: "Warden's execute function could not be reached; nothing was run. Try again shortly",
+  execution_outcome_unknown:
+    "Warden's execute function failed after it took the request; it may or may not have run: check the request before retrying",
   database_unavailable:
     'the database is unavailable; a write may or may not have been applied: check the request before retrying',
   database_resuming: 'the database is resuming from a pause; try again in a few seconds',

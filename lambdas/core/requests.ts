@@ -25,6 +25,7 @@ import type { PolicyEngine, ResourceRef } from './policy.js';
 import type { PolicyProvider } from './policy-provider.js';
 import type { Clock, RequestStore, SqlExecutor } from './ports.js';
 import { traceRefusals } from './refusals.js';
+import type { DirectAnswer, DirectExecution } from './direct-execution.js';
 import { approverOn } from './approvals.js';
 import { recordActor, type TrailEvent, type TrailWriter } from './trail.js';
 import {
@@ -83,6 +84,17 @@ export interface RequestDeps {
    * masked statements still run only as the masked users (the executor never falls back).
    */
   readonly dbMasking?: DbMaskingGuard;
+  /**
+   * Where allowed writes and allowed AWS calls run: the execute function (the API function holds no
+   * write secret and no target role). Absent where they run in this function (the execute function).
+   */
+  readonly dispatch?: ExecutionDispatch;
+}
+
+/** Invokes the execute function for a recorded, allowed request (lambdas/core/direct-execution.ts). */
+export interface ExecutionDispatch {
+  /** Its answer; throws when the invocation itself failed (then it may or may not have taken it). */
+  run(request: DirectExecution): Promise<DirectAnswer>;
 }
 
 export interface DbMaskingGuard {
@@ -92,6 +104,11 @@ export interface DbMaskingGuard {
 export interface CallMeta {
   /** From X-Warden-Session, the MCP session, or derived from the token. */
   readonly sessionId: string;
+  /**
+   * The caller's bearer token, for the execute function to verify again when an allowed write or
+   * AWS call runs there; never stored or logged.
+   */
+  readonly token?: string;
 }
 
 export interface SqlSubmission {
@@ -439,15 +456,94 @@ async function submitSqlRecorded(
     return { status: 202, record, body: pendingBody(record, target) };
   }
 
-  const { stored, body } = await executeSql(deps, engine, principal, target, record, classification, {
-    startRecorded: true,
-    exact,
-  });
+  const { stored, body } =
+    classification.class !== 'read' && deps.dispatch
+      ? await runInExecuteFunction<SqlResultBody>(
+          deps,
+          record,
+          { operation: exact, justification: input.justification },
+          meta,
+        )
+      : await executeSql(deps, engine, principal, target, record, classification, {
+          startRecorded: true,
+          exact,
+        });
   return {
     status: 200,
     record: stored,
     body: { requestId: record.id, status: 'executed', decision: publicDecision(decision), result: body },
   };
+}
+
+/**
+ * Runs a recorded, allowed request in the execute function and returns its outcome, or throws the
+ * error it answered. If the invocation itself fails, the record is failed while it is still untaken
+ * (then it can never run, and nothing did: 503); once the execute function has taken it, the
+ * outcome is unknown here (502, check the request).
+ */
+export async function runInExecuteFunction<B>(
+  deps: RequestDeps,
+  record: RequestRecord,
+  exact: SealedPayload,
+  meta: CallMeta,
+): Promise<{ stored: RequestRecord; body: B }> {
+  const dispatch = deps.dispatch;
+  let answer: DirectAnswer;
+  try {
+    if (!dispatch || !meta.token) throw new Error('no execute function or no caller token to hand it');
+    answer = await dispatch.run({ requestId: record.id, token: meta.token, exact });
+  } catch (cause) {
+    deps.log?.({
+      level: 'error',
+      msg: 'execute function invocation failed',
+      requestId: record.id,
+      error: String(cause),
+    });
+    const message = 'the execute function could not be reached; nothing was run';
+    const failed: RequestRecord = {
+      ...record,
+      status: 'failed',
+      updatedAt: deps.clock.now().toISOString(),
+      error: { code: 'execute_unavailable', message },
+      version: record.version + 1,
+    };
+    try {
+      await deps.requests.update(
+        failed,
+        record.version,
+        ['running'],
+        deps.trail
+          ? [
+              trailEvent(deps, failed, 'error', {
+                status: 'failed',
+                detail: { code: 'execute_unavailable', message },
+              }),
+            ]
+          : undefined,
+      );
+    } catch (error) {
+      // Taken (or changed) by the execute function: it may have run.
+      throw Object.assign(
+        new ExecutionError(
+          502,
+          'execution_outcome_unknown',
+          'the execute function failed after it took the request',
+          error,
+        ),
+        { requestId: record.id },
+      );
+    }
+    throw Object.assign(new ExecutionError(503, 'execute_unavailable', message, cause), {
+      requestId: record.id,
+    });
+  }
+  if (!answer.ok) {
+    const e = answer.error;
+    throw Object.assign(new WardenError(e.statusCode, e.code, e.message, { details: e.details }), {
+      requestId: record.id,
+    });
+  }
+  return { stored: answer.record, body: answer.body as B };
 }
 
 /** The estimate, or nothing when it fails: an estimate never stands in the way of a request. */

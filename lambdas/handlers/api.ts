@@ -17,7 +17,8 @@ import { authChallenge, mcpRoutes } from './routes/mcp.js';
 import { mcpToolRoutes } from './routes/mcp-tools.js';
 import { createRuntime, type Runtime } from './runtime.js';
 
-const runtime: Runtime = await createRuntime(process.env, { warmUp: true });
+// Reads and decisions only: allowed writes and AWS calls run in the execute function (runtime.ts).
+const runtime: Runtime = await createRuntime(process.env, { warmUp: true, role: 'api' });
 /** Cold-start phase timings (read by bench/cold-start.ts). */
 export { COLD_START_PHASES } from './runtime.js';
 

@@ -9,6 +9,7 @@ import { createTokenVerifier } from '../adapters/jwt-verifier.js';
 import { oidcLoginFromEnv, type OidcLoginClient } from '../adapters/oidc-client.js';
 import { createDbMaskingGuard } from '../adapters/db-masking.js';
 import { createRdsDataExecutor } from '../adapters/rds-data.js';
+import { lambdaDispatch } from '../adapters/execute-dispatch.js';
 import { DynamoPolicyStore, DynamoRequestStore } from '../adapters/request-store.js';
 import { DynamoTrailStore } from '../adapters/trail-store.js';
 import { approvalWiringFromEnv, type ApprovalWiring } from '../adapters/approval-wiring.js';
@@ -78,6 +79,16 @@ function lazyUpstream(targets: Record<string, McpTargetConfig>, env: NodeJS.Proc
   };
 }
 
+/** The API function's AWS executor: checks calls against the SDK's model, never assumes a role. */
+function checkOnly(real: AwsExecutor): AwsExecutor {
+  return {
+    check: (service, action, input) => real.check(service, action, input),
+    call: async () => {
+      throw new Error('this function does not assume target roles; AWS calls run in the execute function');
+    },
+  };
+}
+
 function sqlTargets(config: WardenConfig): Record<string, SqlTargetConfig> {
   const out: Record<string, SqlTargetConfig> = {};
   for (const [name, t] of Object.entries(config.targets)) if (t.kind === 'sql') out[name] = t;
@@ -92,6 +103,13 @@ export interface RuntimeOptions {
    * @default true
    */
   readonly hashing?: boolean;
+  /**
+   * `api`: the internet-facing function. It holds only what a read and a decision need: reads run
+   * here (read-only executor, the readers' secrets), allowed writes and allowed AWS calls run in the
+   * execute function (EXECUTE_FUNCTION_NAME, required), which checks them again. Otherwise this
+   * function executes what it is handed (the execute function) or nothing (notify). @default 'execute'
+   */
+  readonly role?: 'api' | 'execute';
   /**
    * Whether this function seals or opens exact statements (api: seals and opens for requesters and
    * approvers; execute: opens to run). Notify never does, and is not given the key. @default true
@@ -133,7 +151,8 @@ export async function createRuntime(
   // A request record and its trail events are one write (one TransactWriteItems).
   const requests = new DynamoRequestStore({ trail });
   const policies = new PolicyProvider(new DynamoPolicyStore(), Number(env.POLICY_TTL_MS ?? 30_000));
-  const sql = createRdsDataExecutor({ targets: sqlTargets(config) });
+  const dispatchTo = options.role === 'api' ? required(env, 'EXECUTE_FUNCTION_NAME') : undefined;
+  const sql = createRdsDataExecutor({ targets: sqlTargets(config), readOnly: dispatchTo !== undefined });
   const upstreamTargets = mcpTargets(config);
   const hasMcp = Object.keys(upstreamTargets).length > 0;
 
@@ -200,7 +219,12 @@ export async function createRuntime(
     requests,
     sql,
     // Masked principals are served only once the database proves it masks (docs/masking.md).
-    dbMasking: createDbMaskingGuard({ config, log: logJson }),
+    // The API function proves only the users it runs as (the readers); execute proves them all.
+    dbMasking: createDbMaskingGuard({
+      config,
+      log: logJson,
+      ...(dispatchTo ? { users: ['read', 'maskedRead'] as const } : {}),
+    }),
     classifySql,
     maskerFor: (target) => maskers.get(target) ?? fallback,
     ...(sealer ? { sealer } : {}),
@@ -214,7 +238,15 @@ export async function createRuntime(
     audience,
     signer: signerFromEnv(env),
     approvalLogin: oidcLoginFromEnv(env, issuer),
-    aws: createAwsExecutor({ env }),
+    aws: dispatchTo ? checkOnly(createAwsExecutor({ env })) : createAwsExecutor({ env }),
+    ...(dispatchTo
+      ? {
+          dispatch: lambdaDispatch({
+            functionName: dispatchTo,
+            ...(env.WARDEN_EXECUTE_ENDPOINT_URL ? { endpoint: env.WARDEN_EXECUTE_ENDPOINT_URL } : {}),
+          }),
+        }
+      : {}),
     ...(hasMcp ? { upstream: lazyUpstream(upstreamTargets, env), pins: new DynamoToolPinStore() } : {}),
     ...approvalWiringFromEnv(env),
   };

@@ -10,7 +10,10 @@ export interface TokenVerifier {
 
 export interface Caller {
   readonly principal: Principal;
-  /** The raw token: used only to derive the default session id, never logged, stored or passed on. */
+  /**
+   * The raw token: derives the default session id and is handed to the execute function, which
+   * verifies it again before an allowed write runs; never logged or stored.
+   */
   readonly token: string;
 }
 

@@ -282,21 +282,40 @@ export class GatewayFunction extends Construct implements iam.IGrantable {
   }
 
   /**
-   * What executing against the configured targets needs: the Data API on each cluster, each access
-   * level's secret, and AssumeRole (with SourceIdentity and session tags) on each target role.
+   * What running statements against the configured targets needs. `execute` (the execute function):
+   * the Data API on each cluster, every database user's secret, each upstream MCP server's secret,
+   * and AssumeRole (with SourceIdentity and session tags) on each target role. `read` (the API
+   * function): the Data API and only the readers' secrets (`read`, `maskedRead`) and the upstream
+   * MCP secrets; no write secret and no target role, so allowed writes and AWS calls can only run
+   * in the execute function.
    */
-  bindTargets(config: WardenConfig): this {
+  bindTargets(config: WardenConfig, opts: { access: 'read' | 'execute' }): this {
     const clusters = new Set<string>();
     const secrets = new Set<string>();
     const roles = new Set<string>();
     for (const target of Object.values(config.targets)) {
       if (target.kind === 'sql') {
         clusters.add(target.resourceArn);
-        for (const s of Object.values(target.secrets)) secrets.add(s);
+        const { read, write, maskedRead, maskedWrite } = target.secrets;
+        const users = opts.access === 'execute' ? [read, write, maskedRead, maskedWrite] : [read, maskedRead];
+        for (const s of users) if (s) secrets.add(s);
       } else if (target.kind === 'mcp') {
         if (target.auth.type !== 'none') secrets.add(target.auth.secret);
-      } else {
+      } else if (opts.access === 'execute') {
         roles.add(target.roleArn);
+      }
+    }
+    // A write secret shared with a reader (one ARN for both) would hand the API function writes.
+    if (opts.access === 'read') {
+      for (const [name, target] of Object.entries(config.targets)) {
+        if (target.kind !== 'sql') continue;
+        for (const w of [target.secrets.write, target.secrets.maskedWrite]) {
+          if (w && secrets.has(w))
+            throw new Error(
+              `target ${name}: a write secret is also a reader's secret (${w}); the API function must ` +
+                'not hold write credentials, so give the writers their own secrets',
+            );
+        }
       }
     }
     if (clusters.size > 0)
@@ -317,6 +336,18 @@ export class GatewayFunction extends Construct implements iam.IGrantable {
           resources: [...roles],
         }),
       );
+    return this;
+  }
+
+  /**
+   * `EXECUTE_FUNCTION_NAME` and lambda:InvokeFunction on that one function: where this function
+   * sends allowed writes and allowed AWS calls (it holds neither the write secrets nor the roles).
+   */
+  bindExecuteFunction(fn: lambda.IFunction): this {
+    this.addEnvironment('EXECUTE_FUNCTION_NAME', fn.functionName);
+    this.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: [fn.functionArn] }),
+    );
     return this;
   }
 }

@@ -72,6 +72,12 @@ export class WardenGateway extends Construct {
       GROUPS_CLAIM: s.groupsClaim,
       AUDIT_TTL_DAYS: String(s.auditTtlDays),
       ...(s.oidcJwksUri ? { OIDC_JWKS_URI: s.oidcJwksUri } : {}),
+      // Agents acting for people without token exchange (docs/deploy.md); every function verifies
+      // tokens alike (the execute function verifies the caller's again before a write runs).
+      ...(s.agentOwnerClaim ? { AGENT_OWNER_CLAIM: s.agentOwnerClaim } : {}),
+      ...(s.agentClientIds && s.agentClientIds.length > 0
+        ? { AGENT_CLIENT_IDS: s.agentClientIds.join(',') }
+        : {}),
     };
 
     this.keys = new WardenKeys(this, 'Keys');
@@ -99,7 +105,8 @@ export class WardenGateway extends Construct {
 
     this.executeFunction = new GatewayFunction(this, 'Execute', {
       entry: 'lambdas/handlers/execute.ts',
-      description: 'Warden: runs an approved request, or records it denied, expired or failed',
+      description:
+        'Warden: runs allowed writes and AWS calls and approved requests; records denied, expired, failed',
       memorySize: 1024,
       timeout: Duration.minutes(5),
       logRetention,
@@ -114,7 +121,8 @@ export class WardenGateway extends Construct {
       .bindTable({ table: t(ToolPinsTable), def: ToolPinsTable, access: 'read' })
       .bindMaskingKey(this.keys.maskingHashKey)
       .bindSealKey(this.keys.seal, { open: true })
-      .bindTargets(parsed);
+      // The only function that runs writes and AWS calls: every database user, every target role.
+      .bindTargets(parsed, { access: 'execute' });
 
     this.workflow = new ApprovalWorkflow(this, 'Approval', {
       notify: this.notifyFunction.fn,
@@ -144,7 +152,10 @@ export class WardenGateway extends Construct {
       .bindHmacKey(this.keys.hmac, { generate: true, verify: true })
       .bindMaskingKey(this.keys.maskingHashKey)
       .bindSealKey(this.keys.seal, { seal: true, open: true })
-      .bindTargets(parsed);
+      // Internet-facing: what a read and a decision need. No write secret, no target role; allowed
+      // writes and AWS calls are handed to the execute function, which checks them again.
+      .bindTargets(parsed, { access: 'read' })
+      .bindExecuteFunction(this.executeFunction.fn);
 
     this.api = new WardenApi(this, 'Http', {
       handler: this.apiFunction.fn,

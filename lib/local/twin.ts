@@ -27,6 +27,7 @@ import { createTables, localDynamoClient, startDynalite, type DynamoCall } from 
 import { loadPolicyFiles } from './policy-files.js';
 import { createDevIdp, type DevIdp } from './oidc.js';
 import { createOutbox, type OutboxMessage } from './outbox.js';
+import { startLocalLambda, type LocalLambda } from './lambda.js';
 import { startLocalStepFunctions, type LocalStepFunctions } from './step-functions.js';
 import { faultLayerFromConfig, type FaultConfig, type FaultLayer } from './faults.js';
 import type { PolicySource } from '../../lambdas/core/policy.js';
@@ -39,6 +40,8 @@ import {
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 export const POLICY_DIR = join(REPO_ROOT, 'policies');
+/** The execute function's name in the twin (EXECUTE_FUNCTION_NAME of the API function). */
+export const EXECUTE_FUNCTION = 'warden-execute';
 
 export interface TwinOptions {
   /** @default PORT or 8080 */
@@ -103,6 +106,8 @@ export interface Twin {
   readonly aws: AwsTwin;
   /** Approval notifications captured by `/dev/outbox`. */
   readonly outbox: readonly OutboxMessage[];
+  /** The Lambda endpoint the API function invokes the execute function through. */
+  readonly lambda: LocalLambda;
   /** The Step Functions twin running the synthesized approval state machine. */
   readonly stepFunctions: LocalStepFunctions;
   /** Where the audit exports land (DYNAMODB_JSON under exports/AWSDynamoDB/<id>/data/). */
@@ -286,6 +291,17 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     ...(persistent ? { stateDir: join(dataDir, 'step-functions') } : {}),
   });
   const outbox = createOutbox(log);
+  // The execute function, as the API function reaches it on AWS (Lambda Invoke): allowed writes
+  // and allowed AWS calls run there, never in the API function.
+  const lambda = await startLocalLambda({
+    host,
+    functions: {
+      [EXECUTE_FUNCTION]: async (event) => {
+        const { handler } = await import('../../lambdas/handlers/execute.js');
+        return handler(event as Parameters<typeof handler>[0]);
+      },
+    },
+  });
 
   const env: Record<string, string> = {
     AWS_REGION: 'us-east-1',
@@ -313,6 +329,8 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     AWS_ENDPOINT_URL_SFN: (await faults?.proxy('sfn', stepFunctions.url)) ?? stepFunctions.url,
     STATE_MACHINE_ARN: stepFunctions.stateMachineArn,
     WARDEN_OUTBOX_URL: `${url}/dev/outbox`,
+    EXECUTE_FUNCTION_NAME: EXECUTE_FUNCTION,
+    WARDEN_EXECUTE_ENDPOINT_URL: lambda.url,
     MASKING_HASH_KEY: persistentSecret(dataDir, 'maskingHashKey'),
     WARDEN_SIGNING_KEY: persistentSecret(dataDir, 'signingKey'),
     // The local stand-in for the KMS key that seals exact statements waiting for approval.
@@ -420,12 +438,14 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     onStoreCall: (listener) => dynamo.onCall(listener),
     outbox: outbox.messages,
     stepFunctions,
+    lambda,
     async close() {
       await auditExports.stop();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
       await faults?.close();
       await stepFunctions.close();
+      await lambda.close();
       await dataApi.close();
       rmSync(endpointsFile, { force: true });
       await aws.close();

@@ -300,14 +300,18 @@ describe('functions', () => {
     }
   });
 
-  it('grants target access (Data API, secrets, AssumeRole) to the API and execute functions only', () => {
+  it('grants target access: reads to the API, everything (AssumeRole included) to execute only', () => {
     const roles = statementsByRole();
     for (const fragment of ['Api', 'Execute']) {
       const actions = actionsOf(roles.get(functionRoleId(functionIdByPath(fragment)))!);
       expect(actions.has('rds-data:ExecuteStatement'), fragment).toBe(true);
       expect(actions.has('secretsmanager:GetSecretValue'), fragment).toBe(true);
-      expect(actions.has('sts:AssumeRole'), fragment).toBe(true);
     }
+    // Issue 13 item 14: only the execute function assumes target roles (test/infra/api-privilege.test.ts).
+    expect(actionsOf(roles.get(functionRoleId(functionIdByPath('Execute')))!).has('sts:AssumeRole')).toBe(
+      true,
+    );
+    expect(actionsOf(roles.get(functionRoleId(functionIdByPath('Api')))!).has('sts:AssumeRole')).toBe(false);
     const notify = actionsOf(roles.get(functionRoleId(functionIdByPath('Notify')))!);
     expect(notify.has('rds-data:ExecuteStatement')).toBe(false);
     expect(notify.has('sts:AssumeRole')).toBe(false);

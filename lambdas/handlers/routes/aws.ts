@@ -14,7 +14,7 @@ export const awsRoutes: ApiRoute[] = [
     handle: async (ctx, { target }) => {
       const started = Date.now();
       const caller = await ctx.caller();
-      const meta = { sessionId: sessionId(ctx.event, caller) };
+      const meta = { sessionId: sessionId(ctx.event, caller), token: caller.token };
       return withRefusalTrail(ctx, caller, target, meta, async () => {
         const body = parseJsonBody(ctx.event, awsBodySchema, ctx.rt.config.maxBodyBytes);
         parseWaitParam(ctx.event.queryStringParameters?.wait);

@@ -35,7 +35,7 @@ export const coreRoutes: ApiRoute[] = [
     handle: async (ctx, { target }) => {
       const started = Date.now();
       const caller = await ctx.caller();
-      const meta = { sessionId: sessionId(ctx.event, caller) };
+      const meta = { sessionId: sessionId(ctx.event, caller), token: caller.token };
       return withRefusalTrail(ctx, caller, target, meta, async () => {
         const body = parseJsonBody(ctx.event, sqlBodySchema, ctx.rt.config.maxBodyBytes);
         // A bad ?wait is refused before anything is recorded.

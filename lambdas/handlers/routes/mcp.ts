@@ -234,7 +234,7 @@ async function handleMcp(ctx: Ctx): Promise<HttpResult> {
   const server = createWardenMcpServer({
     rt: ctx.rt,
     principal: caller.principal,
-    meta: { sessionId: mcpSessionId(session, caller) },
+    meta: { sessionId: mcpSessionId(session, caller), token: caller.token },
     baseUrl: base,
   });
   const transport = new WebStandardStreamableHTTPServerTransport({
