@@ -1,6 +1,7 @@
 /** Text for people on a terminal: result tables, one-paragraph summaries, lists. */
 import { blastRadiusText } from '../lambdas/core/blast-radius-text.js';
 import type { BlastRadius } from '../lambdas/core/blast-radius.js';
+import { invisibleWarning, revealInvisible } from '../lambdas/core/invisible.js';
 type Json = Record<string, any>;
 
 export function str(v: unknown): string {
@@ -124,11 +125,18 @@ export function explainText(body: Json): string {
 
 /** GET /v1/requests/{id}: its lifecycle in a few lines, and its masked result as a table. */
 export function requestText(r: Json): string {
+  // emit() shows invisible characters as ⟨U+…⟩; say so above the statement, as approvers are told.
+  const statement = statementOf(r.operation);
+  const warnings = [
+    invisibleWarning('statement', revealInvisible(statement).found),
+    typeof r.justification === 'string'
+      ? invisibleWarning('justification', revealInvisible(r.justification).found)
+      : undefined,
+  ].filter((w): w is string => w !== undefined);
   const out = [
     `${r.requestId}  ${str(r.status).toUpperCase()}  ${str(r.principal)} on ${str(r.target)}  ${str(r.createdAt)}`,
-    ...statementOf(r.operation)
-      .split('\n')
-      .map((l) => `  ${l}`),
+    ...warnings,
+    ...statement.split('\n').map((l) => `  ${l}`),
   ];
   if (r.justification) out.push(`justification: ${r.justification}`);
   if (r.decision) out.push(decisionLine(r.decision));

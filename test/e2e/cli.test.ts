@@ -224,6 +224,7 @@ describe('warden sql', () => {
         expect(out.stdout).toContain("status = 'x⟨U+202E⟩' OR id = 9 -- ⟨U+200B⟩note");
         expect(out.stdout).toContain('ok ⟨U+2066⟩hidden⟨U+2069⟩');
         expect(out.stdout).not.toMatch(/[\u202e\u200b\u2066\u2069]/);
+        expect(out.stdout, args[0]).toMatch(/Warning: the statement contains 2 invisible characters/);
       }
       const list = await tty(['approvals', '--url', twin.url, '--as', 'bob']);
       expect(list.stdout).toMatch(
