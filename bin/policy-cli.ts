@@ -22,8 +22,19 @@ export function register(program: Command): void {
         'validate, then make them the active policy set (DynamoDB, TABLE_POLICIES), as the person WARDEN_TOKEN names',
       )
       .argument('[dir]', 'the directory of .cedar files', 'policies')
-      .action((dir: string) => policyCommand('push', dir)),
+      .option(
+        '--expect-version <version>',
+        'the active version your change is based on: the push is refused if another has been pushed since',
+      )
+      .action((dir: string, opts: { expectVersion?: string }) =>
+        policyCommand(
+          'push',
+          dir,
+          opts.expectVersion !== undefined ? { expectVersion: opts.expectVersion } : {},
+        ),
+      ),
     [
+      'WARDEN_TOKEN=… … npx warden policy push ./policies --expect-version v20261202170000-a1b2c3',
       'WARDEN_TOKEN=… OIDC_ISSUER=https://… OIDC_AUDIENCE=warden TABLE_POLICIES=warden-policies TABLE_AUDIT=warden-audit npx warden policy push ./policies',
     ],
   );
@@ -33,7 +44,11 @@ export function register(program: Command): void {
     .action(() => policyCommand('schema', ''));
 }
 
-export async function policyCommand(sub: 'validate' | 'push' | 'schema', dir: string): Promise<void> {
+export async function policyCommand(
+  sub: 'validate' | 'push' | 'schema',
+  dir: string,
+  options: { expectVersion?: string } = {},
+): Promise<void> {
   // Loaded here, not at start-up: Cedar and the AWS SDK are only needed by these commands.
   const { CEDAR_SCHEMA } = await import('../lambdas/core/policy-schema.js');
   if (sub === 'schema') {
@@ -63,20 +78,34 @@ export async function policyCommand(sub: 'validate' | 'push' | 'schema', dir: st
     }
     throw error;
   }
-  if (sub === 'push') await push(version, encodePolicySources(sources, engine), engine.policyIds);
+  if (sub === 'push') await push(version, encodePolicySources(sources, engine), engine, options);
 }
 
 /** The trail session every policy push is appended to. */
 export const POLICY_SESSION = 'warden-policy';
 
+/** The resource `push_policy` is decided on (policies/*.cedar). */
+const GATEWAY = { type: 'Gateway', id: 'warden' } as const;
+
 /**
  * Pushes a validated set: as the person a verified token names (WARDEN_TOKEN, checked against
- * OIDC_ISSUER / OIDC_AUDIENCE like the gateway checks it), conditional on the active version read
- * first, so of two concurrent pushes one loses with a clear error instead of overwriting the other;
- * then records `policy_pushed` in the trail. Needs TABLE_POLICIES, TABLE_AUDIT and AWS credentials
- * (or AWS_ENDPOINT_URL_DYNAMODB for a local store).
+ * OIDC_ISSUER / OIDC_AUDIENCE like the gateway checks it), never $USER.
+ *
+ * Who may push: whoever the ACTIVE policy set permits `push_policy` on `Gateway::"warden"` (so
+ * the authority to change the policy comes from the policy), and the new set must permit them too
+ * (no push locks its pusher out). With no active set yet (the first push), IAM alone decides.
+ * IAM (write access to the Policies table) stays the hard boundary: no Warden function has it.
+ *
+ * No lost update: the push is conditional on the version it is based on (`--expect-version`, else
+ * the active version read first); a push based on a stale version is refused with who pushed what.
+ * The active pointer and the `policy_pushed` trail event are one DynamoDB transaction.
  */
-async function push(version: string, policies: string, policyIds: readonly string[]): Promise<void> {
+async function push(
+  version: string,
+  policies: string,
+  candidate: import('../lambdas/core/policy.js').PolicyEngine,
+  options: { expectVersion?: string },
+): Promise<void> {
   const token = process.env.WARDEN_TOKEN;
   const issuer = process.env.OIDC_ISSUER;
   const audience = process.env.OIDC_AUDIENCE;
@@ -92,6 +121,7 @@ async function push(version: string, policies: string, policyIds: readonly strin
     audience: audience.split(',').map((a) => a.trim()),
     ...(process.env.OIDC_JWKS_URI ? { jwksUri: process.env.OIDC_JWKS_URI } : {}),
     groupsClaim: process.env.GROUPS_CLAIM ?? 'groups',
+    ...(process.env.AGENT_OWNER_CLAIM ? { ownerClaim: process.env.AGENT_OWNER_CLAIM } : {}),
   });
   let principal;
   try {
@@ -101,39 +131,63 @@ async function push(version: string, policies: string, policyIds: readonly strin
   }
   const { DynamoPolicyStore } = await import('../lambdas/adapters/request-store.js');
   const { ConditionFailedError } = await import('../lambdas/core/errors.js');
+  const { engineFor } = await import('../lambdas/core/policy-provider.js');
   const store = new DynamoPolicyStore();
   const previous = await store.getActive();
+  const stale = () =>
+    new CliError(
+      `your push is based on ${options.expectVersion ?? previous?.version ?? 'none'}, but the active set is ` +
+        `${current?.version ?? 'none'} (pushed by ${current?.updatedBy ?? 'unknown'} at ${current?.updatedAt ?? '?'}); ` +
+        'nothing was changed. Merge their set into yours, then push again with --expect-version ' +
+        `${current?.version ?? '<version>'}.`,
+    );
+  let current = previous;
+  if (options.expectVersion !== undefined && options.expectVersion !== (previous?.version ?? 'none'))
+    throw stale();
+  if (previous) {
+    const active = engineFor(previous);
+    if (!active.authorize(principal, 'push_policy', GATEWAY, {}).allowed)
+      throw new CliError(
+        `${principal.name} may not push policies: the active set (${previous.version}) permits push_policy ` +
+          'on Gateway::"warden" to others only; nothing was changed',
+      );
+  }
+  if (!candidate.authorize(principal, 'push_policy', GATEWAY, {}).allowed)
+    throw new CliError(
+      `the new set does not permit ${principal.name} push_policy on Gateway::"warden"; pushing it would lock ` +
+        'you out of the next push. Nothing was changed.',
+    );
   const pushedAt = new Date().toISOString();
+  const { DynamoTrailStore } = await import('../lambdas/adapters/trail-store.js');
+  const trail = new DynamoTrailStore({ ttlDays: Number(process.env.AUDIT_TTL_DAYS ?? 400) });
   try {
-    await store.putActive(
+    await store.pushWithTrail(
       { version, policies, updatedAt: pushedAt, updatedBy: principalKey(principal) },
-      { expectedVersion: previous?.version ?? null },
+      previous?.version ?? null,
+      trail,
+      POLICY_SESSION,
+      [
+        {
+          type: 'policy_pushed',
+          at: pushedAt,
+          principal: principalKey(principal),
+          principalName: principal.name,
+          target: '*',
+          action: 'policy:push',
+          outcome: 'allow',
+          status: 'executed',
+          statement: `policy set ${version}`,
+          determiningPolicies: [...candidate.policyIds],
+          detail: { version, previousVersion: previous?.version ?? null },
+        },
+      ],
     );
   } catch (error) {
     if (error instanceof ConditionFailedError) {
-      const now = await store.getActive();
-      throw new CliError(
-        `someone else pushed while you did (the active set is now ${now?.version ?? 'none'}, by ` +
-          `${now?.updatedBy ?? 'unknown'}); nothing was changed. Check their set, then push again.`,
-      );
+      current = await store.getActive();
+      throw stale();
     }
     throw error;
   }
-  const { DynamoTrailStore } = await import('../lambdas/adapters/trail-store.js');
-  await new DynamoTrailStore({ ttlDays: Number(process.env.AUDIT_TTL_DAYS ?? 400) }).append(POLICY_SESSION, [
-    {
-      type: 'policy_pushed',
-      at: pushedAt,
-      principal: principalKey(principal),
-      principalName: principal.name,
-      target: '*',
-      action: 'policy:push',
-      outcome: 'allow',
-      status: 'executed',
-      statement: `policy set ${version}`,
-      determiningPolicies: [...policyIds],
-      detail: { version, previousVersion: previous?.version ?? null },
-    },
-  ]);
   console.log(`pushed as ${version} by ${principal.name}; Lambdas pick it up within their cache TTL`);
 }

@@ -32,7 +32,7 @@ import {
   RequestsTable,
 } from '../../lib/tables.js';
 import { defaultDocumentClient, isConditionalCheckFailed, tableName } from './dynamodb.js';
-import type { DynamoTrailStore } from './trail-store.js';
+import type { CompanionPut, DynamoTrailStore } from './trail-store.js';
 
 /**
  * The stored item: the record plus the key of the sparse pending index, present only while the
@@ -234,6 +234,49 @@ export class DynamoPolicyStore implements PolicyStore {
     if (!out.Item) return undefined;
     const { version, policies, updatedAt, updatedBy } = out.Item as StoredPolicySet & { id: string };
     return { version, policies, updatedAt, updatedBy };
+  }
+
+  /**
+   * `policy push`: the set's history entry (a version is written once), then — in ONE transaction —
+   * the active pointer, conditional on `expectedVersion` (the version the push is based on; `null`:
+   * none active), and the `policy_pushed` trail events: the set is never active unrecorded, and
+   * nothing is recorded for a push that lost. Throws ConditionFailedError when the active set is no
+   * longer `expectedVersion`.
+   */
+  async pushWithTrail(
+    set: StoredPolicySet,
+    expectedVersion: string | null,
+    trail: {
+      appendWith(sessionId: string, events: readonly TrailEvent[], companion?: CompanionPut): Promise<void>;
+    },
+    sessionId: string,
+    events: readonly TrailEvent[],
+  ): Promise<void> {
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.table,
+          Item: { id: `version#${set.version}`, ...set },
+          ConditionExpression: 'attribute_not_exists(id)',
+        }),
+      );
+    } catch (error) {
+      if (isConditionalCheckFailed(error))
+        throw new ConditionFailedError(`policy version ${set.version} exists`, { cause: error });
+      throw error;
+    }
+    await trail.appendWith(sessionId, events, {
+      TableName: this.table,
+      Item: { id: ACTIVE, ...set },
+      ...(expectedVersion === null
+        ? { ConditionExpression: 'attribute_not_exists(id)' }
+        : {
+            ConditionExpression: 'version = :expected',
+            ExpressionAttributeValues: { ':expected': expectedVersion },
+          }),
+      onConditionFailed: (cause) =>
+        new ConditionFailedError('the active policy set changed since it was read', { cause }),
+    });
   }
 
   async putActive(set: StoredPolicySet, options: { expectedVersion?: string | null } = {}): Promise<void> {

@@ -121,6 +121,13 @@ action "view_unmasked" appliesTo {
   context: {},
 };
 
+// Make a new policy set active (warden policy push), decided by the set active before the push.
+action "push_policy" appliesTo {
+  principal: [User, Agent],
+  resource: [Gateway],
+  context: {},
+};
+
 action "audit" appliesTo {
   principal: [User, Agent],
   resource: [Gateway],

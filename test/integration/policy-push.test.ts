@@ -52,11 +52,14 @@ function pushEnv(token: string | undefined): NodeJS.ProcessEnv {
   return env;
 }
 
-async function push(token: string | undefined): Promise<{ code: number; out: string }> {
+async function push(
+  token: string | undefined,
+  extra: readonly string[] = [],
+): Promise<{ code: number; out: string }> {
   try {
     const r = await run(
       process.execPath,
-      ['--import', 'tsx', 'bin/warden.ts', 'policy', 'push', 'policies'],
+      ['--import', 'tsx', 'bin/warden.ts', 'policy', 'push', 'policies', ...extra],
       { cwd: REPO, env: pushEnv(token) },
     );
     return { code: 0, out: r.stdout + r.stderr };
@@ -131,4 +134,31 @@ describe('warden policy push', () => {
     ).rejects.toBeInstanceOf(ConditionFailedError);
     expect((await store.getActive())?.version).toBe(`${base!.version}-${winner}`);
   });
+
+  it('refuses a push based on a stale version (--expect-version), saying who pushed since; nothing changes', async () => {
+    const alice = await twin.token('alice');
+    const first = await push(alice);
+    expect(first.code, first.out).toBe(0);
+    const active = await store.getActive();
+    const pushedBefore = (await trailOf('warden-policy')).filter((e) => e.type === 'policy_pushed').length;
+    const stale = await push(alice, ['--expect-version', 'v20000101000000-000000']);
+    expect(stale.code).not.toBe(0);
+    expect(stale.out).toMatch(/based on v20000101000000-000000, but the active set is v\d{14}/);
+    expect(stale.out).toContain('User::"alice"');
+    expect((await store.getActive())?.version).toBe(active?.version);
+    expect((await trailOf('warden-policy')).filter((e) => e.type === 'policy_pushed')).toHaveLength(
+      pushedBefore,
+    );
+    const fresh = await push(alice, ['--expect-version', active!.version]);
+    expect(fresh.code, fresh.out).toBe(0);
+  }, 180_000);
+
+  it('lets only those the active set permits push_policy push (carol, support, may not)', async () => {
+    const before = await store.getActive();
+    const carol = await twin.token('carol');
+    const r = await push(carol);
+    expect(r.code).not.toBe(0);
+    expect(r.out).toMatch(/carol may not push policies/);
+    expect((await store.getActive())?.version).toBe(before?.version);
+  }, 120_000);
 });
