@@ -674,6 +674,33 @@ export async function listPendingForApprover(
   }
 }
 
+/** Listing calls one `listEveryPendingForApprover` makes at most (each scans up to MAX_SCANNED). */
+const MAX_LISTING_CALLS = 25;
+
+/**
+ * Up to `max` requests awaiting `approver`, following the listing's cursor (one call stops after
+ * MAX_SCANNED records even when it found fewer), so a request behind thousands of others this
+ * person may not decide is still found. `more` says some may remain unlisted.
+ */
+export async function listEveryPendingForApprover(
+  deps: Parameters<typeof listPendingForApprover>[0],
+  approver: Principal,
+  max: number,
+): Promise<{ approvals: ApprovalView[]; more: boolean }> {
+  const approvals: ApprovalView[] = [];
+  let cursor: string | undefined;
+  for (let call = 0; call < MAX_LISTING_CALLS && approvals.length < max; call++) {
+    const page = await listPendingForApprover(deps, approver, {
+      limit: Math.min(MAX_LISTING_LIMIT, max - approvals.length),
+      ...(cursor === undefined ? {} : { cursor }),
+    });
+    approvals.push(...page.approvals);
+    cursor = page.cursor;
+    if (cursor === undefined) return { approvals, more: false };
+  }
+  return { approvals, more: true };
+}
+
 /** The cursor is only a position in the pending index; whatever it names, every record is judged. */
 function encodeCursor(position: PendingPosition): string {
   return Buffer.from(JSON.stringify([position.createdAt, position.id]), 'utf8').toString('base64url');

@@ -179,6 +179,8 @@ export function signedInAs(name: string): SafeHtml {
 export interface ApprovalsListInput {
   readonly approvals: readonly ApprovalView[];
   readonly now: Date;
+  /** More are waiting than the page lists. */
+  readonly more?: boolean;
 }
 
 /** `/approvals`: every request the signed-in person may decide, newest first. */
@@ -186,11 +188,25 @@ export function approvalsListBody(input: ApprovalsListInput): SafeHtml {
   const { approvals, now } = input;
   const sorted = [...approvals].sort((a, b) => b.createdAt.localeCompare(a.createdAt));
   if (sorted.length === 0) {
-    return html`<h1>Waiting for your decision</h1>
-      <p class="muted" id="none">Nothing is waiting for you.</p>`;
+    return input.more
+      ? html`<h1>Waiting for your decision</h1>
+          <p class="notice bad" id="more">
+            None found among the first pending requests read; more are waiting. Use \`npx warden approvals\`
+            or GET /v1/approvals with its cursor.
+          </p>`
+      : html`<h1>Waiting for your decision</h1>
+          <p class="muted" id="none">Nothing is waiting for you.</p>`;
   }
   return html`<h1>Waiting for your decision</h1>
     <p class="muted">${sorted.length} request${sorted.length === 1 ? '' : 's'}, newest first.</p>
+    ${
+      input.more
+        ? html`<p class="notice bad" id="more">
+            More requests are waiting for you than this page lists; use \`npx warden approvals\` or GET
+            /v1/approvals with its cursor to see the rest.
+          </p>`
+        : ''
+    }
     <ol class="approvals" id="approvals">
       ${sorted.map(
         (v) =>

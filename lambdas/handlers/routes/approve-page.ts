@@ -13,7 +13,7 @@ import type { OidcLoginClient } from '../../adapters/oidc-client.js';
 import {
   decideApproval,
   getApprovalFor,
-  listPendingForApprover,
+  listEveryPendingForApprover,
   type ApprovalDeps,
   type ApprovalOutcome,
 } from '../../core/approvals.js';
@@ -48,6 +48,8 @@ const LOGIN_SECONDS = 10 * 60;
 const MAX_FORM_BYTES = 8 * 1024;
 const MAX_COMMENT = 1000;
 const MAX_GROUPS = 50;
+/** The /approvals page lists at most this many requests. */
+const MAX_LISTED = 500;
 
 interface SessionCookie {
   exp: number;
@@ -271,11 +273,11 @@ async function showList(ctx: Ctx): Promise<HttpResult> {
   if (!rt.signer) return unavailable('No signing key is configured (HMAC_KEY_ID or WARDEN_SIGNING_KEY).');
   const session = await readSession(ctx, rt.signer);
   if (!session) return startSignIn(ctx, '/approvals');
-  const { approvals } = await listPendingForApprover(rt, principalOf(session), { limit: 500 });
+  const { approvals, more } = await listEveryPendingForApprover(rt, principalOf(session), MAX_LISTED);
   return htmlPage(200, {
     title: 'Approvals',
     header: signedInAs(session.name),
-    body: approvalsListBody({ approvals, now: ctx.rt.clock.now() }),
+    body: approvalsListBody({ approvals, now: ctx.rt.clock.now(), more }),
   });
 }
 
