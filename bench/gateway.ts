@@ -7,7 +7,7 @@
  * Run alone: `npx tsx bench/gateway.ts`.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
@@ -178,6 +178,7 @@ export async function benchGovernedSelect(
     for (const clients of [1, 4, 16, 64]) {
       const perClient = Math.max(10, Math.floor(400 / clients));
       const all: number[] = [];
+      const cpu = process.cpuUsage();
       const start = performance.now();
       await Promise.all(
         Array.from({ length: clients }, async () => {
@@ -185,6 +186,7 @@ export async function benchGovernedSelect(
         }),
       );
       const seconds = (performance.now() - start) / 1000;
+      const used = process.cpuUsage(cpu);
       all.sort((a, b) => a - b);
       const p50 = percentile(all, 50);
       if (clients === 1) base = p50;
@@ -195,6 +197,9 @@ export async function benchGovernedSelect(
         'p50 ms': round(p50),
         'p99 ms': round(percentile(all, 99)),
         'p50 vs 1 client': round(p50 / base),
+        // The whole twin (gateway, DynamoDB, Data API, PGlite) and the clients share this process.
+        'CPU ms/read': round((used.user + used.system) / 1000 / all.length),
+        load: round(loadavg()[0]),
       });
     }
     client.destroy();

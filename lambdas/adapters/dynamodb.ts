@@ -5,9 +5,10 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { tableEnvVar, type TableDefinition } from '../../lib/tables.js';
+import { withoutNoOpLogging } from './sdk-client.js';
 
 export function createDocumentClient(client?: DynamoDBClient): DynamoDBDocumentClient {
-  return DynamoDBDocumentClient.from(client ?? new DynamoDBClient({ maxAttempts: 3 }), {
+  return DynamoDBDocumentClient.from(client ?? withoutNoOpLogging(new DynamoDBClient({ maxAttempts: 3 })), {
     // A result can hold an int8 past 2^53 (the SDK has already read it as the nearest double);
     // storing that same double keeps the record's outcome, where refusing it left it `running`.
     marshallOptions: {

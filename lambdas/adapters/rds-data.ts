@@ -29,6 +29,7 @@ import {
 import { BadRequestError, ExecutionError, NotFoundError } from '../core/errors.js';
 import type { SqlExecutionInput, SqlExecutor } from '../core/ports.js';
 import type { ColumnInfo, SqlParameter, SqlResult } from '../core/types.js';
+import { withoutNoOpLogging } from './sdk-client.js';
 
 export interface RdsDataTarget {
   readonly resourceArn: string;
@@ -76,7 +77,7 @@ export interface RdsDataExecutorOptions {
   readonly readOnly?: boolean;
 }
 
-const defaultClient = new RDSDataClient({ maxAttempts: 1 });
+const defaultClient = withoutNoOpLogging(new RDSDataClient({ maxAttempts: 1 }));
 
 const RESPONSE_TOO_LARGE = /more than the allowed response size limit/i;
 const SQLSTATE = /SQLState: ([0-9A-Z]{5})/;

@@ -19,6 +19,12 @@
  *   LOGIN: it applies the role's `pg_db_role_setting` entries with transaction-local `set_config`
  *   (PostgreSQL's precedence: `ALTER ROLE ALL`, then `ALTER DATABASE`, then `ALTER ROLE`, then
  *   `ALTER ROLE … IN DATABASE`; a `role` setting is ignored), then `SET LOCAL ROLE <role>`.
+ *   The role's settings and the tables' column metadata are read from the catalogs once and kept
+ *   until the catalogs may have changed: a statement through the endpoint that is not plain DML
+ *   (SELECT/INSERT/UPDATE/DELETE/MERGE), or any SQL run on the PGlite instance by anyone else
+ *   (seen at PGlite's execProtocolRawSync). Deviation: a plain SELECT calling a function that
+ *   itself runs DDL is not seen (PgJDBC, behind the service, keeps column metadata per
+ *   connection and never forgets it, so the service is staler than this).
  *   Privileges are therefore PostgreSQL's own: a write with the read-only secret fails with
  *   PostgreSQL's "permission denied for table …". Deviations: `RESET x` / `SET x TO DEFAULT`
  *   inside a request returns to the server default, not the role's value (a real login's reset
@@ -207,6 +213,13 @@ interface PgError {
   where?: string;
 }
 
+/** One table as the column metadata describes it (see describeColumns). */
+interface KeptTable {
+  readonly table: string;
+  readonly schema: string;
+  readonly columns: Map<number, { notNull: boolean; serial: boolean }>;
+}
+
 interface PgOutcome {
   fields?: PgField[];
   rows: (string | null)[][];
@@ -284,10 +297,25 @@ function quoteIdent(name: string): string {
 interface PgSession {
   /** One statement through the extended protocol (parse, bind, describe, execute, sync). */
   extended(sql: string, values?: (string | null)[], types?: number[]): Promise<PgOutcome>;
+  /**
+   * `sql` as `extended` does, then `check` in the same round trip (one Sync): `check` runs only when
+   * `sql` succeeded, inside the same transaction; its outcome is undefined otherwise.
+   */
+  extendedThen?(
+    sql: string,
+    values: (string | null)[],
+    types: number[],
+    check: string,
+  ): Promise<[PgOutcome, PgOutcome | undefined]>;
   /** Control statements the twin itself issues (BEGIN, SET LOCAL, COMMIT…); fails loudly. */
   simple(sql: string): Promise<PgOutcome>;
   /** The transaction status of the last ReadyForQuery: 'I' idle, 'T' in transaction, 'E' failed. */
   readonly status: string;
+  /**
+   * Says a statement that may change the catalogs (anything but plain DML) ran on this session:
+   * what the backend keeps about them is forgotten now and again when the session is released.
+   */
+  catalogsMayChange(): void;
   /** Gives the connection back; an unfinished transaction is rolled back first. */
   release(): Promise<void>;
 }
@@ -301,6 +329,12 @@ interface PgBackend {
   begin(secret: DataApiSecret): Promise<PgSession>;
   /** True when the login is emulated over a superuser session, so statements must be guarded. */
   readonly emulatedLogin: boolean;
+  /**
+   * A number that changes whenever the catalogs may have changed (a statement that is not plain DML,
+   * or any SQL run on the database by anyone else); what is kept about the catalogs is valid while
+   * it stays the same. Undefined where changes cannot be seen (a real server): keep nothing.
+   */
+  catalogGeneration?(): number;
   /** Every row of pg_type (oid, typname, typcategory, typelem). */
   loadTypes(): Promise<(string | null)[][]>;
   close(): Promise<void>;
@@ -309,33 +343,48 @@ interface PgBackend {
 /** What the service's driver sets on every session, after login (and so after role settings). */
 const SESSION_SETTINGS = "SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, MDY'";
 
-function quoteLiteral(text: string): string {
-  return `'${text.replace(/'/g, "''")}'`;
-}
+/**
+ * What PostgreSQL applies at login from `pg_db_role_setting` (ALTER ROLE … SET, ALTER DATABASE …
+ * SET, ALTER ROLE … IN DATABASE … SET) for `$1`, in PostgreSQL's order of precedence (global <
+ * database < role < role in database): one `name=value` per row.
+ */
+const ROLE_SETTINGS_SQL = `SELECT u.c FROM pg_catalog.pg_db_role_setting d
+  CROSS JOIN LATERAL pg_catalog.unnest(d.setconfig) WITH ORDINALITY AS u(c, n)
+ WHERE d.setdatabase OPERATOR(pg_catalog.=) ANY (ARRAY[0::pg_catalog.oid, (SELECT oid FROM pg_catalog.pg_database
+         WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database())])
+   AND d.setrole OPERATOR(pg_catalog.=) ANY (ARRAY[0::pg_catalog.oid, (SELECT oid FROM pg_catalog.pg_roles
+         WHERE rolname OPERATOR(pg_catalog.=) $1)])
+ ORDER BY d.setrole OPERATOR(pg_catalog.<>) 0, d.setdatabase OPERATOR(pg_catalog.<>) 0, u.n`;
 
 /**
- * Emulates what PostgreSQL applies at login from `pg_db_role_setting` (ALTER ROLE … SET,
- * ALTER DATABASE … SET, ALTER ROLE … IN DATABASE … SET), as transaction-local settings, in
- * PostgreSQL's order of precedence (global < database < role < role in database). `role` and
- * `session_authorization` are left out: the secret decides who the request runs as.
+ * The role's login settings as name/value pairs, in order; `role` and `session_authorization` are
+ * left out: the secret decides who the request runs as.
  */
-function roleSettingsSql(role: string): string {
-  return `DO $warden$ DECLARE s text; BEGIN
-  FOR s IN
-    SELECT u.c FROM pg_catalog.pg_db_role_setting d
-      CROSS JOIN LATERAL pg_catalog.unnest(d.setconfig) WITH ORDINALITY AS u(c, n)
-     WHERE d.setdatabase OPERATOR(pg_catalog.=) ANY (ARRAY[0::oid, (SELECT oid FROM pg_catalog.pg_database
-             WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database())])
-       AND d.setrole OPERATOR(pg_catalog.=) ANY (ARRAY[0::oid, (SELECT oid FROM pg_catalog.pg_roles
-             WHERE rolname OPERATOR(pg_catalog.=) ${quoteLiteral(role)})])
-     ORDER BY d.setrole OPERATOR(pg_catalog.<>) 0, d.setdatabase OPERATOR(pg_catalog.<>) 0, u.n
-  LOOP
-    IF pg_catalog.lower(pg_catalog.split_part(s, '=', 1)) NOT IN ('role', 'session_authorization') THEN
-      PERFORM pg_catalog.set_config(pg_catalog.split_part(s, '=', 1),
-        pg_catalog.substr(s, pg_catalog.strpos(s, '=') OPERATOR(pg_catalog.+) 1), true);
-    END IF;
-  END LOOP;
-END $warden$`;
+function roleSettings(rows: readonly (readonly (string | null)[])[]): [string, string][] {
+  const out: [string, string][] = [];
+  for (const [entry] of rows) {
+    if (entry === null) continue;
+    const eq = entry.indexOf('=');
+    const name = eq < 0 ? entry : entry.slice(0, eq);
+    if (['role', 'session_authorization'].includes(name.toLowerCase())) continue;
+    out.push([name, eq < 0 ? '' : entry.slice(eq + 1)]);
+  }
+  return out;
+}
+
+/** An escape string literal: read the same whatever `standard_conforming_strings` is. */
+function escapeLiteral(text: string): string {
+  return `E'${text.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+}
+
+/** Transaction-local `set_config` of each setting, one statement each so they apply in order. */
+function applySettingsSql(settings: readonly [string, string][]): string {
+  return settings
+    .map(
+      ([name, value]) =>
+        `SELECT pg_catalog.set_config(${escapeLiteral(name)}, ${escapeLiteral(value)}, true)`,
+    )
+    .join('; ');
 }
 
 /**
@@ -348,12 +397,56 @@ function acquireConnection(db: PGlite): Promise<() => void> {
   });
 }
 
+/**
+ * Counts the SQL run on `db` by anyone but the returned `run` (which runs the Data API's own
+ * messages): every query PGlite runs, whatever the API used, passes through its
+ * `execProtocolRawSync`, synchronously within the call that asked for it.
+ */
+function watchForeignSql(db: PGlite): {
+  run: (message: Uint8Array) => ReturnType<PGlite['execProtocol']>;
+  foreign: () => number;
+} {
+  let ours = false;
+  let foreign = 0;
+  const target = db as unknown as { execProtocolRawSync: (...args: unknown[]) => unknown };
+  const raw = target.execProtocolRawSync;
+  if (typeof raw !== 'function') throw new Error('this PGlite has no execProtocolRawSync to watch');
+  target.execProtocolRawSync = function (this: unknown, ...args: unknown[]) {
+    if (!ours) foreign++;
+    return raw.apply(this, args);
+  };
+  return {
+    run(message) {
+      ours = true;
+      try {
+        return db.execProtocol(message, { throwOnError: false });
+      } finally {
+        ours = false;
+      }
+    },
+    foreign: () => foreign,
+  };
+}
+
 function pgliteBackend(db: PGlite): PgBackend {
+  const watched = watchForeignSql(db);
+  const exec = watched.run;
+  // Catalog changes the Data API's own statements may have made (see catalogsMayChange).
+  let ownChanges = 0;
+  const generation = () => watched.foreign() + ownChanges;
+  /** Role → its login settings, valid for `settingsGeneration`. */
+  const settingsByRole = new Map<string, [string, string][]>();
+  let settingsGeneration = -1;
   const open = (release: () => void): PgSession => {
     let status = 'I';
+    let changedCatalogs = false;
     const session: PgSession = {
       get status() {
         return status;
+      },
+      catalogsMayChange() {
+        changedCatalogs = true;
+        ownChanges++;
       },
       async extended(sql, values = [], types = []) {
         const { serialize } = protocol;
@@ -364,15 +457,42 @@ function pgliteBackend(db: PGlite): PgBackend {
           serialize.execute({}),
           serialize.sync(),
         ]);
-        const { messages } = await db.execProtocol(message, { throwOnError: false });
+        const { messages } = await exec(message);
         const outcome = collect(messages);
         status = outcome.txStatus;
         return outcome;
       },
+      async extendedThen(sql, values, types, check) {
+        const { serialize } = protocol;
+        const message = concatBytes([
+          serialize.parse({ text: sql, types }),
+          serialize.bind({ values }),
+          serialize.describe({ type: 'P' }),
+          serialize.execute({}),
+          serialize.parse({ text: check, types: [] }),
+          serialize.bind({ values: [] }),
+          serialize.describe({ type: 'P' }),
+          serialize.execute({}),
+          serialize.sync(),
+        ]);
+        const { messages } = await exec(message);
+        // The check's messages begin at the second ParseComplete; after an error in `sql` the server
+        // skips everything up to the Sync, so there is none.
+        let second = -1;
+        for (let i = 0, seen = 0; i < messages.length; i++) {
+          if (messages[i].name === 'parseComplete' && ++seen === 2) {
+            second = i;
+            break;
+          }
+        }
+        const first = collect(second < 0 ? messages : messages.slice(0, second));
+        const then = second < 0 ? undefined : collect(messages.slice(second));
+        status = (then ?? first).txStatus;
+        first.txStatus = status;
+        return [first, then];
+      },
       async simple(sql) {
-        const { messages } = await db.execProtocol(protocol.serialize.query(sql), {
-          throwOnError: false,
-        });
+        const { messages } = await exec(protocol.serialize.query(sql));
         const outcome = collect(messages);
         status = outcome.txStatus;
         if (outcome.error) throw new DataApiError(400, 'BadRequestException', formatPgError(outcome.error));
@@ -382,20 +502,53 @@ function pgliteBackend(db: PGlite): PgBackend {
         try {
           if (status !== 'I') await session.simple('ROLLBACK').catch(() => undefined);
         } finally {
+          // Whatever the transaction saw of its own catalog changes is not what others see now.
+          if (changedCatalogs) ownChanges++;
           release();
         }
       },
     };
     return session;
   };
+  /**
+   * The role's login settings, read from pg_db_role_setting and kept until the catalogs may have
+   * changed (an ALTER ROLE … SET through the endpoint, or any SQL run on the database directly).
+   */
+  const settingsOf = async (session: PgSession, role: string): Promise<[string, string][]> => {
+    if (settingsGeneration !== generation()) {
+      settingsByRole.clear();
+      settingsGeneration = generation();
+    }
+    let settings = settingsByRole.get(role);
+    if (!settings) {
+      // Read with the server's defaults (a search_path an earlier request SET must not resolve
+      // anything in this superuser query).
+      await session.simple('RESET ALL');
+      const found = await session.extended(ROLE_SETTINGS_SQL, [role]);
+      if (found.error)
+        throw new DataApiError(500, 'InternalServerErrorException', formatPgError(found.error));
+      settings = roleSettings(found.rows);
+      settingsByRole.set(role, settings);
+    }
+    return settings;
+  };
   return {
     emulatedLogin: true,
+    catalogGeneration: generation,
     async begin(secret) {
       const session = open(await acquireConnection(db));
       try {
-        // A fresh login has the server's defaults: nothing an earlier request SET survives.
+        const settings = await settingsOf(session, secret.role);
+        // A fresh login has the server's defaults (nothing an earlier request SET survives), then
+        // the role's login settings as transaction-local ones.
         await session.simple(
-          `RESET ALL; BEGIN; ${roleSettingsSql(secret.role)}; ${SESSION_SETTINGS}; SET LOCAL ROLE ${quoteIdent(secret.role)}`,
+          [
+            'RESET ALL',
+            'BEGIN',
+            ...(settings.length ? [applySettingsSql(settings)] : []),
+            SESSION_SETTINGS,
+            `SET LOCAL ROLE ${quoteIdent(secret.role)}`,
+          ].join('; '),
         );
       } catch (err) {
         await session.release();
@@ -490,6 +643,9 @@ async function postgresBackend(
       get status() {
         return status;
       },
+      catalogsMayChange() {
+        // A real server: nothing about its catalogs is kept here.
+      },
       extended(sql, values = [], types = []) {
         return run({
           text: sql,
@@ -570,6 +726,9 @@ async function postgresBackend(
     },
   };
 }
+
+/** Who the statement left the session as (the emulated login's guard). */
+const CURRENT_USER_SQL = 'select current_user::text';
 
 const TYPES_SQL = 'select oid::int8, typname, typcategory, typelem::int8 from pg_catalog.pg_type';
 
@@ -769,6 +928,22 @@ export function translateNamedParameters(
 
 // ---------------------------------------------------------------------------------------------
 // Guarding the emulated non-superuser login
+
+/** Statements that only read or change rows, never the catalogs (savepoints change nothing either). */
+const PLAIN_STATEMENTS = new Set(['SelectStmt', 'InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt']);
+
+/**
+ * Whether every statement of a parse tree is plain DML, so the catalogs are as they were. Anything
+ * else (DDL, ALTER ROLE … SET, DO, CALL, EXPLAIN, an unparseable text) may have changed them.
+ */
+function onlyPlainDml(parseTree: unknown): boolean {
+  const stmts = (parseTree as { stmts?: { stmt?: Record<string, unknown> }[] } | undefined)?.stmts;
+  if (!Array.isArray(stmts) || stmts.length === 0) return false;
+  return stmts.every((s) => {
+    const kinds = Object.keys(s.stmt ?? {});
+    return kinds.length === 1 && PLAIN_STATEMENTS.has(kinds[0]);
+  });
+}
 
 const ALLOWED_TRANSACTION_KINDS = new Set([
   'TRANS_STMT_SAVEPOINT',
@@ -1081,22 +1256,32 @@ export async function startDataApiServer(options: DataApiServerOptions): Promise
       tree = undefined; // PostgreSQL reports the syntax error in its own words below
     }
     guardStatement(tree, req.role, backend.emulatedLogin);
+    // Said before it runs, so that nothing kept about the catalogs outlives what it may change.
+    if (!onlyPlainDml(tree)) session.catalogsMayChange();
     const params = order.map((name) => bound.get(name)!);
-    const outcome = await session.extended(
-      text,
-      params.map((p) => p.value),
-      params.map((p) => p.type),
-    );
-    if (outcome.error) return outcome;
+    const values = params.map((p) => p.value);
+    const types = params.map((p) => p.type);
     if (!backend.emulatedLogin) {
+      const outcome = await session.extended(text, values, types);
+      if (outcome.error) return outcome;
       // A real login cannot leave its user; the transaction must still be the twin's.
       if (outcome.txStatus !== 'T') throw setRoleDenied(req.role);
       return outcome;
     }
-    const who = await session.extended('select current_user::text');
-    if (who.txStatus !== 'T' || who.rows[0]?.[0] !== req.role) {
-      if (who.txStatus !== 'I') await session.simple('ROLLBACK');
-      throw setRoleDenied(String(who.rows[0]?.[0] ?? 'postgres'));
+    // The check runs right after the statement, in the same transaction (and, where the session
+    // can pipeline, the same round trip).
+    let outcome: PgOutcome;
+    let who: PgOutcome | undefined;
+    if (session.extendedThen) {
+      [outcome, who] = await session.extendedThen(text, values, types, CURRENT_USER_SQL);
+    } else {
+      outcome = await session.extended(text, values, types);
+      if (!outcome.error) who = await session.extended(CURRENT_USER_SQL);
+    }
+    if (outcome.error) return outcome;
+    if (!who || who.error || who.txStatus !== 'T' || who.rows[0]?.[0] !== req.role) {
+      if (session.status !== 'I') await session.simple('ROLLBACK');
+      throw setRoleDenied(String(who?.rows[0]?.[0] ?? 'postgres'));
     }
     return outcome;
   };
@@ -1165,10 +1350,29 @@ export async function startDataApiServer(options: DataApiServerOptions): Promise
     }
   };
 
+  /**
+   * What the column metadata needs of each table (its name, and each column's NOT NULL and serial
+   * default), kept while the catalogs stay as they were (backend.catalogGeneration), as PgJDBC keeps
+   * field metadata per connection. Only where the backend can tell; else read for every result.
+   */
+  const keptTables = new Map<number, KeptTable>();
+  let keptGeneration: number | undefined;
+  const MAX_KEPT_TABLES = 1_000;
+
   const describeColumns = async (session: PgSession, fields: PgField[]): Promise<ColumnMetadata[]> => {
     const tableIds = [...new Set(fields.map((f) => f.tableID).filter((id) => id !== 0))];
-    const tables = new Map<number, { table: string; schema: string }>();
-    const columns = new Map<string, { notNull: boolean; serial: boolean }>();
+    const generation = backend.catalogGeneration?.();
+    if (generation === undefined || generation !== keptGeneration || keptTables.size > MAX_KEPT_TABLES) {
+      keptTables.clear();
+      keptGeneration = generation;
+    }
+    const tables = new Map<number, KeptTable>();
+    const unknownTables: number[] = [];
+    for (const id of tableIds) {
+      const kept = keptTables.get(id);
+      if (kept) tables.set(id, kept);
+      else unknownTables.push(id);
+    }
     const missingTypes = [...new Set(fields.map((f) => f.dataTypeID))].filter((oid) => !types.has(oid));
     if (missingTypes.length > 0) {
       const found = await session.extended(
@@ -1179,7 +1383,7 @@ export async function startDataApiServer(options: DataApiServerOptions): Promise
         types.set(Number(oid), { name: name ?? '', category: category ?? '', elem: Number(elem) });
       }
     }
-    if (tableIds.length > 0) {
+    if (unknownTables.length > 0) {
       const found = await session.extended(
         `select c.oid::int8, c.relname, n.nspname, a.attnum::int8, a.attnotnull,
                 coalesce(pg_catalog.pg_get_expr(d.adbin, d.adrelid), '') like 'nextval(%'
@@ -1188,16 +1392,27 @@ export async function startDataApiServer(options: DataApiServerOptions): Promise
            join pg_catalog.pg_attribute a on a.attrelid = c.oid and a.attnum > 0
            left join pg_catalog.pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
           where c.oid = any($1::oid[])`,
-        [`{${tableIds.join(',')}}`],
+        [`{${unknownTables.join(',')}}`],
       );
       for (const [oid, relname, nspname, attnum, notNull, serial] of found.rows) {
-        tables.set(Number(oid), { table: relname ?? '', schema: nspname ?? '' });
-        columns.set(`${oid}:${attnum}`, { notNull: notNull === 't', serial: serial === 't' });
+        let table = tables.get(Number(oid));
+        if (!table) {
+          table = { table: relname ?? '', schema: nspname ?? '', columns: new Map() };
+          tables.set(Number(oid), table);
+        }
+        table.columns.set(Number(attnum), { notNull: notNull === 't', serial: serial === 't' });
+      }
+      // Only a statement that changed nothing may leave what it read for the next ones.
+      if (generation !== undefined && backend.catalogGeneration?.() === generation && !found.error) {
+        for (const id of unknownTables) {
+          const table = tables.get(id);
+          if (table) keptTables.set(id, table);
+        }
       }
     }
     return fields.map((f) => {
       const t = types.get(f.dataTypeID);
-      const column = columns.get(`${f.tableID}:${f.columnID}`);
+      const column = tables.get(f.tableID)?.columns.get(f.columnID);
       const [precision, scale] = precisionAndScale(t, f.dataTypeModifier);
       let typeName = t?.name ?? 'unknown';
       if (column?.serial && typeName === 'int4') typeName = 'serial';

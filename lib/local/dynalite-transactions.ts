@@ -80,6 +80,61 @@ const validations = require('dynalite/validations') as Validations;
 const putValidation = require('dynalite/validations/putItem') as ActionValidation;
 const deleteValidation = require('dynalite/validations/deleteItem') as ActionValidation;
 
+/**
+ * dynalite parses every condition, key condition and filter expression with its PEG parser on every
+ * request, and the request path sends the same few expressions over and over (`attribute_not_exists
+ * (#seq)` for each trail event): the parse was the largest single cost of a write. Parses are kept
+ * by everything they depend on (the text, the attribute names and values, whether it is a key
+ * condition), so a repeated expression gets the same tree, the same error string, and marks the same
+ * names and values used. Thrown syntax errors are not kept (they are parsed again). dynalite only
+ * reads the trees it is given.
+ */
+interface ParseContext {
+  attrNames?: Record<string, string>;
+  attrVals?: Record<string, unknown>;
+  unusedAttrNames?: Record<string, boolean>;
+  unusedAttrVals?: Record<string, boolean>;
+  isKeyCondition?: boolean;
+  [other: string]: unknown;
+}
+interface PegParser {
+  parse(input: string, options?: { context?: ParseContext }): unknown;
+}
+const MAX_KEPT_PARSES = 2_000;
+function keepParses(parser: PegParser): void {
+  const parse = parser.parse.bind(parser);
+  const kept = new Map<string, { result: unknown; names: string[]; vals: string[] }>();
+  parser.parse = (input, options) => {
+    const context = options?.context;
+    if (!context) return parse(input, options);
+    const key = JSON.stringify([
+      input,
+      context.attrNames ?? null,
+      context.attrVals ?? null,
+      Boolean(context.isKeyCondition),
+    ]);
+    let entry = kept.get(key);
+    if (!entry) {
+      // Parse against a context of its own with every name and value unused, to learn exactly which
+      // this expression uses, whatever earlier expressions of the same request already used.
+      const unusedAttrNames = Object.fromEntries(Object.keys(context.attrNames ?? {}).map((k) => [k, true]));
+      const unusedAttrVals = Object.fromEntries(Object.keys(context.attrVals ?? {}).map((k) => [k, true]));
+      const result = parse(input, { ...options, context: { ...context, unusedAttrNames, unusedAttrVals } });
+      entry = {
+        result,
+        names: Object.keys(context.attrNames ?? {}).filter((k) => !unusedAttrNames[k]),
+        vals: Object.keys(context.attrVals ?? {}).filter((k) => !unusedAttrVals[k]),
+      };
+      if (kept.size >= MAX_KEPT_PARSES) kept.delete(kept.keys().next().value as string);
+      kept.set(key, entry);
+    }
+    for (const k of entry.names) if (context.unusedAttrNames) delete context.unusedAttrNames[k];
+    for (const k of entry.vals) if (context.unusedAttrVals) delete context.unusedAttrVals[k];
+    return entry.result;
+  };
+}
+keepParses(require('dynalite/db/conditionParser') as PegParser);
+
 const MAX_ITEMS = 100;
 const IDEMPOTENCY_MS = 10 * 60_000;
 

@@ -417,6 +417,47 @@ describe('local Data API with the real RDS Data client', () => {
     expect(database.message).toMatch(/database "other" does not exist; SQLState: 3D000/);
   });
 
+  it('describes columns as they are now, after a change made on the database, through the endpoint or in a rolled-back transaction', async () => {
+    const admin = { ...read, secretArn: DEMO_TARGET.adminSecret };
+    await db.exec(
+      'CREATE TABLE public.meta_probe (id int, note text); GRANT SELECT ON public.meta_probe TO warden_ro',
+    );
+    // A plain SELECT each time, so only the change itself can make the twin read the catalogs again.
+    const nullable = async () =>
+      (await exec({ sql: 'select note from meta_probe', includeResultMetadata: true })).columnMetadata![0]
+        .nullable;
+    expect(await nullable()).toBe(1);
+    expect(await nullable()).toBe(1);
+    await db.exec('ALTER TABLE public.meta_probe ALTER COLUMN note SET NOT NULL');
+    expect(await nullable()).toBe(0);
+    await exec({ sql: 'ALTER TABLE public.meta_probe ALTER COLUMN note DROP NOT NULL' }, admin);
+    expect(await nullable()).toBe(1);
+    const { transactionId } = await client.send(new BeginTransactionCommand(admin));
+    await exec({ sql: 'ALTER TABLE public.meta_probe ALTER COLUMN note SET NOT NULL', transactionId }, admin);
+    const inside = await exec(
+      { sql: 'select note from meta_probe', includeResultMetadata: true, transactionId },
+      admin,
+    );
+    expect(inside.columnMetadata![0].nullable).toBe(0);
+    await client.send(new RollbackTransactionCommand({ ...admin, transactionId }));
+    expect(await nullable()).toBe(1);
+  });
+
+  it("applies the role's login settings as they are now, changed on the database or through the endpoint", async () => {
+    const admin = { ...read, secretArn: DEMO_TARGET.adminSecret };
+    const appName = async () =>
+      (await exec({ sql: `select current_setting('application_name')` })).records![0][0].stringValue;
+    const before = await appName();
+    expect(await appName()).toBe(before);
+    await db.exec(`ALTER ROLE warden_ro SET application_name = 'set-on-the-database'`);
+    expect(await appName()).toBe('set-on-the-database');
+    expect(await appName()).toBe('set-on-the-database');
+    await exec({ sql: `ALTER ROLE warden_ro SET application_name = 'set-through-the-endpoint'` }, admin);
+    expect(await appName()).toBe('set-through-the-endpoint');
+    await db.exec('ALTER ROLE warden_ro RESET application_name');
+    expect(await appName()).toBe(before);
+  });
+
   it('logs every statement attempted with its secret, role and outcome', async () => {
     const marker = `log-marker-${Date.now()}`;
     await exec({ sql: `select '${marker}'` });
