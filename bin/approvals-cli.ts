@@ -1,10 +1,13 @@
 /** `warden approvals | approve <id> | deny <id> | access … | grants [revoke <id>]`: the approvers' API. */
 import type { Command } from 'commander';
-import { gatewayUrl, UsageError } from './cli-client.js';
-import { examples, globals, request } from './cli-common.js';
+import { call, UsageError } from './cli-client.js';
+import { context, emit, examples, request } from './cli-common.js';
 import { approvalsText, grantsText, jsonText, pendingText, voteText } from './cli-format.js';
 
 const enc = encodeURIComponent;
+/** `warden approvals` lists at most this many, reading at most MAX_LISTING_CALLS pages. */
+const MAX_LISTED = 500;
+const MAX_LISTING_CALLS = 25;
 
 export function register(program: Command): void {
   examples(
@@ -12,8 +15,20 @@ export function register(program: Command): void {
       .command('approvals')
       .description('what awaits your approval, newest first, with risk and expiry')
       .action(async (_o: unknown, cmd: Command) => {
-        const base = gatewayUrl(globals(cmd).url);
-        await request(cmd, 'GET', '/v1/approvals', undefined, (body) => approvalsText(body, base));
+        // One listing call stops after a few thousand scanned records with a cursor (possibly with
+        // none found yet): follow it, so nothing waiting behind others is missed.
+        const ctx = await context(cmd);
+        let res = await call(ctx, 'GET', '/v1/approvals');
+        const approvals: unknown[] = [];
+        for (let n = 0; n < MAX_LISTING_CALLS && res.status === 200; n++) {
+          const body = res.body as { approvals?: unknown[]; cursor?: string };
+          approvals.push(...(body.approvals ?? []));
+          if (!body.cursor || approvals.length >= MAX_LISTED) break;
+          res = await call(ctx, 'GET', `/v1/approvals?cursor=${enc(body.cursor)}`);
+        }
+        const cursor = (res.body as { cursor?: string } | undefined)?.cursor;
+        const merged = res.status === 200 ? { approvals, ...(cursor ? { cursor } : {}) } : res.body;
+        emit(cmd, { status: res.status, body: merged }, (body) => approvalsText(body, ctx.url));
       }),
     ['npx warden approvals --as bob'],
   );

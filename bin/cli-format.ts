@@ -166,7 +166,10 @@ export function blastRadiusLines(b: Json): string[] {
  */
 export function approvalsText(body: Json, base?: string): string {
   const list: Json[] = body.approvals ?? [];
-  if (!list.length) return 'nothing awaits your approval';
+  const more = body.cursor
+    ? `more are waiting than listed: GET /v1/approvals?cursor=${str(body.cursor)} continues`
+    : '';
+  if (!list.length) return more || 'nothing awaits your approval';
   const out: string[] = [];
   for (const a of list) {
     out.push(
@@ -186,6 +189,7 @@ export function approvalsText(body: Json, base?: string): string {
     out.push('');
   }
   out.push(`${list.length} request(s) await your decision`);
+  if (more) out.push(more);
   return out.join('\n');
 }
 

@@ -71,6 +71,9 @@ describe('an AWS write', () => {
     expect(text).toContain(`reach: dynamodb:DeleteItem on ${TABLE_ARN}`);
     // …with the review page and the requester's session so far, as the page and messages link them.
     expect(text).toContain(`review: ${twin.url}/approve/${id}`);
+    // A listing that stopped with a cursor never reads as "nothing awaits".
+    expect(approvalsText({ approvals: [], cursor: 'abc' })).toMatch(/^more are waiting than listed/);
+    expect(approvalsText({ approvals: [] })).toBe('nothing awaits your approval');
     expect(text).toContain(
       `session so far: ${twin.url}/replay/${encodeURIComponent(v.sessionId)}?request=${id}`,
     );
