@@ -5,6 +5,7 @@
  * pass Luhn, SSNs have valid-format areas, IBANs carry correct mod-97 check digits, emails use the
  * reserved example.* domains and phone numbers the fictional 555-01xx / Ofcom drama ranges.
  */
+import { createHash } from 'node:crypto';
 import { parseConfig, type SqlTargetConfig } from '../../lambdas/core/config.js';
 import {
   catalogueSql,
@@ -70,6 +71,11 @@ export interface SeedOptions {
   readonly seed?: number;
   /** The SQL target whose database setup is applied. @default the demo target */
   readonly target?: SqlTargetConfig;
+  /**
+   * The fingerprint `seedDemoDatabase` returned when it last set up this database: when the setup
+   * it generates now is the same, it is not applied again (a restart of the twin on its data dir).
+   */
+  readonly appliedSetup?: string;
 }
 
 /** mulberry32: tiny, fast, good enough for fake data, and reproducible across platforms. */
@@ -281,7 +287,8 @@ const END = Date.UTC(2024, 11, 31);
  * views, grants, role settings). Idempotent: a database that already has the customers table keeps
  * its rows; the setup is applied again.
  */
-export async function seedDemoDatabase(db: SqlDatabase, options: SeedOptions = {}): Promise<void> {
+/** Creates and fills the demo tables when absent, then applies the database setup; returns the setup's fingerprint. */
+export async function seedDemoDatabase(db: SqlDatabase, options: SeedOptions = {}): Promise<string> {
   const customerCount = options.customers ?? 2000;
   const r = prng(options.seed ?? 20240601);
 
@@ -361,7 +368,7 @@ export async function seedDemoDatabase(db: SqlDatabase, options: SeedOptions = {
   }
 
   // Roles, masking views, grants and role settings: the SQL `warden db setup demo` generates.
-  await applyDbSetup(db, options.target ?? demoSqlTarget());
+  return applyDbSetup(db, options.target ?? demoSqlTarget(), options.appliedSetup);
 }
 
 /** The demo SQL target's configuration, parsed (defaults filled in). */
@@ -375,13 +382,21 @@ export function demoSqlTarget(): SqlTargetConfig {
  * Applies the generated setup to the database directly, in one transaction (the twin's
  * stand-in for `warden db setup --apply`, which sends the same statements through the Data API).
  */
-export async function applyDbSetup(db: SqlDatabase, target: SqlTargetConfig): Promise<void> {
+export async function applyDbSetup(
+  db: SqlDatabase,
+  target: SqlTargetConfig,
+  skipIfApplied?: string,
+): Promise<string> {
   const catalogue = await db.query<CatalogueColumn>(catalogueSql(target));
   const statements = generateMaskingSql(target, catalogue.rows);
+  // The generated setup depends on the target's configuration and the catalogue it was built from.
+  const fingerprint = createHash('sha256').update(statements.join(';\n')).digest('hex');
+  if (fingerprint === skipIfApplied) return fingerprint;
   try {
     await db.exec(['BEGIN', ...statements, 'COMMIT'].join(';\n'));
   } catch (error) {
     await db.exec('ROLLBACK').catch(() => undefined);
     throw error;
   }
+  return fingerprint;
 }

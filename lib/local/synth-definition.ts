@@ -4,9 +4,7 @@
  * DefinitionString is read from the template, and its CloudFormation references are resolved —
  * the Lambda ARNs to placeholders that name the function's role (`notify` | `execute`).
  */
-import { App, Stack } from 'aws-cdk-lib';
 import type { CfnFunction } from 'aws-cdk-lib/aws-lambda';
-import { WardenStack, wardenAppContext } from '../warden-stack.js';
 
 export type ApprovalFunctionRole = 'notify' | 'execute';
 
@@ -42,7 +40,7 @@ let cached: Promise<SynthesizedApprovalDefinition> | undefined;
 
 /** Synthesizes once per process; later calls share the result. */
 export function synthApprovalDefinitionWithSource(): Promise<SynthesizedApprovalDefinition> {
-  cached ??= Promise.resolve().then(synthesize);
+  cached ??= synthesize();
   return cached;
 }
 
@@ -51,7 +49,10 @@ export async function synthApprovalDefinition(): Promise<Record<string, unknown>
   return (await synthApprovalDefinitionWithSource()).definition;
 }
 
-function synthesize(): SynthesizedApprovalDefinition {
+async function synthesize(): Promise<SynthesizedApprovalDefinition> {
+  // Loaded only to synthesize: the twin's start reads the cached definition and never pays for CDK.
+  const { App, Stack } = await import('aws-cdk-lib');
+  const { WardenStack, wardenAppContext } = await import('../warden-stack.js');
   const app = new App({ context: { ...wardenAppContext(), 'aws:cdk:bundling-stacks': [] } });
   const stack = new WardenStack(app, 'WardenLocal', { settings: {} });
   const gateway = stack.gateway;

@@ -172,6 +172,8 @@ function processAlive(pid: number): boolean {
 interface TwinState {
   /** The hash of the policy files last pushed from policies/ (a restart pushes only when they changed). */
   policyFilesHash?: string;
+  /** The fingerprint of the database setup last applied to the demo database (see seedDemoDatabase). */
+  appliedSetup?: string;
 }
 
 function readTwinState(dataDir: string): TwinState {
@@ -204,6 +206,19 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
   const persistent = !options.ephemeral;
   if (options.reset) resetDataDir(dataDir);
   const unlock = persistent ? lockDataDir(dataDir) : () => undefined;
+  const twinState = persistent ? readTwinState(dataDir) : {};
+
+  // What takes time on its own starts first and is awaited where it is needed: PostgreSQL (PGlite
+  // compiles its WebAssembly and opens its data directory) and the upstream MCP server (a child
+  // process), while DynamoDB and the gateway's port come up.
+  const db = !persistent || options.postgres ? new PGlite() : new PGlite(join(dataDir, 'pg'));
+  const upstreamOption = options.upstreamMcp ?? 'everything';
+  const upstreamStarting =
+    upstreamOption === 'everything' ? startEverythingServer({ host }) : Promise.resolve(undefined);
+  upstreamStarting.catch(() => undefined);
+  // The API handler's modules load meanwhile (none reads the environment when loaded; the handler
+  // itself does, so it is imported once the environment is set).
+  const apiModules = preloadApiModules();
 
   // The gateway's port decides the issuer URL, so listen first and attach the app once it exists.
   let app: ((req: IncomingMessage, res: ServerResponse) => void) | undefined = undefined;
@@ -247,9 +262,18 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
   });
 
   log('starting PostgreSQL (PGlite) and the Data API endpoint…');
-  const db = !persistent || options.postgres ? new PGlite() : new PGlite(join(dataDir, 'pg'));
   await db.waitReady;
-  if (!options.postgres) await seedDemoDatabase(db, { customers: options.customers ?? 2000 });
+  if (!options.postgres) {
+    // Generated once: a restart finds the tables and reapplies the setup only if it changed.
+    const appliedSetup = await seedDemoDatabase(db, {
+      customers: options.customers ?? 2000,
+      ...(twinState.appliedSetup ? { appliedSetup: twinState.appliedSetup } : {}),
+    });
+    if (persistent && appliedSetup !== twinState.appliedSetup) {
+      twinState.appliedSetup = appliedSetup;
+      writeTwinState(dataDir, twinState);
+    }
+  }
   const dataApi = options.postgres
     ? await startDataApiServer({
         postgres: options.postgres.connection,
@@ -276,11 +300,10 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
 
   let upstream: UpstreamProcess | undefined;
   let mcpTargets: Record<string, McpTargetInput> = {};
-  const upstreamOption = options.upstreamMcp ?? 'everything';
   if (upstreamOption === 'everything') {
     log('starting the upstream MCP server (server-everything)…');
-    upstream = await startEverythingServer({ host });
-    mcpTargets = { everything: everythingTarget(upstream.url) };
+    upstream = await upstreamStarting;
+    mcpTargets = { everything: everythingTarget(upstream!.url) };
   } else if (upstreamOption) {
     mcpTargets = upstreamOption;
   }
@@ -357,7 +380,6 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     client: createDocumentClient(ddb),
     tableName: tableNames.Policies,
   });
-  const twinState = persistent ? readTwinState(dataDir) : {};
   if (twinState.policyFilesHash !== policyFilesHash || !(await policyStore.getActive())) {
     const version = `local-${Date.now()}`;
     const engine = validatePolicySources(sources, version);
@@ -367,7 +389,8 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
       updatedAt: new Date().toISOString(),
       updatedBy: 'local-twin',
     });
-    if (persistent) writeTwinState(dataDir, { ...twinState, policyFilesHash });
+    twinState.policyFilesHash = policyFilesHash;
+    if (persistent) writeTwinState(dataDir, twinState);
   }
 
   // The IdP answers before the handler's cold start, which fetches its JWKS.
@@ -411,6 +434,7 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
   };
 
   log('loading the API handler (cold start)…');
+  await apiModules;
   api = await import('../../lambdas/handlers/api.js');
   // Approvals that were waiting when the twin last stopped wait again (or expire, if their window
   // passed meanwhile); the notify and execute functions can run now that the environment is set.
@@ -455,6 +479,22 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
       unlock();
     },
   };
+}
+
+/** Loads what the API handler imports (not the handler: it reads the environment when loaded). */
+function preloadApiModules(): Promise<unknown> {
+  const loading = Promise.all([
+    import('../../lambdas/handlers/runtime.js'),
+    import('../../lambdas/handlers/routes/core.js'),
+    import('../../lambdas/handlers/routes/approvals.js'),
+    import('../../lambdas/handlers/routes/approve-page.js'),
+    import('../../lambdas/handlers/routes/sessions.js'),
+    import('../../lambdas/handlers/routes/mcp.js'),
+    import('../../lambdas/handlers/routes/mcp-tools.js'),
+    import('../../lambdas/handlers/routes/aws.js'),
+  ]);
+  // A failure shows when the handler itself is imported.
+  return loading.catch(() => undefined);
 }
 
 function withTargets(config: WardenConfigInput, extra: Record<string, McpTargetInput>): WardenConfigInput {
