@@ -10,6 +10,7 @@ import { oidcLoginFromEnv, type OidcLoginClient } from '../adapters/oidc-client.
 import { createDbMaskingGuard } from '../adapters/db-masking.js';
 import { createRdsDataExecutor } from '../adapters/rds-data.js';
 import { lambdaDispatch } from '../adapters/execute-dispatch.js';
+import { RDSDataClient } from '@aws-sdk/client-rds-data';
 import { DynamoPolicyStore, DynamoRequestStore } from '../adapters/request-store.js';
 import { DynamoTrailStore } from '../adapters/trail-store.js';
 import { approvalWiringFromEnv, type ApprovalWiring } from '../adapters/approval-wiring.js';
@@ -152,7 +153,17 @@ export async function createRuntime(
   const requests = new DynamoRequestStore({ trail });
   const policies = new PolicyProvider(new DynamoPolicyStore(), Number(env.POLICY_TTL_MS ?? 30_000));
   const dispatchTo = options.role === 'api' ? required(env, 'EXECUTE_FUNCTION_NAME') : undefined;
-  const sql = createRdsDataExecutor({ targets: sqlTargets(config), readOnly: dispatchTo !== undefined });
+  // The local twin gives the API function its own Data API endpoint, which refuses the write
+  // secrets as the function's IAM policy does on AWS (lib/local/secret-gate.ts).
+  const apiDataApi =
+    dispatchTo && env.WARDEN_API_ENDPOINT_URL_RDS_DATA
+      ? new RDSDataClient({ maxAttempts: 1, endpoint: env.WARDEN_API_ENDPOINT_URL_RDS_DATA })
+      : undefined;
+  const sql = createRdsDataExecutor({
+    targets: sqlTargets(config),
+    readOnly: dispatchTo !== undefined,
+    ...(apiDataApi ? { client: apiDataApi } : {}),
+  });
   const upstreamTargets = mcpTargets(config);
   const hasMcp = Object.keys(upstreamTargets).length > 0;
 
@@ -223,6 +234,7 @@ export async function createRuntime(
     dbMasking: createDbMaskingGuard({
       config,
       log: logJson,
+      ...(apiDataApi ? { client: apiDataApi } : {}),
       ...(dispatchTo ? { users: ['read', 'maskedRead'] as const } : {}),
     }),
     classifySql,

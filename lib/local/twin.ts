@@ -28,6 +28,8 @@ import { loadPolicyFiles } from './policy-files.js';
 import { createDevIdp, type DevIdp } from './oidc.js';
 import { createOutbox, type OutboxMessage } from './outbox.js';
 import { startLocalLambda, type LocalLambda } from './lambda.js';
+import { startSecretGate, type SecretGate } from './secret-gate.js';
+import { parseConfig } from '../../lambdas/core/config.js';
 import { startLocalStepFunctions, type LocalStepFunctions } from './step-functions.js';
 import { faultLayerFromConfig, type FaultConfig, type FaultLayer } from './faults.js';
 import type { PolicySource } from '../../lambdas/core/policy.js';
@@ -106,6 +108,8 @@ export interface Twin {
   readonly aws: AwsTwin;
   /** Approval notifications captured by `/dev/outbox`. */
   readonly outbox: readonly OutboxMessage[];
+  /** The API function's Data API endpoint: refuses every secret but the readers' (its IAM policy). */
+  readonly secretGate: SecretGate;
   /** The Lambda endpoint the API function invokes the execute function through. */
   readonly lambda: LocalLambda;
   /** The Step Functions twin running the synthesized approval state machine. */
@@ -326,12 +330,23 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     },
   });
 
+  // The API function's Data API access as its IAM policy has it: the readers' secrets only.
+  const rdsDataUrl = faults?.endpoint('rds-data', dataApi.url) ?? dataApi.url;
+  const secretGate = await startSecretGate({
+    host,
+    upstream: rdsDataUrl,
+    allowedSecrets: Object.values(parseConfig(demoConfig()).targets).flatMap((t) =>
+      t.kind === 'sql' ? [t.secrets.read, ...(t.secrets.maskedRead ? [t.secrets.maskedRead] : [])] : [],
+    ),
+  });
+
   const env: Record<string, string> = {
     AWS_REGION: 'us-east-1',
     AWS_ACCESS_KEY_ID: 'local-twin',
     AWS_SECRET_ACCESS_KEY: 'local-twin',
     AWS_ENDPOINT_URL_DYNAMODB: faults?.endpoint('dynamodb', dynamo.endpoint) ?? dynamo.endpoint,
-    AWS_ENDPOINT_URL_RDS_DATA: faults?.endpoint('rds-data', dataApi.url) ?? dataApi.url,
+    AWS_ENDPOINT_URL_RDS_DATA: rdsDataUrl,
+    WARDEN_API_ENDPOINT_URL_RDS_DATA: secretGate.url,
     WARDEN_CONFIG: JSON.stringify(
       withTargets(
         demoConfig({
@@ -463,6 +478,7 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     outbox: outbox.messages,
     stepFunctions,
     lambda,
+    secretGate,
     async close() {
       await auditExports.stop();
       server.closeAllConnections();
@@ -470,6 +486,7 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
       await faults?.close();
       await stepFunctions.close();
       await lambda.close();
+      await secretGate.close();
       await dataApi.close();
       rmSync(endpointsFile, { force: true });
       await aws.close();

@@ -6,6 +6,8 @@
  * the policy do not all allow, and every refusal is recorded.
  */
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { ExecuteStatementCommand, RDSDataClient } from '@aws-sdk/client-rds-data';
+import { DEMO_TARGET } from '../../lib/local/demo-data.js';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoRequestStore } from '../../lambdas/adapters/request-store.js';
@@ -237,5 +239,33 @@ describe('a compromised API runtime cannot run a write past the execute function
     expect(swapped.error.message).toMatch(/not the one the request recorded/);
     expect(ran(other)).toEqual([]);
     await waitFor(async () => (await store.get(record.id))?.status === 'failed');
+  });
+
+  it('cannot reach the write credentials: its Data API endpoint refuses the write secrets, as its IAM policy does', async () => {
+    const client = new RDSDataClient({
+      endpoint: twin.secretGate.url,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'local-twin', secretAccessKey: 'local-twin' },
+      maxAttempts: 1,
+    });
+    const call = (secretArn: string, sql: string) =>
+      client.send(
+        new ExecuteStatementCommand({
+          resourceArn: DEMO_TARGET.resourceArn,
+          secretArn,
+          database: DEMO_TARGET.database,
+          sql,
+        }),
+      );
+    const sql = nextWrite();
+    for (const secret of [DEMO_TARGET.secrets.write, DEMO_TARGET.secrets.maskedWrite]) {
+      await expect(call(secret, sql)).rejects.toMatchObject({ name: 'ForbiddenException' });
+    }
+    expect(ran(sql)).toEqual([]);
+    expect(twin.secretGate.refused).toContain(DEMO_TARGET.secrets.write);
+    // The readers' secrets pass: the API function's reads run through this endpoint.
+    await expect(call(DEMO_TARGET.secrets.read, 'SELECT 1 AS one')).resolves.toMatchObject({
+      records: [[{ longValue: 1 }]],
+    });
   });
 });
