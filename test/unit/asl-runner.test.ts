@@ -7,6 +7,8 @@ import {
   applyPayloadTemplate,
   applyResultPath,
   errorMatches,
+  type ExecutionPersistence,
+  type ExecutionRecord,
   type Json,
 } from '../../lib/local/asl-runner.js';
 
@@ -220,5 +222,126 @@ describe('asl runner', () => {
     const e = r.startExecution('x6', '{"id":"t"}');
     await e.done;
     expect(e.status).toBe('TIMED_OUT');
+  });
+});
+
+describe('asl runner persistence (a restart resumes executions)', () => {
+  const waitDefinition = (timeoutSeconds: number) => ({
+    StartAt: 'Wait',
+    States: {
+      Wait: waitTask({
+        TimeoutSeconds: timeoutSeconds,
+        Catch: [{ ErrorEquals: ['States.Timeout'], ResultPath: '$.error', Next: 'Expired' }],
+        Next: 'Done',
+      }),
+      Done: { Type: 'Succeed' },
+      Expired: { Type: 'Pass', Result: 'expired', ResultPath: '$.outcome', End: true },
+    },
+  });
+
+  function memoryStore() {
+    const records = new Map<string, ExecutionRecord>();
+    const persistence: ExecutionPersistence = {
+      load: () => [...records.values()].map((r) => structuredClone(r)),
+      save: (r) => records.set(r.name, structuredClone(r)),
+    };
+    return { records, persistence };
+  }
+
+  function persistedRunner(definition: Record<string, unknown>, persistence: ExecutionPersistence) {
+    const invocations: any[] = [];
+    const r = new StateMachineRunner({
+      stateMachineArn: ARN,
+      definition,
+      invokeLambda: async (_arn, payload) => {
+        invocations.push(payload);
+        return null;
+      },
+      persistence,
+    });
+    return { r, invocations };
+  }
+
+  const settle = async (predicate: () => boolean) => {
+    for (let i = 0; i < 200 && !predicate(); i++) await new Promise((res) => setTimeout(res, 10));
+  };
+
+  it('waits again for the same token after a restart, with the deadline it had, and the answer completes it', async () => {
+    const { records, persistence } = memoryStore();
+    const first = persistedRunner(waitDefinition(3600), persistence);
+    first.r.startExecution('req1', JSON.stringify({ id: 'r1' }));
+    await settle(() => first.invocations.length === 1 && records.get('req1')?.at?.wait?.invoked === true);
+    const token = first.invocations[0].token as string;
+    const saved = records.get('req1')!;
+    expect(saved.status).toBe('RUNNING');
+    expect(saved.at).toMatchObject({ state: 'Wait', wait: { token, invoked: true } });
+    const deadline = saved.at!.wait!.timeoutAt!;
+    expect(deadline - Date.now()).toBeGreaterThan(3590_000);
+    first.r.close();
+    // Closing detaches: the checkpoint still says RUNNING, not ABORTED.
+    expect(records.get('req1')!.status).toBe('RUNNING');
+
+    const second = persistedRunner(waitDefinition(3600), persistence);
+    expect(() => second.r.sendTaskSuccess(token, '{}')).toThrow(SfnApiError); // not resumed yet
+    expect(second.r.resume()).toBe(1);
+    expect(second.invocations).toHaveLength(0); // the notified function is not invoked again
+    expect(records.get('req1')!.at!.wait!.timeoutAt).toBe(deadline);
+    second.r.sendTaskSuccess(token, JSON.stringify({ decision: 'approve' }));
+    const e = second.r.describe(`${ARN.replace(':stateMachine:', ':execution:')}:req1`);
+    await e.done;
+    expect(e.status).toBe('SUCCEEDED');
+    expect(JSON.parse(e.output!)).toMatchObject({ id: 'r1', answer: { decision: 'approve' } });
+    expect(records.get('req1')).toMatchObject({ status: 'SUCCEEDED', tokens: { [token]: 'answered' } });
+    expect(records.get('req1')!.at).toBeUndefined();
+
+    // A third start knows the token was answered.
+    const third = persistedRunner(waitDefinition(3600), persistence);
+    expect(third.r.resume()).toBe(0);
+    expect(() => third.r.sendTaskSuccess(token, '{}')).toThrow(/Task Does Not Exist/);
+  });
+
+  it('times a task out at once when its deadline passed while the runner was stopped', async () => {
+    const { records, persistence } = memoryStore();
+    const first = persistedRunner(waitDefinition(3600), persistence);
+    first.r.startExecution('req2', JSON.stringify({ id: 'r2' }));
+    await settle(() => records.get('req2')?.at?.wait?.invoked === true);
+    first.r.close();
+    const token = records.get('req2')!.at!.wait!.token;
+    // The window ran out while stopped.
+    const rec = records.get('req2')!;
+    records.set('req2', {
+      ...rec,
+      at: { ...rec.at!, wait: { ...rec.at!.wait!, timeoutAt: Date.now() - 1000 } },
+    });
+
+    const second = persistedRunner(waitDefinition(3600), persistence);
+    second.r.resume();
+    const e = second.r.describe(`${ARN.replace(':stateMachine:', ':execution:')}:req2`);
+    await e.done;
+    expect(e.status).toBe('SUCCEEDED');
+    expect(JSON.parse(e.output!)).toMatchObject({ outcome: 'expired', error: { Error: 'States.Timeout' } });
+    expect(() => second.r.sendTaskSuccess(token, '{}')).toThrow(/Task Timed Out/);
+    expect(records.get('req2')!.tokens[token]).toBe('timed_out');
+  });
+
+  it('re-enters the state a restart interrupted (the task is invoked again)', async () => {
+    const { records, persistence } = memoryStore();
+    records.set('req3', {
+      executionArn: `${ARN.replace(':stateMachine:', ':execution:')}:req3`,
+      name: 'req3',
+      input: '{"id":"r3"}',
+      startDate: new Date().toISOString(),
+      status: 'RUNNING',
+      history: [{ at: new Date().toISOString(), type: 'ExecutionStarted' }],
+      at: { state: 'Wait', input: { id: 'r3' } },
+      tokens: {},
+    });
+    const second = persistedRunner(waitDefinition(3600), persistence);
+    second.r.resume();
+    await settle(() => second.invocations.length === 1);
+    expect(second.invocations[0]).toMatchObject({ id: 'r3', token: expect.any(String) });
+    second.r.sendTaskSuccess(second.invocations[0].token, '{}');
+    await second.r.describe(`${ARN.replace(':stateMachine:', ':execution:')}:req3`).done;
+    expect(records.get('req3')!.status).toBe('SUCCEEDED');
   });
 });
