@@ -7,6 +7,7 @@ import { benchClassify } from './classify.js';
 import { benchColdStart } from './cold-start.js';
 import { benchCedarAndCore } from './gateway.js';
 import { benchMasking } from './masking.js';
+import { benchTwinStart } from './twin-start.js';
 
 /**
  * A bench that starts a local twin runs in a process of its own: the twin serves the API module,
@@ -69,6 +70,9 @@ console.table(await inChild('./mcp.ts', 'benchMcp'));
 
 heading('Upstream MCP tool through Warden vs the same call straight to the upstream');
 console.table(await inChild('./mcp-upstream.ts', 'benchMcpUpstream'));
+
+heading('npm start: ready on a fresh data directory, then restarted on it (printed readiness)');
+console.table(await benchTwinStart());
 
 heading('Cold start: import the API bundle and answer its first request, vs a warm request');
 console.table(await benchColdStart({ runs: 3 }));

@@ -42,8 +42,6 @@ export async function runDev(options: DevOptions = {}): Promise<void> {
   // Readiness counts from the process's start (performance.now() is relative to it), so the
   // figure includes loading the code, not only starting the services.
   const twin = await startLocalTwin({ reset: options.reset, log: (l) => console.log(`  ${l}`) });
-  console.log(banner(twin));
-  console.log(`  ready in ${(performance.now() / 1000).toFixed(1)} s`);
   let stopping = false;
   const stop = () => {
     if (stopping) return;
@@ -54,6 +52,9 @@ export async function runDev(options: DevOptions = {}): Promise<void> {
       () => process.exit(1),
     );
   };
+  // Before the banner: whoever waits for "ready" may stop the twin as soon as it reads it.
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  console.log(banner(twin));
+  console.log(`  ready in ${(performance.now() / 1000).toFixed(1)} s`);
 }
