@@ -207,6 +207,8 @@ async function parseOperations(store: DynaliteStore, body: Record<string, unknow
   }
   const ops: Operation[] = [];
   const seen = new Set<string>();
+  // dynalite reads (and decodes) a table's definition from its store on every lookup: once each here.
+  const tables = new Map<string, Promise<DynaliteTable>>();
   for (const entry of items as Record<string, Record<string, unknown>>[]) {
     const kinds = Object.keys(entry);
     if (kinds.length !== 1) throw validationError('each TransactItem holds exactly one operation');
@@ -222,7 +224,9 @@ async function parseOperations(store: DynaliteStore, body: Record<string, unknow
       throw validationError('ConditionCheck requires a ConditionExpression');
     }
     const data = validated(raw, kind === 'Put' ? putValidation : deleteValidation, store);
-    const table = await getTable(store, data.TableName);
+    let lookup = tables.get(data.TableName);
+    if (!lookup) tables.set(data.TableName, (lookup = getTable(store, data.TableName)));
+    const table = await lookup;
     const invalid =
       kind === 'Put'
         ? dynaliteDb.validateItem(data.Item as AttributeMap, table)
