@@ -114,11 +114,12 @@ async function push(
       'policy push records who pushed from a verified token: set WARDEN_TOKEN (yours) and the ' +
         "gateway's OIDC_ISSUER and OIDC_AUDIENCE",
     );
-  const { createTokenVerifier } = await import('../lambdas/adapters/jwt-verifier.js');
+  const { audienceClaimFromEnv, createTokenVerifier } = await import('../lambdas/adapters/jwt-verifier.js');
   const { principalKey } = await import('../lambdas/core/types.js');
   const verifier = createTokenVerifier({
     issuer,
     audience: audience.split(',').map((a) => a.trim()),
+    audienceClaim: audienceClaimFromEnv(process.env),
     ...(process.env.OIDC_JWKS_URI ? { jwksUri: process.env.OIDC_JWKS_URI } : {}),
     groupsClaim: process.env.GROUPS_CLAIM ?? 'groups',
     ...(process.env.AGENT_OWNER_CLAIM ? { ownerClaim: process.env.AGENT_OWNER_CLAIM } : {}),

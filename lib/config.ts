@@ -22,8 +22,15 @@ export type WardenRuntimeConfig = WardenConfigInput;
 export interface WardenSettings {
   /** OIDC issuer URL (Cognito user pool, Okta, Entra ID, Auth0…). */
   readonly oidcIssuer: string;
-  /** Expected `aud` (or `client_id` for Cognito access tokens). */
+  /** Expected `aud` (or `client_id` for Cognito access tokens, with `oidcAudienceClaim`). */
   readonly oidcAudience: string;
+  /**
+   * The token claim `oidcAudience` is checked against (OIDC_AUDIENCE_CLAIM): `aud`, or
+   * `client_id` for Cognito access tokens, which carry no `aud`. With `client_id`, only tokens
+   * minted for that app client are accepted, not those of other clients of the same user pool.
+   * @default 'aud'
+   */
+  readonly oidcAudienceClaim?: 'aud' | 'client_id';
   /** @default discovered from the issuer's `/.well-known/openid-configuration` at cold start */
   readonly oidcJwksUri?: string;
   /**
@@ -150,6 +157,7 @@ export function resolveSettings(input: WardenSettingsInput = {}): WardenSettings
       burstLimit: input.throttle?.burstLimit ?? 2000,
     },
     ...pick(input, [
+      'oidcAudienceClaim',
       'oidcJwksUri',
       'oidcApprovalClientId',
       'oidcApprovalScope',
@@ -185,6 +193,12 @@ function validate(s: WardenSettings): void {
   const problems: string[] = [];
   if (!/^https:\/\//.test(s.oidcIssuer))
     problems.push(`oidcIssuer must be an https URL, got ${s.oidcIssuer}`);
+  if (
+    s.oidcAudienceClaim !== undefined &&
+    (s.oidcAudienceClaim as string) !== 'aud' &&
+    (s.oidcAudienceClaim as string) !== 'client_id'
+  )
+    problems.push(`oidcAudienceClaim must be 'aud' or 'client_id', got ${String(s.oidcAudienceClaim)}`);
   if (
     s.oidcCliRedirectUri !== undefined &&
     !/^http:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d+)?\/[^?#]*$/.test(s.oidcCliRedirectUri)
@@ -261,7 +275,7 @@ export interface ContextSource {
 
 /**
  * Reads settings from CDK context: `wardenConfig` (a JSON file path, or an object in cdk.json),
- * overridden by individual keys (`oidcIssuer`, `oidcAudience`, `groupsClaim`, `oidcJwksUri`,
+ * overridden by individual keys (`oidcIssuer`, `oidcAudience`, `oidcAudienceClaim`, `groupsClaim`, `oidcJwksUri`,
  * `agentOwnerClaim`, `agentClientIds` (comma-separated),
  * `oidcApprovalClientId`, `oidcApprovalScope`, `oidcCliClientId`, `oidcCliScope`, `oidcCliRedirectUri`,
  * `slackWebhookSecretArn`, `sesSender`, `publicUrl`, `alarmEmail`, `auditTtlDays`,
@@ -286,6 +300,7 @@ export function settingsFromContext(ctx: ContextSource): WardenSettingsInput {
   const overrides: Record<string, unknown> = {
     oidcIssuer: str('oidcIssuer'),
     oidcAudience: str('oidcAudience'),
+    oidcAudienceClaim: str('oidcAudienceClaim'),
     oidcJwksUri: str('oidcJwksUri'),
     oidcApprovalClientId: str('oidcApprovalClientId'),
     oidcApprovalScope: str('oidcApprovalScope'),

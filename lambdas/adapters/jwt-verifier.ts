@@ -75,6 +75,17 @@ export interface TokenVerifier {
 export const DEFAULT_MAX_TOKEN_BYTES = 8192;
 const JWKS_FETCH_TIMEOUT_MS = 3000;
 
+/**
+ * OIDC_AUDIENCE_CLAIM: where OIDC_AUDIENCE is checked, `aud` (the default) or `client_id`
+ * (Cognito access tokens). Anything else stops the cold start with the variable's name.
+ */
+export function audienceClaimFromEnv(env: NodeJS.ProcessEnv): 'aud' | 'client_id' {
+  const value = env.OIDC_AUDIENCE_CLAIM;
+  if (value === undefined || value === '' || value === 'aud') return 'aud';
+  if (value === 'client_id') return 'client_id';
+  throw new TypeError(`OIDC_AUDIENCE_CLAIM must be 'aud' or 'client_id', got ${JSON.stringify(value)}`);
+}
+
 export function createTokenVerifier(config: TokenVerifierConfig): TokenVerifier {
   const audienceClaim = config.audienceClaim ?? 'aud';
   const audiences = typeof config.audience === 'string' ? [config.audience] : [...config.audience];

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createAwsExecutor } from '../adapters/aws-executor.js';
-import { createTokenVerifier } from '../adapters/jwt-verifier.js';
+import { audienceClaimFromEnv, createTokenVerifier } from '../adapters/jwt-verifier.js';
 import { oidcLoginFromEnv, type OidcLoginClient } from '../adapters/oidc-client.js';
 import { createDbMaskingGuard } from '../adapters/db-masking.js';
 import { createRdsDataExecutor } from '../adapters/rds-data.js';
@@ -136,6 +136,7 @@ export async function createRuntime(
   const verifier = createTokenVerifier({
     issuer,
     audience: audience.split(',').map((s) => s.trim()),
+    audienceClaim: audienceClaimFromEnv(env),
     ...(env.OIDC_JWKS_URI ? { jwksUri: env.OIDC_JWKS_URI } : {}),
     groupsClaim: env.GROUPS_CLAIM ?? 'groups',
     // Agents acting for people when the IdP has no token exchange (docs/approvals.md).

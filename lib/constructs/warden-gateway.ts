@@ -69,6 +69,9 @@ export class WardenGateway extends Construct {
       WARDEN_CONFIG: runtimeConfig,
       OIDC_ISSUER: s.oidcIssuer,
       OIDC_AUDIENCE: s.oidcAudience,
+      ...(s.oidcAudienceClaim && s.oidcAudienceClaim !== 'aud'
+        ? { OIDC_AUDIENCE_CLAIM: s.oidcAudienceClaim }
+        : {}),
       GROUPS_CLAIM: s.groupsClaim,
       AUDIT_TTL_DAYS: String(s.auditTtlDays),
       ...(s.oidcJwksUri ? { OIDC_JWKS_URI: s.oidcJwksUri } : {}),

@@ -1,6 +1,7 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AUDIT_QUERIES } from '../../lib/audit-queries.js';
+import { resolveSettings, settingsFromContext } from '../../lib/config.js';
 import { ALL_TABLES, tableEnvVar } from '../../lib/tables.js';
 import { FULL_SETTINGS, synthWarden, type Synthesized } from './synth.js';
 
@@ -174,6 +175,38 @@ describe('functions', () => {
         expect(env[tableEnvVar(def)], `${fragment} ${def.logicalName}`).toBeDefined();
     }
     expect(JSON.parse(api.WARDEN_CONFIG).targets.orders.kind).toBe('sql');
+  });
+
+  it('checks the audience in client_id on every function when oidcAudienceClaim is client_id (Cognito)', () => {
+    // The default (aud) sets nothing: the functions default to aud.
+    const minimalResources = minimal.template.toJSON().Resources as Record<string, Resource>;
+    const minimalApi = minimalResources[functionIdByPath('Api', minimalResources)].Properties.Environment;
+    expect(minimalApi.Variables.OIDC_AUDIENCE_CLAIM).toBeUndefined();
+    const cognito = synthWarden({
+      settings: {
+        ...FULL_SETTINGS,
+        oidcIssuer: 'https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbCdEf',
+        oidcAudience: '5pq2examplecognitoclientid',
+        oidcAudienceClaim: 'client_id',
+      },
+    });
+    const res = cognito.template.toJSON().Resources as Record<string, Resource>;
+    for (const fragment of ['Api', 'Notify', 'Execute']) {
+      const vars = res[functionIdByPath(fragment, res)].Properties.Environment.Variables;
+      expect(vars.OIDC_AUDIENCE_CLAIM, fragment).toBe('client_id');
+      expect(vars.OIDC_AUDIENCE, fragment).toBe('5pq2examplecognitoclientid');
+    }
+  });
+
+  it('refuses an oidcAudienceClaim other than aud or client_id at synth', () => {
+    expect(() => resolveSettings({ oidcAudienceClaim: 'azp' as never })).toThrow(
+      /oidcAudienceClaim must be 'aud' or 'client_id', got azp/,
+    );
+    expect(resolveSettings({ oidcAudienceClaim: 'client_id' }).oidcAudienceClaim).toBe('client_id');
+    expect(
+      settingsFromContext({ tryGetContext: (k) => (k === 'oidcAudienceClaim' ? 'client_id' : undefined) })
+        .oidcAudienceClaim,
+    ).toBe('client_id');
   });
 
   it('lets only the API write pinned MCP tool definitions, and grants the upstream credential secret', () => {
