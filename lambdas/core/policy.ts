@@ -78,6 +78,11 @@ interface PolicyFacts {
  */
 export interface CompiledPolicies {
   readonly schemaSha256: string;
+  /**
+   * That schema in Cedar's JSON form: preparsing it is cheaper than the text on a cold start (no
+   * schema parser to compile). Absent in forms written before it; then the text is preparsed.
+   */
+  readonly schemaJson?: cedar.SchemaJson<string>;
   readonly policies: Readonly<
     Record<string, { text: string; actions: readonly string[] | 'all'; json: string }>
   >;
@@ -166,6 +171,8 @@ export class PolicyEngine {
   private readonly shapes = new Map<string, readonly string[]>();
 
   private readonly schemaSha256: string;
+  /** The schema as preparsed: its text, or the JSON form a compiled set carried. */
+  private readonly schemaForm: string | cedar.SchemaJson<string>;
 
   private constructor(
     version: string,
@@ -173,9 +180,11 @@ export class PolicyEngine {
     schemaName: string,
     facts: Map<string, PolicyFacts>,
     schemaSha256: string,
+    schemaForm: string | cedar.SchemaJson<string>,
   ) {
     this.version = version;
     this.schemaSha256 = schemaSha256;
+    this.schemaForm = schemaForm;
     this.policyIds = [...facts.keys()];
     this.setId = setId;
     this.schemaName = schemaName;
@@ -211,7 +220,7 @@ export class PolicyEngine {
       );
     }
     preparseEmpty();
-    return new PolicyEngine(version, setId, schemaName, facts, schemaHash(schema));
+    return new PolicyEngine(version, setId, schemaName, facts, schemaHash(schema), schema);
   }
 
   /**
@@ -233,12 +242,18 @@ export class PolicyEngine {
     }
     const n = ++preparsedCounter;
     const schemaName = `warden-schema-${n}`;
-    const schemaAnswer = cedar.preparseSchema(schemaName, schema);
-    if (schemaAnswer.type === 'failure') {
-      throw new PolicyValidationError(formatErrors(schemaAnswer.errors).map((m) => `schema: ${m}`));
+    // The JSON form the validating engine derived from this very schema (same hash), else the text.
+    const json = c.schemaJson && typeof c.schemaJson === 'object' ? c.schemaJson : undefined;
+    let form: string | cedar.SchemaJson<string> = schema;
+    if (json && cedar.preparseSchema(schemaName, json).type === 'success') form = json;
+    else {
+      const schemaAnswer = cedar.preparseSchema(schemaName, schema);
+      if (schemaAnswer.type === 'failure') {
+        throw new PolicyValidationError(formatErrors(schemaAnswer.errors).map((m) => `schema: ${m}`));
+      }
     }
     preparseEmpty();
-    return new PolicyEngine(version, `warden-policies-${n}`, schemaName, facts, schemaHash(schema));
+    return new PolicyEngine(version, `warden-policies-${n}`, schemaName, facts, schemaHash(schema), form);
   }
 
   /** This validated set in the form `fromCompiled` serves (what `policy push` stores). */
@@ -247,7 +262,13 @@ export class PolicyEngine {
     for (const [id, f] of this.facts) {
       policies[id] = { text: f.text, json: f.json, actions: f.actions === 'all' ? 'all' : [...f.actions] };
     }
-    return { schemaSha256: this.schemaSha256, policies };
+    let schemaJson: cedar.SchemaJson<string> | undefined;
+    if (typeof this.schemaForm !== 'string') schemaJson = this.schemaForm;
+    else {
+      const answer = cedar.schemaToJson(this.schemaForm);
+      if (answer.type === 'success') schemaJson = answer.json;
+    }
+    return { schemaSha256: this.schemaSha256, ...(schemaJson ? { schemaJson } : {}), policies };
   }
 
   /** The preparsed slice of policies that can apply to `action` (built on first use). */
