@@ -11,15 +11,21 @@ export function blastRadiusText(b: BlastRadius): string {
         ? `unknown number of rows (${s.note ?? 'no estimate'})`
         : `~${s.estimatedRows} row${s.estimatedRows === 1 ? '' : 's'}`;
     const of = s.tableRows !== undefined && s.type !== 'TRUNCATE' ? ` (of ~${s.tableRows})` : '';
-    const whole = s.wholeTable ? `WHOLE TABLE${s.noWhere ? ', no WHERE' : ''}: ` : '';
+    const whole = s.wholeTable
+      ? `WHOLE TABLE${s.noWhere ? ', no WHERE' : ''}: `
+      : s.nearlyWholeTable
+        ? 'NEARLY WHOLE TABLE: '
+        : '';
     return `${whole}${s.type} ${rows} of ${table}${of}`;
   });
-  const high = b.high
-    ? b.wholeTable
-      ? ' · high risk: whole table'
+  // highReason is absent on records stored before it existed: derive the reason as they did.
+  const reason =
+    b.highReason ??
+    (b.wholeTable
+      ? 'whole table'
       : b.estimatedRows === undefined
-        ? ' · high risk: reach unknown'
-        : ` · high risk: more than ${b.threshold} rows`
-    : '';
+        ? 'reach unknown'
+        : `more than ${b.threshold} rows`);
+  const high = b.high ? ` · high risk: ${reason}` : '';
   return `${parts.join('; ') || 'no row changes'}${high} (PostgreSQL estimate, EXPLAIN without ANALYZE)`;
 }

@@ -14,6 +14,12 @@ import type { AwsClassification, SqlParameter } from './types.js';
 /** Rows above which a write is high risk unless the target says otherwise. */
 export const DEFAULT_BLAST_RADIUS_ROWS = 1000;
 
+/**
+ * Share of the planner's estimate of a table's rows at which a write counts as reaching nearly
+ * all of it (`DELETE FROM customers WHERE id <> 7`): high risk whatever the row threshold.
+ */
+export const NEARLY_WHOLE_TABLE_SHARE = 0.9;
+
 export interface SqlStatementReach {
   readonly type: string;
   /** schema-qualified */
@@ -24,6 +30,11 @@ export interface SqlStatementReach {
   /** PostgreSQL's estimate of the table's rows. */
   readonly tableRows?: number;
   readonly wholeTable: boolean;
+  /**
+   * The estimate reaches at least NEARLY_WHOLE_TABLE_SHARE of the table's estimated rows (and is
+   * not already the whole table).
+   */
+  readonly nearlyWholeTable?: boolean;
   /** Why there is no estimate. */
   readonly note?: string;
 }
@@ -37,8 +48,13 @@ export interface SqlBlastRadius {
   readonly noWhere: boolean;
   readonly wholeTable: boolean;
   readonly threshold: number;
-  /** Whole table, more rows than the threshold, or no estimate for a row write. */
+  /**
+   * Whole table, nearly the whole table (≥ 90% of its estimated rows), more rows than the
+   * threshold, or no estimate for a row write.
+   */
   readonly high: boolean;
+  /** Why it is high risk, in words (`estimated 349 of ~350 rows of public.customers`). */
+  readonly highReason?: string;
 }
 
 export interface AwsBlastRadius {
@@ -209,7 +225,7 @@ export async function sqlBlastRadius(
           ...base,
           estimatedRows: estimated,
           ...(total !== undefined ? { tableRows: total } : {}),
-          wholeTable: noWhere || (total !== undefined && total > 0 && estimated >= total),
+          ...reachOfTable(noWhere, estimated, total),
         };
       }, base);
     } else if (type === 'TruncateStmt') {
@@ -262,6 +278,16 @@ export async function sqlBlastRadius(
   const estimatedRows = unknown ? undefined : writes.reduce((n, s) => n + (s.estimatedRows ?? 0), 0);
   const wholeTable = writes.some((s) => s.wholeTable);
   const tables = [...new Set(writes.flatMap((s) => (s.table ? [s.table] : [])))].sort();
+  const nearly = writes.find((s) => s.nearlyWholeTable);
+  const highReason = wholeTable
+    ? 'whole table'
+    : unknown
+      ? 'reach unknown'
+      : nearly
+        ? `estimated ${nearly.estimatedRows} of ~${nearly.tableRows} rows${nearly.table ? ` of ${nearly.table}` : ''}`
+        : (estimatedRows ?? 0) > threshold
+          ? `more than ${threshold} rows`
+          : undefined;
   return {
     kind: 'sql',
     statements: writes,
@@ -270,6 +296,20 @@ export async function sqlBlastRadius(
     noWhere: writes.some((s) => s.noWhere),
     wholeTable,
     threshold,
-    high: wholeTable || unknown || (estimatedRows ?? 0) > threshold,
+    high: highReason !== undefined,
+    ...(highReason ? { highReason } : {}),
   };
+}
+
+/** Whole table (no WHERE, or the estimate is all of it) or nearly (≥ 90% of its estimated rows). */
+function reachOfTable(
+  noWhere: boolean,
+  estimated: number,
+  total: number | undefined,
+): { wholeTable: boolean; nearlyWholeTable?: true } {
+  const known = total !== undefined && total > 0;
+  if (noWhere || (known && estimated >= total)) return { wholeTable: true };
+  if (known && estimated >= NEARLY_WHOLE_TABLE_SHARE * total)
+    return { wholeTable: false, nearlyWholeTable: true };
+  return { wholeTable: false };
 }

@@ -82,6 +82,7 @@ describe('the estimate', () => {
       noWhere: true,
       wholeTable: true,
       high: true,
+      highReason: 'whole table',
     });
     // PostgreSQL's estimate of a table nobody analysed is close to, not equal to, the real count.
     expect(b.estimatedRows).toBeGreaterThan(orders / 2);
@@ -99,6 +100,34 @@ describe('the estimate', () => {
       high: false,
       estimatedRows: 1,
     });
+  });
+
+  it('marks a write reaching nearly the whole table high risk, saying why', async () => {
+    const customers = await count('SELECT count(*) AS n FROM customers');
+    const view = await approvalOf(await pending('DELETE FROM customers WHERE id <> 7'));
+    const b = view.blastRadius;
+    // Below the 1000-row threshold, not the whole table, but ≥ 90% of the planner's estimate of it.
+    expect(b).toMatchObject({ kind: 'sql', tables: ['public.customers'], noWhere: false, wholeTable: false });
+    expect(b.estimatedRows).toBeLessThan(b.threshold);
+    expect(b.estimatedRows).toBeGreaterThanOrEqual(0.9 * b.statements[0].tableRows);
+    expect(b.statements[0].nearlyWholeTable).toBe(true);
+    expect(b.high).toBe(true);
+    expect(b.highReason).toBe(
+      `estimated ${b.estimatedRows} of ~${b.statements[0].tableRows} rows of public.customers`,
+    );
+    expect(view.risk).toBe('high');
+    await reviewLinkFromOutbox(twin, view.requestId);
+    const outbox = JSON.stringify((await twin.api('GET', '/dev/outbox')).body);
+    expect(outbox).toContain(`high risk: estimated ${b.estimatedRows} of ~${b.statements[0].tableRows} rows`);
+    expect(await count('SELECT count(*) AS n FROM customers')).toBe(customers);
+  });
+
+  it('leaves a one-row write on the same table at the usual risk', async () => {
+    const view = await approvalOf(await pending('DELETE FROM customers WHERE id = 7'));
+    expect(view.blastRadius).toMatchObject({ estimatedRows: 1, wholeTable: false, high: false });
+    expect(view.blastRadius.statements[0].nearlyWholeTable).toBeUndefined();
+    expect(view.blastRadius.highReason).toBeUndefined();
+    expect(view.risk).toBe('medium');
   });
 
   it('ran nothing: every order is still there', async () => {
