@@ -15,7 +15,14 @@ const STATEMENT = 'SELECT id, name, email FROM customers WHERE id = 42';
 const clients = Number(process.env.CLIENTS ?? 16);
 const total = Number(process.env.N ?? 800);
 const dataDir = mkdtempSync(join(tmpdir(), 'warden-cpu-'));
-const twin = await startLocalTwin({ port: 0, dataDir, ephemeral: true, customers: 500, upstreamMcp: false });
+const twin = await startLocalTwin({
+  port: 0,
+  dataDir,
+  // DISK=1: the twin as `npm start` runs it, state on disk (dynalite on classic-level, PGlite in dataDir).
+  ephemeral: process.env.DISK !== '1',
+  customers: 500,
+  upstreamMcp: false,
+});
 const token = await devToken(twin.url, 'alice');
 const governed = () =>
   fetch(`${twin.url}/v1/targets/demo/sql`, {
