@@ -149,5 +149,23 @@ export async function call(
   } catch {
     // not JSON: keep the text
   }
+  if (res.status === 401 && ctx.source === 'login') {
+    // The token `warden login` stored (refreshed if it had expired) was refused: revoked, signed
+    // by keys the gateway no longer trusts, or for a gateway configured otherwise since.
+    const reason = errorMessage(parsed);
+    throw new CliError(
+      `the gateway at ${ctx.url} refused your stored sign-in (401${reason ? `: ${reason}` : ''}): ` +
+        `run \`warden login --url ${ctx.url}\` to sign in again`,
+      EXIT.unreachable,
+    );
+  }
   return { status: res.status, body: parsed };
+}
+
+function errorMessage(body: unknown): string | undefined {
+  if (typeof body !== 'object' || body === null || !('error' in body)) return undefined;
+  const e = (body as { error: unknown }).error;
+  if (typeof e === 'string') return e;
+  const message = (e as { message?: unknown } | null)?.message;
+  return typeof message === 'string' ? message : undefined;
 }
