@@ -366,8 +366,10 @@ export function withTransactions(
         tokens.delete(t);
       }
       const token = typeof body.ClientRequestToken === 'string' ? body.ClientRequestToken : undefined;
-      const { ClientRequestToken: _t, ...request } = body;
-      const digest = createHash('sha256').update(JSON.stringify(request)).digest('hex');
+      // The request as sent: a retry with the same token sends the same body (the SDK serialises an
+      // input the same way each time), so the text itself tells a retry from a different request
+      // (re-serialising the parsed body to compare it cost more than the rest of the handler).
+      const digest = token ? createHash('sha256').update(text).digest('hex') : '';
       const previous = token ? tokens.get(token) : undefined;
       if (previous) {
         if (previous.digest === digest) send(200, {});

@@ -2,6 +2,7 @@
  * The DynamoDB stores against two implementations of the wire protocol: dynalite (the local twin's)
  * and AWS's DynamoDB Local, so nothing relies on one emulator's quirks.
  */
+import { GetItemCommand, PutItemCommand, TransactWriteItemsCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDocumentClient } from '../../lambdas/adapters/dynamodb.js';
 import { DynamoPolicyStore, DynamoRequestStore } from '../../lambdas/adapters/request-store.js';
@@ -58,6 +59,32 @@ for (const start of [withDynalite, withDynamoDbLocal]) {
 
     afterAll(async () => {
       await db?.close();
+    });
+
+    it('answers a transaction retried with its token without writing again, and refuses the token for another request', async () => {
+      const TableName = 't-requests';
+      const token = `idem-${Date.now()}`;
+      const put = (note: string) =>
+        new TransactWriteItemsCommand({
+          ClientRequestToken: token,
+          TransactItems: [{ Put: { TableName, Item: { id: { S: 'r_idempotent01' }, note: { S: note } } } }],
+        });
+      const noteNow = async () =>
+        (await db.client.send(new GetItemCommand({ TableName, Key: { id: { S: 'r_idempotent01' } } }))).Item
+          ?.note?.S;
+      await db.client.send(put('first'));
+      await db.client.send(
+        new PutItemCommand({
+          TableName,
+          Item: { id: { S: 'r_idempotent01' }, note: { S: 'changed since' } },
+        }),
+      );
+      await db.client.send(put('first'));
+      expect(await noteNow()).toBe('changed since');
+      await expect(db.client.send(put('another'))).rejects.toMatchObject({
+        name: 'IdempotentParameterMismatchException',
+      });
+      expect(await noteNow()).toBe('changed since');
     });
 
     it('creates a record and reads it back unchanged', async () => {
