@@ -115,11 +115,17 @@ async function push(
         "gateway's OIDC_ISSUER and OIDC_AUDIENCE",
     );
   const { audienceClaimFromEnv, createTokenVerifier } = await import('../lambdas/adapters/jwt-verifier.js');
+  let audienceClaim: 'aud' | 'client_id';
+  try {
+    audienceClaim = audienceClaimFromEnv(process.env);
+  } catch (error) {
+    throw new CliError(error instanceof Error ? error.message : String(error));
+  }
   const { principalKey } = await import('../lambdas/core/types.js');
   const verifier = createTokenVerifier({
     issuer,
     audience: audience.split(',').map((a) => a.trim()),
-    audienceClaim: audienceClaimFromEnv(process.env),
+    audienceClaim,
     ...(process.env.OIDC_JWKS_URI ? { jwksUri: process.env.OIDC_JWKS_URI } : {}),
     groupsClaim: process.env.GROUPS_CLAIM ?? 'groups',
     ...(process.env.AGENT_OWNER_CLAIM ? { ownerClaim: process.env.AGENT_OWNER_CLAIM } : {}),

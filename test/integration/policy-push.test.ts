@@ -33,7 +33,7 @@ afterAll(async () => {
   await twin?.close();
 });
 
-function pushEnv(token: string | undefined): NodeJS.ProcessEnv {
+function pushEnv(token: string | undefined, extraEnv: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
     HOME: process.env.HOME,
@@ -49,18 +49,19 @@ function pushEnv(token: string | undefined): NodeJS.ProcessEnv {
     AWS_SECRET_ACCESS_KEY: 'local-twin',
   };
   if (token) env.WARDEN_TOKEN = token;
-  return env;
+  return { ...env, ...extraEnv };
 }
 
 async function push(
   token: string | undefined,
   extra: readonly string[] = [],
+  extraEnv: NodeJS.ProcessEnv = {},
 ): Promise<{ code: number; out: string }> {
   try {
     const r = await run(
       process.execPath,
       ['--import', 'tsx', 'bin/warden.ts', 'policy', 'push', 'policies', ...extra],
-      { cwd: REPO, env: pushEnv(token) },
+      { cwd: REPO, env: pushEnv(token, extraEnv) },
     );
     return { code: 0, out: r.stdout + r.stderr };
   } catch (error) {
@@ -104,6 +105,22 @@ describe('warden policy push', () => {
     const forged = await push(`${h}.${forgedPayload}.${alice.split('.')[2]}`);
     expect(forged.code).not.toBe(0);
     expect(forged.out).toMatch(/WARDEN_TOKEN was refused/);
+    expect((await store.getActive())?.version).toBe(before?.version);
+  }, 120_000);
+
+  it('checks the audience where OIDC_AUDIENCE_CLAIM says, and refuses any other value by name', async () => {
+    const before = await store.getActive();
+    const alice = await twin.token('alice');
+    const claims = JSON.parse(Buffer.from(alice.split('.')[1], 'base64url').toString('utf8'));
+    expect(claims.aud).toBe('warden');
+    expect(claims.client_id).not.toBe('warden');
+    // aud is 'warden' but client_id is not: checked in client_id (Cognito), the token is not for it.
+    const inClientId = await push(alice, [], { OIDC_AUDIENCE_CLAIM: 'client_id' });
+    expect(inClientId.code).not.toBe(0);
+    expect(inClientId.out).toMatch(/WARDEN_TOKEN was refused: token was not issued for this gateway/);
+    const bad = await push(alice, [], { OIDC_AUDIENCE_CLAIM: 'azp' });
+    expect(bad.code).not.toBe(0);
+    expect(bad.out).toMatch(/OIDC_AUDIENCE_CLAIM must be 'aud' or 'client_id'/);
     expect((await store.getActive())?.version).toBe(before?.version);
   }, 120_000);
 
