@@ -3,7 +3,8 @@
  * - Cedar: preparsed stateful decisions vs parsing the policy set per request.
  * - The gateway's own work on an allowed request (classify + decide + mask + serialise, no I/O).
  * - A governed SELECT through the local twin vs the same statement sent straight to the local
- *   Data API endpoint (p50, p99, ratio), and throughput from 1 to 64 concurrent clients.
+ *   Data API endpoint (p50, p99, ratio), and throughput from 1 to 64 concurrent clients (the
+ *   clients in a child process; the CPU column is the twin's process only).
  * Run alone: `npx tsx bench/gateway.ts`.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -23,7 +24,8 @@ import { showOperation } from '../lambdas/core/shown.js';
 import type { Principal } from '../lambdas/core/types.js';
 import { DEMO_TARGET } from '../lib/local/demo-data.js';
 import { startLocalTwin } from '../lib/local/twin.js';
-import { opsPerSec, percentile, round, sample } from './stats.js';
+import { clientsProcess } from './clients.js';
+import { opsPerSec, percentile, round } from './stats.js';
 
 type Row = Record<string, string | number>;
 
@@ -173,34 +175,33 @@ export async function benchGovernedSelect(
       },
     ];
 
+    // The clients run in a child process, as any real client would: the CPU column is the twin's
+    // process only (gateway, DynamoDB, Data API, PGlite), not the load generator's HTTP work.
+    const load = clientsProcess({ url: twin.url, token, sql: STATEMENT });
     const throughput: Row[] = [];
-    let base = 0;
-    for (const clients of [1, 4, 16, 64]) {
-      const perClient = Math.max(10, Math.floor(400 / clients));
-      const all: number[] = [];
-      const cpu = process.cpuUsage();
-      const start = performance.now();
-      await Promise.all(
-        Array.from({ length: clients }, async () => {
-          all.push(...(await sample(perClient, governed)));
-        }),
-      );
-      const seconds = (performance.now() - start) / 1000;
-      const used = process.cpuUsage(cpu);
-      all.sort((a, b) => a - b);
-      const p50 = percentile(all, 50);
-      if (clients === 1) base = p50;
-      throughput.push({
-        clients,
-        requests: all.length,
-        'reads/s': round(all.length / seconds, 0),
-        'p50 ms': round(p50),
-        'p99 ms': round(percentile(all, 99)),
-        'p50 vs 1 client': round(p50 / base),
-        // The whole twin (gateway, DynamoDB, Data API, PGlite) and the clients share this process.
-        'CPU ms/read': round((used.user + used.system) / 1000 / all.length),
-        load: round(loadavg()[0]),
-      });
+    try {
+      await load.run({ clients: 16, perClient: 5 });
+      let base = 0;
+      for (const clients of [1, 4, 16, 64]) {
+        const perClient = Math.max(10, Math.floor(400 / clients));
+        const cpu = process.cpuUsage();
+        const { latencies: all, seconds } = await load.run({ clients, perClient });
+        const used = process.cpuUsage(cpu);
+        const p50 = percentile(all, 50);
+        if (clients === 1) base = p50;
+        throughput.push({
+          clients,
+          requests: all.length,
+          'reads/s': round(all.length / seconds, 0),
+          'p50 ms': round(p50),
+          'p99 ms': round(percentile(all, 99)),
+          'p50 vs 1 client': round(p50 / base),
+          "twin's CPU ms/read": round((used.user + used.system) / 1000 / all.length),
+          load: round(loadavg()[0]),
+        });
+      }
+    } finally {
+      load.close();
     }
     client.destroy();
     return { latency, throughput };
