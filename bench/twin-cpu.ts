@@ -1,6 +1,6 @@
 /**
  * CPU time per governed read on the local twin (the whole twin runs in this process: gateway,
- * DynamoDB, Data API, PGlite), with 16 concurrent clients. `npx tsx bench/twin-cpu.ts`.
+ * DynamoDB, Data API, PGlite), with 16 concurrent clients in a child process. `npx tsx bench/twin-cpu.ts`.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir, loadavg } from 'node:os';
@@ -10,6 +10,7 @@ import { Session } from 'node:inspector/promises';
 import { writeFileSync } from 'node:fs';
 import { devToken } from '../bin/cli-client.js';
 import { startLocalTwin } from '../lib/local/twin.js';
+import { clientsProcess } from './clients.js';
 
 const STATEMENT = 'SELECT id, name, email FROM customers WHERE id = 42';
 const clients = Number(process.env.CLIENTS ?? 16);
@@ -24,23 +25,9 @@ const twin = await startLocalTwin({
   upstreamMcp: false,
 });
 const token = await devToken(twin.url, 'alice');
-const governed = () =>
-  fetch(`${twin.url}/v1/targets/demo/sql`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ sql: STATEMENT }),
-  }).then(async (r) => {
-    if (r.status !== 200) throw new Error(`governed SELECT answered ${r.status}: ${await r.text()}`);
-    return r.text();
-  });
-async function run(n: number) {
-  let left = n;
-  await Promise.all(
-    Array.from({ length: clients }, async () => {
-      while (left-- > 0) await governed();
-    }),
-  );
-}
+// The clients run in a child process (bench/clients.ts): the CPU and the profile are the twin's.
+const load = clientsProcess({ url: twin.url, token, sql: STATEMENT });
+const run = (n: number) => load.run({ clients, perClient: Math.ceil(n / clients) });
 await run(200);
 const session = process.env.PROF ? new Session() : undefined;
 if (session) {
@@ -71,6 +58,7 @@ console.log(
       .join(' '),
   }),
 );
+load.close();
 await twin.close();
 rmSync(dataDir, { recursive: true, force: true });
 process.exit(0);

@@ -4,6 +4,7 @@
  * issues are RS256 JWT access tokens for Warden's audience, verified by the same code that
  * verifies Cognito/Okta/Entra tokens in AWS. Local twin only: nothing here ships in a Lambda.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -443,6 +444,20 @@ export async function createDevIdp(options: DevIdpOptions): Promise<DevIdp> {
   );
 
   const providerCallback = provider.callback();
+  // oidc-provider enters its AsyncLocalStorage for every request it handles (it reads the store only
+  // for client ID metadata documents, a feature not enabled here). On Node 20 and 22 an enabled
+  // AsyncLocalStorage makes every promise in the process run async hooks, and the twin runs the
+  // whole request path in this process; so the store is disabled again whenever no IdP request is
+  // in flight (its next `run` enables it again). Without the module (another layout) nothing changes.
+  const providerStore = await import('oidc-provider/lib/helpers/als.js' as string).then(
+    (m: { default?: unknown }) => (m.default instanceof AsyncLocalStorage ? m.default : undefined),
+    () => undefined,
+  );
+  let providerRequests = 0;
+  const providerRequestDone = (): void => {
+    providerRequests -= 1;
+    if (providerRequests === 0) providerStore?.disable();
+  };
   const interactionPrefix = '/interaction/';
 
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
@@ -466,6 +481,8 @@ export async function createDevIdp(options: DevIdpOptions): Promise<DevIdp> {
       });
       return;
     }
+    providerRequests += 1;
+    res.once('close', providerRequestDone);
     void providerCallback(req, res);
   };
 
