@@ -25,7 +25,14 @@ export interface ClientsProcess {
 
 /** Starts the child; `run` jobs one at a time. */
 export function clientsProcess(target: { url: string; token: string; sql: string }): ClientsProcess {
-  const child: ChildProcess = fork(fileURLToPath(import.meta.url), [], { stdio: 'inherit' });
+  // The parent's loader flags (tsx) are kept; bench/run.ts's `--input-type` / `-e` are not.
+  const execArgv: string[] = [];
+  for (let i = 0; i < process.execArgv.length; i++) {
+    const a = process.execArgv[i];
+    if (['-e', '--eval', '-p', '--print', '--input-type'].includes(a)) i += 1;
+    else if (!a.startsWith('--input-type=')) execArgv.push(a);
+  }
+  const child: ChildProcess = fork(fileURLToPath(import.meta.url), [], { stdio: 'inherit', execArgv });
   return {
     run: (job) =>
       new Promise((resolve, reject) => {
