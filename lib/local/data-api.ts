@@ -437,6 +437,16 @@ function pgliteBackend(db: PGlite): PgBackend {
   /** Role → its login settings, valid for `settingsGeneration`. */
   const settingsByRole = new Map<string, [string, string][]>();
   let settingsGeneration = -1;
+  /** Parse, bind, describe and execute one unnamed statement (extended protocol, no Sync). */
+  const portal = (sql: string, values: (string | null)[], types: number[]): Uint8Array[] => {
+    const { serialize } = protocol;
+    return [
+      serialize.parse({ text: sql, types }),
+      serialize.bind({ values }),
+      serialize.describe({ type: 'P' }),
+      serialize.execute({}),
+    ];
+  };
   const open = (release: () => void): PgSession => {
     let status = 'I';
     let changedCatalogs = false;
@@ -449,31 +459,17 @@ function pgliteBackend(db: PGlite): PgBackend {
         ownChanges++;
       },
       async extended(sql, values = [], types = []) {
-        const { serialize } = protocol;
-        const message = concatBytes([
-          serialize.parse({ text: sql, types }),
-          serialize.bind({ values }),
-          serialize.describe({ type: 'P' }),
-          serialize.execute({}),
-          serialize.sync(),
-        ]);
+        const message = concatBytes([...portal(sql, values, types), protocol.serialize.sync()]);
         const { messages } = await exec(message);
         const outcome = collect(messages);
         status = outcome.txStatus;
         return outcome;
       },
       async extendedThen(sql, values, types, check) {
-        const { serialize } = protocol;
         const message = concatBytes([
-          serialize.parse({ text: sql, types }),
-          serialize.bind({ values }),
-          serialize.describe({ type: 'P' }),
-          serialize.execute({}),
-          serialize.parse({ text: check, types: [] }),
-          serialize.bind({ values: [] }),
-          serialize.describe({ type: 'P' }),
-          serialize.execute({}),
-          serialize.sync(),
+          ...portal(sql, values, types),
+          ...portal(check, [], []),
+          protocol.serialize.sync(),
         ]);
         const { messages } = await exec(message);
         // The check's messages begin at the second ParseComplete; after an error in `sql` the server
