@@ -6,7 +6,7 @@
  * the execute function through it (lambdas/adapters/execute-dispatch.ts), as it does on AWS.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { closeServer, listenLoopback } from './listen.js';
 
 export type LocalFunction = (event: unknown, functionName: string) => Promise<unknown>;
 
@@ -100,17 +100,6 @@ export async function startLocalLambda(options: {
       })();
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, options.host ?? '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://${options.host ?? '127.0.0.1'}:${port}`,
-    invocations,
-    async close() {
-      server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
-    },
-  };
+  const url = await listenLoopback(server, options.host);
+  return { url, invocations, close: () => closeServer(server) };
 }

@@ -7,7 +7,7 @@
  * credentials, while the execute function uses the Data API twin directly.
  */
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { closeServer, listenLoopback } from './listen.js';
 
 export interface SecretGate {
   readonly url: string;
@@ -68,17 +68,6 @@ export async function startSecretGate(options: {
       out.end(body);
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, options.host ?? '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://${options.host ?? '127.0.0.1'}:${port}`,
-    refused,
-    async close() {
-      server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
-    },
-  };
+  const url = await listenLoopback(server, options.host);
+  return { url, refused, close: () => closeServer(server) };
 }
