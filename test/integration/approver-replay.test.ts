@@ -206,6 +206,9 @@ describe('an approver reading the requester’s session', () => {
       const { page } = browser;
       await signInAt(page, `${twin.url}${link}`, 'bob');
       await page.locator('#for-request').waitFor();
+      // Back on the replay the approval link named, not somewhere else after sign-in.
+      expect(new URL(page.url()).pathname + new URL(page.url()).search).toBe(link);
+      expect(await page.locator('#for-request').textContent()).toContain('Shown to you as an approver');
     } finally {
       await browser.close();
     }
