@@ -1,11 +1,12 @@
 /**
  * The throughput benches' load generator, run as a child process (`clientsProcess`), so the
- * clients' HTTP work (undici, JSON) is not charged to the twin's process, as with any real client.
+ * clients' HTTP work (node:http, JSON) is not charged to the twin's process, as with any real client.
  * Each `run` sends `clients × perClient` governed statements and answers the sorted latencies.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { governedClient } from './stats.js';
 
 export interface ClientsRun {
   readonly clients: number;
@@ -50,15 +51,10 @@ export function clientsProcess(target: { url: string; token: string; sql: string
 }
 
 async function runJob(job: Job): Promise<Answer> {
+  const send = governedClient(job.url, job.token);
   const one = async (): Promise<number> => {
     const t = performance.now();
-    const r = await fetch(`${job.url}/v1/targets/demo/sql`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${job.token}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ sql: job.sql }),
-    });
-    const body = await r.text();
-    if (r.status !== 200) throw new Error(`governed SELECT answered ${r.status}: ${body}`);
+    await send(job.sql);
     return performance.now() - t;
   };
   const latencies: number[] = [];

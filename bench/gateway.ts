@@ -3,7 +3,8 @@
  * - Cedar: preparsed stateful decisions vs parsing the policy set per request.
  * - The gateway's own work on an allowed request (classify + decide + mask + serialise, no I/O).
  * - A governed SELECT through the local twin vs the same statement sent straight to the local
- *   Data API endpoint (p50, p99, ratio), and throughput from 1 to 64 concurrent clients (the
+ *   Data API endpoint (p50, p99, ratio; both clients on node:http with keep-alive, the SDK's own
+ *   stack for the direct one and bench/stats.ts governedClient for Warden), and throughput from 1 to 64 concurrent clients (the
  *   clients in a child process; the CPU column is the twin's process only).
  * Run alone: `npx tsx bench/gateway.ts`.
  */
@@ -25,7 +26,7 @@ import type { Principal } from '../lambdas/core/types.js';
 import { DEMO_TARGET } from '../lib/local/demo-data.js';
 import { startLocalTwin } from '../lib/local/twin.js';
 import { clientsProcess } from './clients.js';
-import { opsPerSec, percentile, round } from './stats.js';
+import { governedClient, opsPerSec, percentile, round } from './stats.js';
 
 type Row = Record<string, string | number>;
 
@@ -116,15 +117,8 @@ export async function benchGovernedSelect(
   const twin = await startLocalTwin({ port: 0, dataDir, ephemeral: true, customers: 500 });
   try {
     const token = await devToken(twin.url, 'alice');
-    const governed = () =>
-      fetch(`${twin.url}/v1/targets/demo/sql`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ sql: STATEMENT }),
-      }).then(async (r) => {
-        if (r.status !== 200) throw new Error(`governed SELECT answered ${r.status}`);
-        return r.text();
-      });
+    const send = governedClient(twin.url, token);
+    const governed = () => send(STATEMENT);
     const client = new RDSDataClient({
       endpoint: twin.dataApiUrl,
       region: 'us-east-1',
