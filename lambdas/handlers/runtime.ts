@@ -155,7 +155,7 @@ export async function createRuntime(
   const policies = new PolicyProvider(new DynamoPolicyStore(), Number(env.POLICY_TTL_MS ?? 30_000));
   const dispatchTo = options.role === 'api' ? required(env, 'EXECUTE_FUNCTION_NAME') : undefined;
   // The local twin gives the API function its own Data API endpoint, which refuses the write
-  // secrets as the function's IAM policy does on AWS (lib/local/secret-gate.ts).
+  // secrets as the function's IAM policy does on AWS (restrictedEndpoint in lib/local/data-api.ts).
   const apiDataApi =
     dispatchTo && env.WARDEN_API_ENDPOINT_URL_RDS_DATA
       ? new RDSDataClient({ maxAttempts: 1, endpoint: env.WARDEN_API_ENDPOINT_URL_RDS_DATA })

@@ -71,6 +71,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { protocol, type PGlite } from '@electric-sql/pglite';
 import { loadModule, parse, scanSync } from 'libpg-query';
+import { closeServer, listenLoopback } from './listen.js';
 
 export interface DataApiSecret {
   /**
@@ -120,9 +121,28 @@ export interface StatementLogEntry {
   readonly transactionId?: string;
 }
 
+/**
+ * A second endpoint of the same Data API twin that answers only calls naming one of its secrets:
+ * the twin's stand-in for an IAM policy that lets a function read some secrets and not others.
+ */
+export interface RestrictedDataApiEndpoint {
+  readonly url: string;
+  /** Secret ARNs refused so far, in order (tests). */
+  readonly refused: readonly string[];
+  close(): Promise<void>;
+}
+
 export interface DataApiServer {
   readonly url: string;
   readonly port: number;
+  /**
+   * Opens another endpoint on loopback for `allowedSecrets` only: a call naming any other secret
+   * (or none) is answered as the Data API answers a secret the caller may not read (403
+   * ForbiddenException, "access to it is denied") before anything runs. The twin points the API
+   * function's Data API client here, so its runtime cannot reach the write credentials, while the
+   * execute function uses the unrestricted endpoint. Same process and handler, no proxy hop.
+   */
+  restrictedEndpoint(allowedSecrets: readonly string[]): Promise<RestrictedDataApiEndpoint>;
   close(): Promise<void>;
   /** Every statement attempted through the endpoint, in order. */
   readonly statementLog: ReadonlyArray<StatementLogEntry>;
@@ -142,6 +162,15 @@ class DataApiError extends Error {
     super(message);
     this.name = 'DataApiError';
   }
+}
+
+/** The Data API's answer to a secret the caller may not read (or that does not exist). */
+function forbidden(secretArn: string): DataApiError {
+  return new DataApiError(
+    403,
+    'ForbiddenException',
+    `Error fetching secret ${secretArn}: the secret does not exist or access to it is denied`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1177,13 +1206,7 @@ export async function startDataApiServer(options: DataApiServerOptions): Promise
     }
     const secretArn = String(body.secretArn ?? '');
     const secret = options.secrets[secretArn];
-    if (!secret) {
-      throw new DataApiError(
-        403,
-        'ForbiddenException',
-        `Error fetching secret ${secretArn}: the secret does not exist or access to it is denied`,
-      );
-    }
+    if (!secret) throw forbidden(secretArn);
     if (options.database !== undefined && body.database !== undefined && body.database !== options.database) {
       throw new DataApiError(
         400,
@@ -1558,7 +1581,11 @@ export async function startDataApiServer(options: DataApiServerOptions): Promise
     res.writeHead(status, headers).end(payload);
   };
 
-  const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
+  const handle = async (
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    gate?: { readonly allowed: ReadonlySet<string>; readonly refused: string[] },
+  ): Promise<void> => {
     try {
       const path = new URL(req.url ?? '/', 'http://localhost').pathname;
       const route = routes[path];
@@ -1582,6 +1609,15 @@ export async function startDataApiServer(options: DataApiServerOptions): Promise
       if (body === null || typeof body !== 'object' || Array.isArray(body)) {
         throw new DataApiError(400, 'SerializationException', 'Request body must be a JSON object');
       }
+      if (gate) {
+        // Every operation names the secret it runs with; anything else (none, not a string) is refused too.
+        const secretArn = (body as { secretArn?: unknown }).secretArn;
+        if (typeof secretArn !== 'string' || !gate.allowed.has(secretArn)) {
+          const named = typeof secretArn === 'string' ? secretArn : '';
+          gate.refused.push(named);
+          throw forbidden(named);
+        }
+      }
       const result = await route(body as Record<string, unknown>);
       send(res, 200, JSON.stringify(result));
     } catch (err) {
@@ -1604,12 +1640,29 @@ export async function startDataApiServer(options: DataApiServerOptions): Promise
     server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
   });
   const { port } = server.address() as AddressInfo;
+  const restricted = new Set<http.Server>();
 
   return {
     url: `http://${options.host ?? '127.0.0.1'}:${port}`,
     port,
     statementLog,
+    async restrictedEndpoint(allowedSecrets) {
+      const gate = { allowed: new Set(allowedSecrets), refused: [] as string[] };
+      const gated = http.createServer((req, res) => void handle(req, res, gate));
+      restricted.add(gated);
+      const url = await listenLoopback(gated, options.host);
+      return {
+        url,
+        refused: gate.refused,
+        close: async () => {
+          restricted.delete(gated);
+          await closeServer(gated);
+        },
+      };
+    },
     async close() {
+      for (const gated of [...restricted]) await closeServer(gated);
+      restricted.clear();
       for (const tx of [...transactions.values()]) {
         await tx.queue.run(() => endTransaction(tx, 'ROLLBACK')).catch(() => undefined);
       }

@@ -266,6 +266,7 @@ export class FaultLayer {
   private forwarded = 0;
   private running = 0;
   private readonly proxies = new Map<FaultService, Proxy>();
+  private readonly extra: Proxy[] = [];
   private readonly held = new Set<ServerResponse>();
   private readonly invocations = new AsyncLocalStorage<InvocationState>();
   private readonly agent = new http.Agent({ keepAlive: true });
@@ -314,6 +315,18 @@ export class FaultLayer {
   async proxy(service: FaultService, upstream: string): Promise<string> {
     if (!this.proxies.has(service)) await this.startProxy(service, upstream);
     return this.proxies.get(service)!.url;
+  }
+
+  /**
+   * A further proxy for `service`, with the same rules, in front of another endpoint of it (the
+   * Data API twin's restricted endpoint for the API function); answers its URL. Only when `service`
+   * is proxied at all; otherwise answers `upstream` itself.
+   */
+  async alsoProxy(service: FaultService, upstream: string): Promise<string> {
+    if (!this.proxies.has(service)) return upstream;
+    const proxy = await this.listenProxy(service, upstream);
+    this.extra.push(proxy);
+    return proxy.url;
   }
 
   /** API invocations still running, killed ones included (a load run waits for 0 before checking). */
@@ -366,7 +379,7 @@ export class FaultLayer {
     diagnostics.unsubscribe('http.client.request.start', this.onRequestStart);
     for (const res of this.held) res.destroy();
     this.held.clear();
-    for (const proxy of this.proxies.values()) {
+    for (const proxy of [...this.proxies.values(), ...this.extra]) {
       proxy.server.closeAllConnections();
       await new Promise<void>((resolve) => proxy.server.close(() => resolve()));
     }
@@ -402,6 +415,10 @@ export class FaultLayer {
   }
 
   private async startProxy(service: FaultService, upstream: string): Promise<void> {
+    this.proxies.set(service, await this.listenProxy(service, upstream));
+  }
+
+  private async listenProxy(service: FaultService, upstream: string): Promise<Proxy> {
     const target = new URL(upstream);
     const server = http.createServer((req, res) => {
       void this.handle(service, target, req, res).catch(() => res.destroy());
@@ -412,7 +429,7 @@ export class FaultLayer {
       server.listen(0, '127.0.0.1', () => resolve());
     });
     const { port } = server.address() as AddressInfo;
-    this.proxies.set(service, { service, url: `http://127.0.0.1:${port}`, server });
+    return { service, url: `http://127.0.0.1:${port}`, server };
   }
 
   private async handle(

@@ -18,7 +18,12 @@ import { encodePolicySources, validatePolicySources } from '../../lambdas/core/p
 import { ALL_TABLES, tableEnvVar } from '../tables.js';
 import { lambdaContext, readBody, toEvent, writeResult } from './apigw.js';
 import { scheduleAuditExports, type AuditExport } from './audit-export.js';
-import { startDataApiServer, type DataApiSecret, type PostgresConnection } from './data-api.js';
+import {
+  startDataApiServer,
+  type DataApiSecret,
+  type PostgresConnection,
+  type RestrictedDataApiEndpoint,
+} from './data-api.js';
 import { demoConfig } from './demo-config.js';
 import type { WardenConfigInput } from '../../lambdas/core/config.js';
 import { DEMO_ROLES, seedDemoDatabase } from './demo-data.js';
@@ -28,7 +33,6 @@ import { loadPolicyFiles } from './policy-files.js';
 import { createDevIdp, type DevIdp } from './oidc.js';
 import { createOutbox, type OutboxMessage } from './outbox.js';
 import { startLocalLambda, type LocalLambda } from './lambda.js';
-import { startSecretGate, type SecretGate } from './secret-gate.js';
 import { parseConfig } from '../../lambdas/core/config.js';
 import { startLocalStepFunctions, type LocalStepFunctions } from './step-functions.js';
 import { faultLayerFromConfig, type FaultConfig, type FaultLayer } from './faults.js';
@@ -109,7 +113,7 @@ export interface Twin {
   /** Approval notifications captured by `/dev/outbox`. */
   readonly outbox: readonly OutboxMessage[];
   /** The API function's Data API endpoint: refuses every secret but the readers' (its IAM policy). */
-  readonly secretGate: SecretGate;
+  readonly secretGate: RestrictedDataApiEndpoint;
   /** The Lambda endpoint the API function invokes the execute function through. */
   readonly lambda: LocalLambda;
   /** The Step Functions twin running the synthesized approval state machine. */
@@ -330,15 +334,15 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     },
   });
 
-  // The API function's Data API access as its IAM policy has it: the readers' secrets only.
+  // The API function's Data API access as its IAM policy has it: the readers' secrets only (an
+  // endpoint of the Data API twin that refuses every other secret), behind the same faults.
   const rdsDataUrl = faults?.endpoint('rds-data', dataApi.url) ?? dataApi.url;
-  const secretGate = await startSecretGate({
-    host,
-    upstream: rdsDataUrl,
-    allowedSecrets: Object.values(parseConfig(demoConfig()).targets).flatMap((t) =>
+  const secretGate = await dataApi.restrictedEndpoint(
+    Object.values(parseConfig(demoConfig()).targets).flatMap((t) =>
       t.kind === 'sql' ? [t.secrets.read, ...(t.secrets.maskedRead ? [t.secrets.maskedRead] : [])] : [],
     ),
-  });
+  );
+  const apiRdsDataUrl = (await faults?.alsoProxy('rds-data', secretGate.url)) ?? secretGate.url;
 
   const env: Record<string, string> = {
     AWS_REGION: 'us-east-1',
@@ -346,7 +350,7 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     AWS_SECRET_ACCESS_KEY: 'local-twin',
     AWS_ENDPOINT_URL_DYNAMODB: faults?.endpoint('dynamodb', dynamo.endpoint) ?? dynamo.endpoint,
     AWS_ENDPOINT_URL_RDS_DATA: rdsDataUrl,
-    WARDEN_API_ENDPOINT_URL_RDS_DATA: secretGate.url,
+    WARDEN_API_ENDPOINT_URL_RDS_DATA: apiRdsDataUrl,
     WARDEN_CONFIG: JSON.stringify(
       withTargets(
         demoConfig({

@@ -6,7 +6,12 @@
  * the policy do not all allow, and every refusal is recorded.
  */
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
-import { ExecuteStatementCommand, RDSDataClient } from '@aws-sdk/client-rds-data';
+import {
+  BatchExecuteStatementCommand,
+  BeginTransactionCommand,
+  ExecuteStatementCommand,
+  RDSDataClient,
+} from '@aws-sdk/client-rds-data';
 import { DEMO_TARGET } from '../../lib/local/demo-data.js';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -267,5 +272,50 @@ describe('a compromised API runtime cannot run a write past the execute function
     await expect(call(DEMO_TARGET.secrets.read, 'SELECT 1 AS one')).resolves.toMatchObject({
       records: [[{ longValue: 1 }]],
     });
+  });
+
+  it('refuses a write secret on every Data API operation of its endpoint, and a call naming no secret, before anything runs', async () => {
+    const client = new RDSDataClient({
+      endpoint: twin.secretGate.url,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'local-twin', secretAccessKey: 'local-twin' },
+      maxAttempts: 1,
+    });
+    const target = { resourceArn: DEMO_TARGET.resourceArn, database: DEMO_TARGET.database };
+    const sql = nextWrite();
+    const before = twin.secretGate.refused.length;
+    await expect(
+      client.send(
+        new BatchExecuteStatementCommand({
+          ...target,
+          secretArn: DEMO_TARGET.secrets.write,
+          sql,
+          parameterSets: [[{ name: 'x', value: { longValue: 1 } }]],
+        }),
+      ),
+    ).rejects.toMatchObject({ name: 'ForbiddenException' });
+    await expect(
+      client.send(new BeginTransactionCommand({ ...target, secretArn: DEMO_TARGET.secrets.maskedWrite })),
+    ).rejects.toMatchObject({ name: 'ForbiddenException' });
+    // Raw bodies an SDK would not send: no secret, a secret that is not a string.
+    for (const body of [
+      { ...target, sql },
+      { ...target, sql, secretArn: [DEMO_TARGET.secrets.read] },
+    ]) {
+      const res = await fetch(`${twin.secretGate.url}/Execute`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      expect(res.status).toBe(403);
+      expect(res.headers.get('x-amzn-errortype')).toBe('ForbiddenException');
+    }
+    expect(ran(sql)).toEqual([]);
+    expect(twin.secretGate.refused.slice(before)).toEqual([
+      DEMO_TARGET.secrets.write,
+      DEMO_TARGET.secrets.maskedWrite,
+      '',
+      '',
+    ]);
   });
 });
