@@ -77,7 +77,8 @@ export interface RdsDataExecutorOptions {
   readonly readOnly?: boolean;
 }
 
-const defaultClient = withoutNoOpLogging(new RDSDataClient({ maxAttempts: 1 }));
+// One command class (ExecuteStatement), no per-command middleware: its resolved middleware is cached.
+const defaultClient = withoutNoOpLogging(new RDSDataClient({ maxAttempts: 1, cacheMiddleware: true }));
 
 const RESPONSE_TOO_LARGE = /more than the allowed response size limit/i;
 const SQLSTATE = /SQLState: ([0-9A-Z]{5})/;

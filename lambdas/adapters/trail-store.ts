@@ -13,13 +13,14 @@
  * stored (ReturnValuesOnConditionCheckFailure), learns the end from it and tries again. Seq numbers
  * stay gapless and unique, and the head is exactly the end of the chain after every append.
  */
+import { TransactWriteItemsCommand, type TransactWriteItem } from '@aws-sdk/client-dynamodb';
 import {
   GetCommand,
   QueryCommand,
-  TransactWriteCommand,
   type DynamoDBDocumentClient,
+  type TransactWriteCommandInput,
 } from '@aws-sdk/lib-dynamodb';
-import { unmarshall } from '@aws-sdk/util-dynamodb';
+import { marshall, unmarshall, type marshallOptions } from '@aws-sdk/util-dynamodb';
 import { AuditTable } from '../../lib/tables.js';
 import { secondLayer } from '../core/masking/second-layer.js';
 import { ServiceUnavailableError } from '../core/errors.js';
@@ -31,7 +32,7 @@ import {
 } from '../core/sessions.js';
 import { GENESIS_HASH, sealEvent } from '../core/trail-chain.js';
 import type { StoredTrailEvent, TrailEvent, TrailWriter } from '../core/trail.js';
-import { defaultDocumentClient, tableName } from './dynamodb.js';
+import { defaultDocumentClient, lowLevelClient, tableName } from './dynamodb.js';
 
 const HEAD_SEQ = 0;
 const HEAD_KIND = 'session';
@@ -41,6 +42,35 @@ const MAX_ATTEMPTS = 200;
 const MAX_CONTENTION_MS = 10_000;
 /** Sessions whose chain end this process remembers. */
 const MAX_CACHED_SESSIONS = 10_000;
+
+type TransactPut = NonNullable<NonNullable<TransactWriteCommandInput['TransactItems']>[number]['Put']>;
+
+/**
+ * One Put of a transaction in the wire form (AttributeValues), marshalled as the document client
+ * would have (its own options), so the low-level client can send it.
+ */
+export function marshallPut(item: { Put?: TransactPut }, options: marshallOptions): TransactWriteItem {
+  const { Item, ExpressionAttributeValues, ...rest } = item.Put!;
+  return {
+    Put: {
+      ...rest,
+      Item: marshall(Item, options),
+      ...(ExpressionAttributeValues
+        ? { ExpressionAttributeValues: marshall(ExpressionAttributeValues, options) }
+        : {}),
+    },
+  };
+}
+
+/**
+ * The document client's marshalling options as given, with `convertTopLevelContainer` off (the
+ * document client turns it on in that same options object while it sends, for its per-attribute
+ * calls), so a whole Item marshals to its attribute map.
+ */
+export function wireMarshalling(doc: DynamoDBDocumentClient): marshallOptions {
+  const config = doc.config as { translateConfig?: { marshallOptions?: marshallOptions } };
+  return { ...config.translateConfig?.marshallOptions, convertTopLevelContainer: false };
+}
 
 /** Attributes that are storage, not event content (not hashed, not returned). */
 const STORAGE_ONLY = new Set(['expiresAtEpoch']);
@@ -140,12 +170,15 @@ function days(from: Date, to: Date): string[] {
 
 export class DynamoTrailStore implements TrailWriter, TrailReader {
   private readonly doc: DynamoDBDocumentClient;
+  /** The document client's own marshalling, for the transactions sent in the wire form. */
+  private readonly marshalling: marshallOptions;
   private readonly table: string;
   private readonly ttlSeconds: number;
   private readonly log?: (entry: Record<string, unknown>) => void;
 
   constructor(options: TrailStoreOptions) {
     this.doc = options.client ?? defaultDocumentClient();
+    this.marshalling = wireMarshalling(this.doc);
     this.table = options.tableName ?? tableName(AuditTable);
     this.ttlSeconds = options.ttlDays * 86_400;
     this.log = options.log;
@@ -206,7 +239,7 @@ export class DynamoTrailStore implements TrailWriter, TrailReader {
         last = e;
       }
       const head = sealed.length > 0 ? this.nextHead(sessionId, known.head, sealed) : undefined;
-      const items: NonNullable<ConstructorParameters<typeof TransactWriteCommand>[0]['TransactItems']> = [];
+      const items: { Put: TransactPut }[] = [];
       if (companion) {
         const { onConditionFailed: _ignored, ...put } = companion;
         items.push({ Put: put });
@@ -241,7 +274,11 @@ export class DynamoTrailStore implements TrailWriter, TrailReader {
         });
       }
       try {
-        await this.doc.send(new TransactWriteCommand({ TransactItems: items }));
+        await lowLevelClient(this.doc).send(
+          new TransactWriteItemsCommand({
+            TransactItems: items.map((item) => marshallPut(item, this.marshalling)),
+          }),
+        );
         if (head) this.remember(sessionId, { head: head.summary, lastSeq: last.seq, lastHash: last.hash });
         return;
       } catch (error) {

@@ -11,6 +11,7 @@ import { createDbMaskingGuard } from '../adapters/db-masking.js';
 import { createRdsDataExecutor } from '../adapters/rds-data.js';
 import { lambdaDispatch } from '../adapters/execute-dispatch.js';
 import { RDSDataClient } from '@aws-sdk/client-rds-data';
+import { withoutNoOpLogging } from '../adapters/sdk-client.js';
 import { DynamoPolicyStore, DynamoRequestStore } from '../adapters/request-store.js';
 import { DynamoTrailStore } from '../adapters/trail-store.js';
 import { approvalWiringFromEnv, type ApprovalWiring } from '../adapters/approval-wiring.js';
@@ -158,7 +159,13 @@ export async function createRuntime(
   // secrets as the function's IAM policy does on AWS (restrictedEndpoint in lib/local/data-api.ts).
   const apiDataApi =
     dispatchTo && env.WARDEN_API_ENDPOINT_URL_RDS_DATA
-      ? new RDSDataClient({ maxAttempts: 1, endpoint: env.WARDEN_API_ENDPOINT_URL_RDS_DATA })
+      ? withoutNoOpLogging(
+          new RDSDataClient({
+            maxAttempts: 1,
+            cacheMiddleware: true,
+            endpoint: env.WARDEN_API_ENDPOINT_URL_RDS_DATA,
+          }),
+        )
       : undefined;
   const sql = createRdsDataExecutor({
     targets: sqlTargets(config),
