@@ -24,7 +24,9 @@ mkdirSync(dirname(outdir), { recursive: true });
 const started = Date.now();
 const result = await build({
   absWorkingDir: root,
-  entryPoints: { warden: 'bin/warden.ts' },
+  // The twin's DynamoDB thread is a module of its own, loaded next to the chunk that starts it
+  // (lib/local/dynamo-worker.ts): chunks and entries all sit in the output's root.
+  entryPoints: { warden: 'bin/warden.ts', 'dynamo-thread': 'lib/local/dynamo-thread.ts' },
   outdir: staging,
   bundle: true,
   splitting: true,

@@ -142,10 +142,15 @@ export interface DynaliteOptions {
    * their items survive a restart. @default in memory
    */
   readonly path?: string;
+  /**
+   * Sees the calls in place of `onCall`'s listeners, `onCall` before the call is answered (the
+   * worker thread's bridge to the main thread, lib/local/dynamo-thread.ts).
+   */
+  readonly observer?: { observed(): boolean; onCall(call: DynamoCall): void };
 }
 
 export async function startDynalite(options: DynaliteOptions = {}): Promise<LocalDynamo> {
-  const { host = '127.0.0.1', port = 0, path } = options;
+  const { host = '127.0.0.1', port = 0, path, observer } = options;
   const server = dynaliteServer(path);
   const store = (server as Server & { wardenStore: DynaliteStore }).wardenStore;
   const listeners = new Set<(call: DynamoCall) => void>();
@@ -153,10 +158,14 @@ export async function startDynalite(options: DynaliteOptions = {}): Promise<Loca
   server.removeAllListeners('request');
   server.on(
     'request',
-    withTransactions(store, original, {
-      observed: () => listeners.size > 0,
-      onCall: (call) => listeners.forEach((l) => l(call)),
-    }),
+    withTransactions(
+      store,
+      original,
+      observer ?? {
+        observed: () => listeners.size > 0,
+        onCall: (call) => listeners.forEach((l) => l(call)),
+      },
+    ),
   );
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -28,7 +28,8 @@ import { demoConfig } from './demo-config.js';
 import type { WardenConfigInput } from '../../lambdas/core/config.js';
 import { DEMO_ROLES, seedDemoDatabase } from './demo-data.js';
 import { startAwsTwin, type AwsTwin } from './aws-enforcer.js';
-import { createTables, localDynamoClient, startDynalite, type DynamoCall } from './dynamodb.js';
+import { createTables, localDynamoClient, type DynamoCall } from './dynamodb.js';
+import { startDynamoWorker } from './dynamo-worker.js';
 import { loadPolicyFiles } from './policy-files.js';
 import { createDevIdp, type DevIdp } from './oidc.js';
 import { createOutbox, type OutboxMessage } from './outbox.js';
@@ -216,6 +217,26 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
   const unlock = persistent ? lockDataDir(dataDir) : () => undefined;
   const twinState = persistent ? readTwinState(dataDir) : {};
 
+  // DynamoDB runs in a thread of its own, so the store's CPU is on a second core
+  // (lib/local/dynamo-worker.ts); the thread loads while the rest starts. Should it die, the twin
+  // closes rather than answer 5xx until someone notices.
+  const started: { twin?: Twin; crashed?: Error } = {};
+  const dynamoStarting = startDynamoWorker({
+    host,
+    ...(persistent ? { path: join(dataDir, 'dynamodb') } : {}),
+    onExit(error) {
+      logJson({
+        level: 'error',
+        msg: "the twin's DynamoDB thread ended; closing the twin",
+        error: error.message,
+        stack: error.stack,
+      });
+      started.crashed = error;
+      void started.twin?.close();
+    },
+  });
+  dynamoStarting.catch(() => undefined);
+
   // What takes time on its own starts first and is awaited where it is needed: PostgreSQL (PGlite
   // compiles its WebAssembly and opens its data directory) and the upstream MCP server (a child
   // process), while DynamoDB and the gateway's port come up.
@@ -243,13 +264,19 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
   await new Promise<void>((resolveListen, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolveListen());
+  }).catch(async (error: unknown) => {
+    await dynamoStarting.then(
+      (d) => d.close(),
+      () => undefined,
+    );
+    throw error;
   });
   const actualPort = (server.address() as AddressInfo).port;
   const url = `http://${host}:${actualPort}`;
   const issuer = `${url}/oidc`;
 
-  log('starting DynamoDB (dynalite)…');
-  const dynamo = await startDynalite({ host, ...(persistent ? { path: join(dataDir, 'dynamodb') } : {}) });
+  log('starting DynamoDB (dynalite, in a worker thread)…');
+  const dynamo = await dynamoStarting;
   const tableNames: Record<string, string> = {};
   for (const def of ALL_TABLES) tableNames[def.logicalName] = `warden-${def.logicalName.toLowerCase()}`;
   const ddb = localDynamoClient(dynamo.endpoint);
@@ -463,7 +490,7 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     () => undefined,
   );
 
-  return {
+  const twin: Twin = {
     url,
     port: actualPort,
     issuer,
@@ -500,6 +527,16 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
       unlock();
     },
   };
+  // Once, whoever asks first (a crashed DynamoDB thread closes the twin; its owner may close it too).
+  const closeOnce = twin.close.bind(twin);
+  let closing: Promise<void> | undefined;
+  twin.close = () => (closing ??= closeOnce());
+  started.twin = twin;
+  if (started.crashed) {
+    await twin.close();
+    throw new Error(`the twin's DynamoDB thread ended while the twin started: ${started.crashed.message}`);
+  }
+  return twin;
 }
 
 /** Loads what the API handler imports (not the handler: it reads the environment when loaded). */
