@@ -27,13 +27,27 @@ const require = createRequire(import.meta.url);
 type AttributeMap = Record<string, Record<string, unknown>>;
 interface DynaliteTable {
   readonly TableName: string;
+  readonly TableStatus?: string;
+  readonly GlobalSecondaryIndexes?: readonly unknown[];
+  readonly LocalSecondaryIndexes?: readonly unknown[];
 }
 interface ItemDb {
   lock(keys: string | string[], exec: (release: (done: () => void) => () => void) => void): void;
   get(key: string, cb: (err: (Error & { name?: string }) | null, item?: AttributeMap) => void): void;
   put(key: string, item: AttributeMap, cb: (err: Error | null) => void): void;
   del(key: string, cb: (err: Error | null) => void): void;
+  batch(ops: unknown[], cb: (err: Error | null) => void): void;
 }
+/** dynalite's one LevelDB store (abstract-level); its sub-stores are key prefixes over it. */
+interface LevelDb {
+  readonly status: string;
+  readonly supports?: { readonly getSync?: boolean };
+  get(key: string, cb?: unknown): unknown;
+  getSync?(key: string): AttributeMap | undefined;
+  getMany(keys: string[]): Promise<(AttributeMap | undefined)[]>;
+  batch(ops: LevelOp[]): Promise<void>;
+}
+type LevelOp = { type: 'put'; key: string; value: AttributeMap } | { type: 'del'; key: string };
 export interface DynaliteStore {
   getTable(
     name: string,
@@ -41,6 +55,9 @@ export interface DynaliteStore {
     cb: (err: DynaliteError | null, table?: DynaliteTable) => void,
   ): void;
   getItemDb(name: string): ItemDb;
+  getIndexDb(indexType: 'Local' | 'Global', tableName: string, indexName: string): ItemDb;
+  readonly db: LevelDb;
+  readonly tableDb: ItemDb;
   readonly options: { maxItemSize: number };
 }
 interface DynaliteError extends Error {
@@ -53,6 +70,15 @@ interface DynaliteDb {
   validateKey(key: AttributeMap, table: DynaliteTable): DynaliteError | undefined;
   createKey(item: AttributeMap, table: DynaliteTable): string;
   checkConditional(data: unknown, existing: AttributeMap | undefined): DynaliteError | null;
+  getIndexActions(
+    indexes: readonly unknown[],
+    existing: AttributeMap | undefined | null,
+    item: AttributeMap | null,
+    table: DynaliteTable,
+  ): {
+    puts: { index: string; key: string; item: AttributeMap }[];
+    deletes: { index: string; key: string }[];
+  };
   updateIndexes(
     store: DynaliteStore,
     table: DynaliteTable,
@@ -73,6 +99,7 @@ interface Validations {
     custom: ActionValidation['custom'],
     store: DynaliteStore,
   ): void;
+  validateExpressions(data: Record<string, unknown>): string | undefined;
 }
 
 export const dynaliteDb = require('dynalite/db') as DynaliteDb;
@@ -134,6 +161,167 @@ function keepParses(parser: PegParser): void {
   };
 }
 keepParses(require('dynalite/db/conditionParser') as PegParser);
+
+/**
+ * The plain operation: what the request path sends (string table name, an item of S, N, BOOL,
+ * NULL, SS, L and M values in their canonical form, an optional condition with its names and
+ * values) is checked here in one walk, and anything else goes through dynalite's generic
+ * `checkTypes` / `checkValidations` (the largest cost of a transaction when every operation took
+ * it). The walk only accepts: whatever it does not recognise as certainly valid, and already in the
+ * form dynalite would store, it leaves to dynalite, so every refusal is still dynalite's own, word
+ * for word (test/integration/dynalite-transactions.test.ts compares them with PutItem's and
+ * DeleteItem's answers).
+ */
+type Plain = Record<string, unknown>;
+type OperationData = Plain & { TableName: string };
+const isMap = (v: unknown): v is Plain => typeof v === 'object' && v !== null && !Array.isArray(v);
+const TABLE_NAME = /^[a-zA-Z0-9_.-]{3,255}$/;
+const NAME_KEY = /^#[0-9a-zA-Z_]+$/;
+const VALUE_KEY = /^:[0-9a-zA-Z_]+$/;
+/** A number as dynalite stores it (big.js `toFixed()` of itself): no exponent, sign, leading or trailing zeros. */
+const CANONICAL_NUMBER = /^-?(?:0|[1-9]\d*)(?:\.\d*[1-9])?$/;
+const MAX_DIGITS = 38;
+
+/**
+ * An upper bound of the size dynalite's `itemSize` gives a value (exact but for numbers), or -1
+ * when the value is not in the plain form.
+ */
+function plainValueSize(value: unknown): number {
+  if (!isMap(value)) return -1;
+  let type: string | undefined;
+  for (const k in value) {
+    if (type !== undefined) return -1;
+    type = k;
+  }
+  const v = type === undefined ? undefined : value[type];
+  switch (type) {
+    case 'S':
+      return typeof v === 'string' ? v.length : -1;
+    case 'N': {
+      if (typeof v !== 'string' || v === '-0' || !CANONICAL_NUMBER.test(v)) return -1;
+      const digits = v.length - (v.startsWith('-') ? 1 : 0) - (v.includes('.') ? 1 : 0);
+      // dynalite's size of a number is at most 3 + half its digits.
+      return digits <= MAX_DIGITS ? v.length + 3 : -1;
+    }
+    case 'BOOL':
+      return typeof v === 'boolean' ? 1 : -1;
+    case 'NULL':
+      return v === true ? 1 : -1;
+    case 'SS': {
+      if (!Array.isArray(v) || v.length === 0) return -1;
+      const seen = new Set<string>();
+      let size = 0;
+      for (const s of v) {
+        if (typeof s !== 'string' || seen.has(s)) return -1;
+        seen.add(s);
+        size += s.length;
+      }
+      return size;
+    }
+    case 'L': {
+      if (!Array.isArray(v)) return -1;
+      let size = 3;
+      for (const e of v) {
+        const s = plainValueSize(e);
+        if (s < 0) return -1;
+        size += 1 + s;
+      }
+      return size;
+    }
+    case 'M': {
+      const s = plainMapSize(v);
+      return s < 0 ? -1 : 3 + Object.keys(v as Plain).length + s;
+    }
+    default:
+      return -1;
+  }
+}
+
+/** dynalite's `itemSize` of a map of plain values (an upper bound), or -1. */
+function plainMapSize(map: unknown): number {
+  if (!isMap(map)) return -1;
+  let size = 0;
+  for (const k in map) {
+    // dynalite copies maps by assignment, which turns this one key into a prototype: leave it to dynalite.
+    if (k === '__proto__') return -1;
+    const s = plainValueSize(map[k]);
+    if (s < 0) return -1;
+    size += k.length + s;
+  }
+  return size;
+}
+
+const PLAIN_FIELDS = {
+  Item: new Set([
+    'TableName',
+    'Item',
+    'ConditionExpression',
+    'ExpressionAttributeNames',
+    'ExpressionAttributeValues',
+  ]),
+  Key: new Set([
+    'TableName',
+    'Key',
+    'ConditionExpression',
+    'ExpressionAttributeNames',
+    'ExpressionAttributeValues',
+  ]),
+};
+
+/**
+ * Conditions already validated and parsed by dynalite's `validateExpressions`, by everything the
+ * outcome depends on (the expression, the names, the values), so the same condition is never
+ * walked twice. Only conditions that passed are kept.
+ */
+const keptConditions = new Map<string, unknown>();
+function plainCondition(expression: string, names: unknown, values: unknown): unknown {
+  const key = `${expression}\u0000${JSON.stringify(names ?? null)}\u0000${JSON.stringify(values ?? null)}`;
+  let condition = keptConditions.get(key);
+  if (condition === undefined) {
+    const data: Plain = { ConditionExpression: expression };
+    if (names !== undefined) data.ExpressionAttributeNames = names;
+    if (values !== undefined) data.ExpressionAttributeValues = values;
+    if (validations.validateExpressions(data) || !data._condition) return undefined;
+    condition = data._condition;
+    if (keptConditions.size >= MAX_KEPT_PARSES)
+      keptConditions.delete(keptConditions.keys().next().value as string);
+    keptConditions.set(key, condition);
+  }
+  return condition;
+}
+
+/** The operation as dynalite's validation would leave it, when it is plain; else undefined. */
+function plainOperation(
+  raw: Plain,
+  itemField: 'Item' | 'Key',
+  maxItemSize: number,
+): OperationData | undefined {
+  const fields = PLAIN_FIELDS[itemField];
+  for (const k in raw) if (!fields.has(k) || raw[k] == null) return undefined;
+  const { TableName, ConditionExpression: expression } = raw;
+  const { ExpressionAttributeNames: names, ExpressionAttributeValues: values } = raw;
+  if (typeof TableName !== 'string' || !TABLE_NAME.test(TableName)) return undefined;
+  const size = plainMapSize(raw[itemField]);
+  if (size < 0 || (itemField === 'Item' && size > maxItemSize)) return undefined;
+  const data: OperationData = { TableName, [itemField]: raw[itemField] };
+  if (expression === undefined) return names === undefined && values === undefined ? data : undefined;
+  if (typeof expression !== 'string' || expression === '') return undefined;
+  if (names !== undefined) {
+    if (!isMap(names) || Object.keys(names).length === 0) return undefined;
+    for (const k in names) if (!NAME_KEY.test(k) || typeof names[k] !== 'string') return undefined;
+    data.ExpressionAttributeNames = names;
+  }
+  if (values !== undefined) {
+    if (!isMap(values) || Object.keys(values).length === 0) return undefined;
+    for (const k in values) if (!VALUE_KEY.test(k) || plainValueSize(values[k]) < 0) return undefined;
+    data.ExpressionAttributeValues = values;
+  }
+  const condition = plainCondition(expression, names, values);
+  if (condition === undefined) return undefined;
+  data.ConditionExpression = expression;
+  data._condition = condition;
+  return data;
+}
 
 const MAX_ITEMS = 100;
 const IDEMPOTENCY_MS = 10 * 60_000;
@@ -223,7 +411,9 @@ async function parseOperations(store: DynaliteStore, body: Record<string, unknow
     if (kind === 'ConditionCheck' && typeof raw.ConditionExpression !== 'string') {
       throw validationError('ConditionCheck requires a ConditionExpression');
     }
-    const data = validated(raw, kind === 'Put' ? putValidation : deleteValidation, store);
+    const data =
+      plainOperation(raw, kind === 'Put' ? 'Item' : 'Key', store.options.maxItemSize) ??
+      validated(raw, kind === 'Put' ? putValidation : deleteValidation, store);
     let lookup = tables.get(data.TableName);
     if (!lookup) tables.set(data.TableName, (lookup = getTable(store, data.TableName)));
     const table = await lookup;
