@@ -359,12 +359,63 @@ const cb =
   (err: unknown, value?: T) =>
     err ? reject(err) : resolve(value as T);
 
-function getTable(store: DynaliteStore, name: string): Promise<DynaliteTable> {
-  return new Promise((resolve, reject) => store.getTable(name, false, cb(resolve, reject))).catch(
-    (error: unknown) => {
-      throw fromDynalite(error);
-    },
-  ) as Promise<DynaliteTable>;
+/**
+ * Table definitions as dynalite last stored them. dynalite reads and decodes a definition from its
+ * store on every lookup; here one is kept while it is ACTIVE and nothing has written any definition
+ * since (every write to the table store, before it starts and when it ends, empties the cache, and
+ * a lookup that overlapped a write is not kept).
+ */
+interface TableCache {
+  version: number;
+  readonly tables: Map<string, DynaliteTable>;
+}
+const tableCaches = new WeakMap<object, TableCache>();
+function tableCacheOf(store: DynaliteStore): TableCache {
+  const tableDb = store.tableDb as unknown as Record<string, (...args: unknown[]) => unknown>;
+  let cache = tableCaches.get(tableDb);
+  if (!cache) {
+    const kept: TableCache = { version: 0, tables: new Map() };
+    const invalidate = () => {
+      kept.version++;
+      kept.tables.clear();
+    };
+    for (const method of ['put', 'del', 'batch']) {
+      const original = tableDb[method];
+      tableDb[method] = function (this: unknown, ...args: unknown[]) {
+        invalidate();
+        const last = args.length - 1;
+        const done = args[last];
+        if (typeof done === 'function') {
+          args[last] = (...results: unknown[]) => {
+            invalidate();
+            return (done as (...r: unknown[]) => unknown)(...results);
+          };
+        } else {
+          // A write whose end cannot be seen: keep nothing from now on.
+          kept.version = Number.NaN;
+        }
+        return original.apply(this, args);
+      };
+    }
+    tableCaches.set(tableDb, (cache = kept));
+  }
+  return cache;
+}
+
+async function getTable(store: DynaliteStore, name: string): Promise<DynaliteTable> {
+  const cache = tableCacheOf(store);
+  const kept = cache.tables.get(name);
+  if (kept) return kept;
+  const version = cache.version;
+  const table = await (
+    new Promise((resolve, reject) =>
+      store.getTable(name, false, cb(resolve, reject)),
+    ) as Promise<DynaliteTable>
+  ).catch((error: unknown) => {
+    throw fromDynalite(error);
+  });
+  if (cache.version === version && table.TableStatus === 'ACTIVE') cache.tables.set(name, table);
+  return table;
 }
 
 function validated(
@@ -447,6 +498,35 @@ async function lockAll(store: DynaliteStore, ops: readonly Operation[]): Promise
   return () => releases.reverse().forEach((r) => r());
 }
 
+/**
+ * The key prefix a sub-store (an item table or an index) puts before its keys in dynalite's one
+ * LevelDB store, learnt by watching which key the sub-store asks the store for (dynalite 4 builds a
+ * sub-store as a prefix over the main store, and forwards each call synchronously). With the
+ * prefixes a transaction reads its items in one call and writes items and index entries in one
+ * atomic batch, rather than one callback (and one event-loop turn) per item and index entry.
+ * undefined when the sub-store does not work that way (then the per-item calls are used).
+ */
+const prefixes = new WeakMap<object, string | null>();
+function prefixOf(store: DynaliteStore, sub: ItemDb): string | undefined {
+  let prefix = prefixes.get(sub);
+  if (prefix === undefined) {
+    const db = store.db as { get: LevelDb['get'] };
+    const get = db.get;
+    let asked: unknown;
+    db.get = (key: string) => {
+      asked = key;
+    };
+    try {
+      sub.get('', () => undefined);
+    } finally {
+      db.get = get;
+    }
+    prefix = typeof asked === 'string' ? asked : null;
+    prefixes.set(sub, prefix);
+  }
+  return prefix ?? undefined;
+}
+
 function get(db: ItemDb, key: string): Promise<AttributeMap | undefined> {
   return new Promise((resolve, reject) =>
     db.get(key, (err, item) => {
@@ -454,6 +534,82 @@ function get(db: ItemDb, key: string): Promise<AttributeMap | undefined> {
       else resolve(err ? undefined : item);
     }),
   );
+}
+
+/** The items as stored now, in the order of `ops`. */
+async function readItems(
+  store: DynaliteStore,
+  ops: readonly Operation[],
+): Promise<(AttributeMap | undefined)[]> {
+  const keys: string[] = [];
+  for (const op of ops) {
+    const prefix = prefixOf(store, store.getItemDb(op.data.TableName));
+    if (prefix === undefined) {
+      return Promise.all(ops.map((o) => get(store.getItemDb(o.data.TableName), o.key)));
+    }
+    keys.push(prefix + op.key);
+  }
+  const db = store.db;
+  if (db.supports?.getSync && db.getSync && db.status === 'open') return keys.map((k) => db.getSync!(k));
+  return db.getMany(keys);
+}
+
+const INDEX_TYPES = ['Local', 'Global'] as const;
+
+/** Every write of the transaction (index entries as dynalite's updateIndexes makes them, then the item). */
+function writesOf(
+  store: DynaliteStore,
+  ops: readonly Operation[],
+  existing: readonly (AttributeMap | undefined)[],
+): LevelOp[] | undefined {
+  const writes: LevelOp[] = [];
+  for (const [i, op] of ops.entries()) {
+    if (op.kind === 'ConditionCheck') continue;
+    const item = op.kind === 'Put' ? (op.data.Item as AttributeMap) : null;
+    const deletes: LevelOp[] = [];
+    const puts: LevelOp[] = [];
+    for (const type of INDEX_TYPES) {
+      const indexes = op.table[`${type}SecondaryIndexes`];
+      if (!indexes?.length || (!existing[i] && !item)) continue;
+      const actions = dynaliteDb.getIndexActions(indexes, existing[i], item, op.table);
+      for (const a of actions.deletes) {
+        const prefix = prefixOf(store, store.getIndexDb(type, op.table.TableName, a.index));
+        if (prefix === undefined) return undefined;
+        deletes.push({ type: 'del', key: prefix + a.key });
+      }
+      for (const a of actions.puts) {
+        const prefix = prefixOf(store, store.getIndexDb(type, op.table.TableName, a.index));
+        if (prefix === undefined) return undefined;
+        puts.push({ type: 'put', key: prefix + a.key, value: a.item });
+      }
+    }
+    const prefix = prefixOf(store, store.getItemDb(op.data.TableName));
+    if (prefix === undefined) return undefined;
+    writes.push(...deletes, ...puts);
+    writes.push(
+      item ? { type: 'put', key: prefix + op.key, value: item } : { type: 'del', key: prefix + op.key },
+    );
+  }
+  return writes;
+}
+
+/** The writes one at a time through dynalite's own calls (when the store is not a prefixed one). */
+async function writeEach(
+  store: DynaliteStore,
+  ops: readonly Operation[],
+  existing: readonly (AttributeMap | undefined)[],
+): Promise<void> {
+  for (const [i, op] of ops.entries()) {
+    if (op.kind === 'ConditionCheck') continue;
+    const db = store.getItemDb(op.data.TableName);
+    const item = op.kind === 'Put' ? (op.data.Item as AttributeMap) : null;
+    await new Promise<void>((resolve, reject) =>
+      dynaliteDb.updateIndexes(store, op.table, existing[i], item, cb(resolve, reject)),
+    );
+    await new Promise<void>((resolve, reject) =>
+      item ? db.put(op.key, item, cb(resolve, reject)) : db.del(op.key, cb(resolve, reject)),
+    );
+  }
 }
 
 /** Runs one TransactWriteItems request against dynalite's store. */
@@ -464,7 +620,7 @@ export async function transactWriteItems(
   const ops = await parseOperations(store, body);
   const release = await lockAll(store, ops);
   try {
-    const existing = await Promise.all(ops.map((op) => get(store.getItemDb(op.data.TableName), op.key)));
+    const existing = await readItems(store, ops);
     const reasons = ops.map((op, i) => {
       const failed = dynaliteDb.checkConditional(op.data, existing[i]);
       if (!failed) return { Code: 'None' };
@@ -481,17 +637,11 @@ export async function transactWriteItems(
         CancellationReasons: reasons,
       });
     }
-    for (const [i, op] of ops.entries()) {
-      if (op.kind === 'ConditionCheck') continue;
-      const db = store.getItemDb(op.data.TableName);
-      const item = op.kind === 'Put' ? (op.data.Item as AttributeMap) : null;
-      await new Promise<void>((resolve, reject) =>
-        dynaliteDb.updateIndexes(store, op.table, existing[i], item, cb(resolve, reject)),
-      );
-      await new Promise<void>((resolve, reject) =>
-        item ? db.put(op.key, item, cb(resolve, reject)) : db.del(op.key, cb(resolve, reject)),
-      );
-    }
+    const writes = writesOf(store, ops, existing);
+    // One batch: the items and their index entries land together or not at all.
+    if (writes) {
+      if (writes.length) await store.db.batch(writes);
+    } else await writeEach(store, ops, existing);
     return {};
   } finally {
     release();

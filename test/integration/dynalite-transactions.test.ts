@@ -14,6 +14,9 @@ import {
   type DynamoDBClient,
   type TransactWriteItem,
 } from '@aws-sdk/client-dynamodb';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createTableInput,
@@ -82,6 +85,14 @@ const errorOf = (a: Answer) => ({
   type: String(a.body.__type ?? ''),
   message: String(a.body.message ?? a.body.Message ?? ''),
 });
+
+async function waitFor(check: () => Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error('condition not reached');
+}
 
 let n = 0;
 const fresh = (prefix: string) => `${prefix}-${++n}`;
@@ -534,6 +545,40 @@ describe('TransactWriteItems: the request as a whole', () => {
     expect((await transact([put(id), audit])).status).toBe(200);
   });
 
+  it('follows a table deleted and created again with another key (definitions are kept between calls)', async () => {
+    const TableName = 't-churn';
+    const create = async (key: string, type: 'S' | 'N') => {
+      await client.send(
+        new CreateTableCommand({
+          TableName,
+          BillingMode: 'PAY_PER_REQUEST',
+          AttributeDefinitions: [{ AttributeName: key, AttributeType: type }],
+          KeySchema: [{ AttributeName: key, KeyType: 'HASH' }],
+        }),
+      );
+      await waitFor(
+        async () => (await raw('DescribeTable', { TableName })).body.Table?.TableStatus === 'ACTIVE',
+      );
+    };
+    await create('id', 'S');
+    const byId = { Put: { TableName, Item: { id: { S: 'a' } } } };
+    const byPk = { Put: { TableName, Item: { pk: { N: '1' } } } };
+    expect((await transact([byId])).status).toBe(200);
+    expect((await raw('DeleteTable', { TableName })).status).toBe(200);
+    await waitFor(async () => (await raw('DescribeTable', { TableName })).status === 400);
+    expect(errorOf(await transact([byId])).type).toBe(
+      'com.amazonaws.dynamodb.v20120810#ResourceNotFoundException',
+    );
+    await create('pk', 'N');
+    expect(errorOf(await transact([byId]))).toEqual(
+      validation('One or more parameter values were invalid: Missing the key pk in the item'),
+    );
+    expect((await transact([byPk])).status).toBe(200);
+    expect((await raw('GetItem', { TableName, Key: { pk: { N: '1' } } })).body.Item).toEqual({
+      pk: { N: '1' },
+    });
+  });
+
   it('answers a missing table as not found and body that is not JSON as a serialization error', async () => {
     expect(
       errorOf(await transact([{ Put: { TableName: 'no-such-table', Item: { id: { S: 'x' } } } }])),
@@ -711,6 +756,51 @@ describe('TransactWriteItems: all or nothing', () => {
       if (i % 3 === 0) continue;
       const side = await get(PLAIN, { id: { S: `${id}-side-${i}` } });
       expect(Boolean(side)).toBe(winners[0] === `tx-${i}`);
+    }
+  });
+});
+
+describe('TransactWriteItems on an on-disk store', () => {
+  it('writes items and index entries that a restarted store still has', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'warden-tx-'));
+    try {
+      let disk = await startDynalite({ path: dir });
+      let diskClient = localDynamoClient(disk.endpoint);
+      await diskClient.send(new CreateTableCommand(createTableInput(AuditTable, AUDIT)));
+      const items: TransactWriteItem[] = [1, 2].map((seq) => ({
+        Put: {
+          TableName: AUDIT,
+          Item: { sessionId: { S: 's-disk' }, seq: { N: String(seq) }, requestId: { S: 'r-disk' } },
+          ConditionExpression: 'attribute_not_exists(#seq)',
+          ExpressionAttributeNames: { '#seq': 'seq' },
+        },
+      }));
+      await diskClient.send(new TransactWriteItemsCommand({ TransactItems: items }));
+      await expect(
+        diskClient.send(new TransactWriteItemsCommand({ TransactItems: items })),
+      ).rejects.toMatchObject({
+        name: 'TransactionCanceledException',
+      });
+      diskClient.destroy();
+      await disk.close();
+      disk = await startDynalite({ path: dir });
+      diskClient = localDynamoClient(disk.endpoint);
+      try {
+        const indexed = await diskClient.send(
+          new QueryCommand({
+            TableName: AUDIT,
+            IndexName: 'byRequest',
+            KeyConditionExpression: 'requestId = :r',
+            ExpressionAttributeValues: { ':r': { S: 'r-disk' } },
+          }),
+        );
+        expect(indexed.Items?.map((i) => i.seq.N)).toEqual(['1', '2']);
+      } finally {
+        diskClient.destroy();
+        await disk.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
