@@ -51,6 +51,8 @@ export interface DynamoWorkerOptions extends Omit<DynaliteOptions, 'observer'> {
 
 /** How long close() waits for dynalite to close its store before the thread is terminated. */
 const CLOSE_TIMEOUT_MS = 10_000;
+/** How long the thread may take to say it listens (it loads dynalite, and under tsx compiles it). */
+const START_TIMEOUT_MS = 60_000;
 
 /** The thread's first module (a data: URL, so nothing but the thread's own module has to ship). */
 const BOOT = [
@@ -139,7 +141,16 @@ export async function startDynamoWorker(options: DynamoWorkerOptions = {}): Prom
 
   let endpoint: string;
   try {
-    endpoint = await ready;
+    let timer: NodeJS.Timeout | undefined;
+    endpoint = await Promise.race([
+      ready,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`no answer within ${START_TIMEOUT_MS} ms`)),
+          START_TIMEOUT_MS,
+        );
+      }),
+    ]).finally(() => clearTimeout(timer));
   } catch (error) {
     await worker.terminate();
     const e = error as Error;
