@@ -17,7 +17,7 @@
  * Supported: Put, Delete, ConditionCheck. Update inside a transaction is refused with a clear
  * ValidationException (Warden does not use it; dynalite keeps its update evaluator private).
  */
-import { createHash } from 'node:crypto';
+import * as crypto from 'node:crypto';
 import { createRequire } from 'node:module';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
@@ -47,7 +47,9 @@ interface LevelDb {
   getMany(keys: string[]): Promise<(AttributeMap | undefined)[]>;
   batch(ops: LevelOp[]): Promise<void>;
 }
-type LevelOp = { type: 'put'; key: string; value: AttributeMap } | { type: 'del'; key: string };
+/** A put carries its value as JSON text already (what the store's json encoding would make of it). */
+type LevelOp =
+  { type: 'put'; key: string; value: string; valueEncoding: 'utf8' } | { type: 'del'; key: string };
 export interface DynaliteStore {
   getTable(
     name: string,
@@ -323,6 +325,11 @@ function plainOperation(
   return data;
 }
 
+/** crypto.hash (Node 20.12+, one call) where there is one, else a Hash object. */
+const oneShotHash = (crypto as { hash?: (algorithm: string, data: string) => string }).hash;
+const sha256 = (text: string): string =>
+  oneShotHash ? oneShotHash('sha256', text) : crypto.createHash('sha256').update(text).digest('hex');
+
 const MAX_ITEMS = 100;
 const IDEMPOTENCY_MS = 10 * 60_000;
 
@@ -563,6 +570,13 @@ function writesOf(
   existing: readonly (AttributeMap | undefined)[],
 ): LevelOp[] | undefined {
   const writes: LevelOp[] = [];
+  // An index with every attribute projected stores the item itself: encode each value once.
+  const encoded = new Map<AttributeMap, string>();
+  const put = (key: string, value: AttributeMap): LevelOp => {
+    let text = encoded.get(value);
+    if (text === undefined) encoded.set(value, (text = JSON.stringify(value)));
+    return { type: 'put', key, value: text, valueEncoding: 'utf8' };
+  };
   for (const [i, op] of ops.entries()) {
     if (op.kind === 'ConditionCheck') continue;
     const item = op.kind === 'Put' ? (op.data.Item as AttributeMap) : null;
@@ -580,15 +594,13 @@ function writesOf(
       for (const a of actions.puts) {
         const prefix = prefixOf(store, store.getIndexDb(type, op.table.TableName, a.index));
         if (prefix === undefined) return undefined;
-        puts.push({ type: 'put', key: prefix + a.key, value: a.item });
+        puts.push(put(prefix + a.key, a.item));
       }
     }
     const prefix = prefixOf(store, store.getItemDb(op.data.TableName));
     if (prefix === undefined) return undefined;
     writes.push(...deletes, ...puts);
-    writes.push(
-      item ? { type: 'put', key: prefix + op.key, value: item } : { type: 'del', key: prefix + op.key },
-    );
+    writes.push(item ? put(prefix + op.key, item) : { type: 'del', key: prefix + op.key });
   }
   return writes;
 }
@@ -709,7 +721,7 @@ export function withTransactions(
       // The request as sent: a retry with the same token sends the same body (the SDK serialises an
       // input the same way each time), so the text itself tells a retry from a different request
       // (re-serialising the parsed body to compare it cost more than the rest of the handler).
-      const digest = token ? createHash('sha256').update(text).digest('hex') : '';
+      const digest = token ? sha256(text) : '';
       const previous = token ? tokens.get(token) : undefined;
       if (previous) {
         if (previous.digest === digest) send(200, {});
