@@ -5,7 +5,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { tableEnvVar, type TableDefinition } from '../../lib/tables.js';
-import { withoutNoOpLogging } from './sdk-client.js';
+import { requestPathClient } from './sdk-client.js';
 
 /**
  * Low-level clients for the request path's own writes, by the document client they stand beside.
@@ -16,7 +16,7 @@ const lowLevel = new WeakMap<DynamoDBDocumentClient, DynamoDBClient>();
 
 export function createDocumentClient(client?: DynamoDBClient): DynamoDBDocumentClient {
   const doc = DynamoDBDocumentClient.from(
-    client ?? withoutNoOpLogging(new DynamoDBClient({ maxAttempts: 3 })),
+    client ?? requestPathClient(new DynamoDBClient({ maxAttempts: 3 })),
     {
       // A result can hold an int8 past 2^53 (the SDK has already read it as the nearest double);
       // storing that same double keeps the record's outcome, where refusing it left it `running`.
@@ -30,7 +30,7 @@ export function createDocumentClient(client?: DynamoDBClient): DynamoDBDocumentC
     },
   );
   if (!client) {
-    lowLevel.set(doc, withoutNoOpLogging(new DynamoDBClient({ maxAttempts: 3, cacheMiddleware: true })));
+    lowLevel.set(doc, requestPathClient(new DynamoDBClient({ maxAttempts: 3, cacheMiddleware: true })));
   }
   return doc;
 }

@@ -29,7 +29,7 @@ import {
 import { BadRequestError, ExecutionError, NotFoundError } from '../core/errors.js';
 import type { SqlExecutionInput, SqlExecutor } from '../core/ports.js';
 import type { ColumnInfo, SqlParameter, SqlResult } from '../core/types.js';
-import { withoutNoOpLogging } from './sdk-client.js';
+import { requestPathClient } from './sdk-client.js';
 
 export interface RdsDataTarget {
   readonly resourceArn: string;
@@ -78,7 +78,7 @@ export interface RdsDataExecutorOptions {
 }
 
 // One command class (ExecuteStatement), no per-command middleware: its resolved middleware is cached.
-const defaultClient = withoutNoOpLogging(new RDSDataClient({ maxAttempts: 1, cacheMiddleware: true }));
+const defaultClient = requestPathClient(new RDSDataClient({ maxAttempts: 1, cacheMiddleware: true }));
 
 const RESPONSE_TOO_LARGE = /more than the allowed response size limit/i;
 const SQLSTATE = /SQLState: ([0-9A-Z]{5})/;

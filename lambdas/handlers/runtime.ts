@@ -11,7 +11,7 @@ import { createDbMaskingGuard } from '../adapters/db-masking.js';
 import { createRdsDataExecutor } from '../adapters/rds-data.js';
 import { lambdaDispatch } from '../adapters/execute-dispatch.js';
 import { RDSDataClient } from '@aws-sdk/client-rds-data';
-import { withoutNoOpLogging } from '../adapters/sdk-client.js';
+import { requestPathClient } from '../adapters/sdk-client.js';
 import { DynamoPolicyStore, DynamoRequestStore } from '../adapters/request-store.js';
 import { DynamoTrailStore } from '../adapters/trail-store.js';
 import { approvalWiringFromEnv, type ApprovalWiring } from '../adapters/approval-wiring.js';
@@ -159,7 +159,7 @@ export async function createRuntime(
   // secrets as the function's IAM policy does on AWS (restrictedEndpoint in lib/local/data-api.ts).
   const apiDataApi =
     dispatchTo && env.WARDEN_API_ENDPOINT_URL_RDS_DATA
-      ? withoutNoOpLogging(
+      ? requestPathClient(
           new RDSDataClient({
             maxAttempts: 1,
             cacheMiddleware: true,
