@@ -455,9 +455,11 @@ async function parseOperations(store: DynaliteStore, body: Record<string, unknow
   const seen = new Set<string>();
   // dynalite reads (and decodes) a table's definition from its store on every lookup: once each here.
   const tables = new Map<string, Promise<DynaliteTable>>();
-  for (const entry of items as Record<string, Record<string, unknown>>[]) {
-    const kinds = Object.keys(entry);
-    if (kinds.length !== 1) throw validationError('each TransactItem holds exactly one operation');
+  for (const entry of items as unknown[]) {
+    const kinds = isMap(entry) ? Object.keys(entry) : [];
+    if (!isMap(entry) || kinds.length !== 1) {
+      throw validationError('each TransactItem holds exactly one operation');
+    }
     const kind = kinds[0];
     if (kind === 'Update') {
       throw validationError('the local twin supports Put, Delete and ConditionCheck in TransactWriteItems');
@@ -465,7 +467,9 @@ async function parseOperations(store: DynaliteStore, body: Record<string, unknow
     if (kind !== 'Put' && kind !== 'Delete' && kind !== 'ConditionCheck') {
       throw validationError(`unknown TransactItem operation ${kind}`);
     }
-    const { ReturnValuesOnConditionCheckFailure: returnValues, ...raw } = entry[kind];
+    const operation = entry[kind];
+    if (!isMap(operation)) throw validationError(`the ${kind} of a TransactItem must be a structure`);
+    const { ReturnValuesOnConditionCheckFailure: returnValues, ...raw } = operation;
     if (kind === 'ConditionCheck' && typeof raw.ConditionExpression !== 'string') {
       throw validationError('ConditionCheck requires a ConditionExpression');
     }

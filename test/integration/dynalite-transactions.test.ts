@@ -533,6 +533,22 @@ describe('TransactWriteItems: the request as a whole', () => {
     ).toEqual(validation('ConditionCheck requires a ConditionExpression'));
   });
 
+  it('refuses an entry or an operation that is not a structure with a 400, not a 500', async () => {
+    for (const entry of [null, 'x', 5, []]) {
+      expect(errorOf(await transact([entry]))).toEqual(
+        validation('each TransactItem holds exactly one operation'),
+      );
+    }
+    for (const operation of [null, 'x', 5, [], true]) {
+      expect(errorOf(await transact([{ Put: operation }]))).toEqual(
+        validation('the Put of a TransactItem must be a structure'),
+      );
+      expect(errorOf(await transact([{ ConditionCheck: operation }]))).toEqual(
+        validation('the ConditionCheck of a TransactItem must be a structure'),
+      );
+    }
+  });
+
   it('refuses two operations on one item, also across operation kinds', async () => {
     const id = fresh('dup');
     const twice = validation('Transaction request cannot include multiple operations on one item');
