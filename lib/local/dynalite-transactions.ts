@@ -5,8 +5,11 @@
  *
  * - every item of the transaction is locked with the same per-item locks dynalite's PutItem and
  *   DeleteItem take, so single-item writes and other transactions wait (serializable);
+ * - each operation is validated as dynalite validates the same PutItem / DeleteItem (the plain
+ *   shapes the request path sends by one direct walk, anything else by dynalite's own checks);
  * - each condition is parsed and evaluated by dynalite's own expression code against the item as
- *   stored, and only when every one holds is anything written: all or nothing;
+ *   stored, and only when every one holds is anything written: all or nothing, down to the store
+ *   (the items and their index entries go to LevelDB in one batch);
  * - a cancelled transaction answers `TransactionCanceledException` with one `CancellationReasons`
  *   entry per item (`ConditionalCheckFailed` with the item when `ReturnValuesOnConditionCheckFailure`
  *   is `ALL_OLD`, else `None`);
