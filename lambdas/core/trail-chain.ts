@@ -7,7 +7,7 @@
  * hash after the event they change. The session head (last seq and hash) and the exports in the
  * versioned audit lake are the anchors that catch that; see docs/audit.md.
  */
-import { createHash } from 'node:crypto';
+import * as crypto from 'node:crypto';
 import type { StoredTrailEvent, TrailEvent } from './trail.js';
 
 /** `prevHash` of the first event of every session. */
@@ -17,35 +17,57 @@ export const GENESIS_HASH = '0'.repeat(64);
  * Canonical JSON: object keys sorted by code unit, no whitespace, `undefined` members dropped.
  * For the values the trail stores (strings, finite numbers, booleans, null, arrays, plain objects)
  * this is the JSON Canonicalization Scheme of RFC 8785; written here because it is twenty lines and
- * the hash format is Warden's own contract.
+ * the hash format is Warden's own contract. (Written as loops appending to one string: it runs over
+ * every trail event on the request path.)
  */
 export function canonicalJson(value: unknown): string {
   if (value === null) return 'null';
   switch (typeof value) {
     case 'string':
-    case 'boolean':
       return JSON.stringify(value);
+    case 'boolean':
+      return value ? 'true' : 'false';
     case 'number':
       if (!Number.isFinite(value)) throw new TypeError('canonical JSON has no representation for ' + value);
       return JSON.stringify(value);
     case 'object': {
       if (Array.isArray(value)) {
-        return `[${value.map((v) => (v === undefined ? 'null' : canonicalJson(v))).join(',')}]`;
+        let out = '[';
+        for (let i = 0; i < value.length; i++) {
+          if (i > 0) out += ',';
+          // A hole writes nothing between its commas, as Array.prototype.join does.
+          if (!(i in value)) continue;
+          const v: unknown = value[i];
+          out += v === undefined ? 'null' : canonicalJson(v);
+        }
+        return out + ']';
       }
-      const entries = Object.entries(value as Record<string, unknown>)
-        .filter(([, v]) => v !== undefined)
-        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-      return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+      const record = value as Record<string, unknown>;
+      // The default sort compares UTF-16 code units.
+      const keys = Object.keys(record).sort();
+      let out = '{';
+      for (const key of keys) {
+        const v = record[key];
+        if (v === undefined) continue;
+        if (out.length > 1) out += ',';
+        out += JSON.stringify(key) + ':' + canonicalJson(v);
+      }
+      return out + '}';
     }
     default:
       throw new TypeError(`canonical JSON has no representation for a ${typeof value}`);
   }
 }
 
+/** crypto.hash (Node 20.12+, one call) where there is one, else a Hash object. */
+const oneShotHash = (crypto as { hash?: (algorithm: string, data: string) => string }).hash;
+const sha256Hex = (text: string): string =>
+  oneShotHash ? oneShotHash('sha256', text) : crypto.createHash('sha256').update(text, 'utf8').digest('hex');
+
 /** The hash of a stored event: everything it holds except the hash itself. */
 export function eventHash(event: Omit<StoredTrailEvent, 'hash'> & { hash?: string }): string {
   const { hash: _ignored, ...content } = event;
-  return createHash('sha256').update(canonicalJson(content), 'utf8').digest('hex');
+  return sha256Hex(canonicalJson(content));
 }
 
 /** Places an event at `seq` after an event whose hash is `prevHash`. */

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
   canonicalJson,
@@ -138,5 +139,149 @@ describe('trail hash chain', () => {
       kind: 'head_mismatch',
       seq: 3,
     });
+  });
+});
+
+/** The first implementation of canonicalJson, kept as the specification the faster one must match byte for byte. */
+function referenceCanonicalJson(value: unknown): string {
+  if (value === null) return 'null';
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return JSON.stringify(value);
+    case 'number':
+      if (!Number.isFinite(value)) throw new TypeError('canonical JSON has no representation for ' + value);
+      return JSON.stringify(value);
+    case 'object': {
+      if (Array.isArray(value)) {
+        return `[${value.map((v) => (v === undefined ? 'null' : referenceCanonicalJson(v))).join(',')}]`;
+      }
+      const entries = Object.entries(value as Record<string, unknown>)
+        .filter(([, v]) => v !== undefined)
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+      return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${referenceCanonicalJson(v)}`).join(',')}}`;
+    }
+    default:
+      throw new TypeError(`canonical JSON has no representation for a ${typeof value}`);
+  }
+}
+
+describe('canonical JSON matches its first implementation byte for byte', () => {
+  // A small deterministic generator (xorshift), so a failure names a reproducible seed.
+  function generator(seed: number) {
+    // Spread small seeds over the whole state (xorshift from a small state starts near zero).
+    let x = Math.imul(seed, 0x9e3779b1) | 1;
+    const next = () => {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      return (x >>> 0) / 2 ** 32;
+    };
+    for (let i = 0; i < 8; i++) next();
+    const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)]!;
+    const strings = [
+      '',
+      'a',
+      'B',
+      'é',
+      '\u00e9',
+      'e\u0301',
+      '\ud83d\ude00',
+      '\ud800',
+      '\u2028',
+      '"\\\n\t',
+      'ω',
+      'Z',
+      '_',
+      '10',
+      '9',
+      'seq',
+      'hash',
+    ];
+    const numbers = [
+      0,
+      -0,
+      1,
+      -1,
+      0.1,
+      1e21,
+      1e-7,
+      123456789012345680000,
+      2 ** 53 + 2,
+      -3.5,
+      5e-324,
+      Number.MAX_VALUE,
+    ];
+    const value = (depth: number): unknown => {
+      const r = next();
+      if (depth > 3 || r < 0.35) {
+        return pick<unknown>([
+          null,
+          true,
+          false,
+          undefined,
+          pick(strings),
+          pick(strings) + pick(strings),
+          pick(numbers),
+        ]);
+      }
+      if (r < 0.6) {
+        const arr: unknown[] = [];
+        const n = Math.floor(next() * 5);
+        for (let i = 0; i < n; i++) arr.push(value(depth + 1));
+        if (next() < 0.1) arr.length += 2; // holes
+        return arr;
+      }
+      const obj: Record<string, unknown> = {};
+      const n = Math.floor(next() * 6);
+      for (let i = 0; i < n; i++) obj[pick(strings) + (next() < 0.3 ? pick(strings) : '')] = value(depth + 1);
+      return obj;
+    };
+    return value;
+  }
+
+  it('on thousands of generated values (key order by code unit, undefined, holes, -0, exponents, surrogates)', () => {
+    const kinds = new Set<string>();
+    for (let seed = 1; seed <= 3000; seed++) {
+      const v = generator(seed)(0);
+      if (v === undefined) {
+        expect(() => canonicalJson(v)).toThrow(TypeError);
+        continue;
+      }
+      const text = referenceCanonicalJson(v);
+      expect(canonicalJson(v), `seed ${seed}`).toBe(text);
+      if (text.includes(',,') || text.includes(',]')) kinds.add('hole');
+      if (/\{"[^"]*":\{/.test(text)) kinds.add('nested object');
+      if (text.includes('\\ud800')) kinds.add('lone surrogate');
+      if (text.includes('-0') || text.includes('e-7') || text.includes('e+21')) kinds.add('number forms');
+    }
+    // The generator did reach the cases it is there for.
+    expect([...kinds].sort()).toEqual(['hole', 'lone surrogate', 'nested object', 'number forms']);
+  });
+
+  it('on objects built with other key orders, a null prototype, Dates and boxed values', () => {
+    const samples: unknown[] = [
+      Object.assign(Object.create(null) as object, { b: 1, a: 2 }),
+      { z: { y: { x: [1, { w: 'v' }] } }, '': 0, '\ud83d\ude00': 1, '\uffff': 2 },
+      { d: new Date(0) },
+      [new Boolean(false), new String('s'), new Number(3)],
+      { 2: 'two', 10: 'ten', 1: 'one', b: 'b' },
+    ];
+    for (const v of samples) expect(canonicalJson(v)).toBe(referenceCanonicalJson(v));
+  });
+
+  it('refuses what it cannot represent, as before', () => {
+    for (const bad of [NaN, Infinity, -Infinity, () => 1, Symbol('s'), 1n, { a: NaN }, [1, () => 2]]) {
+      expect(() => referenceCanonicalJson(bad)).toThrow(TypeError);
+      expect(() => canonicalJson(bad)).toThrow(TypeError);
+    }
+  });
+
+  it('keeps the hash of an event exactly what it was', () => {
+    const event = sealEvent('s_fixed', 7, GENESIS_HASH, base(3));
+    // sha256 of the reference canonical JSON of the event without its hash.
+    const { hash, ...content } = event;
+    expect(hash).toBe(createHash('sha256').update(referenceCanonicalJson(content), 'utf8').digest('hex'));
+    expect(eventHash(event)).toBe(hash);
   });
 });
