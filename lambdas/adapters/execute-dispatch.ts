@@ -7,6 +7,7 @@
  */
 import type { DirectAnswer, DirectExecution } from '../core/direct-execution.js';
 import type { ExecutionDispatch } from '../core/requests.js';
+import { requestPathClient } from './sdk-client.js';
 
 export interface LambdaDispatchOptions {
   readonly functionName: string;
@@ -25,10 +26,15 @@ export function lambdaDispatch(options: LambdaDispatchOptions): ExecutionDispatc
   let loaded: Promise<{ send: (payload: Uint8Array) => Promise<{ payload?: Uint8Array; error?: string }> }>;
   const load = () =>
     (loaded ??= import('@aws-sdk/client-lambda').then(({ LambdaClient, InvokeCommand }) => {
-      const client = new LambdaClient({
-        maxAttempts: 1,
-        ...(options.endpoint ? { endpoint: options.endpoint } : {}),
-      });
+      // One command class (Invoke), no per-command middleware, no per-call options: its resolved
+      // middleware is cached.
+      const client = requestPathClient(
+        new LambdaClient({
+          maxAttempts: 1,
+          cacheMiddleware: true,
+          ...(options.endpoint ? { endpoint: options.endpoint } : {}),
+        }),
+      );
       return {
         send: async (payload: Uint8Array) => {
           const out = await client.send(
