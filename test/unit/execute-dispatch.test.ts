@@ -1,72 +1,136 @@
 /**
- * lambdaDispatch's Lambda client caches its resolved middleware (cacheMiddleware): every invocation
- * must still carry its own payload and get its own answer, also when several are in flight at once.
+ * The API function's side of the write path (issue 13 item 14): an allowed write it recorded runs
+ * in the execute function. When the invocation fails, the caller is told honestly: before the
+ * execute function took the request, the request is failed (it can never run later) and nothing
+ * ran (503); after, the outcome is unknown (502). Faults fail closed.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { lambdaDispatch } from '../../lambdas/adapters/execute-dispatch.js';
-import type { DirectExecution } from '../../lambdas/core/direct-execution.js';
+import { describe, expect, it } from 'vitest';
+import { ConditionFailedError, WardenError } from '../../lambdas/core/errors.js';
+import {
+  runInExecuteFunction,
+  type ExecutionDispatch,
+  type RequestDeps,
+} from '../../lambdas/core/requests.js';
+import type { RequestRecord, RequestStatus } from '../../lambdas/core/types.js';
 
-const seen: { path: string; body: Record<string, unknown>; userAgent?: string }[] = [];
-const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-  const chunks: Buffer[] = [];
-  req.on('data', (c: Buffer) => chunks.push(c));
-  req.on('end', () => {
-    const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>;
-    seen.push({
-      path: req.url ?? '',
-      body,
-      ...(req.headers['user-agent'] ? { userAgent: req.headers['user-agent'] } : {}),
-    });
-    // Answer after a delay that differs per request, so concurrent answers come back out of order.
-    const id = String(body.requestId);
-    setTimeout(
-      () => {
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ ok: true, record: { id } }));
+function record(): RequestRecord {
+  return {
+    id: 'r_0123456789abcdef',
+    target: 'demo',
+    principal: 'User::"bob"',
+    principalName: 'bob',
+    principalType: 'User',
+    groups: ['dba'],
+    sessionId: 's_x',
+    createdAt: '2026-12-02T00:00:00.000Z',
+    updatedAt: '2026-12-02T00:00:00.000Z',
+    status: 'running',
+    operation: { kind: 'sql', sql: "UPDATE orders SET status = 'x' WHERE id = 1" },
+    decision: {
+      outcome: 'allow',
+      action: 'sql:write',
+      determiningPolicies: ['p'],
+      errors: [],
+      policyVersion: 'v',
+    },
+    version: 1,
+  } as RequestRecord;
+}
+
+function storeWith(stored: RequestRecord) {
+  const items = new Map([[stored.id, stored]]);
+  return {
+    items,
+    requests: {
+      create: async () => undefined,
+      get: async (id: string) => items.get(id),
+      update: async (next: RequestRecord, expected: number, statuses?: readonly RequestStatus[]) => {
+        const now = items.get(next.id)!;
+        if (now.version !== expected || (statuses && !statuses.includes(now.status)))
+          throw new ConditionFailedError();
+        items.set(next.id, next);
+        return next;
       },
-      (Number(id.replace(/\D/g, '')) % 3) * 5,
-    );
+      listByPrincipal: async () => [],
+      listPendingPage: async () => ({ records: [] }),
+    },
+  };
+}
+
+function deps(store: ReturnType<typeof storeWith>, dispatch: ExecutionDispatch): RequestDeps {
+  return { requests: store.requests, dispatch, clock: { now: () => new Date() } } as unknown as RequestDeps;
+}
+
+const exact = { operation: record().operation };
+const meta = { sessionId: 's_x', token: 'token' };
+
+describe('runInExecuteFunction', () => {
+  it('fails an untaken request when the execute function cannot be reached: 503, nothing ran', async () => {
+    const store = storeWith(record());
+    const failing: ExecutionDispatch = {
+      run: async () => Promise.reject(new Error('TooManyRequestsException')),
+    };
+    const error = await runInExecuteFunction(deps(store, failing), record(), exact, meta).catch((e) => e);
+    expect(error).toBeInstanceOf(WardenError);
+    expect(error).toMatchObject({ statusCode: 503, code: 'execute_unavailable', requestId: record().id });
+    expect(store.items.get(record().id)).toMatchObject({ status: 'failed', version: 2 });
   });
-});
-let endpoint = '';
 
-beforeAll(async () => {
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  process.env.AWS_REGION ??= 'us-east-1';
-  process.env.AWS_ACCESS_KEY_ID ??= 'local';
-  process.env.AWS_SECRET_ACCESS_KEY ??= 'local';
-});
-afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
-
-const execution = (n: number) =>
-  ({ requestId: `r_${n}`, principal: `User::"u${n}"` }) as unknown as DirectExecution;
-
-describe('lambdaDispatch with a cached-middleware client', () => {
-  it('sends each invocation its own payload and returns its own answer, in sequence and concurrently', async () => {
-    const dispatch = lambdaDispatch({ functionName: 'warden-execute', endpoint });
-    for (const n of [1, 2, 3]) {
-      await expect(dispatch.run(execution(n))).resolves.toEqual({ ok: true, record: { id: `r_${n}` } });
-    }
-    const answers = await Promise.all([4, 5, 6, 7, 8, 9].map((n) => dispatch.run(execution(n))));
-    expect(answers.map((a) => (a as { record: { id: string } }).record.id)).toEqual([
-      'r_4',
-      'r_5',
-      'r_6',
-      'r_7',
-      'r_8',
-      'r_9',
-    ]);
-    expect(seen.map((s) => s.body.requestId).sort()).toEqual(
-      ['r_1', 'r_2', 'r_3', 'r_4', 'r_5', 'r_6', 'r_7', 'r_8', 'r_9'].sort(),
+  it('says the outcome is unknown when the execute function took the request and then failed: 502', async () => {
+    const store = storeWith(record());
+    const takesThenFails: ExecutionDispatch = {
+      run: async () => {
+        store.items.set(record().id, { ...record(), version: 2 });
+        throw new Error('timeout');
+      },
+    };
+    const error = await runInExecuteFunction(deps(store, takesThenFails), record(), exact, meta).catch(
+      (e) => e,
     );
-    for (const s of seen) {
-      expect(s.path).toBe('/2015-03-31/functions/warden-execute/invocations');
-      expect(s.body.mode).toBe('direct');
-      expect(s.body.principal).toBe(`User::"u${String(s.body.requestId).slice(2)}"`);
-      expect(s.userAgent).toMatch(/api\/lambda#/);
-    }
+    expect(error).toMatchObject({ statusCode: 502, code: 'execution_outcome_unknown' });
+    // Not marked failed: it may have run.
+    expect(store.items.get(record().id)).toMatchObject({ status: 'running', version: 2 });
+  });
+
+  it('passes the execute function’s refusal on as the caller’s error, with the request id', async () => {
+    const store = storeWith(record());
+    const refusing: ExecutionDispatch = {
+      run: async () => ({
+        ok: false,
+        error: {
+          statusCode: 403,
+          code: 'execution_refused',
+          message: 'policy does not allow; nothing was run',
+        },
+      }),
+    };
+    await expect(runInExecuteFunction(deps(store, refusing), record(), exact, meta)).rejects.toMatchObject({
+      statusCode: 403,
+      code: 'execution_refused',
+      requestId: record().id,
+    });
+  });
+
+  it('hands the execute function the request id, the caller’s token and the exact form; never runs without a token', async () => {
+    const store = storeWith(record());
+    const seen: unknown[] = [];
+    const recording: ExecutionDispatch = {
+      run: async (request) => {
+        seen.push(request);
+        return {
+          ok: true,
+          record: { ...record(), status: 'executed', version: 3 },
+          body: { rowCount: 1 } as never,
+        };
+      },
+    };
+    const out = await runInExecuteFunction(deps(store, recording), record(), exact, meta);
+    expect(out.stored.status).toBe('executed');
+    expect(seen).toEqual([{ requestId: record().id, token: 'token', exact }]);
+    const noToken = await runInExecuteFunction(deps(storeWith(record()), recording), record(), exact, {
+      sessionId: 's_x',
+    }).catch((e) => e);
+    expect(noToken).toMatchObject({ statusCode: 503, code: 'execute_unavailable' });
+    expect(seen).toHaveLength(1);
   });
 });
