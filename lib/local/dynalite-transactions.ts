@@ -138,7 +138,7 @@ function keepParses(parser: PegParser): void {
   const kept = new Map<string, { result: unknown; names: string[]; vals: string[] }>();
   parser.parse = (input, options) => {
     const context = options?.context;
-    if (!context) return parse(input, options);
+    if (!context || parsingFresh) return parse(input, options);
     const key = JSON.stringify([
       input,
       context.attrNames ?? null,
@@ -274,24 +274,59 @@ const PLAIN_FIELDS = {
 };
 
 /**
- * Conditions already validated and parsed by dynalite's `validateExpressions`, by everything the
- * outcome depends on (the expression, the names, the values), so the same condition is never
- * walked twice. Only conditions that passed are kept.
+ * Conditions already validated and parsed by dynalite's `validateExpressions`, so the same
+ * condition is never parsed twice. The request path's conditions differ from call to call only in
+ * their values (`#lastSeq = :lastSeq` with the session's last sequence number), and dynalite's
+ * checks of a condition look only at the values' types, except in two places: `BETWEEN` compares
+ * its bounds and `attribute_type` reads its type name. So a condition is kept by its expression,
+ * its names and its values' keys and types, and reused with the new values put where the parse
+ * put the old ones (the tree holds the very value objects it was given); a condition with BETWEEN
+ * or attribute_type is kept by its exact values and reused as it is. Only conditions that passed
+ * are kept.
  */
-const keptConditions = new Map<string, unknown>();
-function plainCondition(expression: string, names: unknown, values: unknown): unknown {
-  const key = `${expression}\u0000${JSON.stringify(names ?? null)}\u0000${JSON.stringify(values ?? null)}`;
-  let condition = keptConditions.get(key);
-  if (condition === undefined) {
-    const data: Plain = { ConditionExpression: expression };
-    if (names !== undefined) data.ExpressionAttributeNames = names;
-    if (values !== undefined) data.ExpressionAttributeValues = values;
-    if (validations.validateExpressions(data) || !data._condition) return undefined;
-    condition = data._condition;
-    if (keptConditions.size >= MAX_KEPT_PARSES)
-      keptConditions.delete(keptConditions.keys().next().value as string);
-    keptConditions.set(key, condition);
+interface KeptCondition {
+  readonly condition: { expression: unknown };
+  /** The value objects the tree holds, by name; undefined when it is reused only for equal values. */
+  readonly values?: Plain;
+}
+const keptConditions = new Map<string, KeptCondition>();
+const VALUE_DEPENDENT = /between|attribute_type/i;
+/** Set while a condition is parsed for this cache, so dynalite's parse cache hands out no shared tree. */
+let parsingFresh = false;
+
+function withValues(node: unknown, swap: Map<unknown, unknown>): unknown {
+  const swapped = swap.get(node);
+  if (swapped !== undefined) return swapped;
+  if (!isMap(node) || !Array.isArray(node.args)) return node;
+  return { ...node, args: node.args.map((arg) => withValues(arg, swap)) };
+}
+
+function plainCondition(expression: string, names: unknown, values: Plain | undefined): unknown {
+  const exact = VALUE_DEPENDENT.test(expression);
+  let shape = '';
+  if (values && !exact) for (const k in values) shape += `${k}:${Object.keys(values[k] as Plain)[0]},`;
+  const key = `${expression}\u0000${JSON.stringify(names ?? null)}\u0000${exact ? JSON.stringify(values ?? null) : shape}`;
+  const kept = keptConditions.get(key);
+  if (kept) {
+    if (!kept.values || !values) return kept.condition;
+    const swap = new Map<unknown, unknown>();
+    for (const k in values) if (kept.values[k] !== values[k]) swap.set(kept.values[k], values[k]);
+    if (swap.size === 0) return kept.condition;
+    return { ...kept.condition, expression: withValues(kept.condition.expression, swap) };
   }
+  const data: Plain = { ConditionExpression: expression };
+  if (names !== undefined) data.ExpressionAttributeNames = names;
+  if (values !== undefined) data.ExpressionAttributeValues = values;
+  parsingFresh = true;
+  try {
+    if (validations.validateExpressions(data) || !isMap(data._condition)) return undefined;
+  } finally {
+    parsingFresh = false;
+  }
+  const condition = data._condition as KeptCondition['condition'];
+  if (keptConditions.size >= MAX_KEPT_PARSES)
+    keptConditions.delete(keptConditions.keys().next().value as string);
+  keptConditions.set(key, exact || !values ? { condition } : { condition, values: { ...values } });
   return condition;
 }
 
@@ -321,7 +356,7 @@ function plainOperation(
     for (const k in values) if (!VALUE_KEY.test(k) || plainValueSize(values[k]) < 0) return undefined;
     data.ExpressionAttributeValues = values;
   }
-  const condition = plainCondition(expression, names, values);
+  const condition = plainCondition(expression, names, values as Plain | undefined);
   if (condition === undefined) return undefined;
   data.ConditionExpression = expression;
   data._condition = condition;

@@ -668,6 +668,60 @@ describe('TransactWriteItems: all or nothing', () => {
     expect(await get(PLAIN, { id: { S: id } })).toEqual({ id: { S: id }, v: { N: '2' } });
   });
 
+  it('evaluates a repeated condition with each call’s own values', async () => {
+    const id = fresh('counter');
+    await raw('PutItem', { TableName: PLAIN, Item: { id: { S: id }, n: { N: '0' }, tag: { S: 'a0' } } });
+    const step = (expected: number, prefix: string) =>
+      transact([
+        {
+          Put: {
+            TableName: PLAIN,
+            Item: { id: { S: id }, n: { N: String(expected + 1) }, tag: { S: `a${expected + 1}` } },
+            ConditionExpression: '#n = :n AND begins_with(#tag, :p)',
+            ExpressionAttributeNames: { '#n': 'n', '#tag': 'tag' },
+            ExpressionAttributeValues: { ':n': { N: String(expected) }, ':p': { S: prefix } },
+          },
+        },
+      ]);
+    for (let i = 0; i < 5; i++) {
+      expect((await step(i + 1, 'a')).status).toBe(400);
+      expect((await step(i, 'b')).status).toBe(400);
+      expect((await step(i, `a${i}`)).status).toBe(200);
+      expect((await step(i, 'a')).status).toBe(400);
+    }
+    expect((await raw('GetItem', { TableName: PLAIN, Key: { id: { S: id } } })).body.Item.n).toEqual({
+      N: '5',
+    });
+    const check = (expression: string, values: Record<string, unknown>) =>
+      transact([
+        {
+          ConditionCheck: {
+            TableName: PLAIN,
+            Key: { id: { S: id } },
+            ConditionExpression: expression,
+            ExpressionAttributeNames: { '#n': 'n' },
+            ExpressionAttributeValues: values,
+          },
+        },
+      ]);
+    expect((await check('#n BETWEEN :lo AND :hi', { ':lo': { N: '1' }, ':hi': { N: '5' } })).status).toBe(
+      200,
+    );
+    expect((await check('#n BETWEEN :lo AND :hi', { ':lo': { N: '6' }, ':hi': { N: '9' } })).status).toBe(
+      400,
+    );
+    expect(
+      errorOf(await check('#n BETWEEN :lo AND :hi', { ':lo': { N: '9' }, ':hi': { N: '6' } })).message,
+    ).toMatch(/^Invalid ConditionExpression: The BETWEEN operator requires upper bound/);
+    expect((await check('attribute_type(#n, :t)', { ':t': { S: 'N' } })).status).toBe(200);
+    expect((await check('attribute_type(#n, :t)', { ':t': { S: 'S' } })).status).toBe(400);
+    expect(errorOf(await check('attribute_type(#n, :t)', { ':t': { S: 'X' } })).message).toMatch(
+      /^Invalid ConditionExpression: Invalid attribute type name found; type: X/,
+    );
+    expect((await check('#n IN (:a, :b)', { ':a': { N: '4' }, ':b': { N: '5' } })).status).toBe(200);
+    expect((await check('#n IN (:a, :b)', { ':a': { N: '4' }, ':b': { N: '6' } })).status).toBe(400);
+  });
+
   it('applies puts, deletes and condition checks together, and keeps the indexes in step', async () => {
     const session = fresh('s');
     const keep = fresh('keep');
