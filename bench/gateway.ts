@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { ExecuteStatementCommand, RDSDataClient } from '@aws-sdk/client-rds-data';
 import { devToken } from '../bin/cli-client.js';
 import { classifySqlSync, initSqlClassifier } from '../lambdas/core/classify/sql.js';
@@ -109,6 +110,48 @@ export async function benchCedarAndCore(): Promise<Row[]> {
   ];
 }
 
+/**
+ * Times every send of the gateway's DynamoDB and Data API clients between start() and stop()
+ * (by patching the two client classes' send for the bench's lifetime; restore() undoes it).
+ */
+function observeSdkCalls(): {
+  start(): void;
+  stop(): { name: string; ms: number }[];
+  restore(): void;
+} {
+  let seen: { name: string; ms: number }[] | undefined;
+  const protos = [DynamoDBClient.prototype, RDSDataClient.prototype] as unknown as {
+    send: (this: unknown, command: object, ...rest: unknown[]) => Promise<unknown>;
+  }[];
+  const originals = protos.map((p) => Object.getOwnPropertyDescriptor(p, 'send'));
+  for (const proto of protos) {
+    const inherited = proto.send;
+    proto.send = async function (this: unknown, command: object, ...rest: unknown[]) {
+      const into = seen;
+      const t = performance.now();
+      try {
+        return await inherited.call(this, command, ...rest);
+      } finally {
+        into?.push({ name: command.constructor.name.replace(/Command$/, ''), ms: performance.now() - t });
+      }
+    };
+  }
+  return {
+    start: () => void (seen = []),
+    stop: () => {
+      const out = seen ?? [];
+      seen = undefined;
+      return out;
+    },
+    restore: () =>
+      protos.forEach((p, i) => {
+        const o = originals[i];
+        if (o) Object.defineProperty(p, 'send', o);
+        else delete (p as { send?: unknown }).send;
+      }),
+  };
+}
+
 export async function benchGovernedSelect(
   options: { samples?: number } = {},
 ): Promise<{ latency: Row[]; throughput: Row[] }> {
@@ -138,19 +181,38 @@ export async function benchGovernedSelect(
       await governed();
       await direct();
     }
+    // Where a governed read's time goes: the gateway's own SDK calls (they run in this process),
+    // timed while a governed request is in flight (the direct client's calls are not counted).
+    const calls = observeSdkCalls();
     // Interleave the two so drift on a noisy machine hits both alike.
     const g: number[] = [];
     const d: number[] = [];
+    const byCall = new Map<string, number[]>();
+    const rest: number[] = [];
     for (let i = 0; i < n; i++) {
+      calls.start();
       let t = performance.now();
       await governed();
-      g.push(performance.now() - t);
+      const took = performance.now() - t;
+      g.push(took);
+      const seen = calls.stop();
+      seen.forEach((c, k) => {
+        const key = `${c.name} #${k + 1}`;
+        byCall.set(key, [...(byCall.get(key) ?? []), c.ms]);
+      });
+      rest.push(took - seen.reduce((sum, c) => sum + c.ms, 0));
       t = performance.now();
       await direct();
       d.push(performance.now() - t);
     }
+    calls.restore();
     g.sort((a, b) => a - b);
     d.sort((a, b) => a - b);
+    const median = (xs: number[]) =>
+      percentile(
+        [...xs].sort((a, b) => a - b),
+        50,
+      );
     const latency: Row[] = [
       {
         path: 'direct: Data API endpoint (baseline)',
@@ -166,6 +228,18 @@ export async function benchGovernedSelect(
         path: 'ratio governed / direct',
         'p50 ms': round(percentile(g, 50) / percentile(d, 50)),
         'p99 ms': round(percentile(g, 99) / percentile(d, 99)),
+      },
+      ...[...byCall]
+        .filter(([, times]) => times.length === n)
+        .map(([call, times]) => ({
+          path: `  of the governed read: SDK call ${call} (client side, incl. the twin's answer)`,
+          'p50 ms': round(median(times)),
+          'p99 ms': '',
+        })),
+      {
+        path: '  of the governed read: the rest (HTTP in and out, verify, classify, decide, mask, chain)',
+        'p50 ms': round(median(rest)),
+        'p99 ms': '',
       },
     ];
 
