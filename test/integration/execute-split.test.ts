@@ -9,8 +9,10 @@ import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import {
   BatchExecuteStatementCommand,
   BeginTransactionCommand,
+  CommitTransactionCommand,
   ExecuteStatementCommand,
   RDSDataClient,
+  RollbackTransactionCommand,
 } from '@aws-sdk/client-rds-data';
 import { DEMO_TARGET } from '../../lib/local/demo-data.js';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
@@ -317,5 +319,65 @@ describe('a compromised API runtime cannot run a write past the execute function
       '',
       '',
     ]);
+  });
+
+  it('cannot join a write transaction opened with the write secret by naming a reader secret, nor end one', async () => {
+    const options = {
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'local-twin', secretAccessKey: 'local-twin' },
+      maxAttempts: 1,
+    };
+    // The execute function's endpoint (unrestricted) holds a write transaction open...
+    const executeSide = new RDSDataClient({ ...options, endpoint: twin.dataApiUrl });
+    const apiSide = new RDSDataClient({ ...options, endpoint: twin.secretGate.url });
+    const target = { resourceArn: DEMO_TARGET.resourceArn, database: DEMO_TARGET.database };
+    const write = { ...target, secretArn: DEMO_TARGET.secrets.write };
+    const { transactionId } = await executeSide.send(new BeginTransactionCommand(write));
+    expect(transactionId).toBeTruthy();
+    try {
+      const sql = nextWrite();
+      // ...the API runtime's endpoint, given its id: with a reader's secret it is another login.
+      for (const secretArn of [DEMO_TARGET.secrets.read, DEMO_TARGET.secrets.maskedRead]) {
+        await expect(
+          apiSide.send(new ExecuteStatementCommand({ ...target, secretArn, sql, transactionId })),
+        ).rejects.toMatchObject({
+          name: 'BadRequestException',
+          message: expect.stringMatching(/another secret/),
+        });
+      }
+      // With the write secret it is refused before anything is looked at.
+      const before = twin.secretGate.refused.length;
+      await expect(
+        apiSide.send(new ExecuteStatementCommand({ ...write, sql, transactionId })),
+      ).rejects.toMatchObject({ name: 'ForbiddenException' });
+      await expect(
+        apiSide.send(new CommitTransactionCommand({ ...write, transactionId })),
+      ).rejects.toMatchObject({
+        name: 'ForbiddenException',
+      });
+      await expect(
+        apiSide.send(new RollbackTransactionCommand({ ...write, transactionId })),
+      ).rejects.toMatchObject({
+        name: 'ForbiddenException',
+      });
+      expect(twin.secretGate.refused.slice(before)).toEqual([
+        DEMO_TARGET.secrets.write,
+        DEMO_TARGET.secrets.write,
+        DEMO_TARGET.secrets.write,
+      ]);
+      // The endpoint logs the two attempts that reached it, each refused; none ran, none under the write role.
+      expect(
+        ran(sql).map((e) => [e.ok, e.role, /another secret/.test((e as { error?: string }).error ?? '')]),
+      ).toEqual([
+        [false, 'warden_ro', true],
+        [false, 'warden_masked_ro', true],
+      ]);
+      // The transaction is still the execute function's own, untouched: it runs there.
+      await expect(
+        executeSide.send(new ExecuteStatementCommand({ ...write, sql: 'SELECT 1 AS one', transactionId })),
+      ).resolves.toMatchObject({ records: [[{ longValue: 1 }]] });
+    } finally {
+      await executeSide.send(new RollbackTransactionCommand({ ...write, transactionId: transactionId! }));
+    }
   });
 });
