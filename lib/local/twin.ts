@@ -28,7 +28,7 @@ import { demoConfig } from './demo-config.js';
 import type { WardenConfigInput } from '../../lambdas/core/config.js';
 import { DEMO_ROLES, seedDemoDatabase } from './demo-data.js';
 import { startAwsTwin, type AwsTwin } from './aws-enforcer.js';
-import { createTables, localDynamoClient, type DynamoCall } from './dynamodb.js';
+import { createTables, localDynamoClient, startDynalite, type DynamoCall } from './dynamodb.js';
 import { startDynamoWorker } from './dynamo-worker.js';
 import { loadPolicyFiles } from './policy-files.js';
 import { createDevIdp, type DevIdp } from './oidc.js';
@@ -72,6 +72,13 @@ export interface TwinOptions {
   /** How often the Audit table is exported to `<dataDir>/audit-lake` (the scheduled export's stand-in). @default 30000 */
   readonly auditExportIntervalMs?: number;
   readonly log?: (line: string) => void;
+  /**
+   * Where the twin's DynamoDB runs: `thread`, a worker thread of its own (lib/local/dynamo-worker.ts),
+   * so the store's CPU is on another core and concurrent reads go faster; or `inline`, this thread,
+   * with no hand-off between threads (each store call then answers sooner when nothing else runs).
+   * @default WARDEN_TWIN_DYNAMO, else 'thread'
+   */
+  readonly dynamo?: 'thread' | 'inline';
   /** Fault injection in front of the AWS endpoints (lib/local/faults.ts). @default WARDEN_FAULTS, else none */
   readonly faults?: FaultConfig | string;
   /**
@@ -210,6 +217,10 @@ function persistentSecret(dataDir: string, name: string): string {
 export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
   const host = options.host ?? '127.0.0.1';
   const log = options.log ?? (() => undefined);
+  const dynamoMode = options.dynamo ?? process.env.WARDEN_TWIN_DYNAMO ?? 'thread';
+  if (dynamoMode !== 'thread' && dynamoMode !== 'inline') {
+    throw new Error(`WARDEN_TWIN_DYNAMO must be 'thread' or 'inline', not '${dynamoMode}'`);
+  }
   const dataDir = resolve(options.dataDir ?? process.env.WARDEN_DATA_DIR ?? '.warden');
   mkdirSync(dataDir, { recursive: true });
   const persistent = !options.ephemeral;
@@ -217,11 +228,11 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
   const unlock = persistent ? lockDataDir(dataDir) : () => undefined;
   const twinState = persistent ? readTwinState(dataDir) : {};
 
-  // DynamoDB runs in a thread of its own, so the store's CPU is on a second core
+  // DynamoDB runs in a thread of its own by default, so the store's CPU is on a second core
   // (lib/local/dynamo-worker.ts); the thread loads while the rest starts. Should it die, the twin
   // closes rather than answer 5xx until someone notices.
   const started: { twin?: Twin; crashed?: Error } = {};
-  const dynamoStarting = startDynamoWorker({
+  const dynamoStarting = (dynamoMode === 'inline' ? startDynalite : startDynamoWorker)({
     host,
     ...(persistent ? { path: join(dataDir, 'dynamodb') } : {}),
     onExit(error) {

@@ -4,7 +4,7 @@
  * freed by close), tells a listener on this thread of every call before that call's response
  * arrives, and fails loudly: a start that cannot listen rejects, a thread that dies is reported.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,7 +23,9 @@ import {
   type LocalDynamo,
 } from '../../lib/local/dynamodb.js';
 import { startDynamoWorker } from '../../lib/local/dynamo-worker.js';
+import { startLocalTwin } from '../../lib/local/twin.js';
 import { ALL_TABLES, AuditTable } from '../../lib/tables.js';
+import { startTestTwin } from '../support/twin.js';
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -146,5 +148,38 @@ describe('DynamoDB in a worker thread', () => {
     const error = await exited;
     expect(error.message).toBe('the stand-in thread crashed while running');
     await expect(dying?.close()).resolves.toBeUndefined();
+  });
+});
+
+describe("the twin's choice of where DynamoDB runs", () => {
+  it('refuses an unknown mode before it touches the data directory', async () => {
+    const dataDir = join(mkdtempSync(join(tmpdir(), 'warden-dynamo-mode-')), 'state');
+    dirs.push(dataDir);
+    await expect(startLocalTwin({ dataDir, dynamo: 'elsewhere' as 'thread' })).rejects.toThrow(
+      "WARDEN_TWIN_DYNAMO must be 'thread' or 'inline', not 'elsewhere'",
+    );
+    expect(() => readdirSync(dataDir)).toThrow(/ENOENT/);
+  });
+
+  it('serves a governed read with DynamoDB inline too (the same two store calls seen)', async () => {
+    const twin = await startTestTwin({ dynamo: 'inline', upstreamMcp: false });
+    try {
+      const token = await twin.token('alice');
+      const calls: DynamoCall[] = [];
+      const stop = twin.onStoreCall((c) => calls.push(c));
+      const res = await twin.api('POST', '/v1/targets/demo/sql', {
+        token,
+        body: { sql: 'SELECT id FROM customers WHERE id = 1' },
+      });
+      stop();
+      expect(res.status).toBe(200);
+      const path = [twin.tableNames.Requests, twin.tableNames.Audit];
+      expect(calls.filter((c) => c.tables.some((t) => path.includes(t))).map((c) => c.operation)).toEqual([
+        'TransactWriteItems',
+        'TransactWriteItems',
+      ]);
+    } finally {
+      await twin.close();
+    }
   });
 });
