@@ -154,7 +154,9 @@ export async function startDynamoWorker(options: DynamoWorkerOptions = {}): Prom
   } catch (error) {
     await worker.terminate();
     const e = error as Error;
-    throw new Error(`the twin's DynamoDB (dynalite in a worker thread) did not start: ${e.message}`, {
+    // A module that is not there is named, not the boot module's data: URL that imported it.
+    const message = e.message.replace(/ imported from data:\S+/, '');
+    throw new Error(`the twin's DynamoDB (dynalite in a worker thread) did not start: ${message}`, {
       cause: e,
     });
   }

@@ -260,6 +260,21 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
   // itself does, so it is imported once the environment is set).
   const apiModules = preloadApiModules();
 
+  /** A start that fails this early stops what it started, so the process can exit with the error. */
+  const abandonStart = async () => {
+    server.close();
+    await dynamoStarting.then(
+      (d) => d.close(),
+      () => undefined,
+    );
+    await upstreamStarting.then(
+      (u) => u?.close(),
+      () => undefined,
+    );
+    await db.close().catch(() => undefined);
+    unlock();
+  };
+
   // The gateway's port decides the issuer URL, so listen first and attach the app once it exists.
   let app: ((req: IncomingMessage, res: ServerResponse) => void) | undefined = undefined;
   const server = createServer((req, res) => {
@@ -276,18 +291,18 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     server.once('error', reject);
     server.listen(port, host, () => resolveListen());
   }).catch(async (error: unknown) => {
-    await dynamoStarting.then(
-      (d) => d.close(),
-      () => undefined,
-    );
+    await abandonStart();
     throw error;
   });
   const actualPort = (server.address() as AddressInfo).port;
   const url = `http://${host}:${actualPort}`;
   const issuer = `${url}/oidc`;
 
-  log('starting DynamoDB (dynalite, in a worker thread)…');
-  const dynamo = await dynamoStarting;
+  log(`starting DynamoDB (dynalite${dynamoMode === 'thread' ? ', in a worker thread' : ''})…`);
+  const dynamo = await dynamoStarting.catch(async (error: unknown) => {
+    await abandonStart();
+    throw error;
+  });
   const tableNames: Record<string, string> = {};
   for (const def of ALL_TABLES) tableNames[def.logicalName] = `warden-${def.logicalName.toLowerCase()}`;
   const ddb = localDynamoClient(dynamo.endpoint);
