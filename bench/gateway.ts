@@ -153,11 +153,17 @@ function observeSdkCalls(): {
 }
 
 export async function benchGovernedSelect(
-  options: { samples?: number } = {},
+  options: { samples?: number; dynamo?: 'thread' | 'inline'; throughput?: boolean } = {},
 ): Promise<{ latency: Row[]; throughput: Row[] }> {
   const n = options.samples ?? 300;
   const dataDir = mkdtempSync(join(tmpdir(), 'warden-bench-'));
-  const twin = await startLocalTwin({ port: 0, dataDir, ephemeral: true, customers: 500 });
+  const twin = await startLocalTwin({
+    port: 0,
+    dataDir,
+    ephemeral: true,
+    customers: 500,
+    ...(options.dynamo ? { dynamo: options.dynamo } : {}),
+  });
   try {
     const token = await devToken(twin.url, 'alice');
     const send = governedClient(twin.url, token);
@@ -243,6 +249,7 @@ export async function benchGovernedSelect(
       },
     ];
 
+    if (options.throughput === false) return { latency, throughput: [] };
     // The clients run in a child process, as any real client would: the CPU column is the twin's
     // process only (gateway, DynamoDB, Data API, PGlite), not the load generator's HTTP work.
     const load = clientsProcess({ url: twin.url, token, sql: STATEMENT });
@@ -277,6 +284,15 @@ export async function benchGovernedSelect(
     await twin.close();
     rmSync(dataDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The latency rows again with the twin's DynamoDB on the twin's own thread (`WARDEN_TWIN_DYNAMO=inline`):
+ * no hand-off between threads per store call (lower latency for one client on this VM), fewer
+ * reads/s under load than the default thread.
+ */
+export async function benchGovernedSelectInline(): Promise<Row[]> {
+  return (await benchGovernedSelect({ dynamo: 'inline', throughput: false })).latency;
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

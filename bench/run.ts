@@ -56,12 +56,16 @@ console.table(await benchMasking());
 heading('Masked read (carol) vs unmasked read (bob) of the same statement on the twin');
 console.table(await inChild('./masked-read.ts', 'benchMaskedRead'));
 
-heading('Governed SELECT vs the same statement sent straight to the local Data API endpoint');
+heading(
+  'Governed SELECT vs the same statement sent straight to the local Data API endpoint (DynamoDB in its thread, the default)',
+);
 const { latency, throughput } = await inChild<{ latency: unknown[]; throughput: unknown[] }>(
   './gateway.ts',
   'benchGovernedSelect',
 );
 console.table(latency);
+heading('The same, with the twin’s DynamoDB on the twin’s own thread (WARDEN_TWIN_DYNAMO=inline)');
+console.table(await inChild('./gateway.ts', 'benchGovernedSelectInline'));
 heading('Throughput: governed reads, 1 to 64 concurrent clients (loopback, one machine)');
 console.table(throughput);
 
