@@ -580,7 +580,8 @@ async function main(): Promise<void> {
   let twin: Twin | undefined;
   let exitCode = 0;
   try {
-    twin = await startLocalTwin({ port: 0, dataDir, ephemeral: true, customers, faults });
+    // DynamoDB in its own thread: the concurrent path (the tests cover the default, inline).
+    twin = await startLocalTwin({ port: 0, dataDir, ephemeral: true, customers, faults, dynamo: 'thread' });
     const tokens = await fetchLoadTokens(twin.url);
     const forbidden = await demoSecrets(twin.db);
     const report = await runLoad(twin.url, tokens, {

@@ -64,10 +64,16 @@ const { latency, throughput } = await inChild<{ latency: unknown[]; throughput: 
   'benchGovernedSelect',
 );
 console.table(latency);
-heading('The same, with the twin’s DynamoDB on the twin’s own thread (WARDEN_TWIN_DYNAMO=inline)');
-console.table(await inChild('./gateway.ts', 'benchGovernedSelectInline'));
-heading('Throughput: governed reads, 1 to 64 concurrent clients (loopback, one machine)');
+heading('Throughput: governed reads, 1 to 64 concurrent clients (loopback, one machine; DynamoDB inline)');
 console.table(throughput);
+const thread = await inChild<{ latency: unknown[]; throughput: unknown[] }>(
+  './gateway.ts',
+  'benchGovernedSelectThread',
+);
+heading('The same with the twin’s DynamoDB in a worker thread (WARDEN_TWIN_DYNAMO=thread): latency');
+console.table(thread.latency);
+heading('…and throughput, DynamoDB in its thread');
+console.table(thread.throughput);
 
 heading('MCP run_sql tool call vs the REST call for the same statement');
 console.table(await inChild('./mcp.ts', 'benchMcp'));

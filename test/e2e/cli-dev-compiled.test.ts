@@ -56,7 +56,7 @@ it('starts the twin with its DynamoDB thread from dist/cli, serves a read, and s
   const port = await freePort();
   const child = spawn(process.execPath, ['bin/warden.js', 'dev'], {
     cwd: pkg,
-    env: { ...process.env, PORT: String(port), WARDEN_DATA_DIR: dataDir },
+    env: { ...process.env, PORT: String(port), WARDEN_DATA_DIR: dataDir, WARDEN_TWIN_DYNAMO: 'thread' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

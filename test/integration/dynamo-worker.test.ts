@@ -161,23 +161,38 @@ describe("the twin's choice of where DynamoDB runs", () => {
     expect(() => readdirSync(dataDir)).toThrow(/ENOENT/);
   });
 
-  it('serves a governed read with DynamoDB inline too (the same two store calls seen)', async () => {
-    const twin = await startTestTwin({ dynamo: 'inline', upstreamMcp: false });
+  // One governed twin per file: the API module's runtime is created once per process (as in Lambda),
+  // so the thread variant is test/integration/dynamo-thread-twin.test.ts.
+  it.each(['inline'] as const)(
+    'serves a governed read with DynamoDB %s (the same two store calls seen)',
+    async (dynamo) => {
+      const twin = await startTestTwin({ dynamo, upstreamMcp: false });
+      try {
+        expect(twin.dynamoMode).toBe(dynamo);
+        const token = await twin.token('alice');
+        const calls: DynamoCall[] = [];
+        const stop = twin.onStoreCall((c) => calls.push(c));
+        const res = await twin.api('POST', '/v1/targets/demo/sql', {
+          token,
+          body: { sql: 'SELECT id FROM customers WHERE id = 1' },
+        });
+        stop();
+        expect(res.status).toBe(200);
+        const path = [twin.tableNames.Requests, twin.tableNames.Audit];
+        expect(calls.filter((c) => c.tables.some((t) => path.includes(t))).map((c) => c.operation)).toEqual([
+          'TransactWriteItems',
+          'TransactWriteItems',
+        ]);
+      } finally {
+        await twin.close();
+      }
+    },
+  );
+
+  it('runs DynamoDB inline unless asked otherwise', async () => {
+    const twin = await startTestTwin({ upstreamMcp: false });
     try {
-      const token = await twin.token('alice');
-      const calls: DynamoCall[] = [];
-      const stop = twin.onStoreCall((c) => calls.push(c));
-      const res = await twin.api('POST', '/v1/targets/demo/sql', {
-        token,
-        body: { sql: 'SELECT id FROM customers WHERE id = 1' },
-      });
-      stop();
-      expect(res.status).toBe(200);
-      const path = [twin.tableNames.Requests, twin.tableNames.Audit];
-      expect(calls.filter((c) => c.tables.some((t) => path.includes(t))).map((c) => c.operation)).toEqual([
-        'TransactWriteItems',
-        'TransactWriteItems',
-      ]);
+      expect(twin.dynamoMode).toBe(process.env.WARDEN_TWIN_DYNAMO ?? 'inline');
     } finally {
       await twin.close();
     }
