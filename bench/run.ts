@@ -57,7 +57,7 @@ heading('Masked read (carol) vs unmasked read (bob) of the same statement on the
 console.table(await inChild('./masked-read.ts', 'benchMaskedRead'));
 
 heading(
-  'Governed SELECT vs the same statement sent straight to the local Data API endpoint (DynamoDB in its thread, the default)',
+  'Governed SELECT vs the same statement sent straight to the local Data API endpoint (the twin’s DynamoDB inline, the default)',
 );
 const { latency, throughput } = await inChild<{ latency: unknown[]; throughput: unknown[] }>(
   './gateway.ts',
