@@ -34,6 +34,25 @@ export interface DbCheckReport {
   readonly problems: readonly string[];
   /** What was proved, one line each. */
   readonly passed: readonly string[];
+  /** Some probe could not run (throttled, 5xx, timeout): the check says nothing either way. */
+  readonly unavailable?: boolean;
+}
+
+/** An SDK error that says the call did not get an answer from the database (retry later). */
+function isTransient(err: unknown): boolean {
+  const e = err as {
+    name?: string;
+    code?: string;
+    transient?: boolean;
+    $metadata?: { httpStatusCode?: number };
+  };
+  const status = e?.$metadata?.httpStatusCode;
+  return (
+    e?.transient === true ||
+    (status !== undefined && (status >= 500 || status === 429)) ||
+    /Throttl|TooManyRequests|ServiceUnavailable|InternalServerError|Timeout/.test(e?.name ?? '') ||
+    ['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'ESOCKETTIMEDOUT'].includes(e?.code ?? '')
+  );
 }
 
 function secretOf(target: SqlTargetConfig, user: WardenUser): string | undefined {
@@ -67,7 +86,12 @@ async function run(
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     const sqlState = SQLSTATE.exec(message)?.[1];
-    return { ok: false, message, ...(sqlState ? { sqlState } : {}) };
+    return {
+      ok: false,
+      message,
+      ...(sqlState ? { sqlState } : {}),
+      ...(!sqlState && isTransient(err) ? { transient: true } : {}),
+    };
   }
 }
 
@@ -78,7 +102,11 @@ export async function readCatalogue(
   secretArn: string,
 ): Promise<CatalogueColumn[]> {
   const out = await run(client, target, secretArn, CHECK_MARK + catalogueSql(target));
-  if (!out.ok) throw new Error(`reading the catalogue failed: ${out.message}`);
+  if (!out.ok) {
+    throw Object.assign(new Error(`reading the catalogue failed: ${out.message}`), {
+      transient: out.transient === true,
+    });
+  }
   return out.rows.map(([schema, table, column, type, kind, position]) => ({
     schema: schema ?? '',
     table: table ?? '',
@@ -148,7 +176,13 @@ export async function runDbCheck(
   try {
     columns = await readCatalogue(client, target, options.catalogueSecret ?? target.secrets.read);
   } catch (err) {
-    return { target: name, ok: false, problems: [...problems, String(err)], passed };
+    return {
+      target: name,
+      ok: false,
+      problems: [...problems, String(err)],
+      passed,
+      ...(isTransient(err) ? { unavailable: true } : {}),
+    };
   }
   // The probes are independent statements (no transaction, each as its own user): they run
   // PROBE_CONCURRENCY at a time, a masked principal's first read waits for a few round trips instead
@@ -161,12 +195,21 @@ export async function runDbCheck(
   const outcomes = await inOrder(probes, PROBE_CONCURRENCY, ({ probe, secret }) =>
     run(client, target, secret, probe.sql),
   );
+  let unavailable = false;
   probes.forEach(({ probe }, i) => {
-    const problem = evaluateProbe(probe, outcomes[i]);
+    const outcome = outcomes[i];
+    if (!outcome.ok && outcome.transient) unavailable = true;
+    const problem = evaluateProbe(probe, outcome);
     if (problem) problems.push(problem);
     else passed.push(probe.what);
   });
-  return { target: name, ok: problems.length === 0, problems, passed };
+  return {
+    target: name,
+    ok: problems.length === 0,
+    problems,
+    passed,
+    ...(unavailable ? { unavailable } : {}),
+  };
 }
 
 const PROBE_CONCURRENCY = 8;
@@ -220,6 +263,7 @@ export function createDbMaskingGuard(options: {
             ok: false,
             problems: [String(err)],
             passed: [],
+            ...(isTransient(err) ? { unavailable: true } : {}),
           }),
         );
         entry = { at: now(), report };
@@ -234,6 +278,17 @@ export function createDbMaskingGuard(options: {
         );
       }
       const report = await entry.report;
+      if (!report.ok && report.unavailable) {
+        // Nothing was learnt (a probe was throttled, timed out or met a 5xx): not kept, so the next
+        // masked request checks again; this one is refused as unavailable, and nothing runs.
+        if (results.get(name) === entry) results.delete(name);
+        throw new ExecutionError(
+          503,
+          'masking_check_unavailable',
+          `Target "${name}"'s database masking check could not run just now, so this request, which ` +
+            'must be masked, was refused and nothing was run. Try again.',
+        );
+      }
       if (!report.ok) {
         throw new ExecutionError(
           403,

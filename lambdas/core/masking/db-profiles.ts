@@ -537,7 +537,13 @@ export interface Probe {
 /** What running a probe gave: rows (as text), or an error with its SQLSTATE. */
 export type ProbeOutcome =
   | { readonly ok: true; readonly rows: readonly (readonly (string | null)[])[] }
-  | { readonly ok: false; readonly sqlState?: string; readonly message: string };
+  | {
+      readonly ok: false;
+      readonly sqlState?: string;
+      readonly message: string;
+      /** The probe could not run (throttled, a 5xx, a timeout): nothing was learnt about masking. */
+      readonly transient?: boolean;
+    };
 
 const SETTINGS_SQL = `SELECT current_user::text,
        pg_catalog.to_json(pg_catalog.current_schemas(false))::text,
