@@ -58,6 +58,14 @@ afterAll(async () => {
 
 const ran = (text: string) => twin.statementLog.filter((s) => submittedSql(s.sql) === text);
 const nextWrite = () => `UPDATE orders SET status = 'shipped' WHERE id = ${++counter}`;
+/** A Data API client as the twin's runtimes hold one, for `endpoint` (no retries). */
+const dataApiClient = (endpoint: string) =>
+  new RDSDataClient({
+    endpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'local-twin', secretAccessKey: 'local-twin' },
+    maxAttempts: 1,
+  });
 
 /** What a compromised API runtime can do: invoke the execute function with anything. */
 async function invokeDirect(payload: Record<string, unknown>): Promise<any> {
@@ -249,12 +257,7 @@ describe('a compromised API runtime cannot run a write past the execute function
   });
 
   it('cannot reach the write credentials: its Data API endpoint refuses the write secrets, as its IAM policy does', async () => {
-    const client = new RDSDataClient({
-      endpoint: twin.secretGate.url,
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'local-twin', secretAccessKey: 'local-twin' },
-      maxAttempts: 1,
-    });
+    const client = dataApiClient(twin.secretGate.url);
     const call = (secretArn: string, sql: string) =>
       client.send(
         new ExecuteStatementCommand({
@@ -277,12 +280,7 @@ describe('a compromised API runtime cannot run a write past the execute function
   });
 
   it('refuses a write secret on every Data API operation of its endpoint, and a call naming no secret, before anything runs', async () => {
-    const client = new RDSDataClient({
-      endpoint: twin.secretGate.url,
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'local-twin', secretAccessKey: 'local-twin' },
-      maxAttempts: 1,
-    });
+    const client = dataApiClient(twin.secretGate.url);
     const target = { resourceArn: DEMO_TARGET.resourceArn, database: DEMO_TARGET.database };
     const sql = nextWrite();
     const before = twin.secretGate.refused.length;
@@ -322,14 +320,9 @@ describe('a compromised API runtime cannot run a write past the execute function
   });
 
   it('cannot join a write transaction opened with the write secret by naming a reader secret, nor end one', async () => {
-    const options = {
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'local-twin', secretAccessKey: 'local-twin' },
-      maxAttempts: 1,
-    };
     // The execute function's endpoint (unrestricted) holds a write transaction open...
-    const executeSide = new RDSDataClient({ ...options, endpoint: twin.dataApiUrl });
-    const apiSide = new RDSDataClient({ ...options, endpoint: twin.secretGate.url });
+    const executeSide = dataApiClient(twin.dataApiUrl);
+    const apiSide = dataApiClient(twin.secretGate.url);
     const target = { resourceArn: DEMO_TARGET.resourceArn, database: DEMO_TARGET.database };
     const write = { ...target, secretArn: DEMO_TARGET.secrets.write };
     const { transactionId } = await executeSide.send(new BeginTransactionCommand(write));
