@@ -3,6 +3,13 @@
  * verifier once per process (module scope) and `hydrate()` it during cold start: the JWKS is
  * fetched once and refetched only when a token names a key id the cache has not seen (rotation),
  * at most once per penalty period.
+ *
+ * Verified tokens are kept in a small LRU keyed by the whole token text (header, payload and
+ * signature), so a request repeating a token skips the signature check and the parse: any change
+ * to any part of the token is a different key and a full verification. A hit still checks
+ * `exp`/`nbf` against the clock, with the same grace and the same errors as a full verification.
+ * Only successes are kept, as frozen values; the cache is emptied whenever the JWKS is fetched (a
+ * key the IdP removed stops working from the cache as soon as the verifier sees the new key set).
  */
 import { get as httpGet } from 'node:http';
 import { JwtVerifier } from 'aws-jwt-verify';
@@ -29,6 +36,7 @@ import { SimpleJwksCache } from 'aws-jwt-verify/jwk';
 
 import { ServiceUnavailableError, UnauthorizedError, WardenError } from '../core/errors.js';
 import { principalFromClaims } from '../core/identity.js';
+import { deepFreeze, Lru } from '../core/lru.js';
 import type { Principal } from '../core/types.js';
 
 export interface TokenVerifierConfig {
@@ -58,6 +66,8 @@ export interface TokenVerifierConfig {
   readonly maxTokenBytes?: number;
   /** Clock skew tolerated on `exp`/`nbf`, in seconds. @default 0 */
   readonly graceSeconds?: number;
+  /** Verified tokens kept (LRU, keyed by the whole token); 0 keeps none. @default 1024 */
+  readonly verifiedCacheSize?: number;
 }
 
 export interface VerifiedToken {
@@ -70,9 +80,12 @@ export interface TokenVerifier {
   hydrate(): Promise<void>;
   /** Resolves with the caller, or rejects with UnauthorizedError (ServiceUnavailableError if the IdP's keys cannot be fetched). */
   verify(token: string): Promise<VerifiedToken>;
+  /** How many verified tokens are held now (for tests). */
+  readonly cachedTokens: number;
 }
 
 export const DEFAULT_MAX_TOKEN_BYTES = 8192;
+export const DEFAULT_VERIFIED_CACHE_SIZE = 1024;
 const JWKS_FETCH_TIMEOUT_MS = 3000;
 
 /**
@@ -95,13 +108,25 @@ export function createTokenVerifier(config: TokenVerifierConfig): TokenVerifier 
   const maxTokenBytes = config.maxTokenBytes ?? DEFAULT_MAX_TOKEN_BYTES;
   const jwksUri = config.jwksUri ?? `${config.issuer.replace(/\/+$/, '')}/.well-known/jwks.json`;
   assertJwksUriAllowed(jwksUri);
+  const graceSeconds = config.graceSeconds ?? 0;
+  const verified = new Lru<
+    string,
+    { readonly result: VerifiedToken; readonly exp: number; readonly nbf?: number }
+  >(config.verifiedCacheSize ?? DEFAULT_VERIFIED_CACHE_SIZE);
+  // Bumped (and the cache emptied) when a JWKS fetch starts and when it ends: a verification that
+  // was under way meanwhile may have used the old key set, so its result is not kept.
+  let keysGeneration = 0;
+  const keysChanged = (): void => {
+    keysGeneration += 1;
+    verified.clear();
+  };
 
   const verifier = JwtVerifier.create(
     {
       issuer: config.issuer,
       jwksUri,
       audience: audienceClaim === 'aud' ? audiences : null,
-      graceSeconds: config.graceSeconds ?? 0,
+      graceSeconds,
       customJwtCheck: ({ payload }) => {
         // aws-jwt-verify accepts a token without `exp`; a bearer token that never expires is not
         // something Warden should honour.
@@ -116,10 +141,14 @@ export function createTokenVerifier(config: TokenVerifierConfig): TokenVerifier 
         }
       },
     },
-    { jwksCache: new SimpleJwksCache({ fetcher: new LoopbackAwareFetcher() }) },
+    { jwksCache: new NotifyingJwksCache(new LoopbackAwareFetcher(), keysChanged) },
   );
 
   return {
+    get cachedTokens() {
+      return verified.size;
+    },
+
     async hydrate() {
       try {
         await verifier.hydrate();
@@ -135,6 +164,27 @@ export function createTokenVerifier(config: TokenVerifierConfig): TokenVerifier 
       if (Buffer.byteLength(token, 'utf8') > maxTokenBytes) {
         throw new UnauthorizedError(`token is larger than ${maxTokenBytes} bytes`);
       }
+      const hit = verified.get(token);
+      if (hit !== undefined) {
+        // The same checks and errors as aws-jwt-verify's validateJwtFields, against the clock now.
+        const now = Date.now() / 1000;
+        if (hit.exp + graceSeconds < now) {
+          verified.delete(token);
+          throw translate(
+            new JwtExpiredError(`Token expired at ${new Date(hit.exp * 1000).toISOString()}`, hit.exp),
+          );
+        }
+        if (hit.nbf !== undefined && hit.nbf - graceSeconds > now) {
+          throw translate(
+            new JwtNotBeforeError(
+              `Token can't be used before ${new Date(hit.nbf * 1000).toISOString()}`,
+              hit.nbf,
+            ),
+          );
+        }
+        return hit.result;
+      }
+      const generation = keysGeneration;
       let payload: Record<string, unknown>;
       try {
         payload = (await verifier.verify(token)) as Record<string, unknown>;
@@ -147,7 +197,19 @@ export function createTokenVerifier(config: TokenVerifierConfig): TokenVerifier 
         ...(config.ownerClaim ? { ownerClaim: config.ownerClaim } : {}),
         ...(config.agentClientIds ? { agentClientIds: config.agentClientIds } : {}),
       });
-      return { principal, claims: payload };
+      const result = deepFreeze({ principal, claims: payload });
+      if (generation === keysGeneration) {
+        // customJwtCheck refused a token without a numeric exp, so payload.exp is a number here.
+        verified.set(
+          token,
+          Object.freeze({
+            result,
+            exp: payload.exp as number,
+            ...(typeof payload.nbf === 'number' ? { nbf: payload.nbf } : {}),
+          }),
+        );
+      }
+      return result;
     },
   };
 }
@@ -189,6 +251,25 @@ function reasonFor(err: unknown): string | undefined {
     return undefined;
   }
   return 'token is invalid';
+}
+
+/** aws-jwt-verify's JWKS cache, telling the verifier whenever it fetches the key set. */
+class NotifyingJwksCache extends SimpleJwksCache {
+  constructor(
+    fetcher: Fetcher,
+    private readonly onFetch: () => void,
+  ) {
+    super({ fetcher });
+  }
+
+  override async getJwks(jwksUri: string): ReturnType<SimpleJwksCache['getJwks']> {
+    this.onFetch();
+    try {
+      return await super.getJwks(jwksUri);
+    } finally {
+      this.onFetch();
+    }
+  }
 }
 
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);

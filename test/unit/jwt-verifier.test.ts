@@ -3,6 +3,7 @@ import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
+import { JwtExpiredError } from 'aws-jwt-verify/error';
 import { SignJWT, exportJWK, exportSPKI, generateKeyPair } from 'jose';
 import type { CryptoKey, JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -269,5 +270,152 @@ describe('jwt verifier', () => {
 
   it('refuses a JWKS URI over plain http except on loopback', () => {
     expect(() => verifier({ jwksUri: 'http://idp.example.com/jwks' })).toThrow(/https/);
+  });
+});
+
+describe('jwt verifier: verified-token cache', () => {
+  const flipSignature = (token: string): string => {
+    const [h, p, s] = token.split('.');
+    const bytes = Buffer.from(s, 'base64url');
+    bytes[bytes.length - 5] ^= 0x01;
+    return `${h}.${p}.${bytes.toString('base64url')}`;
+  };
+
+  it('answers a repeated token from the cache with the same principal', async () => {
+    const v = verifier();
+    await v.hydrate();
+    const token = await sign({ preferred_username: 'alice' });
+    const first = await v.verify(token);
+    expect(v.cachedTokens).toBe(1);
+    const second = await v.verify(token);
+    expect(second.principal).toEqual(first.principal);
+    expect(second.claims).toEqual(first.claims);
+    expect(v.cachedTokens).toBe(1);
+  });
+
+  it('refuses a cached token once it has expired, with the uncached error', async () => {
+    const v = verifier({ graceSeconds: 5 });
+    await v.hydrate();
+    const exp = Math.floor(Date.now() / 1000) + 60;
+    const token = await sign({}, { expiresIn: exp as unknown as string });
+    await v.verify(token);
+    expect(v.cachedTokens).toBe(1);
+    const realNow = Date.now;
+    try {
+      // Within the grace the cached token is still good, as it is uncached.
+      Date.now = () => (exp + 4) * 1000;
+      await v.verify(token);
+      Date.now = () => (exp + 6) * 1000;
+      const err = await rejection(v, token);
+      expect(err.message).toBe('token has expired');
+      expect(err.cause).toBeInstanceOf(Error);
+      expect(err.cause).toBeInstanceOf(JwtExpiredError);
+      // The same token through a fresh verifier (no cache) fails the same way.
+      const fresh = verifier({ graceSeconds: 5, verifiedCacheSize: 0 });
+      const uncached = await rejection(fresh, token);
+      expect(uncached.message).toBe(err.message);
+      expect(uncached.cause?.constructor).toBe(err.cause?.constructor);
+      expect(v.cachedTokens).toBe(0);
+    } finally {
+      Date.now = realNow;
+    }
+  });
+
+  it('refuses a changed signature or payload even after the genuine token is cached', async () => {
+    const v = verifier();
+    await v.hydrate();
+    const token = await sign({});
+    await v.verify(token);
+    expect((await rejection(v, flipSignature(token))).message).toMatch(/signature/);
+    const [h, , s] = token.split('.');
+    const forged = b64url({
+      ...JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()),
+      groups: ['dba'],
+    });
+    expect((await rejection(v, `${h}.${forged}.${s}`)).message).toMatch(/signature/);
+    // A token that differs only after the signature (trailing bytes) is not the cached one either.
+    await rejection(v, `${token}x`);
+    await rejection(v, `${token}.`);
+    expect(v.cachedTokens).toBe(1);
+    // and the genuine one is still good
+    await v.verify(token);
+  });
+
+  it('empties the cache when the JWKS is refetched (rotation): a removed key stops working', async () => {
+    const v = verifier();
+    await v.hydrate();
+    const old = await sign({});
+    await v.verify(old);
+    expect(v.cachedTokens).toBe(1);
+    // The IdP rotates: key-1 removed, key-2 added. A key-2 token makes the verifier refetch.
+    published = [key2.publicJwk];
+    try {
+      const before = jwksHits;
+      await v.verify(await sign({}, { key: key2 }));
+      expect(jwksHits).toBe(before + 1);
+      // The verification that made the fetch is not kept either (a verification running meanwhile
+      // may have used the old keys); the next one is.
+      expect(v.cachedTokens).toBe(0);
+      await v.verify(await sign({}, { key: key2 }));
+      expect(v.cachedTokens).toBe(1);
+      expect((await rejection(v, old)).message).toMatch(/unknown key/);
+    } finally {
+      published = [key1.publicJwk];
+    }
+  });
+
+  it('keeps nothing when verifiedCacheSize is 0', async () => {
+    const v = verifier({ verifiedCacheSize: 0 });
+    await v.hydrate();
+    const token = await sign({});
+    await v.verify(token);
+    await v.verify(token);
+    expect(v.cachedTokens).toBe(0);
+  });
+
+  it('holds at most verifiedCacheSize tokens, evicting the least recently used', async () => {
+    const v = verifier({ verifiedCacheSize: 3 });
+    await v.hydrate();
+    const tokens = await Promise.all([0, 1, 2, 3, 4].map((i) => sign({ n: i })));
+    for (const t of tokens) await v.verify(t);
+    expect(v.cachedTokens).toBe(3);
+    // Still correct for every token, evicted or not.
+    for (const t of tokens) expect((await v.verify(t)).claims.n).toBe(tokens.indexOf(t));
+    expect(v.cachedTokens).toBe(3);
+  });
+
+  it('returns frozen values: changing a returned principal or claims does not reach the next hit', async () => {
+    const v = verifier();
+    await v.hydrate();
+    const token = await sign({ preferred_username: 'alice' });
+    const first = await v.verify(token);
+    const attempts: (() => void)[] = [
+      () => ((first.principal as { id: string }).id = 'admin'),
+      () => (first.principal.groups as string[]).push('dba'),
+      () => ((first.claims as { groups: string[] }).groups[0] = 'dba'),
+      () => ((first.claims as { sub: string }).sub = 'admin'),
+      () => ((first as { principal: unknown }).principal = { type: 'User', id: 'admin', groups: ['dba'] }),
+    ];
+    for (const attempt of attempts) expect(attempt).toThrow(TypeError);
+    const next = await v.verify(token);
+    expect(next.principal.id).toBe('alice');
+    expect(next.principal.groups).toEqual(['engineers']);
+    expect(next.claims.sub).toBe('alice');
+    expect(next.claims.groups).toEqual(['engineers']);
+  });
+
+  it('does not keep failures: a refused token is verified again (and refused) each time', async () => {
+    const v = verifier();
+    await v.hydrate();
+    const bad = [
+      await sign({}, { expiresIn: '-1m' }),
+      await sign({}, { audience: 'some-other-api' }),
+      await sign({ groups: ['ok', 'bad\u0007'] }),
+      flipSignature(await sign({})),
+    ];
+    for (let round = 0; round < 2; round += 1) {
+      for (const t of bad) await rejection(v, t);
+    }
+    expect(v.cachedTokens).toBe(0);
   });
 });
