@@ -31,9 +31,15 @@
  *   function does when a plain SELECT touches it, and a non-built-in function called in attribute
  *   notation (`c.my_fn` looks like a column). The read-only database user is the backstop.
  * - Named parameters (`:id`, as the RDS Data API takes them) are parsed as `$1` placeholders.
+ *
+ * Classifications are kept in an LRU keyed by the exact text (CLASSIFICATION_CACHE_SIZE entries,
+ * texts up to MAX_CACHED_SQL_BYTES), deep-frozen, so an agent repeating a statement is not parsed
+ * and walked again. Only classifications are kept: a text that fails (parse error, refusal) is
+ * tried again every time, and once the parser is broken a cached text fails like any other.
  */
 import { loadModule, parseSync, scanSync, type ScanToken } from 'libpg-query';
 import { BadRequestError, ServiceUnavailableError, SqlParseError } from '../errors.js';
+import { Lru } from '../lru.js';
 import { badTextCharacter } from '../sql-input.js';
 import type { SqlClass, SqlClassification, SqlStatementClassification } from '../types.js';
 import {
@@ -528,10 +534,25 @@ function rawParse(text: string): { stmts?: ParsedStatement[] } {
 
 /**
  * The last text parsed and its tree: a request parses its statement for classification and again
- * for its shown form (lambdas/core/shown.ts); the second is answered from here. The tree is frozen,
- * so no reader can change what the next one sees.
+ * for its shown form (lambdas/core/shown.ts) and its bounded read; the later ones are answered
+ * from here. Trees are frozen, so no reader can change what the next one sees.
  */
 let lastParsed: { sql: string; tree: { stmts?: ParsedStatement[] } } | undefined;
+
+/**
+ * Trees of texts that repeat: when a text's classification comes from its cache, nothing was
+ * parsed, so its shown form would parse it. A text whose classification is cached already and is
+ * parsed again is a repeating one; its tree is kept here. (Keeping every tree costs about 25% more
+ * per request on traffic that never repeats, as trees then outlive the young generation.) Keyed by
+ * the exact text; bounded by the texts' total size: a tree takes about 60 times its text in memory
+ * at worst (a long IN list), so 256 KiB of text is about 15 MB of trees.
+ */
+const PARSE_CACHE_SIZE = 512;
+const PARSE_CACHE_TEXT_BYTES = 256 * 1024;
+const parsed = new Lru<string, { stmts?: ParsedStatement[] }>(PARSE_CACHE_SIZE, {
+  maxWeight: PARSE_CACHE_TEXT_BYTES,
+  weigh: (sql) => Buffer.byteLength(sql, 'utf8'),
+});
 
 function deepFreeze<T>(value: T): T {
   if (value && typeof value === 'object' && !Object.isFrozen(value)) {
@@ -541,10 +562,31 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
+export const CLASSIFICATION_CACHE_SIZE = 512;
+/** Longer texts are classified every time: rarely repeated, and they would hold the most memory. */
+export const MAX_CACHED_SQL_BYTES = 16 * 1024;
+
+const classifications = new Lru<string, SqlClassification>(CLASSIFICATION_CACHE_SIZE);
+
+/** How many classifications are held now (for tests). */
+export function cachedClassifications(): number {
+  return classifications.size;
+}
+
+function cacheable(sql: string): boolean {
+  // A UTF-8 character is 1 to 3 bytes per UTF-16 unit, so the length bounds the bytes both ways.
+  if (sql.length > MAX_CACHED_SQL_BYTES) return false;
+  return sql.length * 3 <= MAX_CACHED_SQL_BYTES || Buffer.byteLength(sql, 'utf8') <= MAX_CACHED_SQL_BYTES;
+}
+
 function parseChecked(sql: string): { stmts?: ParsedStatement[] } {
+  if (parserBroken) throw new ServiceUnavailableError('the SQL parser failed earlier in this process');
   if (lastParsed?.sql === sql) return lastParsed.tree;
+  const hit = parsed.get(sql);
+  if (hit !== undefined) return hit;
   const tree = deepFreeze(parseUncached(sql));
   lastParsed = { sql, tree };
+  if (classifications.has(sql)) parsed.set(sql, tree);
   return tree;
 }
 
@@ -586,6 +628,18 @@ export function parseSqlTree(sql: string): { stmts?: { stmt?: Record<string, unk
 export function classifySqlSync(sql: string): SqlClassification {
   if (!loaded) throw new Error('initSqlClassifier() must resolve before classifySqlSync()');
   if (typeof sql !== 'string' || sql.trim() === '') throw new BadRequestError('no SQL statement');
+  const cached = classifications.get(sql);
+  if (cached !== undefined) {
+    // Fail closed as an uncached text would: a broken parser classifies nothing.
+    if (parserBroken) throw new ServiceUnavailableError('the SQL parser failed earlier in this process');
+    return cached;
+  }
+  const classification = classifyUncached(sql);
+  if (cacheable(sql)) classifications.set(sql, classification);
+  return classification;
+}
+
+function classifyUncached(sql: string): SqlClassification {
   // The parser reads a C string: it would stop at a NUL the server does not stop at.
   const bad = badTextCharacter(sql);
   if (bad) throw new BadRequestError(`sql contains ${bad}`);
@@ -603,7 +657,7 @@ export function classifySqlSync(sql: string): SqlClassification {
     const prefix = statements.length > 1 ? `statement ${i + 1} (${s.type}): ` : '';
     for (const r of s.reasons) reasons.push(prefix + r);
   });
-  return {
+  return deepFreeze({
     kind: 'sql',
     class: cls,
     statements,
@@ -611,7 +665,7 @@ export function classifySqlSync(sql: string): SqlClassification {
     ...(qualified.size > 0 ? { schemaQualified: [...qualified].sort() } : {}),
     functions: [...functions].sort(),
     reasons,
-  };
+  });
 }
 
 /**
