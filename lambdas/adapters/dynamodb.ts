@@ -5,7 +5,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { tableEnvVar, type TableDefinition } from '../../lib/tables.js';
-import { requestPathClient } from './sdk-client.js';
+import { requestPathClient, withPlainJsonBodies } from './sdk-client.js';
 
 /**
  * Low-level clients for the request path's own writes, by the document client they stand beside.
@@ -30,7 +30,9 @@ export function createDocumentClient(client?: DynamoDBClient): DynamoDBDocumentC
     },
   );
   if (!client) {
-    lowLevel.set(doc, requestPathClient(new DynamoDBClient({ maxAttempts: 3, cacheMiddleware: true })));
+    const low = requestPathClient(new DynamoDBClient({ maxAttempts: 3, cacheMiddleware: true }));
+    // The request path's transactions are marshalled already: their items go out as JSON text.
+    lowLevel.set(doc, withPlainJsonBodies(low, { TransactWriteItemsCommand: ['TransactItems'] }));
   }
   return doc;
 }

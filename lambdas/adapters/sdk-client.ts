@@ -25,7 +25,7 @@ export function withoutNoOpLogging<C extends SdkClient>(client: C): C {
   return client;
 }
 
-type Args = { request?: unknown };
+type Args = { request?: unknown; input?: unknown };
 type Handler = (args: Args) => Promise<unknown>;
 type Middleware = (next: Handler, context: UserAgentContext) => Handler;
 interface UserAgentContext {
@@ -122,7 +122,145 @@ export function withMemoizedUserAgent<C extends SdkClient>(client: C): C {
   return client;
 }
 
-/** The request path's clients: no no-op logging walk, the user agent built once per command. */
+/** What the SDK's SigV4 auth scheme hands its signer function (the endpoint's first auth scheme). */
+interface AuthSchemeLike {
+  readonly name?: string;
+  readonly signingName?: string;
+  readonly signingRegion?: string;
+}
+type SignerFunction = (authScheme?: AuthSchemeLike) => Promise<unknown>;
+
+/**
+ * Keeps the signer the SDK builds for each auth scheme. With no signer configured, the SDK's SigV4
+ * config builds a new `SignatureV4` on every call (spreading the whole client config into it), so
+ * every request also re-derives the signing key (four HMACs) the new signer has not cached yet. The
+ * signer reads the credentials provider, region and service it is given on every `sign` (AWS's
+ * `AwsSdkSigV4Signer` passes the signing date, region and service per request), and caches keys
+ * by date, region, service and credentials: one per auth scheme, kept, signs exactly as a fresh one
+ * does. A signer that could not be built is not kept (the next call builds it again). Returns the
+ * client; a client without a signer function is returned unchanged.
+ */
+export function withMemoizedSigner<C extends SdkClient>(client: C): C {
+  const config = client.config as { signer?: unknown };
+  const built = config.signer;
+  if (typeof built !== 'function') return client;
+  const sdkSigner = built as SignerFunction;
+  const signers = new Map<string, Promise<unknown>>();
+  config.signer = (authScheme?: AuthSchemeLike) => {
+    const key = `${authScheme?.name}|${authScheme?.signingName}|${authScheme?.signingRegion}`;
+    let signer = signers.get(key);
+    if (!signer) {
+      signer = sdkSigner(authScheme);
+      signers.set(key, signer);
+      signer.catch(() => signers.delete(key));
+    }
+    return signer;
+  };
+  return client;
+}
+
+/**
+ * The request path's clients: no no-op logging walk, the user agent built once per command, one
+ * signer per auth scheme.
+ */
 export function requestPathClient<C extends SdkClient>(client: C): C {
-  return withMemoizedUserAgent(withoutNoOpLogging(client));
+  return withMemoizedSigner(withMemoizedUserAgent(withoutNoOpLogging(client)));
+}
+
+/** The SDK's name for the serializer slot of its schema serde plugin (@smithy/core/schema). */
+const SERIALIZER_MIDDLEWARE = 'serializerMiddleware';
+
+/**
+ * True when `value` is made only of what JSON says the same way the AWS JSON protocol does:
+ * strings, finite numbers, booleans, null, plain arrays and plain objects (no bytes, dates, sets,
+ * class instances, which the protocol writes its own way).
+ */
+function plainJson(value: unknown, depth = 0): boolean {
+  if (depth > 64) return false;
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return true;
+    case 'number':
+      return Number.isFinite(value);
+    case 'undefined':
+      return true;
+    case 'object': {
+      if (value === null) return true;
+      if (Array.isArray(value)) {
+        for (const v of value) if (v === undefined || !plainJson(v, depth + 1)) return false;
+        return true;
+      }
+      const proto = Object.getPrototypeOf(value) as unknown;
+      if (proto !== Object.prototype && proto !== null) return false;
+      for (const key in value)
+        if (!plainJson((value as Record<string, unknown>)[key], depth + 1)) return false;
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+/** A JSON protocol body as text: the SDK writes UTF-8 bytes (a Uint8Array) or, elsewhere, a string. */
+function bodyText(body: unknown): string | undefined {
+  if (typeof body === 'string') return body;
+  if (body instanceof Uint8Array)
+    return Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8');
+  return undefined;
+}
+
+/**
+ * Sends the named commands' bodies as `JSON.stringify` of their input when the input is plain JSON
+ * (AttributeValues already marshalled, no binary): the request path's transactions carry a few KB
+ * of nested maps, which the SDK's schema serializer writes one character at a time (~0.1 ms of CPU
+ * a call here). Everything else about the request is the SDK's own: its serializer runs on the same
+ * input with the operation's list members empty, so the method, URL, headers, endpoint and the
+ * idempotency token it fills in are exactly as sent today, and only the body text is replaced by
+ * the same members written by JSON (member order may differ; the protocol does not order them).
+ * Inputs with binary, dates or class instances, and every other command, go through the SDK's
+ * serializer unchanged. Returns the client; one without the SDK's serializer is returned unchanged.
+ */
+export function withPlainJsonBodies<C extends SdkClient>(
+  client: C,
+  commands: Readonly<Record<string, readonly string[]>>,
+): C {
+  const stack = client.middlewareStack as unknown as Stack;
+  let sdkSerializer: { middleware: Middleware; options: Record<string, unknown> } | undefined;
+  stack.applyToStack({
+    add: (middleware, options) => {
+      if (options.name === SERIALIZER_MIDDLEWARE) sdkSerializer = { middleware, options };
+    },
+    addRelativeTo: () => undefined,
+  });
+  if (!sdkSerializer) return client;
+  const { middleware: sdk, options: entry } = sdkSerializer;
+  const { middleware: _sdkFunction, ...options } = entry;
+  const lists = new Map(Object.entries(commands));
+  const plain: Middleware = (next, context) => {
+    const sdkNext = sdk(next, context);
+    const emptied = lists.get(context.commandName ?? '');
+    if (!emptied) return sdkNext;
+    return (args) => {
+      const input = args.input as Record<string, unknown> | undefined;
+      if (!input || !plainJson(input)) return sdkNext(args);
+      const stub: Record<string, unknown> = { ...input };
+      for (const member of emptied) if (member in stub) stub[member] = [];
+      return sdk((out) => {
+        const request = out.request as { body?: unknown } | undefined;
+        const text = request ? bodyText(request.body) : undefined;
+        // A body this does not know how to read: the SDK's own serializer on the real input.
+        if (!request || text === undefined) return sdkNext(args);
+        // The stub as the SDK wrote it, with what it filled in (the idempotency token), then the
+        // lists back in.
+        const written = JSON.parse(text) as Record<string, unknown>;
+        for (const member of emptied) if (member in input) written[member] = input[member];
+        request.body = Buffer.from(JSON.stringify(written), 'utf8');
+        return next({ ...out, input });
+      }, context)({ ...args, input: stub });
+    };
+  };
+  stack.remove(SERIALIZER_MIDDLEWARE);
+  stack.add(plain, { ...options, override: true });
+  return client;
 }
