@@ -20,7 +20,8 @@ import {
   type DynamoDBDocumentClient,
   type TransactWriteCommandInput,
 } from '@aws-sdk/lib-dynamodb';
-import { marshall, unmarshall, type marshallOptions } from '@aws-sdk/util-dynamodb';
+import { unmarshall, type marshallOptions } from '@aws-sdk/util-dynamodb';
+import { marshallItem } from './marshall.js';
 import { AuditTable } from '../../lib/tables.js';
 import { secondLayer } from '../core/masking/second-layer.js';
 import { ServiceUnavailableError } from '../core/errors.js';
@@ -54,9 +55,9 @@ export function marshallPut(item: { Put?: TransactPut }, options: marshallOption
   return {
     Put: {
       ...rest,
-      Item: marshall(Item, options),
+      Item: marshallItem(Item, options),
       ...(ExpressionAttributeValues
-        ? { ExpressionAttributeValues: marshall(ExpressionAttributeValues, options) }
+        ? { ExpressionAttributeValues: marshallItem(ExpressionAttributeValues, options) }
         : {}),
     },
   };
