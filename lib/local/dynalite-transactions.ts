@@ -74,6 +74,8 @@ interface DynaliteDb {
   validateItem(item: AttributeMap, table: DynaliteTable): DynaliteError | undefined;
   validateKey(key: AttributeMap, table: DynaliteTable): DynaliteError | undefined;
   createKey(item: AttributeMap, table: DynaliteTable): string;
+  hashPrefix(hashKey: unknown, hashType: string, rangeKey?: unknown, rangeType?: string): string;
+  toRangeStr(value: unknown, type: string): string;
   checkConditional(data: unknown, existing: AttributeMap | undefined): DynaliteError | null;
   getIndexActions(
     indexes: readonly unknown[],
@@ -364,8 +366,8 @@ function plainOperation(
 }
 
 /** crypto.hash (Node 20.12+, one call) where there is one, else a Hash object. */
-const oneShotHash = (crypto as { hash?: (algorithm: string, data: string) => string }).hash;
-const sha256 = (text: string): string =>
+const oneShotHash = (crypto as { hash?: (algorithm: string, data: string | Buffer) => string }).hash;
+const sha256 = (text: string | Buffer): string =>
   oneShotHash ? oneShotHash('sha256', text) : crypto.createHash('sha256').update(text).digest('hex');
 
 const MAX_ITEMS = 100;
@@ -522,7 +524,7 @@ async function parseOperations(store: DynaliteStore, body: Record<string, unknow
         ? dynaliteDb.validateItem(data.Item as AttributeMap, table)
         : dynaliteDb.validateKey(data.Key as AttributeMap, table);
     if (invalid) throw fromDynalite(invalid);
-    const key = dynaliteDb.createKey((kind === 'Put' ? data.Item : data.Key) as AttributeMap, table);
+    const key = itemKeyOf((kind === 'Put' ? data.Item : data.Key) as AttributeMap, table);
     const id = `${data.TableName}\u0000${key}`;
     if (seen.has(id)) {
       throw validationError('Transaction request cannot include multiple operations on one item');
@@ -603,7 +605,274 @@ async function readItems(
   return db.getMany(keys);
 }
 
+/**
+ * Keys as dynalite's `createKey`, `createIndexKey` and `getIndexActions` make them, without their
+ * per-call costs: dynalite looks each key attribute's type up in the definitions on every call, and
+ * makes a fresh MD5 object (`crypto.createHash`) for each hash prefix, three for an audit event and
+ * its index entry. Here the types are looked up once per table definition, a hash prefix of string
+ * keys is one `crypto.hash` call over the same bytes, and the rest (numbers and binaries: hash
+ * prefixes and range strings) is dynalite's own exported `hashPrefix` / `toRangeStr`, kept by their
+ * arguments (pure functions of them). Tables this does not cover (a key attribute without a
+ * definition, an index that projects only some attributes) use dynalite's functions as they are.
+ * test/integration/dynalite-transactions.test.ts compares both on generated items.
+ */
+interface KeyAttr {
+  readonly name: string;
+  readonly type: string;
+}
+interface IndexPlan {
+  readonly type: (typeof INDEX_TYPES)[number];
+  readonly name: string;
+  readonly keys: readonly KeyAttr[];
+}
+interface TablePlan {
+  /** undefined: use dynalite's own functions for this table. */
+  readonly keys?: readonly KeyAttr[];
+  readonly indexes: readonly IndexPlan[];
+  /** Per store: the sub-stores' key prefixes (null when a sub-store is not a prefixed one). */
+  prefixes?: { store: DynaliteStore; item: string | null; indexes: (string | null)[] };
+}
+interface KeyedTable extends DynaliteTable {
+  readonly KeySchema: readonly { AttributeName: string }[];
+  readonly AttributeDefinitions: readonly { AttributeName: string; AttributeType: string }[];
+}
+type IndexDefinition = {
+  IndexName: string;
+  KeySchema: readonly { AttributeName: string }[];
+  Projection?: { ProjectionType?: string };
+};
 const INDEX_TYPES = ['Local', 'Global'] as const;
+const plans = new WeakMap<DynaliteTable, TablePlan>();
+
+function planOf(table: DynaliteTable): TablePlan {
+  let plan = plans.get(table);
+  if (plan) return plan;
+  const t = table as KeyedTable;
+  const typed = (schema: readonly { AttributeName: string }[]): KeyAttr[] | undefined => {
+    const out: KeyAttr[] = [];
+    for (const k of schema) {
+      const def = t.AttributeDefinitions?.find((d) => d.AttributeName === k.AttributeName);
+      if (!def || typeof def.AttributeType !== 'string') return undefined;
+      out.push({ name: k.AttributeName, type: def.AttributeType });
+    }
+    return out.length ? out : undefined;
+  };
+  const keys = Array.isArray(t.KeySchema) ? typed(t.KeySchema) : undefined;
+  const indexes: IndexPlan[] = [];
+  let covered = keys !== undefined;
+  for (const type of INDEX_TYPES) {
+    for (const index of (table[`${type}SecondaryIndexes`] ?? []) as IndexDefinition[]) {
+      const indexKeys = Array.isArray(index.KeySchema) ? typed(index.KeySchema) : undefined;
+      if (!indexKeys || index.Projection?.ProjectionType !== 'ALL') covered = false;
+      indexes.push({ type, name: index.IndexName, keys: indexKeys ?? [] });
+    }
+  }
+  plan = covered ? { keys, indexes } : { indexes };
+  plans.set(table, plan);
+  return plan;
+}
+
+const MAX_KEPT_KEYS = 4_096;
+const keptKeys = new Map<string, string>();
+function kept(key: string, make: () => string): string {
+  let value = keptKeys.get(key);
+  if (value === undefined) {
+    value = make();
+    if (keptKeys.size >= MAX_KEPT_KEYS) keptKeys.delete(keptKeys.keys().next().value as string);
+    keptKeys.set(key, value);
+  }
+  return value;
+}
+const SURROGATE = /[\uD800-\uDFFF]/;
+
+interface BigNumber {
+  s: number;
+  e: number;
+  c: number[];
+}
+const Big = require(require.resolve('big.js', { paths: [require.resolve('dynalite')] })) as new (
+  n: string,
+) => BigNumber;
+
+/** dynalite's numToBuffer (db/index.js), line for line: a number key's bytes for its hash prefix. */
+function numToBuffer(text: string): Buffer {
+  if (+text === 0) return Buffer.from([-128]);
+  const num = new Big(text);
+  const scale = num.s;
+  const mantissa = num.c;
+  const exponent = num.e + 1;
+  const appendZero = exponent % 2 ? 1 : 0;
+  const lengthWithoutExponent = Math.floor((mantissa.length + appendZero + 1) / 2);
+  let bytes: number[];
+  if (lengthWithoutExponent < 20 && scale === -1) {
+    bytes = new Array<number>(lengthWithoutExponent + 2);
+    bytes[lengthWithoutExponent + 1] = 102;
+  } else {
+    bytes = new Array<number>(lengthWithoutExponent + 1);
+  }
+  bytes[0] = Math.floor((exponent + appendZero) / 2) - 64;
+  if (scale === -1) bytes[0] ^= 0xffffffff;
+  let appendedZero = false;
+  for (let m = 0; m < mantissa.length; m++) {
+    const b = Math.floor((m + appendZero) / 2) + 1;
+    if (appendZero && !m && !appendedZero) {
+      bytes[b] = 0;
+      appendedZero = true;
+      m--;
+    } else if ((m + appendZero) % 2 === 0) {
+      bytes[b] = mantissa[m] * 10;
+    } else {
+      bytes[b] += mantissa[m];
+    }
+    if ((m + appendZero) % 2 || m === mantissa.length - 1) {
+      if (scale === -1) bytes[b] = 101 - bytes[b];
+      else bytes[b]++;
+    }
+  }
+  return Buffer.from(bytes);
+}
+
+const OUTLIERS = Buffer.from('Outliers');
+const md5 = (data: string | Buffer): string =>
+  oneShotHash ? oneShotHash('md5', data) : crypto.createHash('md5').update(data).digest('hex');
+
+/** The bytes dynalite hashes for one key piece of type S or N; undefined for anything else. */
+function keyBytes(value: unknown, type: string | undefined): Buffer | undefined {
+  if (typeof value !== 'string') return undefined;
+  if (type === 'S') return Buffer.from(value, 'utf8');
+  if (type === 'N') return numToBuffer(value);
+  return undefined;
+}
+
+/** dynalite's hashPrefix(hashKey, hashType, rangeKey, rangeType) (exported for the tests). */
+export function hashPrefixOf(hash: unknown, hashType: string, range?: unknown, rangeType?: string): string {
+  if (
+    hashType === 'S' &&
+    typeof hash === 'string' &&
+    (range === undefined || (rangeType === 'S' && typeof range === 'string'))
+  ) {
+    // dynalite hashes 'Outliers', then each key's UTF-8 bytes: the same bytes as the joined text's,
+    // unless a lone surrogate (which UTF-8 encodes alone) could pair up across the join.
+    const text = `Outliers${hash}${range ?? ''}`;
+    if (!SURROGATE.test(text)) return md5(text).slice(0, 6);
+  }
+  const hashBytes = keyBytes(hash, hashType);
+  // dynalite hashes no range bytes for a missing (or empty) range key.
+  const rangeBytes = range ? keyBytes(range, rangeType) : EMPTY;
+  if (!hashBytes || !rangeBytes) return dynaliteDb.hashPrefix(hash, hashType, range, rangeType);
+  return md5(Buffer.concat([OUTLIERS, hashBytes, rangeBytes])).slice(0, 6);
+}
+const EMPTY = Buffer.alloc(0);
+
+/** dynalite's toRangeStr(value, type). */
+function rangeStrOf(value: unknown, type: string): string {
+  if (type === 'S' || typeof value !== 'string') return dynaliteDb.toRangeStr(value, type);
+  return kept(`r${type}:${value}`, () => dynaliteDb.toRangeStr(value, type));
+}
+
+const pieceOf = (item: AttributeMap, attr: KeyAttr): unknown => item[attr.name][attr.type];
+
+/** dynalite's createKey(item, table, keySchema), for a plan's typed key schema. */
+function keyOf(item: AttributeMap, keys: readonly KeyAttr[]): string {
+  const hash = pieceOf(item, keys[0]);
+  let key = `${hashPrefixOf(hash, keys[0].type)}/${rangeStrOf(hash, keys[0].type)}/`;
+  for (let i = 1; i < keys.length; i++) key += `${rangeStrOf(pieceOf(item, keys[i]), keys[i].type)}/`;
+  return key;
+}
+
+/** dynalite's createIndexKey(item, table, indexKeySchema). */
+function indexKeyOf(
+  item: AttributeMap,
+  tableKeys: readonly KeyAttr[],
+  indexKeys: readonly KeyAttr[],
+): string {
+  const range = tableKeys[1];
+  return (
+    keyOf(item, indexKeys) +
+    hashPrefixOf(
+      pieceOf(item, tableKeys[0]),
+      tableKeys[0].type,
+      range ? pieceOf(item, range) : undefined,
+      range?.type,
+    )
+  );
+}
+
+/** The item's key in its table, as dynalite's createKey makes it (exported for the tests). */
+export function itemKeyOf(item: AttributeMap, table: DynaliteTable): string {
+  const { keys } = planOf(table);
+  return keys ? keyOf(item, keys) : dynaliteDb.createKey(item, table);
+}
+
+/**
+ * dynalite's getIndexActions over every index of the table, local ones first as updateIndexes
+ * takes them; `index` counts the local indexes, then the global ones (exported for the tests).
+ */
+export function indexActionsOf(
+  table: DynaliteTable,
+  existing: AttributeMap | undefined,
+  item: AttributeMap | null,
+): {
+  type: IndexPlan['type'];
+  index: number;
+  deletes: string[];
+  put?: { key: string; item: AttributeMap };
+}[] {
+  const plan = planOf(table);
+  const out: ReturnType<typeof indexActionsOf> = [];
+  if (!plan.indexes.length || (!existing && !item)) return out;
+  if (!plan.keys) {
+    for (const type of INDEX_TYPES) {
+      const indexes = table[`${type}SecondaryIndexes`];
+      if (!indexes?.length) continue;
+      const actions = dynaliteDb.getIndexActions(indexes, existing, item, table);
+      for (const a of actions.deletes) {
+        out.push({
+          type,
+          index: plan.indexes.findIndex((p) => p.type === type && p.name === a.index),
+          deletes: [a.key],
+        });
+      }
+      for (const a of actions.puts) {
+        out.push({
+          type,
+          index: plan.indexes.findIndex((p) => p.type === type && p.name === a.index),
+          deletes: [],
+          put: { key: a.key, item: a.item },
+        });
+      }
+    }
+    return out;
+  }
+  for (const [i, index] of plan.indexes.entries()) {
+    let key: string | null = null;
+    const action: (typeof out)[number] = { type: index.type, index: i, deletes: [] };
+    if (item && index.keys.every((k) => item[k.name] != null)) {
+      key = indexKeyOf(item, plan.keys, index.keys);
+      action.put = { key, item };
+    }
+    if (existing && index.keys.every((k) => existing[k.name] != null)) {
+      const old = indexKeyOf(existing, plan.keys, index.keys);
+      if (old !== key) action.deletes.push(old);
+    }
+    if (action.put || action.deletes.length) out.push(action);
+  }
+  return out;
+}
+
+function prefixesOf(store: DynaliteStore, table: DynaliteTable): NonNullable<TablePlan['prefixes']> {
+  const plan = planOf(table);
+  if (plan.prefixes?.store === store) return plan.prefixes;
+  const prefixes = {
+    store,
+    item: prefixOf(store, store.getItemDb(table.TableName)) ?? null,
+    indexes: plan.indexes.map(
+      (p) => prefixOf(store, store.getIndexDb(p.type, table.TableName, p.name)) ?? null,
+    ),
+  };
+  plan.prefixes = prefixes;
+  return prefixes;
+}
 
 /** Every write of the transaction (index entries as dynalite's updateIndexes makes them, then the item). */
 function writesOf(
@@ -622,27 +891,18 @@ function writesOf(
   for (const [i, op] of ops.entries()) {
     if (op.kind === 'ConditionCheck') continue;
     const item = op.kind === 'Put' ? (op.data.Item as AttributeMap) : null;
+    const prefixes = prefixesOf(store, op.table);
+    if (prefixes.item === null) return undefined;
     const deletes: LevelOp[] = [];
     const puts: LevelOp[] = [];
-    for (const type of INDEX_TYPES) {
-      const indexes = op.table[`${type}SecondaryIndexes`];
-      if (!indexes?.length || (!existing[i] && !item)) continue;
-      const actions = dynaliteDb.getIndexActions(indexes, existing[i], item, op.table);
-      for (const a of actions.deletes) {
-        const prefix = prefixOf(store, store.getIndexDb(type, op.table.TableName, a.index));
-        if (prefix === undefined) return undefined;
-        deletes.push({ type: 'del', key: prefix + a.key });
-      }
-      for (const a of actions.puts) {
-        const prefix = prefixOf(store, store.getIndexDb(type, op.table.TableName, a.index));
-        if (prefix === undefined) return undefined;
-        puts.push(put(prefix + a.key, a.item));
-      }
+    for (const action of indexActionsOf(op.table, existing[i], item)) {
+      const prefix = prefixes.indexes[action.index];
+      if (prefix == null) return undefined;
+      for (const key of action.deletes) deletes.push({ type: 'del', key: prefix + key });
+      if (action.put) puts.push(put(prefix + action.put.key, action.put.item));
     }
-    const prefix = prefixOf(store, store.getItemDb(op.data.TableName));
-    if (prefix === undefined) return undefined;
     writes.push(...deletes, ...puts);
-    writes.push(item ? put(prefix + op.key, item) : { type: 'del', key: prefix + op.key });
+    writes.push(item ? put(prefixes.item + op.key, item) : { type: 'del', key: prefixes.item + op.key });
   }
   return writes;
 }
@@ -736,7 +996,8 @@ export function withTransactions(
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const text = Buffer.concat(chunks).toString('utf8');
+      const bytes = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+      const text = bytes.toString('utf8');
       onCall?.({ operation, tables: tablesOf(text), body: text });
       const send = (status: number, payload: Record<string, unknown>) => {
         const out = JSON.stringify(payload);
@@ -761,9 +1022,10 @@ export function withTransactions(
       }
       const token = typeof body.ClientRequestToken === 'string' ? body.ClientRequestToken : undefined;
       // The request as sent: a retry with the same token sends the same body (the SDK serialises an
-      // input the same way each time), so the text itself tells a retry from a different request
-      // (re-serialising the parsed body to compare it cost more than the rest of the handler).
-      const digest = token ? sha256(text) : '';
+      // input the same way each time), so the bytes themselves tell a retry from a different request
+      // (re-serialising the parsed body to compare it cost more than the rest of the handler; the
+      // bytes as received are hashed, not the decoded text encoded again).
+      const digest = token ? sha256(bytes) : '';
       const previous = token ? tokens.get(token) : undefined;
       if (previous) {
         if (previous.digest === digest) send(200, {});
