@@ -20,6 +20,8 @@
  * Supported: Put, Delete, ConditionCheck. Update inside a transaction is refused with a clear
  * ValidationException (Warden does not use it; dynalite keeps its update evaluator private).
  */
+// First: memory-level must find its comparator replaced when dynalite loads it.
+import './memory-level-compare.js';
 import * as crypto from 'node:crypto';
 import { createRequire } from 'node:module';
 import type { IncomingMessage, ServerResponse } from 'node:http';

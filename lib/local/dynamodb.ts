@@ -2,6 +2,8 @@
  * The local twin's DynamoDB: dynalite, an embedded implementation of the DynamoDB wire protocol,
  * with tables created from the same definitions the CDK stack uses (lib/tables.ts).
  */
+// First: memory-level must find its comparator replaced when dynalite loads it.
+import './memory-level-compare.js';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
