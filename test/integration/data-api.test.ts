@@ -305,7 +305,9 @@ describe('local Data API with the real RDS Data client', () => {
       db,
       secrets: { ...DEMO_ROLES },
       resourceArn: DEMO_TARGET.resourceArn,
-      transactionTimeoutMs: 100,
+      // Long enough that the statement inside the transaction arrives before it on a loaded
+      // machine (100 ms was not, once, under load 9 on Node 22); the read below waits it out.
+      transactionTimeoutMs: 1_500,
     });
     const quickClient = new RDSDataClient({
       endpoint: quick.url,
