@@ -97,9 +97,14 @@ function runChild(
  * bundle, platform node, the entry to one file), so the bench's bundle is the deployed one.
  * `minify` false only for readable names in a CPU profile.
  */
-export function esbuildOptionsOf(bundling: BundlingOptions, outfile: string, minify = true): BuildOptions {
+export function esbuildOptionsOf(
+  bundling: BundlingOptions,
+  outfile: string,
+  minify = true,
+  entry = 'lambdas/handlers/api.ts',
+): BuildOptions {
   return {
-    entryPoints: [join(REPO_ROOT, 'lambdas/handlers/api.ts')],
+    entryPoints: [join(REPO_ROOT, entry)],
     bundle: true,
     platform: 'node',
     format: bundling.format === 'esm' ? 'esm' : 'cjs',

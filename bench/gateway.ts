@@ -154,7 +154,7 @@ function observeSdkCalls(): {
 
 export async function benchGovernedSelect(
   options: { samples?: number; dynamo?: 'thread' | 'inline'; throughput?: boolean } = {},
-): Promise<{ latency: Row[]; throughput: Row[] }> {
+): Promise<{ latency: Row[]; throughput: Row[]; storeCalls: number[] }> {
   const n = options.samples ?? 300;
   const dataDir = mkdtempSync(join(tmpdir(), 'warden-bench-'));
   const twin = await startLocalTwin({
@@ -186,6 +186,19 @@ export async function benchGovernedSelect(
     for (let i = 0; i < 30; i++) {
       await governed();
       await direct();
+    }
+    // The store requests of one allowed read, counted where they arrive (the twin's DynamoDB), per
+    // read: the issue-16 budget is 2 (the record before running, the outcome after).
+    const storeCalls: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      let seen = 0;
+      const stop = twin.onStoreCall(() => void seen++);
+      try {
+        await governed();
+      } finally {
+        stop();
+      }
+      storeCalls.push(seen);
     }
     // Where a governed read's time goes: the gateway's own SDK calls (they run in this process),
     // timed while a governed request is in flight (the direct client's calls are not counted).
@@ -249,7 +262,7 @@ export async function benchGovernedSelect(
       },
     ];
 
-    if (options.throughput === false) return { latency, throughput: [] };
+    if (options.throughput === false) return { latency, throughput: [], storeCalls };
     // The clients run in a child process, as any real client would: the CPU column is the twin's
     // process only (gateway, DynamoDB, Data API, PGlite), not the load generator's HTTP work.
     const load = clientsProcess({ url: twin.url, token, sql: STATEMENT });
@@ -279,7 +292,7 @@ export async function benchGovernedSelect(
       load.close();
     }
     client.destroy();
-    return { latency, throughput };
+    return { latency, throughput, storeCalls };
   } finally {
     await twin.close();
     rmSync(dataDir, { recursive: true, force: true });
@@ -290,7 +303,11 @@ export async function benchGovernedSelect(
  * The same with the twin's DynamoDB in a worker thread of its own (`WARDEN_TWIN_DYNAMO=thread`):
  * its CPU on the second core (more reads/s under load), a hand-off between threads per store call.
  */
-export async function benchGovernedSelectThread(): Promise<{ latency: Row[]; throughput: Row[] }> {
+export async function benchGovernedSelectThread(): Promise<{
+  latency: Row[];
+  throughput: Row[];
+  storeCalls: number[];
+}> {
   return benchGovernedSelect({ dynamo: 'thread' });
 }
 

@@ -110,6 +110,11 @@ export const BARE_BUNDLING: BundlingOptions = {
   commandHooks: { beforeBundling: () => [], beforeInstall: () => [], afterBundling: () => [] },
 };
 
+/** The bundling a function gets: without the WebAssembly and IAM data when it never loads them. */
+export function bundlingFor(loadsClassifiers: boolean | undefined): BundlingOptions {
+  return loadsClassifiers === false ? BARE_BUNDLING : WARDEN_BUNDLING;
+}
+
 export interface GatewayFunctionProps {
   /** Entry file relative to the repository root, e.g. `lambdas/handlers/api.ts`. */
   readonly entry: string;
@@ -169,7 +174,7 @@ export class GatewayFunction extends Construct implements iam.IGrantable {
       tracing: lambda.Tracing.ACTIVE,
       reservedConcurrentExecutions: props.reservedConcurrentExecutions,
       environment: { ...props.environment },
-      bundling: props.loadsClassifiers === false ? BARE_BUNDLING : WARDEN_BUNDLING,
+      bundling: bundlingFor(props.loadsClassifiers),
     });
   }
 
