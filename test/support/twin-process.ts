@@ -23,6 +23,8 @@ export interface TwinProcess {
   readonly output: () => string;
   /** SIGTERM, then waits for the process to exit (the twin closes its stores first). */
   stop(): Promise<number | null>;
+  /** SIGKILL (a crash: nothing is closed or flushed), then waits for the process to be gone. */
+  kill(): Promise<void>;
 }
 
 /** Starts the twin in a child process and waits until it is ready. */
@@ -51,6 +53,10 @@ export async function startTwinProcess(options: TwinProcessOptions): Promise<Twi
     async stop() {
       if (child.exitCode === null) child.kill('SIGTERM');
       return exited;
+    },
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
     },
   };
 }
