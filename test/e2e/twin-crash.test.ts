@@ -59,7 +59,7 @@ describe('a crash (SIGKILL) and a restart on the same data directory', () => {
     twin = await startTwinProcess({ port, dataDir, approvalWindowSeconds: 3600 });
     const [alice, bob, dave] = await Promise.all(['alice', 'bob', 'dave'].map((u) => devToken(twin!.url, u)));
     const read = await api('POST', '/v1/targets/demo/sql', alice, { sql: 'SELECT count(*) FROM orders' });
-    expect(read.status, JSON.stringify(read.body)).toBe(200);
+    expect(read.status, `${JSON.stringify(read.body)}\n${twin!.output().slice(-4000)}`).toBe(200);
     const sql = "UPDATE orders SET status = 'shipped-after-crash' WHERE id = 9";
     const write = await api('POST', '/v1/targets/demo/sql', alice, {
       sql,

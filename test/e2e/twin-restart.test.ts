@@ -91,7 +91,7 @@ describe('a restart on the same data directory', () => {
     [alice, bob, dave] = await Promise.all(['alice', 'bob', 'dave'].map((u) => devToken(twin!.url, u)));
     const sql = "UPDATE orders SET status = 'shipped-after-restart' WHERE id = 7";
     const read = await api('POST', '/v1/targets/demo/sql', alice, { sql: 'SELECT count(*) FROM orders' });
-    expect(read.status, JSON.stringify(read.body)).toBe(200);
+    expect(read.status, `${JSON.stringify(read.body)}\n${twin!.output().slice(-4000)}`).toBe(200);
     const res = await api('POST', '/v1/targets/demo/sql', alice, {
       sql,
       justification: 'OPS-1 before restart',
