@@ -37,7 +37,7 @@ interface DynaliteTable {
   readonly LocalSecondaryIndexes?: readonly unknown[];
 }
 interface ItemDb {
-  lock(keys: string | string[], exec: (release: (done: () => void) => () => void) => void): void;
+  lock(keys: string | string[], exec: (release: (done?: () => void) => () => void) => void): void;
   get(key: string, cb: (err: (Error & { name?: string }) | null, item?: AttributeMap) => void): void;
   put(key: string, item: AttributeMap, cb: (err: Error | null) => void): void;
   del(key: string, cb: (err: Error | null) => void): void;
@@ -537,18 +537,38 @@ async function parseOperations(store: DynaliteStore, body: Record<string, unknow
   return ops;
 }
 
-/** Locks every item (per table, tables in name order, so transactions never deadlock). */
-async function lockAll(store: DynaliteStore, ops: readonly Operation[]): Promise<() => void> {
-  const byTable = new Map<string, string[]>();
-  for (const op of ops) byTable.set(op.data.TableName, [...(byTable.get(op.data.TableName) ?? []), op.key]);
+/**
+ * Locks every item with dynalite's own per-item lock, one key at a time (its lock for a list of
+ * keys cost several times as much: a closure and a for-in per key, an arguments copy per
+ * release), in one order for every transaction: table name, then key. dynalite's single-item
+ * writes hold one key and never wait while holding it, and every transaction waits only for keys
+ * after those it holds, so no cycle of waits can form. An uncontended key is held at once (dynalite
+ * runs the locker synchronously), so a transaction that waits for nothing takes no turn of the
+ * microtask queue here; the answer is then the release itself.
+ */
+function lockAll(store: DynaliteStore, ops: readonly Operation[]): (() => void) | Promise<() => void> {
+  const wanted = ops.map((op) => [op.data.TableName, op.key] as const);
+  wanted.sort(([ta, ka], [tb, kb]) => (ta < tb ? -1 : ta > tb ? 1 : ka < kb ? -1 : ka > kb ? 1 : 0));
   const releases: (() => void)[] = [];
-  for (const name of [...byTable.keys()].sort()) {
-    const release = await new Promise<() => void>((resolve) =>
-      store.getItemDb(name).lock(byTable.get(name) ?? [], (releaser) => resolve(releaser(() => undefined))),
-    );
-    releases.push(release);
-  }
-  return () => releases.reverse().forEach((r) => r());
+  const releaseAll = () => {
+    for (let i = releases.length - 1; i >= 0; i--) releases[i]();
+  };
+  let next = 0;
+  const lockRest = (): (() => void) | Promise<() => void> => {
+    while (next < wanted.length) {
+      const [table, key] = wanted[next++];
+      let held = false;
+      let later: (() => void) | undefined;
+      store.getItemDb(table).lock(key, (releaser) => {
+        releases.push(releaser(() => undefined));
+        if (later) later();
+        else held = true;
+      });
+      if (!held) return new Promise((resolve) => (later = () => resolve(lockRest())));
+    }
+    return releaseAll;
+  };
+  return lockRest();
 }
 
 /**
@@ -934,7 +954,8 @@ export async function transactWriteItems(
   body: Record<string, unknown>,
 ): Promise<Record<string, unknown>> {
   const ops = await parseOperations(store, body);
-  const release = await lockAll(store, ops);
+  const locked = lockAll(store, ops);
+  const release = typeof locked === 'function' ? locked : await locked;
   try {
     const existing = await readItems(store, ops);
     const reasons = ops.map((op, i) => {
