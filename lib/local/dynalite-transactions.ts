@@ -54,7 +54,9 @@ interface LevelDb {
 }
 /** A put carries its value as JSON text already (what the store's json encoding would make of it). */
 type LevelOp =
-  { type: 'put'; key: string; value: string; valueEncoding: 'utf8' } | { type: 'del'; key: string };
+  | { type: 'put'; key: string; value: string; valueEncoding: 'utf8' }
+  | { type: 'put'; key: string; value: Buffer; valueEncoding: 'buffer' }
+  | { type: 'del'; key: string };
 export interface DynaliteStore {
   getTable(
     name: string,
@@ -903,12 +905,14 @@ function writesOf(
   existing: readonly (AttributeMap | undefined)[],
 ): LevelOp[] | undefined {
   const writes: LevelOp[] = [];
-  // An index with every attribute projected stores the item itself: encode each value once.
-  const encoded = new Map<AttributeMap, string>();
+  // An index with every attribute projected stores the item itself: encode each value once, to
+  // the bytes the store keeps (the JSON text's UTF-8, what its json encoding would make), so the
+  // store neither encodes it again per entry (the 'buffer' encoding passes bytes through).
+  const encoded = new Map<AttributeMap, Buffer>();
   const put = (key: string, value: AttributeMap): LevelOp => {
-    let text = encoded.get(value);
-    if (text === undefined) encoded.set(value, (text = JSON.stringify(value)));
-    return { type: 'put', key, value: text, valueEncoding: 'utf8' };
+    let bytes = encoded.get(value);
+    if (bytes === undefined) encoded.set(value, (bytes = Buffer.from(JSON.stringify(value), 'utf8')));
+    return { type: 'put', key, value: bytes, valueEncoding: 'buffer' };
   };
   for (const [i, op] of ops.entries()) {
     if (op.kind === 'ConditionCheck') continue;
