@@ -55,7 +55,9 @@ export async function reviewLinkFromOutbox(
   requestId: string,
   timeoutMs = 20_000,
 ): Promise<string> {
-  const pattern = new RegExp(`https?://[^"\\s<>]+/approve/${requestId}\\b`);
+  // Request ids are base64url: one may end in '-', after which \b needs a word character, so the
+  // end of the id is "not followed by another id character" (a \b here missed 1 id in 64).
+  const pattern = new RegExp(`https?://[^"\\s<>]+/approve/${requestId}(?![A-Za-z0-9_-])`);
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {
