@@ -330,6 +330,36 @@ describe('withPlainJsonBodies', () => {
     });
   });
 
+  it('is in use with the SDK installed here (a renamed serializer or another body type would turn it off silently)', async () => {
+    const bodies: unknown[] = [];
+    const c = withPlainJsonBodies(
+      requestPathClient(
+        new DynamoDBClient({
+          ...common,
+          credentials: keys,
+          cacheMiddleware: true,
+          requestHandler: {
+            handle: async (request: { body?: unknown }) => {
+              bodies.push(request.body);
+              return {
+                response: {
+                  statusCode: 200,
+                  headers: { 'content-type': 'application/x-amz-json-1.0' },
+                  body: Buffer.from('{}'),
+                },
+              };
+            },
+          },
+        }),
+      ),
+      TRANSACTIONS,
+    );
+    await c.send(new TransactWriteItemsCommand(transaction('t')));
+    // The SDK's serializer writes its own byte adapter; the fast path hands over a Buffer.
+    expect(Buffer.isBuffer(bodies[0])).toBe(true);
+    expect(c.middlewareStack.identify().filter((m) => m.startsWith('serializerMiddleware'))).toHaveLength(1);
+  });
+
   it('leaves a client without the SDK serializer alone', () => {
     const c = client([]);
     c.middlewareStack.remove('serializerMiddleware');
