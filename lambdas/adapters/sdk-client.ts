@@ -213,8 +213,8 @@ function bodyText(body: unknown): string | undefined {
 /**
  * Sends the named commands' bodies as `JSON.stringify` of their input when the input is plain JSON
  * (AttributeValues already marshalled, no binary): the request path's transactions carry a few KB
- * of nested maps, which the SDK's schema serializer writes one character at a time (~0.1 ms of CPU
- * a call here). Everything else about the request is the SDK's own: its serializer runs on the same
+ * of nested maps, which the SDK's schema serializer writes one character at a time (measured in a
+ * governed read on the twin: ~0.03 ms less per transaction, JSON.stringify included). Everything else about the request is the SDK's own: its serializer runs on the same
  * input with the operation's list members empty, so the method, URL, headers, endpoint and the
  * idempotency token it fills in are exactly as sent today, and only the body text is replaced by
  * the same members written by JSON (member order may differ; the protocol does not order them).
