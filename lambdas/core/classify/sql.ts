@@ -39,7 +39,7 @@
  */
 import { loadModule, parseSync, scanSync, type ScanToken } from 'libpg-query';
 import { BadRequestError, ServiceUnavailableError, SqlParseError } from '../errors.js';
-import { Lru } from '../lru.js';
+import { deepFreeze, Lru } from '../lru.js';
 import { badTextCharacter } from '../sql-input.js';
 import type { SqlClass, SqlClassification, SqlStatementClassification } from '../types.js';
 import {
@@ -553,14 +553,6 @@ const parsed = new Lru<string, { stmts?: ParsedStatement[] }>(PARSE_CACHE_SIZE, 
   maxWeight: PARSE_CACHE_TEXT_BYTES,
   weigh: (sql) => Buffer.byteLength(sql, 'utf8'),
 });
-
-function deepFreeze<T>(value: T): T {
-  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const v of Object.values(value)) deepFreeze(v);
-  }
-  return value;
-}
 
 export const CLASSIFICATION_CACHE_SIZE = 512;
 /** Longer texts are classified every time: rarely repeated, and they would hold the most memory. */
