@@ -72,6 +72,27 @@ function userAgentKey(context: UserAgentContext): string {
 }
 
 /**
+ * The SDK's own middleware named `name` on this client, as configured for it, with the options to
+ * add a replacement under the same name, step, priority and tags; undefined when there is none.
+ */
+function sdkMiddleware(
+  stack: Stack,
+  name: string,
+): { middleware: Middleware; options: Record<string, unknown> } | undefined {
+  let found: { middleware: Middleware; options: Record<string, unknown> } | undefined;
+  stack.applyToStack({
+    add: (middleware, options) => {
+      if (options.name === name) found = { middleware, options };
+    },
+    addRelativeTo: () => undefined,
+  });
+  if (!found) return undefined;
+  // (smithy hands each entry over whole, its function included: that one is not ours to add.)
+  const { middleware: _sdkFunction, ...options } = found.options;
+  return { middleware: found.middleware, options };
+}
+
+/**
  * Replaces the client's user-agent middleware by one that runs the SDK's own middleware the first
  * time a command is sent with a given set of features (what it writes into the headers, besides the
  * client's configuration) and sets the headers it wrote on every later such call. A request that
@@ -80,18 +101,9 @@ function userAgentKey(context: UserAgentContext): string {
  */
 export function withMemoizedUserAgent<C extends SdkClient>(client: C): C {
   const stack = client.middlewareStack as unknown as Stack;
-  // The SDK's own middleware function, as configured for this client.
-  let sdkUserAgent: { middleware: Middleware; options: Record<string, unknown> } | undefined;
-  stack.applyToStack({
-    add: (middleware, options) => {
-      if (options.name === USER_AGENT_MIDDLEWARE) sdkUserAgent = { middleware, options };
-    },
-    addRelativeTo: () => undefined,
-  });
+  const sdkUserAgent = sdkMiddleware(stack, USER_AGENT_MIDDLEWARE);
   if (!sdkUserAgent) return client;
-  // (smithy hands each entry over whole, its function included: that one is not ours to add.)
-  const { middleware: sdk, options: entry } = sdkUserAgent;
-  const { middleware: _sdkFunction, ...options } = entry;
+  const { middleware: sdk, options } = sdkUserAgent;
   const built = new Map<string, Readonly<Record<string, string>>>();
   const memoized: Middleware = (next, context) => (args) => {
     const headers = headersOf(args.request);
@@ -226,16 +238,9 @@ export function withPlainJsonBodies<C extends SdkClient>(
   commands: Readonly<Record<string, readonly string[]>>,
 ): C {
   const stack = client.middlewareStack as unknown as Stack;
-  let sdkSerializer: { middleware: Middleware; options: Record<string, unknown> } | undefined;
-  stack.applyToStack({
-    add: (middleware, options) => {
-      if (options.name === SERIALIZER_MIDDLEWARE) sdkSerializer = { middleware, options };
-    },
-    addRelativeTo: () => undefined,
-  });
+  const sdkSerializer = sdkMiddleware(stack, SERIALIZER_MIDDLEWARE);
   if (!sdkSerializer) return client;
-  const { middleware: sdk, options: entry } = sdkSerializer;
-  const { middleware: _sdkFunction, ...options } = entry;
+  const { middleware: sdk, options } = sdkSerializer;
   const lists = new Map(Object.entries(commands));
   const plain: Middleware = (next, context) => {
     const sdkNext = sdk(next, context);
