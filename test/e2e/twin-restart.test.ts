@@ -8,13 +8,13 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { devToken } from '../../bin/cli-client.js';
 import { REPO_ROOT } from '../../lib/local/twin.js';
-import { startTwinProcess, type TwinProcess } from '../support/twin-process.js';
+import { freePort } from '../support/net.js';
+import { startTwinProcess, twinApi, type TwinProcess } from '../support/twin-process.js';
 import { waitFor } from '../support/wait.js';
 
 const run = promisify(execFile);
@@ -22,31 +22,8 @@ let dataDir: string;
 let port: number;
 let twin: TwinProcess | undefined;
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const p = (server.address() as { port: number }).port;
-  await new Promise((r) => server.close(r));
-  return p;
-}
-
-async function api(
-  method: string,
-  path: string,
-  token: string,
-  body?: unknown,
-): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${twin!.url}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${token}`,
-      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-    },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : undefined };
-}
+const api = (method: string, path: string, token: string, body?: unknown) =>
+  twinApi(twin!.url, method, path, token, body);
 
 async function notified(requestId: string): Promise<void> {
   await waitFor(async () => {

@@ -26,6 +26,8 @@ import {
   type LocalDynamo,
 } from '../../lib/local/dynamodb.js';
 import { AuditTable, RequestsTable } from '../../lib/tables.js';
+import { Rng } from '../fixtures/masking/corpus.js';
+import { rawDynamoCall } from '../support/dynamo.js';
 
 type Item = Record<string, Record<string, unknown>>;
 type Table = Parameters<typeof itemKeyOf>[1] & Record<string, any>;
@@ -50,32 +52,13 @@ afterAll(async () => {
   await dynamo?.close();
 });
 
-async function raw(operation: string, body: unknown): Promise<{ status: number; body: Record<string, any> }> {
-  const res = await fetch(dynamo.endpoint, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/x-amz-json-1.0',
-      'x-amz-target': `DynamoDB_20120810.${operation}`,
-      'x-amz-date': '20260101T000000Z',
-      authorization:
-        'AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host;x-amz-date, Signature=00',
-    },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? (JSON.parse(text) as Record<string, any>) : {} };
-}
+/** One call as raw JSON (any shape) to the twin's DynamoDB. */
+const raw = (operation: string, body: unknown) => rawDynamoCall(dynamo.endpoint, operation, body);
 
 /** A small deterministic generator (the same items on every run). */
 function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed);
+  return () => rng.next();
 }
 const AWKWARD_STRINGS = [
   'a',

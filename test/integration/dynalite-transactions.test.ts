@@ -26,6 +26,7 @@ import {
 } from '../../lib/local/dynamodb.js';
 import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
 import { AuditTable, RequestsTable } from '../../lib/tables.js';
+import { rawDynamoCall } from '../support/dynamo.js';
 
 const PLAIN = 't-plain';
 const AUDIT = 't-audit';
@@ -59,22 +60,9 @@ interface Answer {
   body: Record<string, any>;
 }
 
-/** One call as raw JSON (any shape), signed with a well-formed but unchecked Authorization header. */
-async function raw(operation: string, body: unknown): Promise<Answer> {
-  const res = await fetch(dynamo.endpoint, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/x-amz-json-1.0',
-      'x-amz-target': `DynamoDB_20120810.${operation}`,
-      'x-amz-date': '20260101T000000Z',
-      authorization:
-        'AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host;x-amz-date, Signature=00',
-    },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? (JSON.parse(text) as Record<string, any>) : {} };
-}
+/** One call as raw JSON (any shape) to the twin's DynamoDB. */
+const raw = (operation: string, body: unknown): Promise<Answer> =>
+  rawDynamoCall(dynamo.endpoint, operation, body);
 
 const transact = (items: unknown[], extra: Record<string, unknown> = {}) =>
   raw('TransactWriteItems', { TransactItems: items, ...extra });

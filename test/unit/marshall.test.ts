@@ -6,6 +6,7 @@ import { NumberValue } from '@aws-sdk/lib-dynamodb';
 import { marshall, type marshallOptions } from '@aws-sdk/util-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { marshallItem } from '../../lambdas/adapters/marshall.js';
+import { Rng } from '../fixtures/masking/corpus.js';
 
 const REQUEST_PATH: marshallOptions = {
   removeUndefinedValues: true,
@@ -73,9 +74,9 @@ const EDGES: Record<string, unknown>[] = [
 
 /** A deterministic generator of plain and not-so-plain values. */
 function* generated(count: number): Generator<Record<string, unknown>> {
-  let seed = 42;
-  const rnd = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
-  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
+  const rng = new Rng(42);
+  const rnd = () => rng.next();
+  const pick = <T>(xs: readonly T[]): T => rng.pick(xs);
   const leaf = (): unknown =>
     pick<() => unknown>([
       () => '',
