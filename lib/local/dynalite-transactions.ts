@@ -25,6 +25,7 @@ import './memory-level-compare.js';
 import * as crypto from 'node:crypto';
 import { createRequire } from 'node:module';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Lru } from '../../lambdas/core/lru.js';
 
 const require = createRequire(import.meta.url);
 
@@ -696,15 +697,11 @@ function planOf(table: DynaliteTable): TablePlan {
   return plan;
 }
 
-const MAX_KEPT_KEYS = 4_096;
-const keptKeys = new Map<string, string>();
+/** Number range strings by value (dynalite's toRangeStr builds a Big per call). */
+const keptKeys = new Lru<string, string>(4_096);
 function kept(key: string, make: () => string): string {
   let value = keptKeys.get(key);
-  if (value === undefined) {
-    value = make();
-    if (keptKeys.size >= MAX_KEPT_KEYS) keptKeys.delete(keptKeys.keys().next().value as string);
-    keptKeys.set(key, value);
-  }
+  if (value === undefined) keptKeys.set(key, (value = make()));
   return value;
 }
 const SURROGATE = /[\uD800-\uDFFF]/;
