@@ -34,6 +34,14 @@ export interface WardenSettings {
   /** @default discovered from the issuer's `/.well-known/openid-configuration` at cold start */
   readonly oidcJwksUri?: string;
   /**
+   * How old the IdP's signing key set may get before a function fetches it again
+   * (OIDC_JWKS_MAX_AGE_SECONDS, 1 to 86400): the longest a key the IdP removed (after a leak, say)
+   * keeps verifying tokens. If the IdP cannot be reached then, the previous set stays in use and
+   * the fetch is retried every 30 s.
+   * @default 600
+   */
+  readonly oidcJwksMaxAgeSeconds?: number;
+  /**
    * OAuth client id of the approval page (authorization code + PKCE, a public client: no secret).
    * @default none: the approval page answers 503 and approvers use the API or the CLI
    */
@@ -159,6 +167,7 @@ export function resolveSettings(input: WardenSettingsInput = {}): WardenSettings
     ...pick(input, [
       'oidcAudienceClaim',
       'oidcJwksUri',
+      'oidcJwksMaxAgeSeconds',
       'oidcApprovalClientId',
       'oidcApprovalScope',
       'oidcScopes',
@@ -199,6 +208,13 @@ function validate(s: WardenSettings): void {
     (s.oidcAudienceClaim as string) !== 'client_id'
   )
     problems.push(`oidcAudienceClaim must be 'aud' or 'client_id', got ${String(s.oidcAudienceClaim)}`);
+  if (
+    s.oidcJwksMaxAgeSeconds !== undefined &&
+    !(Number.isInteger(s.oidcJwksMaxAgeSeconds) && s.oidcJwksMaxAgeSeconds >= 1 && s.oidcJwksMaxAgeSeconds <= 86_400)
+  )
+    problems.push(
+      `oidcJwksMaxAgeSeconds must be a whole number of seconds from 1 to 86400, got ${String(s.oidcJwksMaxAgeSeconds)}`,
+    );
   if (
     s.oidcCliRedirectUri !== undefined &&
     !/^http:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d+)?\/[^?#]*$/.test(s.oidcCliRedirectUri)
@@ -276,6 +292,7 @@ export interface ContextSource {
 /**
  * Reads settings from CDK context: `wardenConfig` (a JSON file path, or an object in cdk.json),
  * overridden by individual keys (`oidcIssuer`, `oidcAudience`, `oidcAudienceClaim`, `groupsClaim`, `oidcJwksUri`,
+ * `oidcJwksMaxAgeSeconds`,
  * `agentOwnerClaim`, `agentClientIds` (comma-separated),
  * `oidcApprovalClientId`, `oidcApprovalScope`, `oidcCliClientId`, `oidcCliScope`, `oidcCliRedirectUri`,
  * `slackWebhookSecretArn`, `sesSender`, `publicUrl`, `alarmEmail`, `auditTtlDays`,
@@ -302,6 +319,7 @@ export function settingsFromContext(ctx: ContextSource): WardenSettingsInput {
     oidcAudience: str('oidcAudience'),
     oidcAudienceClaim: str('oidcAudienceClaim'),
     oidcJwksUri: str('oidcJwksUri'),
+    oidcJwksMaxAgeSeconds: num('oidcJwksMaxAgeSeconds'),
     oidcApprovalClientId: str('oidcApprovalClientId'),
     oidcApprovalScope: str('oidcApprovalScope'),
     oidcScopes: str('oidcScopes'),

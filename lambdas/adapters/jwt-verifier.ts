@@ -1,8 +1,14 @@
 /**
  * Verifies bearer tokens with aws-jwt-verify and maps their claims to a Principal. Create the
  * verifier once per process (module scope) and `hydrate()` it during cold start: the JWKS is
- * fetched once and refetched only when a token names a key id the cache has not seen (rotation),
- * at most once per penalty period.
+ * fetched then, again when a token names a key id the cache has not seen (rotation, at most once
+ * per penalty period), and again once the key set held is older than `jwksMaxAgeSeconds`
+ * (10 minutes by default). aws-jwt-verify alone never refetches a key set that still holds the
+ * token's key id, so a signing key the IdP removed (say, after it leaked) would be honoured for as
+ * long as the process lives; with the age limit it stops working within that age of its removal.
+ * The verification that finds the key set too old waits for the fetch. If that fetch fails (the IdP
+ * is down), the previous key set stays in use, the failure is reported (`onJwksRefreshError`), and
+ * the next attempt comes 30 seconds later: an IdP outage does not turn into a Warden outage.
  *
  * Verified tokens are kept in a small LRU keyed by the whole token text (header, payload and
  * signature), so a request repeating a token skips the signature check and the parse: any change
@@ -68,6 +74,15 @@ export interface TokenVerifierConfig {
   readonly graceSeconds?: number;
   /** Verified tokens kept (LRU, keyed by the whole token); 0 keeps none. @default 1024 */
   readonly verifiedCacheSize?: number;
+  /**
+   * A key set older than this is fetched again before the next verification: the longest a key
+   * the IdP removed keeps verifying tokens (while the IdP answers). @default 600
+   */
+  readonly jwksMaxAgeSeconds?: number;
+  /** Told when fetching an expired key set failed; the previous set stays in use meanwhile. */
+  readonly onJwksRefreshError?: (error: unknown) => void;
+  /** The clock the key set's age is measured with, in ms (tests). @default Date.now */
+  readonly now?: () => number;
 }
 
 export interface VerifiedToken {
@@ -87,6 +102,25 @@ export interface TokenVerifier {
 export const DEFAULT_MAX_TOKEN_BYTES = 8192;
 export const DEFAULT_VERIFIED_CACHE_SIZE = 1024;
 const JWKS_FETCH_TIMEOUT_MS = 3000;
+export const DEFAULT_JWKS_MAX_AGE_SECONDS = 600;
+/** After a failed refetch of an expired key set, how long the previous one is used before trying again. */
+export const JWKS_REFRESH_RETRY_MS = 30_000;
+
+/**
+ * OIDC_JWKS_MAX_AGE_SECONDS: how old the IdP's key set may get before it is fetched again (a whole
+ * number of seconds, 1 to 86400; unset: 600). Anything else stops the cold start with its name.
+ */
+export function jwksMaxAgeFromEnv(env: NodeJS.ProcessEnv): number | undefined {
+  const value = env.OIDC_JWKS_MAX_AGE_SECONDS;
+  if (value === undefined || value === '') return undefined;
+  const seconds = /^\d{1,5}$/.test(value) ? Number(value) : NaN;
+  if (!(seconds >= 1 && seconds <= 86_400)) {
+    throw new TypeError(
+      `OIDC_JWKS_MAX_AGE_SECONDS must be a whole number of seconds from 1 to 86400, got ${JSON.stringify(value)}`,
+    );
+  }
+  return seconds;
+}
 
 /**
  * OIDC_AUDIENCE_CLAIM: where OIDC_AUDIENCE is checked, `aud` (the default) or `client_id`
@@ -109,6 +143,10 @@ export function createTokenVerifier(config: TokenVerifierConfig): TokenVerifier 
   const jwksUri = config.jwksUri ?? `${config.issuer.replace(/\/+$/, '')}/.well-known/jwks.json`;
   assertJwksUriAllowed(jwksUri);
   const graceSeconds = config.graceSeconds ?? 0;
+  const maxAgeSeconds = config.jwksMaxAgeSeconds ?? DEFAULT_JWKS_MAX_AGE_SECONDS;
+  if (!(Number.isFinite(maxAgeSeconds) && maxAgeSeconds > 0)) {
+    throw new TypeError('createTokenVerifier: jwksMaxAgeSeconds must be a positive number of seconds');
+  }
   const verified = new Lru<
     string,
     { readonly result: VerifiedToken; readonly exp: number; readonly nbf?: number }
@@ -121,6 +159,12 @@ export function createTokenVerifier(config: TokenVerifierConfig): TokenVerifier 
     verified.clear();
   };
 
+  const keys = new AgingJwksCache(new LoopbackAwareFetcher(), {
+    onFetch: keysChanged,
+    maxAgeMs: maxAgeSeconds * 1000,
+    now: config.now ?? Date.now,
+    ...(config.onJwksRefreshError ? { onRefreshError: config.onJwksRefreshError } : {}),
+  });
   const verifier = JwtVerifier.create(
     {
       issuer: config.issuer,
@@ -141,7 +185,7 @@ export function createTokenVerifier(config: TokenVerifierConfig): TokenVerifier 
         }
       },
     },
-    { jwksCache: new NotifyingJwksCache(new LoopbackAwareFetcher(), keysChanged) },
+    { jwksCache: keys },
   );
 
   return {
@@ -164,7 +208,9 @@ export function createTokenVerifier(config: TokenVerifierConfig): TokenVerifier 
       if (Buffer.byteLength(token, 'utf8') > maxTokenBytes) {
         throw new UnauthorizedError(`token is larger than ${maxTokenBytes} bytes`);
       }
-      const hit = verified.get(token);
+      // A key set past its age is fetched again by the full verification below (which empties
+      // this cache): a hit must not let a removed key outlive the age limit.
+      const hit = keys.expired(jwksUri) ? undefined : verified.get(token);
       if (hit !== undefined) {
         // The same checks and errors as aws-jwt-verify's validateJwtFields, against the clock now.
         const now = Date.now() / 1000;
@@ -253,22 +299,76 @@ function reasonFor(err: unknown): string | undefined {
   return 'token is invalid';
 }
 
-/** aws-jwt-verify's JWKS cache, telling the verifier whenever it fetches the key set. */
-class NotifyingJwksCache extends SimpleJwksCache {
-  constructor(
-    fetcher: Fetcher,
-    private readonly onFetch: () => void,
-  ) {
+/**
+ * aws-jwt-verify's JWKS cache, with an age limit on the key set it holds (see the top of this
+ * file), telling the verifier whenever it fetches.
+ */
+interface AgingOptions {
+  readonly onFetch: () => void;
+  readonly maxAgeMs: number;
+  readonly now: () => number;
+  readonly onRefreshError?: (error: unknown) => void;
+}
+
+class AgingJwksCache extends SimpleJwksCache {
+  readonly #options: AgingOptions;
+  /** When each URI's key set was last fetched successfully. */
+  readonly #fetchedAt = new Map<string, number>();
+  /** When a refetch of each URI's expired key set last failed. */
+  readonly #failedAt = new Map<string, number>();
+  readonly #refreshing = new Map<string, Promise<void>>();
+
+  constructor(fetcher: Fetcher, options: AgingOptions) {
     super({ fetcher });
+    this.#options = options;
+  }
+
+  /** Whether the key set held for `jwksUri` is past its age and due to be fetched again now. */
+  expired(jwksUri: string): boolean {
+    const fetchedAt = this.#fetchedAt.get(jwksUri);
+    if (fetchedAt === undefined) return false;
+    const now = this.#options.now();
+    if (now - fetchedAt <= this.#options.maxAgeMs) return false;
+    const failedAt = this.#failedAt.get(jwksUri);
+    return failedAt === undefined || now - failedAt >= JWKS_REFRESH_RETRY_MS;
   }
 
   override async getJwks(jwksUri: string): ReturnType<SimpleJwksCache['getJwks']> {
-    this.onFetch();
+    this.#options.onFetch();
     try {
-      return await super.getJwks(jwksUri);
+      const jwks = await super.getJwks(jwksUri);
+      this.#fetchedAt.set(jwksUri, this.#options.now());
+      this.#failedAt.delete(jwksUri);
+      return jwks;
     } finally {
-      this.onFetch();
+      this.#options.onFetch();
     }
+  }
+
+  override async getJwk(
+    jwksUri: string,
+    decomposedJwt: Parameters<SimpleJwksCache['getJwk']>[1],
+  ): ReturnType<SimpleJwksCache['getJwk']> {
+    if (this.expired(jwksUri)) await this.#refresh(jwksUri);
+    return super.getJwk(jwksUri, decomposedJwt);
+  }
+
+  /** One refetch at a time per URI; a failure keeps the previous key set (and is reported). */
+  #refresh(jwksUri: string): Promise<void> {
+    let pending = this.#refreshing.get(jwksUri);
+    if (!pending) {
+      pending = this.getJwks(jwksUri).then(
+        () => undefined,
+        (error: unknown) => {
+          this.#failedAt.set(jwksUri, this.#options.now());
+          this.#options.onRefreshError?.(error);
+        },
+      );
+      const settled = pending.finally(() => this.#refreshing.delete(jwksUri));
+      this.#refreshing.set(jwksUri, settled);
+      pending = settled;
+    }
+    return pending;
   }
 }
 

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createAwsExecutor } from '../adapters/aws-executor.js';
-import { audienceClaimFromEnv, createTokenVerifier } from '../adapters/jwt-verifier.js';
+import { audienceClaimFromEnv, createTokenVerifier, jwksMaxAgeFromEnv } from '../adapters/jwt-verifier.js';
 import { oidcLoginFromEnv, type OidcLoginClient } from '../adapters/oidc-client.js';
 import { createDbMaskingGuard } from '../adapters/db-masking.js';
 import { createRdsDataExecutor } from '../adapters/rds-data.js';
@@ -134,11 +134,16 @@ export async function createRuntime(
   const config = configFromEnv(env);
   const issuer = required(env, 'OIDC_ISSUER');
   const audience = required(env, 'OIDC_AUDIENCE');
+  const jwksMaxAge = jwksMaxAgeFromEnv(env);
   const verifier = createTokenVerifier({
     issuer,
     audience: audience.split(',').map((s) => s.trim()),
     audienceClaim: audienceClaimFromEnv(env),
     ...(env.OIDC_JWKS_URI ? { jwksUri: env.OIDC_JWKS_URI } : {}),
+    ...(jwksMaxAge !== undefined ? { jwksMaxAgeSeconds: jwksMaxAge } : {}),
+    // The previous key set stays in use; the next verification after 30 s tries again.
+    onJwksRefreshError: (error) =>
+      logJson({ level: 'warn', msg: 'refetching the IdP signing keys failed', error: String(error) }),
     groupsClaim: env.GROUPS_CLAIM ?? 'groups',
     // Agents acting for people when the IdP has no token exchange (docs/approvals.md).
     ...(env.AGENT_OWNER_CLAIM ? { ownerClaim: env.AGENT_OWNER_CLAIM } : {}),

@@ -75,6 +75,9 @@ export class WardenGateway extends Construct {
       GROUPS_CLAIM: s.groupsClaim,
       AUDIT_TTL_DAYS: String(s.auditTtlDays),
       ...(s.oidcJwksUri ? { OIDC_JWKS_URI: s.oidcJwksUri } : {}),
+      ...(s.oidcJwksMaxAgeSeconds !== undefined
+        ? { OIDC_JWKS_MAX_AGE_SECONDS: String(s.oidcJwksMaxAgeSeconds) }
+        : {}),
       // Agents acting for people without token exchange (docs/deploy.md); every function verifies
       // tokens alike (the execute function verifies the caller's again before a write runs).
       ...(s.agentOwnerClaim ? { AGENT_OWNER_CLAIM: s.agentOwnerClaim } : {}),

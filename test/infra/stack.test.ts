@@ -209,6 +209,27 @@ describe('functions', () => {
     ).toBe('client_id');
   });
 
+  it('passes oidcJwksMaxAgeSeconds to every function, and refuses one that is not 1 to 86400 whole seconds at synth', () => {
+    const minimalResources = minimal.template.toJSON().Resources as Record<string, Resource>;
+    const minimalApi = minimalResources[functionIdByPath('Api', minimalResources)].Properties.Environment;
+    expect(minimalApi.Variables.OIDC_JWKS_MAX_AGE_SECONDS).toBeUndefined();
+    const short = synthWarden({ settings: { ...FULL_SETTINGS, oidcJwksMaxAgeSeconds: 120 } });
+    const res = short.template.toJSON().Resources as Record<string, Resource>;
+    for (const fragment of ['Api', 'Notify', 'Execute']) {
+      const vars = res[functionIdByPath(fragment, res)].Properties.Environment.Variables;
+      expect(vars.OIDC_JWKS_MAX_AGE_SECONDS, fragment).toBe('120');
+    }
+    for (const bad of [0, -1, 1.5, 86_401, Number.NaN]) {
+      expect(() => resolveSettings({ oidcJwksMaxAgeSeconds: bad })).toThrow(
+        /oidcJwksMaxAgeSeconds must be a whole number of seconds from 1 to 86400/,
+      );
+    }
+    expect(
+      settingsFromContext({ tryGetContext: (k) => (k === 'oidcJwksMaxAgeSeconds' ? '300' : undefined) })
+        .oidcJwksMaxAgeSeconds,
+    ).toBe(300);
+  });
+
   it('lets only the API write pinned MCP tool definitions, and grants the upstream credential secret', () => {
     const roles = statementsByRole();
     const pinsTable = Object.entries(resources).find(

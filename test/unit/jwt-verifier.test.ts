@@ -8,7 +8,11 @@ import { SignJWT, exportJWK, exportSPKI, generateKeyPair } from 'jose';
 import type { CryptoKey, JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { createTokenVerifier } from '../../lambdas/adapters/jwt-verifier.js';
+import {
+  createTokenVerifier,
+  JWKS_REFRESH_RETRY_MS,
+  jwksMaxAgeFromEnv,
+} from '../../lambdas/adapters/jwt-verifier.js';
 import type { TokenVerifier } from '../../lambdas/adapters/jwt-verifier.js';
 import { ServiceUnavailableError, UnauthorizedError } from '../../lambdas/core/errors.js';
 
@@ -37,6 +41,8 @@ let server: Server;
 let jwksUri: string;
 let published: JWK[] = [];
 let jwksHits = 0;
+/** The JWKS endpoint answers 500 while set (an IdP outage). */
+let jwksFailing = false;
 let key1: SigningKey;
 let key2: SigningKey;
 let stranger: SigningKey;
@@ -87,6 +93,11 @@ beforeAll(async () => {
   server = createServer((req, res) => {
     if (req.url === '/jwks') {
       jwksHits += 1;
+      if (jwksFailing) {
+        res.statusCode = 500;
+        res.end();
+        return;
+      }
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify({ keys: published }));
       return;
@@ -417,5 +428,134 @@ describe('jwt verifier: verified-token cache', () => {
       for (const t of bad) await rejection(v, t);
     }
     expect(v.cachedTokens).toBe(0);
+  });
+});
+
+describe('jwt verifier: the key set has an age limit', () => {
+  const AGE_S = 600;
+  let t = 0;
+  const aging = (overrides: Partial<Parameters<typeof createTokenVerifier>[0]> = {}) =>
+    verifier({ jwksMaxAgeSeconds: AGE_S, now: () => t, ...overrides });
+  const later = (seconds: number) => {
+    t += seconds * 1000;
+  };
+  beforeAll(() => {
+    t = 1_000_000;
+  });
+  const restore = () => {
+    published = [key1.publicJwk];
+    jwksFailing = false;
+  };
+
+  for (const cacheSize of [1024, 0]) {
+    it(`a key the IdP removed stops verifying once the key set is past its age (verified cache ${cacheSize})`, async () => {
+      const v = aging({ verifiedCacheSize: cacheSize });
+      await v.hydrate();
+      // A token signed with the key that is about to be removed (leaked, say), used again and again.
+      const leaked = await sign({}, { expiresIn: '2h' });
+      await v.verify(leaked);
+      published = [key2.publicJwk];
+      try {
+        const before = jwksHits;
+        later(AGE_S - 1);
+        // Within the age the key set is not fetched again, so the removed key still works: the bound.
+        expect((await v.verify(leaked)).principal.id).toBe('alice');
+        expect(jwksHits).toBe(before);
+        later(2);
+        expect((await rejection(v, leaked)).message).toMatch(/unknown key/);
+        expect(jwksHits).toBeGreaterThan(before);
+        // Cached or not, it stays refused; the new key works.
+        expect((await rejection(v, leaked)).message).toMatch(/unknown key/);
+        expect((await v.verify(await sign({}, { key: key2 }))).principal.id).toBe('alice');
+      } finally {
+        restore();
+      }
+    });
+  }
+
+  it('a fresh key set is good for another full age: no fetch per request', async () => {
+    const v = aging();
+    await v.hydrate();
+    const before = jwksHits;
+    for (let i = 0; i < 20; i++) {
+      later(AGE_S / 20 - 1);
+      await v.verify(await sign({ n: i }));
+    }
+    expect(jwksHits).toBe(before);
+    later(30);
+    await v.verify(await sign({ n: 'past' }));
+    expect(jwksHits).toBe(before + 1);
+    later(AGE_S - 1);
+    await v.verify(await sign({ n: 'again' }));
+    expect(jwksHits).toBe(before + 1);
+  });
+
+  it('verifications arriving together at an expired key set share one fetch', async () => {
+    const v = aging();
+    await v.hydrate();
+    const tokens = await Promise.all(Array.from({ length: 25 }, (_, i) => sign({ n: i })));
+    later(AGE_S + 1);
+    const before = jwksHits;
+    const results = await Promise.all(tokens.map((tok) => v.verify(tok)));
+    expect(results.every((r) => r.principal.id === 'alice')).toBe(true);
+    expect(jwksHits).toBe(before + 1);
+  });
+
+  it('an IdP outage at refetch time keeps the previous keys, reports it, and tries again only after 30 s', async () => {
+    const errors: unknown[] = [];
+    const v = aging({ onJwksRefreshError: (e) => errors.push(e) });
+    await v.hydrate();
+    const token = await sign({}, { expiresIn: '2h' });
+    await v.verify(token);
+    jwksFailing = true;
+    try {
+      const before = jwksHits;
+      later(AGE_S + 1);
+      expect((await v.verify(token)).principal.id).toBe('alice');
+      expect(jwksHits).toBe(before + 1);
+      expect(errors).toHaveLength(1);
+      // No fetch per request while the IdP is down.
+      for (let i = 0; i < 10; i++) await v.verify(await sign({ n: i }));
+      later(JWKS_REFRESH_RETRY_MS / 1000 - 1);
+      await v.verify(token);
+      expect(jwksHits).toBe(before + 1);
+      later(2);
+      await v.verify(token);
+      expect(jwksHits).toBe(before + 2);
+      expect(errors).toHaveLength(2);
+      // The IdP is back, without the key: the next attempt (30 s on) takes the new set.
+      jwksFailing = false;
+      published = [key2.publicJwk];
+      later(JWKS_REFRESH_RETRY_MS / 1000 + 1);
+      expect((await rejection(v, token)).message).toMatch(/unknown key/);
+    } finally {
+      restore();
+    }
+  });
+
+  it('a flood of tokens naming made-up key ids fetches the key set at most once per wait period', async () => {
+    const v = aging();
+    await v.hydrate();
+    const before = jwksHits;
+    for (let i = 0; i < 30; i++) {
+      const forged = await sign({}, { key: stranger, kid: `kid-${i}` });
+      expect((await rejection(v, forged)).message).toMatch(/unknown key/);
+    }
+    expect(jwksHits - before).toBeLessThanOrEqual(1);
+  });
+
+  it('refuses an age that is not a positive number', () => {
+    expect(() => aging({ jwksMaxAgeSeconds: 0 })).toThrow(/jwksMaxAgeSeconds/);
+    expect(() => aging({ jwksMaxAgeSeconds: Number.NaN })).toThrow(/jwksMaxAgeSeconds/);
+  });
+
+  it('reads OIDC_JWKS_MAX_AGE_SECONDS, refusing anything but whole seconds from 1 to 86400 by name', () => {
+    expect(jwksMaxAgeFromEnv({})).toBeUndefined();
+    expect(jwksMaxAgeFromEnv({ OIDC_JWKS_MAX_AGE_SECONDS: '' })).toBeUndefined();
+    expect(jwksMaxAgeFromEnv({ OIDC_JWKS_MAX_AGE_SECONDS: '300' })).toBe(300);
+    expect(jwksMaxAgeFromEnv({ OIDC_JWKS_MAX_AGE_SECONDS: '86400' })).toBe(86_400);
+    for (const bad of ['0', '-5', '1e3', '5m', '86401', ' 60', '60.5']) {
+      expect(() => jwksMaxAgeFromEnv({ OIDC_JWKS_MAX_AGE_SECONDS: bad })).toThrow(/OIDC_JWKS_MAX_AGE_SECONDS/);
+    }
   });
 });

@@ -118,3 +118,13 @@ describe('OIDC_AUDIENCE_CLAIM', () => {
     );
   });
 });
+
+describe('OIDC_JWKS_MAX_AGE_SECONDS', () => {
+  it('is read by the cold start: a bad value stops it, naming the variable; a good one starts', async () => {
+    await expect(createRuntime(env({ OIDC_JWKS_MAX_AGE_SECONDS: '10m' }))).rejects.toThrow(
+      /OIDC_JWKS_MAX_AGE_SECONDS must be a whole number of seconds from 1 to 86400, got "10m"/,
+    );
+    const rt = await createRuntime(env({ OIDC_JWKS_MAX_AGE_SECONDS: '120' }));
+    expect(rt.verifier).toBeDefined();
+  });
+});
