@@ -48,6 +48,7 @@ const LABEL: Record<string, string> = {
   grant_created: 'grant created',
   grant_revoked: 'grant revoked',
   request_refused: 'request refused',
+  explained: 'explained (nothing run)',
 };
 
 function offset(ms: number): string {
@@ -103,6 +104,8 @@ function eventLines(e: Json): string[] {
       return [`${str(d.code)}: ${str(d.message)}`];
     case 'request_refused':
       return [...(e.statement ? [`  ${e.statement}`] : []), `${str(d.code)}: ${str(d.message)}`];
+    case 'explained':
+      return [...(e.statement ? [`  ${e.statement}`] : []), `${str(e.action)} would be ${str(e.outcome)}`];
     case 'grant_created':
     case 'grant_revoked':
       return [

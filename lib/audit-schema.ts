@@ -25,7 +25,7 @@ export const AUDIT_ATTRIBUTES: readonly AuditAttribute[] = [
     name: 'type',
     type: 'S',
     description:
-      'request_received | decided | approval_requested | approval_decided | execution_started | execution_finished | result | error | grant_created | grant_revoked | policy_pushed | request_refused',
+      'request_received | decided | approval_requested | approval_decided | execution_started | execution_finished | result | error | grant_created | grant_revoked | policy_pushed | request_refused | explained',
   },
   { name: 'at', type: 'S', description: 'ISO-8601 time of the event' },
   { name: 'principal', type: 'S', description: 'caller key, e.g. User::"alice"' },

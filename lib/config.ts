@@ -210,7 +210,11 @@ function validate(s: WardenSettings): void {
     problems.push(`oidcAudienceClaim must be 'aud' or 'client_id', got ${String(s.oidcAudienceClaim)}`);
   if (
     s.oidcJwksMaxAgeSeconds !== undefined &&
-    !(Number.isInteger(s.oidcJwksMaxAgeSeconds) && s.oidcJwksMaxAgeSeconds >= 1 && s.oidcJwksMaxAgeSeconds <= 86_400)
+    !(
+      Number.isInteger(s.oidcJwksMaxAgeSeconds) &&
+      s.oidcJwksMaxAgeSeconds >= 1 &&
+      s.oidcJwksMaxAgeSeconds <= 86_400
+    )
   )
     problems.push(
       `oidcJwksMaxAgeSeconds must be a whole number of seconds from 1 to 86400, got ${String(s.oidcJwksMaxAgeSeconds)}`,

@@ -4,8 +4,13 @@
  * gets one `request_refused` event in the caller's session. The caller's answer is not changed: a
  * target they cannot see still gets exactly the answer of a target that does not exist, and no
  * request id, so the trail (auditors only) is the one place that tells them apart.
+ *
+ * An explain (classify and decide, run nothing) is recorded too: a refused one as above, an
+ * answered one as an `explained` event with the decision it revealed, written before the answer
+ * is given. An agent asking what policy would decide about statement after statement leaves that
+ * trace; if the event cannot be written the explain answers 503 and reveals nothing.
  */
-import { WardenError } from './errors.js';
+import { ServiceUnavailableError, WardenError } from './errors.js';
 import type { TrailEvent, TrailWriter } from './trail.js';
 import { trailActor } from './trail.js';
 import type { Principal } from './types.js';
@@ -87,4 +92,54 @@ async function appendRefusal(deps: RefusalDeps, input: RefusalInput, error: Ward
   } catch (cause) {
     deps.log?.({ level: 'error', msg: 'trail append of a refusal failed', error: String(cause) });
   }
+}
+
+/** What an answered explain revealed: the decision, and how the statement or call was classified. */
+export interface Explained {
+  readonly decision: {
+    readonly outcome: string;
+    readonly action: string;
+    readonly determiningPolicies: readonly string[];
+    readonly policyVersion: string;
+  };
+  readonly classification: object;
+}
+
+/**
+ * Runs an explain: a refusal is traced as by traceRefusals (with `asked: 'explain'`), an answer is
+ * appended as an `explained` event before it is returned. A failed append fails the explain (503).
+ */
+export async function traceExplain<T extends Explained>(
+  deps: RefusalDeps,
+  input: Omit<RefusalInput, 'asked'>,
+  run: () => Promise<T>,
+): Promise<T> {
+  const explained = await traceRefusals(deps, { ...input, asked: 'explain' }, run);
+  if (!deps.trail) return explained;
+  const mask = (text: string) => deps.maskerFor(input.target).maskText(text).text;
+  const statement = input.statement?.();
+  const d = explained.decision;
+  const event: TrailEvent = {
+    type: 'explained',
+    at: deps.clock.now().toISOString(),
+    ...trailActor(input.principal),
+    target: mask(input.target),
+    action: d.action,
+    outcome: d.outcome,
+    ...(statement === undefined ? {} : { statement: mask(statement.slice(0, MAX_STATEMENT_CHARS)) }),
+    determiningPolicies: d.determiningPolicies,
+    detail: {
+      asked: 'explain',
+      policyVersion: d.policyVersion,
+      // As request_received keeps it: the class, tables, functions or the IAM action, no values.
+      classification: explained.classification,
+    },
+  };
+  try {
+    await deps.trail.append(input.sessionId, [event]);
+  } catch (cause) {
+    deps.log?.({ level: 'error', msg: 'trail append of an explain failed', error: String(cause) });
+    throw new ServiceUnavailableError('the audit store is unavailable; nothing was explained', cause);
+  }
+  return explained;
 }

@@ -18,7 +18,9 @@ export type TrailEventType =
   /** `warden policy push` made a new policy set active (session `warden-policy`). */
   | 'policy_pushed'
   /** A request refused before it had a record: bad input, unparseable, unknown or hidden target. */
-  | 'request_refused';
+  | 'request_refused'
+  /** An explain answered: what was asked and the decision it revealed (nothing was run). */
+  | 'explained';
 
 export interface TrailEvent {
   readonly type: TrailEventType;

@@ -1,8 +1,9 @@
 /**
- * Issue 13 item 3 for explain: explaining runs nothing and is not recorded, but a refused explain
- * (unparseable SQL, a body the schema refuses, a hidden or an unknown target, an unsupported AWS
- * call) leaves a `request_refused` event, over REST and over MCP, and a hidden target still answers
- * exactly like a missing one.
+ * Explaining runs nothing, and leaves a trace either way, over REST and over MCP: an answered
+ * explain an `explained` event (the masked statement, the decision it revealed), written before
+ * the answer (an explain whose event cannot be written is a 503 that reveals nothing); a refused
+ * one (unparseable SQL, a body the schema refuses, a hidden or an unknown target, an unsupported
+ * AWS call) a `request_refused` event; and a hidden target still answers exactly like a missing one.
  */
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -14,7 +15,7 @@ let twin: TestTwin;
 let dave: string;
 
 beforeAll(async () => {
-  twin = await startTestTwin();
+  twin = await startTestTwin({ faults: { rules: [] } });
   dave = await twin.token('dave');
 }, 120_000);
 
@@ -33,7 +34,7 @@ async function sessionsOf(who: string): Promise<any[]> {
 }
 
 describe('explain over REST', () => {
-  it('records refused explains, not allowed ones, and answers a hidden target like a missing one', async () => {
+  it('records answered and refused explains, and answers a hidden target like a missing one', async () => {
     const alice = await twin.token('alice');
     const headers = { 'x-warden-session': 'explain-probe' };
     const ask = (token: string, target: string, body: unknown) =>
@@ -53,23 +54,111 @@ describe('explain over REST', () => {
 
     const mine = (await sessionsOf('alice')).filter((e) => e.detail?.asked === 'explain');
     expect(mine.map((e) => [e.type, e.target, e.detail.status, e.detail.code])).toEqual([
+      ['explained', 'demo', undefined, undefined],
       ['request_refused', 'demo', 400, 'sql_parse_error'],
       ['request_refused', 'demo', 400, 'bad_request'],
     ]);
-    expect(mine[0].statement).toMatch(/^SELEC email FROM customers/);
+    expect(mine[1].statement).toMatch(/^SELEC email FROM customers/);
     expect(JSON.stringify(mine)).not.toContain('123-45-6789');
     const daves = (await sessionsOf('dave')).filter((e) => e.detail?.asked === 'explain');
     expect(daves.map((e) => [e.type, e.target, e.detail.status])).toEqual([
       ['request_refused', 'demo', 404],
       ['request_refused', 'no-such-db', 404],
     ]);
-    // The allowed explain left nothing: no event of alice's names SELECT 1.
-    expect((await sessionsOf('alice')).some((e) => e.statement === 'SELECT 1')).toBe(false);
+    // The answered explain: what was asked and what it revealed, and nothing ran.
+    expect(mine[0]).toMatchObject({
+      statement: 'SELECT 1',
+      action: 'sql:read',
+      outcome: 'allow',
+      principal: 'User::"alice"',
+    });
+    expect(mine[0].requestId).toBeUndefined();
+    expect(mine[0].determiningPolicies.length).toBeGreaterThan(0);
+    expect(mine[0].detail.classification.class).toBe('read');
+  });
+
+  it('records each answered explain with the decision it revealed, masked, and runs nothing', async () => {
+    const alice = await twin.token('alice');
+    const headers = { 'x-warden-session': 'explain-sweep' };
+    const ask = (sql: string) =>
+      twin.api('POST', '/v1/targets/demo/explain', { token: alice, headers, body: { sql } });
+    // A prompt-injected agent sweeping policy: a read that names a raw SSN, a write that needs
+    // approval, a privilege change that is denied.
+    const probes = [
+      "SELECT name FROM customers WHERE ssn = '123-45-6789'",
+      "UPDATE customers SET name = 'x' WHERE id = 1",
+      'GRANT ALL ON customers TO PUBLIC',
+    ];
+    const ranBefore = twin.statementLog.length;
+    const answers = [];
+    for (const sql of probes) answers.push(await ask(sql));
+    expect(answers.map((a) => [a.status, a.body.decision.outcome])).toEqual([
+      [200, 'allow'],
+      [200, 'approval_required'],
+      [200, 'deny'],
+    ]);
+    expect(twin.statementLog.length).toBe(ranBefore);
+    const events = (await sessionsOf('alice')).filter(
+      (e) => e.type === 'explained' && e.statement !== 'SELECT 1',
+    );
+    expect(events.map((e) => [e.action, e.outcome])).toEqual([
+      ['sql:read', 'allow'],
+      ['sql:write', 'approval_required'],
+      ['sql:privilege', 'deny'],
+    ]);
+    expect(events.map((e) => e.detail.policyVersion)).toEqual(
+      answers.map((a) => a.body.decision.policyVersion),
+    );
+    expect(events[0].statement).toMatch(/^SELECT name FROM customers WHERE ssn = /);
+    expect(JSON.stringify(events)).not.toContain('123-45-6789');
+    // No request was made: nothing new for alice to list.
+    const listed = await twin.api('GET', '/v1/requests', { token: alice });
+    expect(
+      listed.body.requests.filter((r: any) => r.target === 'demo' && r.createdAt > events[0].at),
+    ).toEqual([]);
+  });
+
+  it('answers 503 and reveals nothing when the explain cannot be recorded', async () => {
+    const carol = await twin.token('carol');
+    twin.faults!.configure({
+      rules: [
+        {
+          service: 'dynamodb',
+          operation: 'TransactWriteItems',
+          bodyIncludes: '"explained"',
+          fault: 'error',
+          probability: 1,
+        },
+      ],
+    });
+    let down;
+    try {
+      down = await twin.api('POST', '/v1/targets/demo/explain', {
+        token: carol,
+        body: { sql: 'DELETE FROM customers WHERE id = 7' },
+      });
+    } finally {
+      twin.faults!.configure({ rules: [] });
+    }
+    expect(down.status).toBe(503);
+    expect(JSON.stringify(down.body)).not.toMatch(
+      /approval_required|determiningPolicies|sql:write|"allow"|"deny"/,
+    );
+    expect((await sessionsOf('carol')).filter((e) => e.type === 'explained')).toEqual([]);
+    // Back up: the same question is answered and recorded.
+    const up = await twin.api('POST', '/v1/targets/demo/explain', {
+      token: carol,
+      body: { sql: 'DELETE FROM customers WHERE id = 7' },
+    });
+    expect(up.status).toBe(200);
+    expect((await sessionsOf('carol')).filter((e) => e.type === 'explained').map((e) => e.outcome)).toEqual([
+      up.body.decision.outcome,
+    ]);
   });
 });
 
 describe('explain over MCP', () => {
-  it('records a refused explain tool call in the caller’s session', async () => {
+  it('records answered and refused explain tool calls in the caller’s session', async () => {
     const erin = await twin.token('erin');
     const transport = new StreamableHTTPClientTransport(new URL(`${twin.url}/mcp`), {
       requestInit: { headers: { authorization: `Bearer ${erin}` } },
@@ -90,6 +179,7 @@ describe('explain over MCP', () => {
     }
     const events = (await sessionsOf('erin')).filter((e) => e.detail?.asked === 'explain');
     expect(events.map((e) => [e.type, e.target, e.statement])).toEqual([
+      ['explained', 'demo', 'SELECT 2'],
       ['request_refused', 'demo', 'SELEC 2'],
       ['request_refused', 'nowhere', 'SELECT 2'],
       ['request_refused', 'demo-aws', 'dynamodb:Nope'],

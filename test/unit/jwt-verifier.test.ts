@@ -555,7 +555,9 @@ describe('jwt verifier: the key set has an age limit', () => {
     expect(jwksMaxAgeFromEnv({ OIDC_JWKS_MAX_AGE_SECONDS: '300' })).toBe(300);
     expect(jwksMaxAgeFromEnv({ OIDC_JWKS_MAX_AGE_SECONDS: '86400' })).toBe(86_400);
     for (const bad of ['0', '-5', '1e3', '5m', '86401', ' 60', '60.5']) {
-      expect(() => jwksMaxAgeFromEnv({ OIDC_JWKS_MAX_AGE_SECONDS: bad })).toThrow(/OIDC_JWKS_MAX_AGE_SECONDS/);
+      expect(() => jwksMaxAgeFromEnv({ OIDC_JWKS_MAX_AGE_SECONDS: bad })).toThrow(
+        /OIDC_JWKS_MAX_AGE_SECONDS/,
+      );
     }
   });
 });

@@ -1,7 +1,8 @@
 /**
  * Explain without running: the classification Warden would give a SQL statement, the decision the
  * active policies would take for this caller, and how it would run. Nothing is run; an explain is
- * recorded only when refused (a request_refused event, from the callers: REST route and MCP tool).
+ * recorded by its callers (REST route and MCP tool, traceExplain): answered as `explained`, refused
+ * as `request_refused`.
  */
 import type { SqlTargetConfig } from '../config.js';
 import { NotFoundError } from '../errors.js';

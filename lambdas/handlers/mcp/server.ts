@@ -11,7 +11,7 @@ import { explainAws, submitAws } from '../../core/aws-requests.js';
 import { submitAccessRequest } from '../../core/grants.js';
 import { DescribeNotRunError, describeTarget } from '../../core/mcp/describe.js';
 import { explainSql } from '../../core/mcp/explain.js';
-import { traceRefusals } from '../../core/refusals.js';
+import { traceExplain, type Explained } from '../../core/refusals.js';
 import { canSeeTarget, getRequest, submitSql, type CallMeta } from '../../core/requests.js';
 import type { Principal } from '../../core/types.js';
 import { MAX_WAIT_SECONDS } from '../../core/wait.js';
@@ -262,7 +262,7 @@ export function createWardenMcpServer(call: McpCall): McpServer {
     {
       title: 'Explain a call without running it',
       description:
-        'How Warden would classify and decide a SQL statement (give `sql`) or an AWS call (give `service`, `action`, `input`) for you, with the determining policies, the credentials it would run with and whether the result would be masked. Runs nothing and records nothing: use it before run_sql when unsure whether a statement will be allowed, need approval or be denied.',
+        'How Warden would classify and decide a SQL statement (give `sql`) or an AWS call (give `service`, `action`, `input`) for you, with the determining policies, the credentials it would run with and whether the result would be masked. Runs nothing (the question and the answer are recorded in your session): use it before run_sql when unsure whether a statement will be allowed, need approval or be denied.',
       inputSchema: {
         target: targetArg,
         sql: sqlTextSchema.optional().describe('A PostgreSQL statement to explain'),
@@ -275,13 +275,10 @@ export function createWardenMcpServer(call: McpCall): McpServer {
       annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
     },
     async ({ target, sql, service, action, input, justification }) => {
-      // Explaining runs nothing and is not recorded; a refused explain leaves a request_refused event.
-      const traced = <T>(statement: string, run: () => Promise<T>) =>
-        traceRefusals(
-          rt,
-          { principal, sessionId: meta.sessionId, target, statement: () => statement, asked: 'explain' },
-          run,
-        );
+      // Explaining runs nothing; an answered explain leaves an `explained` event before the answer,
+      // a refused one a request_refused event.
+      const traced = <T extends Explained>(statement: string, run: () => Promise<T>) =>
+        traceExplain(rt, { principal, sessionId: meta.sessionId, target, statement: () => statement }, run);
       try {
         if (sql !== undefined) {
           const explained = await traced(sql, () =>

@@ -112,6 +112,7 @@ const TYPE_LABEL: Record<string, string> = {
   grant_created: 'Grant created',
   grant_revoked: 'Grant revoked',
   request_refused: 'Request refused',
+  explained: 'Explained (nothing run)',
 };
 
 function tone(e: StoredTrailEvent): string {
@@ -188,6 +189,8 @@ function body(e: StoredTrailEvent): Markup {
       return h`<div class="bad">${cell(d.code)}: ${cell(d.message)}</div>`;
     case 'request_refused':
       return h`${e.statement ? h`<pre>${e.statement}</pre>` : ''}<div class="bad">${cell(d.code)}: ${cell(d.message)}</div>`;
+    case 'explained':
+      return h`${e.statement ? h`<pre>${e.statement}</pre>` : ''}<div>${cell(e.action)} would be <span class="badge ${tone(e)}">${cell(e.outcome)}</span></div>`;
     case 'grant_created':
     case 'grant_revoked':
       return h`<div>${e.action} on ${e.target}${d.grantee ? ` for ${cell(d.grantee)}` : ''}${

@@ -1,9 +1,8 @@
-/** AWS calls through the target's role: `POST /v1/targets/{target}/aws` and the AWS half of explain. */
-import { explainAws, submitAws, type AwsSubmission } from '../../core/aws-requests.js';
-import type { Principal } from '../../core/types.js';
-import { json, parseJsonBody, type HttpResult } from '../../middleware/http.js';
+/** AWS calls through the target's role: `POST /v1/targets/{target}/aws` (explain is in routes/core.ts). */
+import { submitAws } from '../../core/aws-requests.js';
+import { parseJsonBody } from '../../middleware/http.js';
 import { parseWaitParam } from '../../core/wait.js';
-import { sessionId, withRefusalTrail, type ApiRoute, type Ctx } from '../context.js';
+import { sessionId, withRefusalTrail, type ApiRoute } from '../context.js';
 import { submissionWithWait } from './wait.js';
 import { awsBodySchema } from '../schemas.js';
 
@@ -24,13 +23,3 @@ export const awsRoutes: ApiRoute[] = [
     },
   },
 ];
-
-/** `/explain` with an AWS body (routes/core.ts dispatches here): the session policy, nothing run. */
-export async function explainAwsCall(
-  ctx: Ctx,
-  principal: Principal,
-  target: string,
-  body: AwsSubmission,
-): Promise<HttpResult> {
-  return json(200, await explainAws(ctx.rt, principal, target, body));
-}

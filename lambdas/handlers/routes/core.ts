@@ -1,14 +1,14 @@
 /** The core routes: health, targets, SQL, explain, and a caller's requests. */
 import { NotFoundError } from '../../core/errors.js';
 import { explainSql } from '../../core/mcp/explain.js';
-import { traceRefusals } from '../../core/refusals.js';
+import { explainAws } from '../../core/aws-requests.js';
+import { traceExplain } from '../../core/refusals.js';
 import { canSeeTarget, findTarget, getRequest, submitSql } from '../../core/requests.js';
 import { principalKey, type RequestStatus } from '../../core/types.js';
 import { isSettled, parseWaitParam, waitForSettled } from '../../core/wait.js';
 import { json, parseJsonBody } from '../../middleware/http.js';
 import { sessionId, withRefusalTrail, type ApiRoute } from '../context.js';
 import { explainBodySchema, sqlBodySchema } from '../schemas.js';
-import { explainAwsCall } from './aws.js';
 import { submissionWithWait } from './wait.js';
 
 export const coreRoutes: ApiRoute[] = [
@@ -53,11 +53,12 @@ export const coreRoutes: ApiRoute[] = [
       const { principal } = caller;
       const meta = { sessionId: sessionId(ctx.event, caller) };
       let statement: string | undefined;
-      // Explaining runs nothing and is not recorded; a refused explain (unparseable, bad input, a
-      // hidden or unknown target) leaves a request_refused event like a refused submission.
-      return traceRefusals(
+      // Explaining runs nothing. An answered explain leaves an `explained` event (the decision it
+      // revealed) before the answer; a refused one (unparseable, bad input, a hidden or unknown
+      // target, an unsupported AWS call) a request_refused event like a refused submission.
+      const explained = await traceExplain(
         ctx.rt,
-        { principal, sessionId: meta.sessionId, target: name, statement: () => statement, asked: 'explain' },
+        { principal, sessionId: meta.sessionId, target: name, statement: () => statement },
         async () => {
           const body = parseJsonBody(ctx.event, explainBodySchema, ctx.rt.config.maxBodyBytes);
           statement = 'sql' in body ? body.sql : `${body.service}:${body.action}`;
@@ -66,10 +67,11 @@ export const coreRoutes: ApiRoute[] = [
           if (!canSeeTarget(engine, principal, name, target)) {
             throw new NotFoundError(`unknown target "${name}"`);
           }
-          if (!('sql' in body)) return explainAwsCall(ctx, principal, name, body);
-          return json(200, await explainSql(ctx.rt, principal, name, body));
+          if (!('sql' in body)) return explainAws(ctx.rt, principal, name, body);
+          return explainSql(ctx.rt, principal, name, body);
         },
       );
+      return json(200, explained);
     },
   },
   {
