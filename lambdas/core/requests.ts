@@ -342,6 +342,17 @@ export function refuseRawReferences(
     return parts.length >= 2 && raw.has(parts[parts.length - 2]);
   });
   if (named.length === 0) return;
+  const privateNamed = named.filter((rel) => rel.split('.').slice(-2)[0] === PRIVATE_SCHEMA);
+  if (privateNamed.length > 0) {
+    // Not a raw table with a view of the same name: nothing to rewrite it to.
+    throw new ExecutionError(
+      403,
+      'raw_table_reference',
+      `${privateNamed.map((n) => `"${n}"`).join(', ')} is in Warden's private schema of target ` +
+        `"${targetName}", which your statements cannot read (they see data only through the masking ` +
+        'views). Nothing was run.',
+    );
+  }
   throw new ExecutionError(
     403,
     'raw_table_reference',
