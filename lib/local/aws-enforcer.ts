@@ -19,6 +19,7 @@ import type { WardenConfigInput } from '../../lambdas/core/config.js';
 import type { TableDefinition } from '../tables.js';
 import { createTables } from './dynamodb.js';
 import { identityPolicy, SessionRegistry, startLocalSts, type LocalRole, type LocalSession } from './sts.js';
+import { keepAliveWithMargin } from './listen.js';
 
 export interface EnforcementDecision {
   readonly at: string;
@@ -284,6 +285,7 @@ export async function startAwsEnforcer(options: {
       });
     });
   });
+  keepAliveWithMargin(server);
   await new Promise<void>((resolve) => server.listen(0, options.host ?? '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {

@@ -71,7 +71,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { protocol, type PGlite } from '@electric-sql/pglite';
 import { loadModule, parse, scanSync } from 'libpg-query';
-import { closeServer, listenLoopback } from './listen.js';
+import { closeServer, keepAliveWithMargin, listenLoopback } from './listen.js';
 
 export interface DataApiSecret {
   /**
@@ -1634,7 +1634,7 @@ export async function startDataApiServer(options: DataApiServerOptions): Promise
     }
   };
 
-  const server = http.createServer((req, res) => void handle(req, res));
+  const server = keepAliveWithMargin(http.createServer((req, res) => void handle(req, res)));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());

@@ -18,6 +18,7 @@ import {
 import dynalite from 'dynalite';
 import type { TableDefinition } from '../tables.js';
 import { dynaliteDb, withTransactions, type DynaliteStore } from './dynalite-transactions.js';
+import { keepAliveWithMargin } from './listen.js';
 
 /** CreateTable input for a shared definition: on-demand, like the stack. */
 export function createTableInput(def: TableDefinition, tableName: string): CreateTableCommandInput {
@@ -169,6 +170,8 @@ export async function startDynalite(options: DynaliteOptions = {}): Promise<Loca
       },
     ),
   );
+  // After the swap above, which takes dynalite's own (first) request listener.
+  keepAliveWithMargin(server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve());

@@ -28,6 +28,7 @@ import diagnostics from 'node:diagnostics_channel';
 import http, { type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
+import { keepAliveWithMargin } from './listen.js';
 
 export const FAULT_SERVICES = ['dynamodb', 'rds-data', 'sfn', 'sts'] as const;
 export type FaultService = (typeof FAULT_SERVICES)[number];
@@ -423,7 +424,7 @@ export class FaultLayer {
     const server = http.createServer((req, res) => {
       void this.handle(service, target, req, res).catch(() => res.destroy());
     });
-    server.keepAliveTimeout = 5_000;
+    keepAliveWithMargin(server);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(0, '127.0.0.1', () => resolve());

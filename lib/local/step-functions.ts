@@ -39,6 +39,7 @@ import {
   synthApprovalDefinition,
   type ApprovalFunctionRole,
 } from './synth-definition.js';
+import { keepAliveWithMargin } from './listen.js';
 
 export const LOCAL_STATE_MACHINE_ARN = 'arn:aws:states:us-east-1:000000000000:stateMachine:warden-approval';
 
@@ -369,6 +370,7 @@ export async function startLocalStepFunctions(
       }
     })();
   });
+  keepAliveWithMargin(server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, host, () => resolve());

@@ -7,6 +7,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { keepAliveWithMargin } from './listen.js';
 
 /** A role the twin can assume: its identity policy allows the target's services, nothing else. */
 export interface LocalRole {
@@ -201,6 +202,7 @@ export async function startLocalSts(options: {
       }
     });
   });
+  keepAliveWithMargin(server);
   await new Promise<void>((resolve) => server.listen(0, options.host ?? '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {

@@ -44,6 +44,7 @@ import {
   type McpTargetInput,
   type UpstreamProcess,
 } from './upstream-mcp.js';
+import { keepAliveWithMargin } from './listen.js';
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 export const POLICY_DIR = join(REPO_ROOT, 'policies');
@@ -288,7 +289,7 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     }
     app(req, res);
   });
-  server.keepAliveTimeout = 5_000;
+  keepAliveWithMargin(server);
   const port = options.port ?? Number(process.env.PORT ?? 8080);
   await new Promise<void>((resolveListen, reject) => {
     server.once('error', reject);

@@ -12,6 +12,7 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { WardenConfigInput } from '../../lambdas/core/config.js';
+import { keepAliveWithMargin } from './listen.js';
 
 export interface UpstreamProcess {
   readonly url: string;
@@ -114,6 +115,7 @@ export async function hostMcpServer(
       res.end();
     });
   });
+  keepAliveWithMargin(http);
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
     http.listen(options.port ?? 0, host, () => resolve());
