@@ -870,7 +870,14 @@ export async function executeSql(
     // Database errors echo values (`invalid input syntax for type integer: "<ssn>"`): never past masking.
     const redact = (t: string) =>
       redactDatabaseMessage(t, (text) => deps.maskerFor(record.target).maskText(text).text);
-    const message = err.statusCode < 500 ? redact(err.message) : 'execution failed';
+    let message = err.statusCode < 500 ? redact(err.message) : 'execution failed';
+    if (profile === 'masked' && level === 'write' && err.code === 'database_permission_denied') {
+      // The database's words name only the table; say what the masked writer may do.
+      message +=
+        ' (Your statements run as the masked writer: it may write and read only the columns that ' +
+        'are not masked for you, so it cannot put a value into a masked column or compare one. A ' +
+        'principal with view_unmasked can.)';
+    }
     if (err.statusCode < 500) err.message = message;
     scrubCause(err, redact);
     const failedMs = Date.now() - started;

@@ -81,6 +81,25 @@ describe('warden db check and a mis-granted masked user', () => {
     expect((await cli('check')).code).toBe(0);
   });
 
+  it('fails the check when the masked writer may write a masked column (a setup from before this rule)', async () => {
+    // What every earlier setup granted: INSERT and UPDATE on the whole table.
+    await twin.db.exec('GRANT INSERT, UPDATE ON public.customers TO warden_masked_rw');
+    const bad = await cli('check');
+    expect(bad.code).toBe(1);
+    for (const column of ['email', 'ssn', 'card_number']) {
+      expect(bad.err).toContain(`warden_masked_rw cannot write public.customers.${column}: FAILED, it may`);
+    }
+    // Column by column, as a hand-made grant would be.
+    expect((await cli('setup', { apply: true })).code).toBe(0);
+    await twin.db.exec('GRANT UPDATE (ssn) ON public.customers TO warden_masked_rw');
+    const one = await cli('check');
+    expect(one.code).toBe(1);
+    expect(one.err).toContain('warden_masked_rw cannot write public.customers.ssn: FAILED');
+    expect(one.err).not.toContain('public.customers.email: FAILED');
+    expect((await cli('setup', { apply: true })).code).toBe(0);
+    expect((await cli('check')).code).toBe(0);
+  });
+
   it('fails the check when a Warden user loses standard_conforming_strings', async () => {
     await twin.db.exec('ALTER ROLE warden_rw SET standard_conforming_strings TO off');
     const bad = await cli('check');

@@ -79,6 +79,8 @@ export function maskingAdversarialSuite(name: string, context: () => AttackConte
   let carol: string;
   let bob: string;
   let dave: string;
+  /** Masked like carol, but an engineer: writes with approval or a JIT grant. */
+  let alice: string;
   let admin: RDSDataClient;
   let columns: string[];
   let raw: Record<string, string | null>[];
@@ -159,7 +161,9 @@ export function maskingAdversarialSuite(name: string, context: () => AttackConte
 
   beforeAll(async () => {
     ({ twin } = context());
-    [carol, bob, dave] = await Promise.all(['carol', 'bob', 'dave'].map((u) => twin.token(u)));
+    [carol, bob, dave, alice] = await Promise.all(
+      ['carol', 'bob', 'dave', 'alice'].map((u) => twin.token(u)),
+    );
     admin = new RDSDataClient({
       endpoint: twin.dataApiUrl,
       region: 'us-east-1',
@@ -844,6 +848,85 @@ export function maskingAdversarialSuite(name: string, context: () => AttackConte
       const carols = items.filter((i) => JSON.stringify(i).includes('carol'));
       expect(carols.length).toBeGreaterThan(0);
       expect(leaks(carols, sent.join('\n'))).toEqual([]);
+    });
+  });
+
+  describe(`${name}: a masked writer cannot plant a guess (alice, masked, with a JIT write grant)`, () => {
+    // The oracle this closes: write a guessed value into a masked column, then read it back through
+    // the masking view (a hashed column shows whether the guess equals a stored row's value) or let
+    // a unique index refuse it. The masked writer may write only the columns it may read.
+    const PLANTED = 900_000;
+    const write = (sql: string) =>
+      twin.api('POST', '/v1/targets/demo/sql', {
+        token: alice,
+        body: { sql, justification: 'masking suite' },
+      });
+
+    beforeAll(async () => {
+      const asked = await twin.api('POST', '/v1/targets/demo/access-requests', {
+        token: alice,
+        body: { level: 'write', duration: '30m', justification: 'masking suite: the masked writer' },
+      });
+      expect(asked.status, JSON.stringify(asked.body)).toBe(202);
+      const id = asked.body.requestId as string;
+      for (let i = 0; i < 600 && !twin.outbox.some((m) => m.requestId === id); i++) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const decided = await twin.api('POST', `/v1/approvals/${id}/decision`, {
+        token: bob,
+        body: { decision: 'approve' },
+      });
+      expect(decided.status, JSON.stringify(decided.body)).toBe(200);
+      for (let i = 0; i < 300; i++) {
+        const grants = await twin.api('GET', '/v1/grants', { token: alice });
+        if ((grants.body.grants ?? []).some((g: any) => g.active && g.action === 'sql:write')) return;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error('the write grant never became active');
+    }, 120_000);
+
+    it('may still write what it may read: a clear column, another table', async () => {
+      const renamed = await write(
+        `UPDATE customers SET name = 'Renamed by the suite' WHERE id = ${idOf('email')}`,
+      );
+      expect(renamed.status, JSON.stringify(renamed.body)).toBe(200);
+      expect(await superuser(`SELECT name FROM public.customers WHERE id = ${idOf('email')}`)).toEqual([
+        ['Renamed by the suite'],
+      ]);
+      const order = await write("UPDATE orders SET status = 'cancelled' WHERE id = 3");
+      expect(order.status, JSON.stringify(order.body)).toBe(200);
+    });
+
+    it.each(maskedColumns())('cannot UPDATE or INSERT a guessed value into %s', async (c) => {
+      const guess = first(c).replaceAll("'", "''");
+      const other = raw.find((r) => r.id !== idOf(c))!.id;
+      const before = await superuser(`SELECT ${c} FROM public.customers WHERE id = ${other}`);
+      const email = c === 'email' ? guess : `planted-${c}@example.invalid`;
+      const extra = c === 'email' ? '' : `, ${c}`;
+      const extraValue = c === 'email' ? '' : `, '${guess}'`;
+      for (const sql of [
+        `UPDATE public.customers SET ${c} = '${guess}' WHERE id = ${other}`,
+        `UPDATE customers SET ${c} = '${guess}' WHERE id = ${other}`,
+        `INSERT INTO public.customers (id, name, email, created_at${extra}) VALUES (${PLANTED}, 'planted', '${email}', now()${extraValue})`,
+        `INSERT INTO customers (id, name, email, created_at${extra}) VALUES (${PLANTED + 1}, 'planted', '${email}', now()${extraValue})`,
+      ]) {
+        const res = await write(sql);
+        expect(res.status, `${sql}: ${JSON.stringify(res.body)}`).toBe(403);
+        expect(res.body.error.code).toBe('database_permission_denied');
+        expect(res.body.error.message).toMatch(/masked writer/);
+      }
+      expect(await superuser(`SELECT ${c} FROM public.customers WHERE id = ${other}`)).toEqual(before);
+      expect(await superuser(`SELECT count(*) FROM public.customers WHERE id >= ${PLANTED}`)).toEqual([[0]]);
+    });
+
+    it('so the hashed view shows no planted twin of a stored value', async () => {
+      const sql =
+        'SELECT count(*) AS n FROM customers a JOIN customers b ON a.email = b.email AND a.id <> b.id';
+      const masked = await write(sql);
+      expect(masked.status).toBe(200);
+      expect(rowsOf({ status: 200, body: masked.body, record: undefined })).toBe(
+        JSON.stringify(await superuser(sql.replaceAll('customers', 'public.customers'))),
+      );
     });
   });
 }

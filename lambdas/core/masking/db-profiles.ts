@@ -17,7 +17,11 @@
  *   with every sensitive column replaced by its mask expression, owned by the NOLOGIN `owner`
  *   role, and the user's `search_path` is pinned to the masking schemas, so `customers` means the
  *   view. `maskedWrite` writes the raw tables but may SELECT only their non-sensitive columns, so
- *   a write cannot read (copy, compare, return) a sensitive value.
+ *   a write cannot read (copy, compare, return) a sensitive value; and it may INSERT and UPDATE
+ *   only those columns too, so a write cannot put a guessed value into a sensitive column, which
+ *   the masked reader would then show hashed (a dictionary oracle for `hash` columns: insert a
+ *   guess, compare its hash with the stored rows') or a unique index would refuse (a membership
+ *   oracle for any masked column). DELETE stays (it needs SELECT for any column its WHERE reads).
  * Every Warden user gets `statement_timeout` and `standard_conforming_strings = on` as role
  * settings, so they hold from login, whatever a statement does before.
  *
@@ -490,8 +494,16 @@ export function generateMaskingSql(target: DbMaskingTarget, columns: readonly Ca
   }
   for (const t of tables) {
     const clear = t.columns.filter((c) => !c.rule).map((c) => quoteIdent(c.column.column));
-    if (clear.length > 0) {
-      sql.push(`GRANT SELECT (${clear.join(', ')}) ON ${qualified(t.schema, t.name)} TO ${maskedWrite}`);
+    const table = qualified(t.schema, t.name);
+    if (clear.length > 0) sql.push(`GRANT SELECT (${clear.join(', ')}) ON ${table} TO ${maskedWrite}`);
+    if (t.columns.some((c) => c.rule)) {
+      // Writes only to the columns it may read: no guessed value into a sensitive column.
+      sql.push(`REVOKE INSERT, UPDATE ON ${table} FROM ${maskedWrite}`);
+      if (clear.length > 0) {
+        sql.push(
+          `GRANT INSERT (${clear.join(', ')}), UPDATE (${clear.join(', ')}) ON ${table} TO ${maskedWrite}`,
+        );
+      }
     }
   }
   for (const s of maskedSchemas) {
@@ -515,6 +527,8 @@ export function generateMaskingSql(target: DbMaskingTarget, columns: readonly Ca
 export type ProbeExpectation =
   | { readonly kind: 'denied' }
   | { readonly kind: 'allowed' }
+  /** The query runs and its one value is false. */
+  | { readonly kind: 'false' }
   | {
       readonly kind: 'settings';
       readonly user: string;
@@ -592,6 +606,20 @@ export function checkProbes(target: DbMaskingTarget, columns: readonly Catalogue
       what: `${u[k]} cannot read the hash key`,
     });
   }
+  // Asked of the catalogue, so nothing is written (an INSERT of no rows would still fire
+  // statement triggers): the masked writer holds no INSERT or UPDATE on a sensitive column.
+  for (const t of tables) {
+    for (const { column, rule } of t.columns) {
+      if (!rule) continue;
+      const args = `${quoteLiteral(qualified(t.schema, t.name))}, ${quoteLiteral(column.column)}`;
+      probes.push({
+        as: 'maskedWrite',
+        sql: `SELECT has_column_privilege(${args}, 'INSERT') OR has_column_privilege(${args}, 'UPDATE') AS may_write`,
+        expect: { kind: 'false' },
+        what: `${u.maskedWrite} cannot write ${t.schema}.${t.name}.${column.column}`,
+      });
+    }
+  }
   for (const t of tables) {
     probes.push({
       as: 'maskedRead',
@@ -615,6 +643,12 @@ export function evaluateProbe(probe: Probe, outcome: ProbeOutcome): string | und
   }
   if (!outcome.ok) return `${probe.what}: FAILED: ${outcome.message}`;
   if (e.kind === 'allowed') return undefined;
+  if (e.kind === 'false') {
+    const value = outcome.rows[0]?.[0];
+    return value === 'false'
+      ? undefined
+      : `${probe.what}: FAILED, it may (the database answered ${String(value)})`;
+  }
   const row = outcome.rows[0] ?? [];
   const problems: string[] = [];
   if (row[0] !== e.user) problems.push(`runs as ${String(row[0])}, not ${e.user}`);
