@@ -155,7 +155,9 @@ afterAll(async () => {
 
 /** Ids of what the attack left behind, for the scans below. */
 const ids: Record<string, string> = {};
-const EXACT_WRITE = `UPDATE customers SET email = '${EMAIL}', ssn = '${SSN}' WHERE id = 3`;
+// Raw values written into a clear column: alice is masked, and the masked writer may not write
+// a masked one (docs/masking.md), so an order's status carries them.
+const EXACT_WRITE = `UPDATE orders SET status = 'refund for ${EMAIL}, ssn ${SSN}' WHERE id = 3`;
 
 describe('a prompt-injected agent brings raw values in', () => {
   it('reads with raw literals (formatted, and bare against sensitive columns) and raw parameters', async () => {
@@ -201,7 +203,7 @@ describe('a prompt-injected agent brings raw values in', () => {
     const audited = await requestAs(dave, id);
     expect(audited.operationForm).toBe('shown');
     expect(rawIn(JSON.stringify(audited))).toEqual([]);
-    expect(audited.operation.sql).toContain('UPDATE customers SET email = ');
+    expect(audited.operation.sql).toContain('UPDATE orders SET status = ');
 
     const listed = await twin.api('GET', '/v1/approvals', { token: bob });
     const item = listed.body.approvals.find((a: { requestId: string }) => a.requestId === id);
@@ -229,10 +231,8 @@ describe('a prompt-injected agent brings raw values in', () => {
     const done = await approve(id, `checked with ${EMAIL} on ${SSN}`);
     expect(done.status, JSON.stringify(done.error)).toBe('executed');
     expect(twin.statementLog.filter((s) => s.sql === EXACT_WRITE).length).toBe(before + 1);
-    const row = await twin.db.query<{ email: string; ssn: string }>(
-      'SELECT email, ssn FROM customers WHERE id = 3',
-    );
-    expect(row.rows[0]).toEqual({ email: EMAIL, ssn: SSN });
+    const row = await twin.db.query<{ status: string }>('SELECT status FROM orders WHERE id = 3');
+    expect(row.rows[0]).toEqual({ status: `refund for ${EMAIL}, ssn ${SSN}` });
 
     // Decided: the sealed exact form is gone, and even the requester now sees the shown form.
     const after = await requestAs(alice, id);

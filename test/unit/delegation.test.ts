@@ -107,6 +107,22 @@ permit (principal in Group::"agents", action == Action::"sql:read", resource == 
     }
   });
 
+  it('lets a deployment refuse every agent that names no person (so its owner cannot approve it)', () => {
+    // The policy docs/security.md gives for "delegation is only as good as the IdP's claims".
+    const text = `${delegation}
+@id("agents-must-act-for-someone")
+forbid (principal is Agent, action, resource) unless { principal has onBehalfOf };`;
+    const e = PolicyEngine.load(CEDAR_SCHEMA, [{ source: 'f.cedar', text }], 't');
+    const forAlice = agent({ type: 'User', id: 'alice', name: 'alice', groups: ['engineers'] });
+    const unlinked = e.decideOperation(agent(), 'sql:read', demo, ctx);
+    expect(unlinked.outcome).toBe('deny');
+    expect(unlinked.determiningPolicies).toEqual(['agents-must-act-for-someone']);
+    expect(e.decideOperation(forAlice, 'sql:read', demo, ctx).outcome).toBe('allow');
+    // People are not agents: the forbid does not touch them.
+    const alice: Principal = { type: 'User', id: 'alice', name: 'alice', groups: ['agents'] };
+    expect(e.decideOperation(alice, 'sql:read', demo, ctx).outcome).toBe('allow');
+  });
+
   it('does not let the person’s groups make the agent a member of them', () => {
     const text = `@id("engineers") permit (principal in Group::"engineers", action == Action::"sql:read", resource);`;
     const e = PolicyEngine.load(CEDAR_SCHEMA, [{ source: 'e.cedar', text }], 't');
