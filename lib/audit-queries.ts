@@ -79,13 +79,24 @@ ORDER BY f.event_at DESC`,
   ),
   query(
     'blocked-or-denied',
-    'Everything policy denied, an approver denied, or that expired waiting for approval.',
+    'Everything policy denied, an approver denied, or that expired waiting for approval (explains, which run nothing, are in explained-decisions).',
     `
 SELECT event_at, event_type, principal_name, principal, target, action, outcome, status, statement,
        request_id, session_id
 FROM events
-WHERE outcome = 'deny' OR status IN ('denied', 'expired')
+WHERE (outcome = 'deny' OR status IN ('denied', 'expired')) AND event_type <> 'explained'
 ORDER BY event_at DESC`,
+  ),
+  query(
+    'explained-decisions',
+    'What callers asked explain about, by what it revealed: answered explains per principal, target, action and outcome (an agent sweeping policy shows here).',
+    `
+SELECT principal_name, principal, target, action, outcome, COUNT(*) AS explains,
+       MIN(event_at) AS first_at, MAX(event_at) AS last_at
+FROM events
+WHERE event_type = 'explained'
+GROUP BY principal_name, principal, target, action, outcome
+ORDER BY explains DESC, principal_name, target, action, outcome`,
   ),
   query(
     'approvals-by-approver',

@@ -39,6 +39,16 @@ beforeAll(async () => {
   expect(res.status).toBe(200);
   bobUnmasked = res.body.requestId;
   bobSession = (await twin.api('GET', `/v1/requests/${bobUnmasked}`, { token: bob })).body.sessionId;
+  // An agent sweeping policy with explain: three answered questions, one of them a deny.
+  const agent = await twin.token('agent-demo');
+  for (const sql of ['SELECT 1', 'SELECT 2', 'GRANT ALL ON customers TO PUBLIC']) {
+    const asked = await twin.api('POST', '/v1/targets/demo/explain', {
+      token: agent,
+      headers: { 'x-warden-session': 'policy-sweep' },
+      body: { sql },
+    });
+    expect(asked.status).toBe(200);
+  }
   // Two full exports, as two daily runs would leave in the lake: the queries must count once.
   await twin.exportAudit();
   await twin.exportAudit();
@@ -142,6 +152,14 @@ describe('named audit queries on the scripted session (DuckDB, Glue schema)', ()
         }),
       ]),
     );
+  });
+
+  it('explained-decisions: the agent’s sweep, counted once per outcome, and only that', async () => {
+    const rows = await named('explained-decisions');
+    expect(rows.map((r) => [r.principal_name, r.target, r.action, r.outcome, String(r.explains)])).toEqual([
+      ['agent-demo', 'demo', 'sql:read', 'allow', '2'],
+      ['agent-demo', 'demo', 'sql:privilege', 'deny', '1'],
+    ]);
   });
 
   it('approvals-by-approver: the decisions approvers made', async () => {
