@@ -299,10 +299,6 @@ function reasonFor(err: unknown): string | undefined {
   return 'token is invalid';
 }
 
-/**
- * aws-jwt-verify's JWKS cache, with an age limit on the key set it holds (see the top of this
- * file), telling the verifier whenever it fetches.
- */
 interface AgingOptions {
   readonly onFetch: () => void;
   readonly maxAgeMs: number;
@@ -310,6 +306,10 @@ interface AgingOptions {
   readonly onRefreshError?: (error: unknown) => void;
 }
 
+/**
+ * aws-jwt-verify's JWKS cache, with an age limit on the key set it holds (see the top of this
+ * file), telling the verifier whenever it fetches.
+ */
 class AgingJwksCache extends SimpleJwksCache {
   readonly #options: AgingOptions;
   /** When each URI's key set was last fetched successfully. */
