@@ -42,6 +42,7 @@ export const REQUEST_KINDS = [
   'approval-write',
   'aws-read',
   'leak-probe',
+  'explain-probe',
   'bad-token',
   'bad-input',
 ] as const;
@@ -56,6 +57,7 @@ export const DEFAULT_MIX: Record<RequestKind, number> = {
   'approval-write': 10,
   'aws-read': 5,
   'leak-probe': 5,
+  'explain-probe': 5,
   'bad-token': 10,
   'bad-input': 10,
 };
@@ -165,6 +167,8 @@ export interface LoadReport {
   readonly phases: readonly PhaseReport[];
   /** Answers that must never happen (a bad token served, a denied write run…). */
   readonly unexpected: readonly string[];
+  /** Tags of the explains answered 200 (each must be in the trail: invariant 7). */
+  readonly answeredExplains: readonly string[];
   /** Every bearer token sent, good or bad (for the leak scan). */
   readonly tokensUsed: readonly string[];
 }
@@ -266,6 +270,7 @@ export async function runLoad(url: string, tokens: LoadTokens, options: LoadOpti
   let raced = 0;
   let approvalsSkipped: string | undefined = options.approvals === false ? 'disabled' : undefined;
   const unexpected: string[] = [];
+  const answeredExplains: string[] = [];
   const pending: Promise<void>[] = [];
   let seq = 0;
 
@@ -355,6 +360,18 @@ export async function runLoad(url: string, tokens: LoadTokens, options: LoadOpti
           ),
         });
         break;
+      case 'explain-probe': {
+        // Asking policy about a statement that carries a raw SSN: the answer must be recorded
+        // (before it is given) and the trail must hold the SSN masked.
+        const ssns = options.forbidden?.filter((f) => f.kind === 'SSN') ?? [];
+        const ssn = ssns.length > 0 ? ssns[n % ssns.length].value : '123-45-6789';
+        answer = await call(url, '/v1/targets/demo/explain', {
+          token: n % 2 === 0 ? tokens.carol : tokens.agent,
+          body: JSON.stringify({ sql: `SELECT id FROM customers WHERE ssn = '${ssn}' AND '${tag}' <> ''` }),
+        });
+        if (answer.status === 200) answeredExplains.push(tag);
+        break;
+      }
       case 'bad-token': {
         const token = bad[n % bad.length];
         answer = await call(url, sqlPath, {
@@ -447,6 +464,7 @@ export async function runLoad(url: string, tokens: LoadTokens, options: LoadOpti
     },
     phases,
     unexpected,
+    answeredExplains,
     tokensUsed: [...Object.values(tokens), ...bad],
   };
 }
@@ -470,6 +488,7 @@ export async function checkTwinInvariants(
   twin: Twin,
   logs: readonly string[],
   tokensUsed: readonly string[],
+  answeredExplains: readonly string[] = [],
 ): Promise<InvariantResult[]> {
   const [{ requests, trail }, pii] = await Promise.all([readAuditState(twin), demoSecrets(twin.db)]);
   return checkInvariants({
@@ -478,6 +497,7 @@ export async function checkTwinInvariants(
     trail,
     logs,
     secrets: [...pii, ...tokenSecrets(tokensUsed)],
+    answeredExplains,
   });
 }
 
@@ -596,18 +616,24 @@ async function main(): Promise<void> {
     });
     print('settling (killed invocations, workflows) and checking invariants…');
     await settle(twin);
-    const results = await checkTwinInvariants(twin, capture.lines, report.tokensUsed);
+    const results = await checkTwinInvariants(
+      twin,
+      capture.lines,
+      report.tokensUsed,
+      report.answeredExplains,
+    );
     capture.restore();
     print('');
     print(formatLoadReport(report, twin.faults));
     print('');
     print('Invariants:');
-    print(formatInvariants(results));
+    print(formatInvariants(results.filter((r) => r.id < 6)));
     const extra = report.unexpected;
     print(
       `${extra.length === 0 ? 'PASS' : 'FAIL'}  (6) answers: no bad token, bad input or denied write served, no approval-required write run at once, no raw PII to a masked caller: ${extra.length} violation(s)`,
     );
     for (const v of extra.slice(0, 5)) print(`        - ${v}`);
+    print(formatInvariants(results.filter((r) => r.id > 6)));
     print(
       `Statements the database ran: ${twin.statementLog.length}; log lines scanned: ${capture.lines.length}`,
     );

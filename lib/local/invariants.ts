@@ -33,6 +33,11 @@ export interface InvariantInput {
   readonly logs: readonly string[];
   /** Values that must never appear in logs or trail: raw PII of the demo data, bearer tokens. */
   readonly secrets: readonly Secret[];
+  /**
+   * Marks (unique text in the statement) of the explains that were answered 200: each must have
+   * its `explained` event in the trail, since an explain is recorded before it is answered.
+   */
+  readonly answeredExplains?: readonly string[];
   /** @default the demo roles */
   readonly roles?: {
     readonly read: string;
@@ -257,6 +262,13 @@ export function checkInvariants(input: InvariantInput): InvariantResult[] {
     }
   }
 
+  const explainedStatements = input.trail
+    .filter((e) => e.type === 'explained' && typeof e.statement === 'string')
+    .map((e) => e.statement as string);
+  const unrecordedExplains = (input.answeredExplains ?? [])
+    .filter((mark) => !explainedStatements.some((st) => st.includes(mark)))
+    .map((mark) => `an explain answered 200 has no explained event (${mark})`);
+
   return [
     {
       id: 1,
@@ -287,6 +299,12 @@ export function checkInvariants(input: InvariantInput): InvariantResult[] {
       name: 'no raw PII or token in logs or the trail',
       checked: input.secrets.length,
       violations: leaks,
+    },
+    {
+      id: 7,
+      name: 'every explain answered 200 is in the trail (recorded before the answer)',
+      checked: input.answeredExplains?.length ?? 0,
+      violations: unrecordedExplains,
     },
   ];
 }

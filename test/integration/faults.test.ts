@@ -281,7 +281,7 @@ describe('a short mixed burst with faults everywhere', () => {
     expect(Object.values(report.sent).reduce((a, b) => a + b, 0)).toBe(80);
     expect(report.unexpected).toEqual([]);
     await settle(twin, 20_000);
-    const results = await checkTwinInvariants(twin, logs.lines, report.tokensUsed);
+    const results = await checkTwinInvariants(twin, logs.lines, report.tokensUsed, report.answeredExplains);
     for (const r of results) expect(r.violations, r.name).toEqual([]);
     expect(results[0].checked).toBeGreaterThan(0);
   });

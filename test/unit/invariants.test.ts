@@ -197,6 +197,21 @@ describe('invariant checker', () => {
     expect(v.join(' ')).not.toContain(token);
   });
 
+  it('flags an explain answered 200 that left no explained event (7)', () => {
+    const trail = [
+      { type: 'explained', statement: "SELECT id FROM customers WHERE ssn = '[SSN]' AND 'run-1' <> ''" },
+      // A refusal of the same statement is not its record.
+      {
+        type: 'request_refused',
+        statement: "SELECT id FROM customers WHERE ssn = '[SSN]' AND 'run-2' <> ''",
+      },
+    ];
+    expect(violations(input({ trail, answeredExplains: ['run-1'] }), 7)).toEqual([]);
+    expect(violations(input({ trail, answeredExplains: ['run-1', 'run-2'] }), 7)).toEqual([
+      'an explain answered 200 has no explained event (run-2)',
+    ]);
+  });
+
   it('finds every secret that occurs, among thousands, in one pass', () => {
     const secrets = Array.from({ length: 5000 }, (_, i) => ({
       kind: 'email',
