@@ -22,9 +22,9 @@
  *   The role's settings and the tables' column metadata are read from the catalogs once and kept
  *   until the catalogs may have changed: a statement through the endpoint that is not plain DML
  *   (SELECT/INSERT/UPDATE/DELETE/MERGE), or any SQL run on the PGlite instance by anyone else
- *   (seen at PGlite's execProtocolRawSync). Deviation: a plain SELECT calling a function that
- *   itself runs DDL is not seen (PgJDBC, behind the service, keeps column metadata per
- *   connection and never forgets it, so the service is staler than this).
+ *   (seen at PGlite's execProtocolRawSync). Plain DML that calls a function PostgreSQL does
+ *   not ship counts as not plain (that function may run DDL). (PgJDBC, behind the service, keeps
+ *   column metadata per connection and never forgets it, so the service is staler than this.)
  *   Privileges are therefore PostgreSQL's own: a write with the read-only secret fails with
  *   PostgreSQL's "permission denied for table …". Deviations: `RESET x` / `SET x TO DEFAULT`
  *   inside a request returns to the server default, not the role's value (a real login's reset
@@ -71,6 +71,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { protocol, type PGlite } from '@electric-sql/pglite';
 import { loadModule, parse, scanSync } from 'libpg-query';
+import { isBuiltinFunction } from '../../lambdas/core/classify/sql-functions.js';
 import { closeServer, keepAliveWithMargin, listenLoopback } from './listen.js';
 
 export interface DataApiSecret {
@@ -959,15 +960,35 @@ const PLAIN_STATEMENTS = new Set(['SelectStmt', 'InsertStmt', 'UpdateStmt', 'Del
 
 /**
  * Whether every statement of a parse tree is plain DML, so the catalogs are as they were. Anything
- * else (DDL, ALTER ROLE … SET, DO, CALL, EXPLAIN, an unparseable text) may have changed them.
+ * else (DDL, ALTER ROLE … SET, DO, CALL, EXPLAIN, an unparseable text) may have changed them, and
+ * so may plain DML that calls a function PostgreSQL does not ship (or one named in a schema other
+ * than pg_catalog): `SELECT my_migration()` can run any DDL.
  */
 function onlyPlainDml(parseTree: unknown): boolean {
   const stmts = (parseTree as { stmts?: { stmt?: Record<string, unknown> }[] } | undefined)?.stmts;
   if (!Array.isArray(stmts) || stmts.length === 0) return false;
   return stmts.every((s) => {
     const kinds = Object.keys(s.stmt ?? {});
-    return kinds.length === 1 && PLAIN_STATEMENTS.has(kinds[0]);
+    return kinds.length === 1 && PLAIN_STATEMENTS.has(kinds[0]) && !callsOwnCode(s.stmt);
   });
+}
+
+/** Whether a statement calls a function PostgreSQL does not ship, by the names the parser gives. */
+function callsOwnCode(node: unknown): boolean {
+  if (Array.isArray(node)) return node.some(callsOwnCode);
+  if (node === null || typeof node !== 'object') return false;
+  for (const [key, value] of Object.entries(node)) {
+    if (key === 'FuncCall') {
+      const parts = ((value as { funcname?: { String?: { sval?: string } }[] }).funcname ?? []).map(
+        (n) => n.String?.sval ?? '',
+      );
+      const bare =
+        parts.length === 1 ? parts[0] : parts.length === 2 && parts[0] === 'pg_catalog' ? parts[1] : '';
+      if (!isBuiltinFunction(bare.toLowerCase())) return true;
+    }
+    if (callsOwnCode(value)) return true;
+  }
+  return false;
 }
 
 const ALLOWED_TRANSACTION_KINDS = new Set([

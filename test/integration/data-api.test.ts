@@ -443,6 +443,17 @@ describe('local Data API with the real RDS Data client', () => {
     expect(inside.columnMetadata![0].nullable).toBe(0);
     await client.send(new RollbackTransactionCommand({ ...admin, transactionId }));
     expect(await nullable()).toBe(1);
+    // A plain SELECT of a function that runs DDL: the function is someone's code, so it counts.
+    await db.exec(
+      `CREATE FUNCTION public.meta_migrate() RETURNS int LANGUAGE plpgsql AS $$ BEGIN ` +
+        `ALTER TABLE public.meta_probe ALTER COLUMN note SET NOT NULL; RETURN 1; END $$`,
+    );
+    expect(await nullable()).toBe(1); // metadata read again after the CREATE, and kept
+    await exec({ sql: 'select meta_migrate()' }, admin);
+    expect(await nullable()).toBe(0);
+    // (a built-in in a plain SELECT is not: the cached metadata is used, and still right)
+    await exec({ sql: "select lower('X'), pg_catalog.upper('y')" }, admin);
+    expect(await nullable()).toBe(0);
   });
 
   it("applies the role's login settings as they are now, changed on the database or through the endpoint", async () => {
