@@ -12,6 +12,7 @@ import { dirname } from 'node:path';
 
 import { createLocalJWKSet, jwtVerify, type JWK, type JWTPayload } from 'jose';
 import Provider, { errors } from 'oidc-provider';
+import { createOidcStore } from './oidc-store.js';
 import type {
   Account,
   Client,
@@ -75,6 +76,11 @@ export interface DevIdpOptions {
   readonly redirectUris?: readonly string[];
   /** File that keeps the signing keys (private JWKS) so tokens survive restarts. @default in memory */
   readonly jwksPath?: string;
+  /**
+   * File that keeps grants, refresh tokens and sessions (lib/local/oidc-store.ts), so a
+   * `warden login` survives restarts. @default oidc-provider's in-memory storage
+   */
+  readonly storePath?: string;
   /** Access-token claim carrying the groups. @default 'groups' */
   readonly groupsClaim?: string;
   /** Access-token lifetime in seconds. @default 3600 */
@@ -86,6 +92,8 @@ export interface DevIdpOptions {
 export interface DevIdp {
   /** Mount under the issuer's path: requests whose URL starts with it (or already stripped of it). */
   readonly handler: (req: IncomingMessage, res: ServerResponse) => void;
+  /** Writes what `storePath` keeps now (the twin calls it when it stops). */
+  flush(): void;
   readonly issuer: string;
   readonly jwksUri: string;
   readonly tokenEndpoint: string;
@@ -199,7 +207,9 @@ export async function createDevIdp(options: DevIdpOptions): Promise<DevIdp> {
     return token?.resourceServer?.accessTokenTTL ?? accessTokenTtl;
   };
 
+  const store = options.storePath ? createOidcStore(options.storePath) : undefined;
   const configuration: Configuration = {
+    ...(store ? { adapter: store.adapter as unknown as Configuration['adapter'] } : {}),
     clients: [
       {
         client_id: APPROVAL_CLIENT.clientId,
@@ -558,6 +568,7 @@ export async function createDevIdp(options: DevIdpOptions): Promise<DevIdp> {
 
   return {
     handler,
+    flush: () => store?.flush(),
     issuer,
     jwksUri: `${issuer}/jwks`,
     tokenEndpoint: `${issuer}/token`,

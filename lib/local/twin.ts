@@ -149,6 +149,7 @@ export const DATA_DIR_ENTRIES = [
   'audit-lake',
   'secrets.json',
   'idp-keys.json',
+  'idp-store.json',
   'twin-state.json',
   'endpoints.json',
 ] as const;
@@ -361,6 +362,8 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     audience: 'warden',
     redirectUris: [`${url}/approve/callback`],
     jwksPath: join(dataDir, 'idp-keys.json'),
+    // `warden login`'s refresh token and grant survive a restart, like the keys.
+    storePath: join(dataDir, 'idp-store.json'),
   });
 
   let upstream: UpstreamProcess | undefined;
@@ -543,6 +546,7 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     secretGate,
     async close() {
       await auditExports.stop();
+      idp.flush();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
       await faults?.close();

@@ -100,7 +100,16 @@ export interface FakeGateway {
   close(): Promise<void>;
 }
 
-export async function startFakeGateway(options: { accessTokenTtl?: number } = {}): Promise<FakeGateway> {
+export async function startFakeGateway(
+  options: {
+    accessTokenTtl?: number;
+    /** Listen here (a restart on the same port keeps the issuer). @default any free port */
+    port?: number;
+    /** The IdP's signing keys and storage (lib/local/oidc-store.ts), to survive a restart. */
+    jwksPath?: string;
+    storePath?: string;
+  } = {},
+): Promise<FakeGateway> {
   let idp: DevIdp | undefined = undefined;
   const server: Server = createServer((req, res) => {
     if (req.url?.startsWith('/oidc')) {
@@ -114,12 +123,14 @@ export async function startFakeGateway(options: { accessTokenTtl?: number } = {}
     }
     res.writeHead(404).end();
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const created = await createDevIdp({
     issuer: `${url}/oidc`,
     audience: 'warden',
     ...(options.accessTokenTtl ? { accessTokenTtl: options.accessTokenTtl } : {}),
+    ...(options.jwksPath ? { jwksPath: options.jwksPath } : {}),
+    ...(options.storePath ? { storePath: options.storePath } : {}),
   });
   idp = created;
   const metadata = {
@@ -135,6 +146,7 @@ export async function startFakeGateway(options: { accessTokenTtl?: number } = {}
     idp: created,
     metadata,
     async close() {
+      created.flush();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },

@@ -253,6 +253,50 @@ describe('refresh and logout', () => {
     expect(store.get(gw.url)).toBeUndefined();
   });
 
+  it('keeps a sign-in across a restart of the twin’s IdP (its grant and refresh token are on disk)', async () => {
+    const state = mkdtempSync(join(tmpdir(), 'warden-idp-'));
+    const files = { jwksPath: join(state, 'idp-keys.json'), storePath: join(state, 'idp-store.json') };
+    let first: FakeGateway | undefined = await startFakeGateway(files);
+    let second: FakeGateway | undefined;
+    try {
+      const port = Number(new URL(first.url).port);
+      const store = freshStore();
+      // Signed in against this gateway (the file's other tests use the shared `gw`).
+      let announced: (u: string) => void;
+      const announcedUrl = new Promise<string>((resolve) => (announced = resolve));
+      const running = login(first.url, {
+        browser: false,
+        store,
+        timeoutSeconds: 60,
+        say: (line) => {
+          const m = /(http:\/\/\S+\/oidc\/auth\?\S+)/.exec(line);
+          if (m) announced(m[1]);
+        },
+      });
+      running.catch(() => undefined);
+      const back = await new IdpAgent(new URL(first.url).origin).signIn(await announcedUrl, 'carol');
+      expect(back.res.status).toBe(200);
+      const signed = await running;
+      await first.close();
+      first = undefined;
+      expect(statSync(files.storePath).mode & 0o777).toBe(0o600);
+      // What the file keeps: the grant and the refresh token, never an access token.
+      const kept = Object.keys(JSON.parse(readFileSync(files.storePath, 'utf8')) as object);
+      expect(kept.some((k) => k.startsWith('RefreshToken:'))).toBe(true);
+      expect(kept.some((k) => k.startsWith('Grant:'))).toBe(true);
+      expect(kept.filter((k) => !/^(Grant|RefreshToken|Session):/.test(k))).toEqual([]);
+      second = await startFakeGateway({ ...files, port });
+      // Due for a refresh: it works against the restarted IdP, with the refresh token from before.
+      const token = await storedAccessToken(second.url, store, () => signed.login.expiresAt! - 30);
+      expect(token).not.toBe(signed.login.accessToken);
+      expect(claims(token!)).toMatchObject({ sub: 'carol', aud: 'warden' });
+    } finally {
+      await first?.close();
+      await second?.close();
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
+
   it('an expired sign-in without a refresh token asks for a new login instead of using it', async () => {
     const { result, store } = await signedIn('dave');
     const { refreshToken: _r, ...noRefresh } = result.login;
