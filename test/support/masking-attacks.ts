@@ -19,6 +19,7 @@ import { demoConfig } from '../../lib/local/demo-config.js';
 import { DEMO_TARGET } from '../../lib/local/demo-data.js';
 import { localDynamoClient } from '../../lib/local/dynamodb.js';
 import type { TestTwin } from './twin.js';
+import { waitFor } from './wait.js';
 
 export interface AttackContext {
   readonly twin: TestTwin;
@@ -869,20 +870,16 @@ export function maskingAdversarialSuite(name: string, context: () => AttackConte
       });
       expect(asked.status, JSON.stringify(asked.body)).toBe(202);
       const id = asked.body.requestId as string;
-      for (let i = 0; i < 600 && !twin.outbox.some((m) => m.requestId === id); i++) {
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      await waitFor(async () => (twin.outbox.some((m) => m.requestId === id) ? true : undefined), 60_000);
       const decided = await twin.api('POST', `/v1/approvals/${id}/decision`, {
         token: bob,
         body: { decision: 'approve' },
       });
       expect(decided.status, JSON.stringify(decided.body)).toBe(200);
-      for (let i = 0; i < 300; i++) {
+      await waitFor(async () => {
         const grants = await twin.api('GET', '/v1/grants', { token: alice });
-        if ((grants.body.grants ?? []).some((g: any) => g.active && g.action === 'sql:write')) return;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      throw new Error('the write grant never became active');
+        return (grants.body.grants ?? []).some((g: any) => g.active && g.action === 'sql:write') || undefined;
+      }, 30_000);
     }, 120_000);
 
     it('may still write what it may read: a clear column, another table', async () => {

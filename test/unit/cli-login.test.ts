@@ -49,11 +49,11 @@ function freshStore(): CredentialStore {
 }
 
 /** Starts `warden login`'s flow and hands back the URL it prints (and the still-running login). */
-async function startLogin(store: CredentialStore, options: Partial<LoginOptions> = {}) {
+async function startLogin(store: CredentialStore, options: Partial<LoginOptions> = {}, gateway = gw) {
   const lines: string[] = [];
   let announced: (url: string) => void;
   const url = new Promise<string>((resolve) => (announced = resolve));
-  const done = login(gw.url, {
+  const done = login(gateway.url, {
     browser: false,
     store,
     timeoutSeconds: 60,
@@ -68,9 +68,9 @@ async function startLogin(store: CredentialStore, options: Partial<LoginOptions>
   return { url: await Promise.race([url, done.then(() => '')]), done, lines };
 }
 
-async function signedIn(user: string, store = freshStore()) {
-  const { url, done } = await startLogin(store);
-  const back = await new IdpAgent(new URL(gw.url).origin).signIn(url, user);
+async function signedIn(user: string, store = freshStore(), gateway = gw) {
+  const { url, done } = await startLogin(store, {}, gateway);
+  const back = await new IdpAgent(new URL(gateway.url).origin).signIn(url, user);
   expect(back.res.status).toBe(200);
   return { result: await done, store };
 }
@@ -260,23 +260,7 @@ describe('refresh and logout', () => {
     let second: FakeGateway | undefined;
     try {
       const port = Number(new URL(first.url).port);
-      const store = freshStore();
-      // Signed in against this gateway (the file's other tests use the shared `gw`).
-      let announced: (u: string) => void;
-      const announcedUrl = new Promise<string>((resolve) => (announced = resolve));
-      const running = login(first.url, {
-        browser: false,
-        store,
-        timeoutSeconds: 60,
-        say: (line) => {
-          const m = /(http:\/\/\S+\/oidc\/auth\?\S+)/.exec(line);
-          if (m) announced(m[1]);
-        },
-      });
-      running.catch(() => undefined);
-      const back = await new IdpAgent(new URL(first.url).origin).signIn(await announcedUrl, 'carol');
-      expect(back.res.status).toBe(200);
-      const signed = await running;
+      const { result: signed, store } = await signedIn('carol', freshStore(), first);
       await first.close();
       first = undefined;
       expect(statSync(files.storePath).mode & 0o777).toBe(0o600);
