@@ -1,7 +1,8 @@
 /**
  * Cold start of the API Lambda: a fresh Node process imports the handler, bundled as the stack
  * bundles it (WARDEN_BUNDLING through esbuildOptionsOf: one minified ESM file with the AWS SDK
- * inside, the WebAssembly and IAM data next to it), and answers its first governed read; then a warm
+ * inside, then its afterBundling hook: the lazily loaded SDK clients, the WebAssembly and the IAM
+ * data next to it), and answers its first governed read; then a warm
  * read in the same process. The import time includes what `createRuntime()` does at cold start: JWKS
  * hydration, the SQL parser's WebAssembly compilation, the first policy load, and the warm-up (first
  * calls into the parser and Cedar). The first request of a masked principal also waits for the
@@ -9,15 +10,15 @@
  *
  * `benchColdStart()` is the export for bench/run.ts; `npx tsx bench/cold-start.ts` runs it alone.
  */
-import { spawn } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execSync, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { build, type BuildOptions } from 'esbuild';
 import { devToken } from '../bin/cli-client.js';
 import type { BundlingOptions } from 'aws-cdk-lib/aws-lambda-nodejs';
-import { IAM_DATA_FILES, WARDEN_BUNDLING, WASM_FILES } from '../lib/constructs/gateway-function.js';
+import { WARDEN_BUNDLING } from '../lib/constructs/gateway-function.js';
 import { REPO_ROOT, startLocalTwin } from '../lib/local/twin.js';
 
 export interface ColdStartRow {
@@ -136,16 +137,23 @@ export async function benchColdStart(options: { runs?: number } = {}): Promise<C
     // Bundled with the stack's own options (WARDEN_BUNDLING: minified ESM, AWS SDK inside,
     // WebAssembly and IAM data copied next to it), so the figure is the one Lambda pays.
     await build(esbuildOptionsOf(WARDEN_BUNDLING, bundle, !process.env.BENCH_CPU_PROF));
-    for (const file of WASM_FILES) copyFileSync(file, join(outDir, basename(file)));
-    for (const [file, dest] of IAM_DATA_FILES) {
-      mkdirSync(dirname(join(outDir, dest)), { recursive: true });
-      copyFileSync(file, join(outDir, dest));
+    // What NodejsFunction runs after esbuild: the lazy SDK clients beside it, WASM and IAM data copied.
+    for (const command of WARDEN_BUNDLING.commandHooks?.afterBundling(REPO_ROOT, outDir) ?? []) {
+      execSync(command, { cwd: REPO_ROOT, stdio: 'ignore' });
     }
+    // Baseline: the same bundle with the lazily loaded SDK clients inside it (as before they moved out).
+    const inline = join(outDir, 'api-inline.mjs');
+    await build({ ...esbuildOptionsOf(WARDEN_BUNDLING, inline, !process.env.BENCH_CPU_PROF), external: [] });
     writeFileSync(script, CHILD);
     const token = await devToken(twin.url, 'alice');
     const env = { ...process.env, BENCH_BUNDLE: pathToFileURL(bundle).href, BENCH_TOKEN: token };
+    const inlineEnv = { ...env, BENCH_BUNDLE: pathToFileURL(inline).href };
     const samples: Awaited<ReturnType<typeof runChild>>[] = [];
-    for (let i = 0; i < runs; i++) samples.push(await runChild(script, env));
+    const baseline: Awaited<ReturnType<typeof runChild>>[] = [];
+    for (let i = 0; i < runs; i++) {
+      samples.push(await runChild(script, env));
+      baseline.push(await runChild(script, inlineEnv));
+    }
     const row = (phase: string, xs: number[]): ColdStartRow => ({
       phase,
       'median ms': Math.round(median(xs)),
@@ -178,6 +186,14 @@ export async function benchColdStart(options: { runs?: number } = {}): Promise<C
         samples.map((s) => s.importMs + s.firstMs),
       ),
       // Less sensitive to other load on the machine than the wall-clock rows.
+      row(
+        'baseline: cold total with the single-call SDK clients inside the bundle',
+        baseline.map((s) => s.importMs + s.firstMs),
+      ),
+      row(
+        'baseline: load and evaluate that bundle’s code',
+        baseline.map((s) => s.moduleMs),
+      ),
       row(
         'CPU time of import + first request (all threads)',
         samples.map((s) => s.cpuMs),

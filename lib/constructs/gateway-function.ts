@@ -20,6 +20,7 @@ import { Construct } from 'constructs';
 import { tableEnvVar, type TableDefinition } from '../tables.js';
 import { AWS_SERVICES } from '../../lambdas/core/classify/aws-actions.js';
 import type { WardenConfig } from '../../lambdas/core/config.js';
+import { bundleLazyModulesCommand, LAZY_MODULES } from './lazy-modules.js';
 
 /** The repository root: entries, package-lock.json and node_modules live here. */
 export const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -75,10 +76,12 @@ export const ESM_BANNER = [
 
 /**
  * The esbuild options of every Warden function: one source, also used by test/infra/bundles.test.ts
- * through the synthesized assets. The AWS SDK is bundled (externalModules: []) so the versions we
- * test are the versions that run, and so a bundle runs outside Lambda (tests, the local twin).
- * WebAssembly is copied next to the bundle rather than shipped with `nodeModules`, which would run
- * an npm install (and need the registry) at synth time.
+ * through the synthesized assets. The AWS SDK is bundled, never taken from the Lambda runtime, so
+ * the versions we test are the versions that run, and so a bundle runs outside Lambda (tests, the
+ * local twin); the clients of single AWS calls (LAZY_MODULES) are bundled too, each in its own file
+ * beside the function's, so a cold start does not parse them. WebAssembly is copied next to the
+ * bundle rather than shipped with `nodeModules`, which would run an npm install (and need the
+ * registry) at synth time.
  */
 export const WARDEN_BUNDLING: BundlingOptions = {
   format: OutputFormat.ESM,
@@ -88,11 +91,13 @@ export const WARDEN_BUNDLING: BundlingOptions = {
   sourcesContent: false,
   mainFields: ['module', 'main'],
   banner: ESM_BANNER,
-  externalModules: [],
+  // The SDK clients of single AWS calls: beside the bundle, not in it (./lazy-modules.ts).
+  externalModules: [...LAZY_MODULES],
   commandHooks: {
     beforeBundling: () => [],
     beforeInstall: () => [],
     afterBundling: (_inputDir: string, outputDir: string) => [
+      bundleLazyModulesCommand(outputDir),
       ...WASM_FILES.map((file) => `cp "${file}" "${outputDir}/"`),
       ...IAM_DATA_FILES.map(
         ([file, dest]) =>
@@ -107,6 +112,7 @@ export type TableAccess = 'read' | 'readWrite' | 'append';
 /** WARDEN_BUNDLING without the WebAssembly and IAM data: for a function that never loads them. */
 export const BARE_BUNDLING: BundlingOptions = {
   ...WARDEN_BUNDLING,
+  externalModules: [],
   commandHooks: { beforeBundling: () => [], beforeInstall: () => [], afterBundling: () => [] },
 };
 

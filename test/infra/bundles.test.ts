@@ -19,6 +19,7 @@ import {
   PROJECT_ROOT,
   WASM_FILES,
 } from '../../lib/constructs/gateway-function.js';
+import { LAZY_MODULES, lazyModuleDir } from '../../lib/constructs/lazy-modules.js';
 
 const run = promisify(execFile);
 
@@ -198,7 +199,7 @@ describe('npx cdk synth', () => {
     expect(Object.values(resources).filter((r) => r.Type === 'AWS::Lambda::Function')).toHaveLength(4);
   });
 
-  it('ships an ESM bundle with its source map, both WebAssembly files and the IAM data next to each function', () => {
+  it('ships an ESM bundle with its source map, both WebAssembly files, the IAM data and the lazy SDK clients next to each function', () => {
     for (const fragment of ['WardenApi', 'WardenNotify', 'WardenExecute']) {
       const dir = bundleDirOf(functionId(fragment));
       expect(existsSync(join(dir, 'index.mjs')), fragment).toBe(true);
@@ -207,6 +208,32 @@ describe('npx cdk synth', () => {
         expect(existsSync(join(dir, basename(wasm))), `${fragment} ${wasm}`).toBe(true);
       for (const [, dest] of IAM_DATA_FILES)
         expect(existsSync(join(dir, dest)), `${fragment} ${dest}`).toBe(true);
+      // The SDK clients of single AWS calls, beside the code instead of in it (lazy-modules.ts).
+      for (const name of LAZY_MODULES)
+        expect(existsSync(join(lazyModuleDir(dir, name), 'index.mjs')), `${fragment} ${name}`).toBe(true);
+    }
+  });
+
+  it('keeps the SDK clients of single AWS calls out of the api and execute bundles (parsed at every cold start)', () => {
+    for (const fragment of ['WardenApi', 'WardenExecute']) {
+      const map = JSON.parse(
+        readFileSync(join(bundleDirOf(functionId(fragment)), 'index.mjs.map'), 'utf8'),
+      ) as {
+        sources: string[];
+      };
+      const clients = new Set(
+        map.sources.flatMap((f) => /node_modules\/(@aws-sdk\/client-[a-z0-9-]+)\//.exec(f)?.[1] ?? []),
+      );
+      // What the request path itself uses. A new service's client belongs in LAZY_MODULES.
+      expect([...clients].sort(), fragment).toEqual([
+        '@aws-sdk/client-dynamodb',
+        '@aws-sdk/client-kms',
+        '@aws-sdk/client-rds-data',
+        '@aws-sdk/client-secrets-manager',
+        '@aws-sdk/client-sfn',
+        '@aws-sdk/client-sts',
+      ]);
+      for (const name of LAZY_MODULES) expect(clients.has(name), `${fragment} ${name}`).toBe(false);
     }
   });
 
