@@ -1,4 +1,4 @@
-/** `warden policy validate|push|schema`: policies live as files in your repo. */
+/** `warden policy validate|push|verify|schema`: policies live as files in your repo. */
 import { randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
@@ -6,7 +6,9 @@ import { CliError, UsageError } from './cli-client.js';
 import { examples } from './cli-common.js';
 
 export function register(program: Command): void {
-  const policy = program.command('policy').description('Cedar policy files: validate, push, schema');
+  const policy = program
+    .command('policy')
+    .description('Cedar policy files: validate, push, verify the active set, schema');
   examples(
     policy
       .command('validate')
@@ -37,6 +39,16 @@ export function register(program: Command): void {
       'WARDEN_TOKEN=… … npx warden policy push ./policies --expect-version v20261202170000-a1b2c3',
       'WARDEN_TOKEN=… OIDC_ISSUER=https://… OIDC_AUDIENCE=warden TABLE_POLICIES=warden-policies TABLE_AUDIT=warden-audit npx warden policy push ./policies',
     ],
+  );
+  examples(
+    policy
+      .command('verify')
+      .description(
+        'check the ACTIVE set (TABLE_POLICIES): its sources validate, the compiled form the functions serve is ' +
+          'what they compile to, and a policy_pushed event in the trail (TABLE_AUDIT) names its version',
+      )
+      .action(() => policyVerify()),
+    ['TABLE_POLICIES=warden-policies TABLE_AUDIT=warden-audit npx warden policy verify'],
   );
   policy
     .command('schema')
@@ -93,7 +105,8 @@ const GATEWAY = { type: 'Gateway', id: 'warden' } as const;
  *
  * Who may push: whoever the ACTIVE policy set permits `push_policy` on `Gateway::"warden"` (so
  * the authority to change the policy comes from the policy), and the new set must permit them too
- * (no push locks its pusher out). With no active set yet (the first push), IAM alone decides.
+ * (no push locks its pusher out). With no active set yet (the first push), or one that does not
+ * load (written around push), IAM alone decides.
  * IAM (write access to the Policies table) stays the hard boundary: no Warden function has it.
  *
  * No lost update: the push is conditional on the version it is based on (`--expect-version`, else
@@ -151,11 +164,21 @@ async function push(
   let current = previous;
   if (options.expectVersion !== undefined && options.expectVersion !== (previous?.version ?? 'none'))
     throw stale();
-  if (previous) {
-    const active = engineFor(previous);
+  let active;
+  try {
+    active = previous ? engineFor(previous) : undefined;
+  } catch (error) {
+    // A set that does not load (a write that bypassed push) decides nothing, so it cannot lock
+    // everyone out of the fix: as with no set at all, IAM alone decides this push.
+    console.error(
+      `warning: the active set ${previous?.version} does not load (${error instanceof Error ? error.message : String(error)}); ` +
+        'only IAM decides this push',
+    );
+  }
+  if (active) {
     if (!active.authorize(principal, 'push_policy', GATEWAY, {}).allowed)
       throw new CliError(
-        `${principal.name} may not push policies: the active set (${previous.version}) permits push_policy ` +
+        `${principal.name} may not push policies: the active set (${previous?.version}) permits push_policy ` +
           'on Gateway::"warden" to others only; nothing was changed',
       );
   }
@@ -197,4 +220,58 @@ async function push(
     throw error;
   }
   console.log(`pushed as ${version} by ${principal.name}; Lambdas pick it up within their cache TTL`);
+}
+
+/**
+ * What an auditor runs to trust the active set: the functions serve its compiled form without
+ * validating again (cold start), so a write of the Policies table that bypassed `policy push`
+ * (anyone with the IAM permission and their own tools) could store sources that read well beside
+ * a compiled form that enforces something else, or an unvalidated set, and leave no trail event.
+ * This re-validates the stored sources, compares the compiled form with what they compile to, and
+ * looks for the policy_pushed event of the active version. Exits non-zero on any finding.
+ */
+export async function policyVerify(): Promise<void> {
+  const { DynamoPolicyStore } = await import('../lambdas/adapters/request-store.js');
+  const { DynamoTrailStore } = await import('../lambdas/adapters/trail-store.js');
+  const { PolicyValidationError } = await import('../lambdas/core/policy.js');
+  const { compiledDifferences, decodePolicySources, validatePolicySources } =
+    await import('../lambdas/core/policy-provider.js');
+  const active = await new DynamoPolicyStore().getActive();
+  if (!active) throw new CliError('no active policy set: every request is denied until one is pushed');
+  const findings: string[] = [];
+  let engine;
+  try {
+    engine = validatePolicySources(decodePolicySources(active), active.version);
+  } catch (error) {
+    if (!(error instanceof PolicyValidationError) && !(error instanceof Error)) throw error;
+    const messages = error instanceof PolicyValidationError ? error.messages : [error.message];
+    findings.push(...messages.map((m) => `the stored sources do not validate: ${m}`));
+  }
+  if (engine) findings.push(...compiledDifferences(active, engine));
+  const trail = new DynamoTrailStore({ ttlDays: Number(process.env.AUDIT_TTL_DAYS ?? 400) });
+  const pushed = (await trail.events(POLICY_SESSION)).find(
+    (e) =>
+      e.type === 'policy_pushed' &&
+      (e.detail as { version?: unknown } | undefined)?.version === active.version,
+  );
+  if (!pushed) {
+    findings.push(
+      `no policy_pushed event in the trail names ${active.version}: it was not written by warden policy push`,
+    );
+  } else if (pushed.principal !== active.updatedBy) {
+    findings.push(
+      `the set names ${active.updatedBy ?? 'nobody'} as its pusher, the trail ${pushed.principal}`,
+    );
+  }
+  const who = pushed
+    ? `pushed by ${pushed.principalName ?? pushed.principal} at ${pushed.at}`
+    : 'pusher unknown';
+  if (findings.length > 0) {
+    for (const f of findings) console.error(`  ${f}`);
+    throw new CliError(`active policy set ${active.version} (${who}) failed verification`);
+  }
+  console.log(
+    `verified: active set ${active.version}, ${engine?.policyIds.length ?? 0} policies, ${who}; ` +
+      'its sources validate and its compiled form is theirs',
+  );
 }

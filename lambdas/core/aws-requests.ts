@@ -47,6 +47,7 @@ import {
   type SessionPolicy,
 } from './session-policy.js';
 import {
+  denialReason,
   principalFromRecord,
   type AwsClassification,
   type AwsOperation,
@@ -257,9 +258,7 @@ async function submitAwsRecorded(
     const action = decision.action;
     throw Object.assign(
       new PolicyDeniedError(
-        decision.determiningPolicies.length > 0
-          ? `${action} (${plan.classification.iamAction}) on target "${targetName}" is forbidden by policy ${decision.determiningPolicies.join(', ')}`
-          : `${action} (${plan.classification.iamAction}) on target "${targetName}" is not permitted by any policy`,
+        `${action} (${plan.classification.iamAction}) on target "${targetName}" ${denialReason(decision)}`,
         { decision: publicDecision(decision), classification: plan.classification },
       ),
       { requestId: record.id },

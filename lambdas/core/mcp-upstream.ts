@@ -37,15 +37,16 @@ import {
   type PublicDecision,
   type RequestDeps,
 } from './requests.js';
-import type {
-  Decision,
-  McpClassification,
-  McpOperation,
-  Operation,
-  Principal,
-  RequestRecord,
+import {
+  denialReason,
+  principalFromRecord,
+  type Decision,
+  type McpClassification,
+  type McpOperation,
+  type Operation,
+  type Principal,
+  type RequestRecord,
 } from './types.js';
-import { principalFromRecord } from './types.js';
 import { traceRefusals } from './refusals.js';
 
 /** What an upstream answered to `tools/call`, as plain JSON. */
@@ -469,12 +470,10 @@ async function submitMcpCallRecorded(
 
   if (decision.outcome === 'deny') {
     throw Object.assign(
-      new PolicyDeniedError(
-        decision.determiningPolicies.length > 0
-          ? `${action} (${input.name}) is forbidden by policy ${decision.determiningPolicies.join(', ')}`
-          : `${action} (${input.name}) is not permitted by any policy`,
-        { decision: publicDecision(decision), classification },
-      ),
+      new PolicyDeniedError(`${action} (${input.name}) ${denialReason(decision)}`, {
+        decision: publicDecision(decision),
+        classification,
+      }),
       { requestId: record.id },
     );
   }

@@ -44,6 +44,43 @@ export function decodePolicySources(set: StoredPolicySet): PolicySource[] {
   });
 }
 
+/**
+ * How a stored set's compiled form differs from what its own sources compile to (`engine`, the
+ * sources validated again): [] when it is exactly what `policy push` would have written. Functions
+ * serve the compiled form without re-deriving it (cold start), so a write that bypassed push could
+ * make them enforce texts or scopes other than the sources people read; `policy verify` reports it.
+ */
+export function compiledDifferences(set: StoredPolicySet, engine: PolicyEngine): string[] {
+  const { compiled } = storedForm(set) as { compiled?: unknown };
+  if (compiled === undefined) return [];
+  const stored = compiled as { schemaSha256?: unknown; policies?: Record<string, unknown> } | null;
+  if (!stored || typeof stored !== 'object') return ['the compiled form is not an object'];
+  const expected = engine.compiled();
+  if (stored.schemaSha256 !== expected.schemaSha256) return [];
+  const out: string[] = [];
+  const schemaJson = (compiled as { schemaJson?: unknown }).schemaJson;
+  if (schemaJson !== undefined && JSON.stringify(schemaJson) !== JSON.stringify(expected.schemaJson)) {
+    out.push("the compiled schema is not Warden's schema");
+  }
+  const storedPolicies = stored.policies && typeof stored.policies === 'object' ? stored.policies : {};
+  for (const id of Object.keys(storedPolicies)) {
+    if (!Object.hasOwn(expected.policies, id)) out.push(`compiled policy "${id}" is in no source`);
+  }
+  for (const [id, want] of Object.entries(expected.policies)) {
+    const got = storedPolicies[id] as { text?: unknown; actions?: unknown; json?: unknown } | undefined;
+    if (!got) {
+      out.push(`policy "${id}" of the sources is missing from the compiled form`);
+      continue;
+    }
+    if (got.text !== want.text) out.push(`policy "${id}": the compiled text is not the source's`);
+    if (JSON.stringify(got.actions) !== JSON.stringify(want.actions)) {
+      out.push(`policy "${id}": the compiled action scope is not the source's`);
+    }
+    if (got.json !== want.json) out.push(`policy "${id}": the compiled JSON is not the source's`);
+  }
+  return out;
+}
+
 /** Validates without storing: what `policy validate` and `policy push` run first. */
 export function validatePolicySources(sources: readonly PolicySource[], version = 'candidate'): PolicyEngine {
   return PolicyEngine.load(CEDAR_SCHEMA, sources, version);

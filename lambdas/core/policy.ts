@@ -68,6 +68,8 @@ interface PolicyFacts {
   readonly actions: ReadonlySet<string> | 'all';
   /** Its JSON (conditions included), for "does it mention X". */
   readonly json: string;
+  /** In every action's slice whatever `actions` says (a stored scope not derived here). */
+  readonly everySlice?: boolean;
 }
 
 /**
@@ -238,7 +240,16 @@ export class PolicyEngine {
       if (actions !== 'all' && !(Array.isArray(actions) && actions.every((a) => typeof a === 'string'))) {
         return undefined;
       }
-      facts.set(id, { text: p.text, json: p.json, actions: actions === 'all' ? 'all' : new Set(actions) });
+      // A stored scope can only narrow which slices a policy is in. For a permit that only loses
+      // allows; a forbid left out of a slice would not apply, so a text that may be one is put in
+      // every slice (Cedar still matches its real scope).
+      const mayForbid = /\bforbid\b/.test(p.text);
+      facts.set(id, {
+        text: p.text,
+        json: p.json,
+        actions: actions === 'all' ? 'all' : new Set(actions),
+        ...(mayForbid ? { everySlice: true } : {}),
+      });
     }
     const n = ++preparsedCounter;
     const schemaName = `warden-schema-${n}`;
@@ -275,7 +286,9 @@ export class PolicyEngine {
   private slice(action: string): Slice {
     let slice = this.slices.get(action);
     if (slice) return slice;
-    const policies = [...this.facts].filter(([, f]) => f.actions === 'all' || f.actions.has(action));
+    const policies = [...this.facts].filter(
+      ([, f]) => f.actions === 'all' || f.everySlice === true || f.actions.has(action),
+    );
     const setId = `${this.setId}/${action}`;
     const answer = cedar.preparsePolicySet(setId, {
       staticPolicies: Object.fromEntries(policies.map(([id, f]) => [id, f.text])),
@@ -331,14 +344,23 @@ export class PolicyEngine {
     const cached = this.answers.get(key);
     if (cached) return cached;
     const answer = cedar.statefulIsAuthorized({ ...request, preparsedPolicySetId: slice.setId });
-    const result: CedarAnswer =
-      answer.type === 'failure'
-        ? { allowed: false, policies: [], errors: formatErrors(answer.errors) }
-        : {
-            allowed: answer.response.decision === 'allow',
-            policies: answer.response.diagnostics.reason,
-            errors: answer.response.diagnostics.errors.map((e) => `${e.policyId}: ${e.error.message}`),
-          };
+    let result: CedarAnswer;
+    if (answer.type === 'failure') {
+      result = { allowed: false, policies: [], errors: formatErrors(answer.errors) };
+    } else {
+      const { reason, errors } = answer.response.diagnostics;
+      // Cedar skips a policy whose evaluation fails (an integer overflow, an extension function
+      // refusing its argument: what validation cannot rule out), so a failing forbid would let a
+      // permit through. Here a policy that cannot be evaluated denies, and it is named.
+      result =
+        errors.length > 0
+          ? {
+              allowed: false,
+              policies: [...new Set(errors.map((e) => e.policyId))],
+              errors: errors.map((e) => `${e.policyId}: ${e.error.message}`),
+            }
+          : { allowed: answer.response.decision === 'allow', policies: reason, errors: [] };
+    }
     if (this.answers.size >= MAX_CACHED_ANSWERS) this.answers.clear();
     this.answers.set(key, result);
     return result;

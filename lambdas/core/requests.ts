@@ -29,6 +29,7 @@ import type { DirectAnswer, DirectExecution } from './direct-execution.js';
 import { approverOn } from './approvals.js';
 import { recordActor, type TrailEvent, type TrailWriter } from './trail.js';
 import {
+  denialReason,
   principalKey,
   type Classification,
   type ColumnInfo,
@@ -818,10 +819,7 @@ export async function appendTrail(
 }
 
 function denyMessage(decision: Decision, action: string, target: string): string {
-  if (decision.determiningPolicies.length > 0) {
-    return `${action} on target "${target}" is forbidden by policy ${decision.determiningPolicies.join(', ')}`;
-  }
-  return `${action} on target "${target}" is not permitted by any policy`;
+  return `${action} on target "${target}" ${denialReason(decision)}`;
 }
 
 /**

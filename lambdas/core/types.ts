@@ -258,3 +258,16 @@ export interface RequestRecord {
   /** Optimistic-concurrency counter, bumped on every update. */
   version: number;
 }
+
+/**
+ * Why a denied operation was denied, for the caller: the forbid that matched, a policy that could
+ * not be evaluated (its error stays in the trail: it may quote request values), or no permit.
+ */
+export function denialReason(decision: Pick<Decision, 'determiningPolicies' | 'errors'>): string {
+  const ids = decision.determiningPolicies.join(', ');
+  if (decision.errors.length > 0 && ids) {
+    return `is denied: policy ${ids} could not be evaluated, and a policy that cannot be evaluated denies`;
+  }
+  if (ids) return `is forbidden by policy ${ids}`;
+  return 'is not permitted by any policy';
+}

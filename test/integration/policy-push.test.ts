@@ -56,11 +56,12 @@ async function push(
   token: string | undefined,
   extra: readonly string[] = [],
   extraEnv: NodeJS.ProcessEnv = {},
+  command: readonly string[] = ['push', 'policies'],
 ): Promise<{ code: number; out: string }> {
   try {
     const r = await run(
       process.execPath,
-      ['--import', 'tsx', 'bin/warden.ts', 'policy', 'push', 'policies', ...extra],
+      ['--import', 'tsx', 'bin/warden.ts', 'policy', ...command, ...extra],
       { cwd: REPO, env: pushEnv(token, extraEnv) },
     );
     return { code: 0, out: r.stdout + r.stderr };
@@ -177,5 +178,64 @@ describe('warden policy push', () => {
     expect(r.code).not.toBe(0);
     expect(r.out).toMatch(/carol may not push policies/);
     expect((await store.getActive())?.version).toBe(before?.version);
+  }, 120_000);
+});
+
+describe('warden policy verify: a write that bypassed push', () => {
+  const verify = () => push(undefined, [], {}, ['verify']);
+
+  it('verifies a set pushed by warden policy push, naming its pusher', async () => {
+    const r0 = await push(await twin.token('alice'));
+    expect(r0.code, r0.out).toBe(0);
+    const r = await verify();
+    expect(r.code, r.out).toBe(0);
+    expect(r.out).toMatch(/verified: active set v\d{14}-[0-9a-f]{6}, \d+ policies, pushed by alice at /);
+  }, 120_000);
+
+  it('fails a raw write whose compiled form enforces another text than its sources, with no trail event', async () => {
+    const good = (await store.getActive())!;
+    const stored = JSON.parse(good.policies) as {
+      sources: unknown;
+      compiled: { policies: Record<string, { text: string; actions: unknown; json: string }> };
+    };
+    // The sources still read "forbid privilege and admin"; the compiled form, what functions
+    // serve, permits everything and narrows the forbid to an action nobody uses.
+    stored.compiled.policies['never-privilege-or-admin'].actions = ['audit'];
+    stored.compiled.policies['demo-read'].text = '@id("demo-read")\npermit (principal, action, resource);';
+    await store.putActive(
+      {
+        version: 'v20990101000000-bad000',
+        policies: JSON.stringify(stored),
+        updatedAt: new Date().toISOString(),
+        updatedBy: 'User::"alice"',
+      },
+      { expectedVersion: good.version },
+    );
+    const r = await verify();
+    expect(r.code).not.toBe(0);
+    expect(r.out).toMatch(/policy "demo-read": the compiled text is not the source's/);
+    expect(r.out).toMatch(/policy "never-privilege-or-admin": the compiled action scope is not the source's/);
+    expect(r.out).toMatch(/no policy_pushed event in the trail names v20990101000000-bad000/);
+    expect(r.out).toMatch(/active policy set v20990101000000-bad000 \(pusher unknown\) failed verification/);
+  }, 120_000);
+
+  it('fails a raw write of sources that do not validate', async () => {
+    const before = (await store.getActive())!;
+    await store.putActive(
+      {
+        version: 'v20990101000001-bad001',
+        policies: JSON.stringify([
+          { source: 'x.cedar', text: 'permit (principal, action, resource) when { context.nope };' },
+        ]),
+        updatedAt: new Date().toISOString(),
+      },
+      { expectedVersion: before.version },
+    );
+    const r = await verify();
+    expect(r.code).not.toBe(0);
+    expect(r.out).toMatch(/the stored sources do not validate: .*nope/);
+    // Put a pushed set back for whatever runs next.
+    const restored = await push(await twin.token('alice'), ['--expect-version', 'v20990101000001-bad001']);
+    expect(restored.code, restored.out).toBe(0);
   }, 120_000);
 });

@@ -5,7 +5,7 @@ import { PolicyEngine, PolicyValidationError, type PolicySource } from '../../la
 import { PolicyProvider, encodePolicySources } from '../../lambdas/core/policy-provider.js';
 import { CEDAR_SCHEMA } from '../../lambdas/core/policy-schema.js';
 import type { PolicyStore, StoredPolicySet } from '../../lambdas/core/ports.js';
-import type { Principal } from '../../lambdas/core/types.js';
+import { denialReason, type Principal } from '../../lambdas/core/types.js';
 
 const demo: PolicySource = { source: 'demo.cedar', text: readFileSync('policies/demo.cedar', 'utf8') };
 const engine = PolicyEngine.load(CEDAR_SCHEMA, [demo], 'test');
@@ -253,5 +253,77 @@ describe('compiled policy sets (what policy push stores)', () => {
     // The old stored form (a bare list of sources) still loads.
     store.active = stored(encodePolicySources(all));
     expect((await new PolicyProvider(store).engine()).policyIds).toEqual(validated.policyIds);
+  });
+});
+
+describe('a policy that cannot be evaluated, and a stored form that lies (fail closed)', () => {
+  const load = (text: string) => PolicyEngine.load(CEDAR_SCHEMA, [{ source: 't.cedar', text }], 'v1');
+  const readPermit = '@id("read") permit (principal, action == Action::"sql:read", resource);';
+
+  it('denies when a forbid fails at run time (integer overflow in a set that validates), naming it', () => {
+    // Validation cannot rule out overflow; Cedar itself would skip the forbid and allow.
+    const e = load(
+      `${readPermit}\n@id("no-reads-at-night") forbid (principal, action == Action::"sql:read", resource)\n` +
+        'when { context.now * 10000000000 > 0 };',
+    );
+    const d = e.decideOperation(alice, 'sql:read', demoTarget, ctx());
+    expect(d.outcome).toBe('deny');
+    expect(d.determiningPolicies).toEqual(['no-reads-at-night']);
+    expect(d.errors.join()).toMatch(/no-reads-at-night: integer overflow/);
+    // The caller is told which policy failed, not the error (it may quote request values).
+    expect(denialReason(d)).toBe(
+      'is denied: policy no-reads-at-night could not be evaluated, and a policy that cannot be evaluated denies',
+    );
+    // Nor does approval get around it: the approved re-check fails the same way.
+    expect(e.decideApproved(alice, 'sql:read', demoTarget, ctx()).outcome).toBe('deny');
+  });
+
+  it('denies when a permit fails at run time, even if another permit allows', () => {
+    const e = load(
+      `${readPermit}\n@id("overflowing") permit (principal, action == Action::"sql:read", resource)\n` +
+        'when { context.hourUtc * 9223372036854775807 > 0 };',
+    );
+    const d = e.decideOperation(alice, 'sql:read', demoTarget, ctx());
+    expect(d).toMatchObject({ outcome: 'deny', determiningPolicies: ['overflowing'] });
+    // With nothing failing, the same engine allows.
+    expect(e.decideOperation(alice, 'sql:read', demoTarget, { ...ctx(), hourUtc: 0 }).outcome).toBe('allow');
+  });
+
+  // Someone who can write the policy table without `policy push` (which compiles what it
+  // validated) edits the stored compiled form: the scope and JSON of a forbid.
+  const guarded = load(
+    '@id("all") permit (principal, action, resource);\n' +
+      '@id("no-admin") forbid (principal, action in [Action::"sql:admin", Action::"sql:privilege"], resource);\n' +
+      '@id("no-night-writes") forbid (principal, action == Action::"sql:write", resource) when { context.hourUtc < 6 };',
+  );
+  const tampered = (edit: (p: Record<string, { text: string; actions: unknown; json: string }>) => void) => {
+    const compiled = structuredClone(guarded.compiled());
+    edit(compiled.policies as never);
+    return PolicyEngine.fromCompiled(CEDAR_SCHEMA, compiled, 'v1')!;
+  };
+
+  it('keeps a forbid in force when its stored action scope is narrowed to nothing it applies to', () => {
+    const e = tampered((p) => (p['no-admin'].actions = ['sql:read']));
+    for (const action of ['sql:admin', 'sql:privilege']) {
+      expect(guarded.decideOperation(alice, action, demoTarget, ctx()).outcome).toBe('deny');
+      expect(e.decideOperation(alice, action, demoTarget, ctx())).toMatchObject({
+        outcome: 'deny',
+        determiningPolicies: ['no-admin'],
+      });
+    }
+    expect(e.decideOperation(alice, 'sql:read', demoTarget, ctx()).outcome).toBe('allow');
+  });
+
+  it('denies when stored JSON hides what a forbid reads (the context it needs is withheld, it fails)', () => {
+    const night = { ...ctx(), hourUtc: 3 };
+    expect(guarded.decideOperation(alice, 'sql:write', demoTarget, night).outcome).toBe('deny');
+    const e = tampered((p) => {
+      p['no-night-writes'].json = p['no-night-writes'].json.replaceAll('hourUtc', 'hourUTC');
+    });
+    expect(e.decideOperation(alice, 'sql:write', demoTarget, night)).toMatchObject({
+      outcome: 'deny',
+      determiningPolicies: ['no-night-writes'],
+    });
+    expect(e.decideOperation(alice, 'sql:write', demoTarget, { ...ctx(), hourUtc: 12 }).outcome).toBe('deny');
   });
 });
