@@ -79,6 +79,8 @@ export interface TokenVerifierConfig {
    * the IdP removed keeps verifying tokens (while the IdP answers). @default 600
    */
   readonly jwksMaxAgeSeconds?: number;
+  /** @default DEFAULT_JWKS_MAX_STALE_SECONDS (a day past the age, with the IdP unreachable) */
+  readonly jwksMaxStaleSeconds?: number;
   /** Told when fetching an expired key set failed; the previous set stays in use meanwhile. */
   readonly onJwksRefreshError?: (error: unknown) => void;
   /** The clock the key set's age is measured with, in ms (tests). @default Date.now */
@@ -105,6 +107,12 @@ const JWKS_FETCH_TIMEOUT_MS = 3000;
 export const DEFAULT_JWKS_MAX_AGE_SECONDS = 600;
 /** After a failed refetch of an expired key set, how long the previous one is used before trying again. */
 export const JWKS_REFRESH_RETRY_MS = 30_000;
+/**
+ * How long past its age a key set may still be used while the IdP cannot be reached: after that,
+ * tokens are refused (503) until the IdP answers. An outage is not a Warden outage for a day, but
+ * whoever can keep the function from its IdP cannot keep a removed key working for ever.
+ */
+export const DEFAULT_JWKS_MAX_STALE_SECONDS = 86_400;
 
 /**
  * OIDC_JWKS_MAX_AGE_SECONDS: how old the IdP's key set may get before it is fetched again (a whole
@@ -159,9 +167,14 @@ export function createTokenVerifier(config: TokenVerifierConfig): TokenVerifier 
     verified.clear();
   };
 
+  const maxStaleSeconds = config.jwksMaxStaleSeconds ?? DEFAULT_JWKS_MAX_STALE_SECONDS;
+  if (!(Number.isFinite(maxStaleSeconds) && maxStaleSeconds >= 0)) {
+    throw new TypeError('createTokenVerifier: jwksMaxStaleSeconds must be a number of seconds, 0 or more');
+  }
   const keys = new AgingJwksCache(new LoopbackAwareFetcher(), {
     onFetch: keysChanged,
     maxAgeMs: maxAgeSeconds * 1000,
+    maxStaleMs: maxStaleSeconds * 1000,
     now: config.now ?? Date.now,
     ...(config.onJwksRefreshError ? { onRefreshError: config.onJwksRefreshError } : {}),
   });
@@ -210,7 +223,7 @@ export function createTokenVerifier(config: TokenVerifierConfig): TokenVerifier 
       }
       // A key set past its age is fetched again by the full verification below (which empties
       // this cache): a hit must not let a removed key outlive the age limit.
-      const hit = keys.expired(jwksUri) ? undefined : verified.get(token);
+      const hit = keys.expired(jwksUri) || keys.stale(jwksUri) ? undefined : verified.get(token);
       if (hit !== undefined) {
         // The same checks and errors as aws-jwt-verify's validateJwtFields, against the clock now.
         const now = Date.now() / 1000;
@@ -302,6 +315,8 @@ function reasonFor(err: unknown): string | undefined {
 interface AgingOptions {
   readonly onFetch: () => void;
   readonly maxAgeMs: number;
+  /** Past the age by more than this, with every refetch failing, the held key set is not used. */
+  readonly maxStaleMs: number;
   readonly now: () => number;
   readonly onRefreshError?: (error: unknown) => void;
 }
@@ -345,11 +360,25 @@ class AgingJwksCache extends SimpleJwksCache {
     }
   }
 
+  /** Whether the key set held is past its age by more than the stale bound (the IdP not answering). */
+  stale(jwksUri: string): boolean {
+    const fetchedAt = this.#fetchedAt.get(jwksUri);
+    if (fetchedAt === undefined) return false;
+    return this.#options.now() - fetchedAt > this.#options.maxAgeMs + this.#options.maxStaleMs;
+  }
+
   override async getJwk(
     jwksUri: string,
     decomposedJwt: Parameters<SimpleJwksCache['getJwk']>[1],
   ): ReturnType<SimpleJwksCache['getJwk']> {
     if (this.expired(jwksUri)) await this.#refresh(jwksUri);
+    if (this.stale(jwksUri)) {
+      const hours = Math.floor((this.#options.now() - (this.#fetchedAt.get(jwksUri) ?? 0)) / 3_600_000);
+      throw new ServiceUnavailableError(
+        `the identity provider signing keys are unavailable: the key set held was fetched ${hours} h ago ` +
+          'and the identity provider has not answered since',
+      );
+    }
     return super.getJwk(jwksUri, decomposedJwt);
   }
 

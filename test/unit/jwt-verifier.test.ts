@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import {
   createTokenVerifier,
+  DEFAULT_JWKS_MAX_STALE_SECONDS,
   JWKS_REFRESH_RETRY_MS,
   jwksMaxAgeFromEnv,
 } from '../../lambdas/adapters/jwt-verifier.js';
@@ -531,6 +532,45 @@ describe('jwt verifier: the key set has an age limit', () => {
     } finally {
       restore();
     }
+  });
+
+  for (const cacheSize of [1024, 0]) {
+    it(`a key set a day past its age with the IdP unreachable all along is not used: 503 until it answers (verified cache ${cacheSize})`, async () => {
+      const v = aging({ verifiedCacheSize: cacheSize });
+      await v.hydrate();
+      // Signed with a key the IdP has since removed, by someone who also keeps the function from it.
+      const leaked = await sign({}, { expiresIn: '48h' });
+      await v.verify(leaked);
+      published = [key2.publicJwk];
+      jwksFailing = true;
+      try {
+        later(AGE_S + DEFAULT_JWKS_MAX_STALE_SECONDS - 60);
+        // Within the bound an outage is not a Warden outage: the previous keys still verify.
+        expect((await v.verify(leaked)).principal.id).toBe('alice');
+        later(61 + JWKS_REFRESH_RETRY_MS / 1000);
+        const refused = await v.verify(leaked).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(refused).toBeInstanceOf(ServiceUnavailableError);
+        expect((refused as Error).message).toMatch(
+          /fetched 24 h ago and the identity provider has not answered since/,
+        );
+        // Every token, cached or not, until the IdP answers: then the removed key is unknown.
+        await expect(v.verify(await sign({ n: 1 }))).rejects.toBeInstanceOf(ServiceUnavailableError);
+        jwksFailing = false;
+        later(JWKS_REFRESH_RETRY_MS / 1000 + 1);
+        expect((await rejection(v, leaked)).message).toMatch(/unknown key/);
+        expect((await v.verify(await sign({}, { key: key2 }))).principal.id).toBe('alice');
+      } finally {
+        restore();
+      }
+    });
+  }
+
+  it('refuses a stale bound that is not a number of seconds', () => {
+    expect(() => aging({ jwksMaxStaleSeconds: -1 })).toThrow(/jwksMaxStaleSeconds/);
+    expect(() => aging({ jwksMaxStaleSeconds: Number.NaN })).toThrow(/jwksMaxStaleSeconds/);
   });
 
   it('a flood of tokens naming made-up key ids fetches the key set at most once per wait period', async () => {

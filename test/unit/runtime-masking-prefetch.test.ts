@@ -84,7 +84,7 @@ describe('database masking check at cold start', () => {
     const asked = statements.length;
     // The target never set up: masked principals are refused, nothing runs, and the failure
     // learnt at init is what the request gets (no second check within 30 s).
-    await expect(runtime.dbMasking.ensure('masked')).rejects.toMatchObject({
+    await expect(runtime.dbMasking?.ensure('masked')).rejects.toMatchObject({
       statusCode: 403,
       code: 'masking_not_enforced',
     });
@@ -96,7 +96,7 @@ describe('database masking check at cold start', () => {
     const runtime = await createRuntime(env(), { hashing: false, sealing: false });
     await new Promise((r) => setTimeout(r, 200));
     expect(statements).toEqual([]);
-    await expect(runtime.dbMasking.ensure('plain')).rejects.toMatchObject({ code: 'masking_not_enforced' });
+    await expect(runtime.dbMasking?.ensure('plain')).rejects.toMatchObject({ code: 'masking_not_enforced' });
     expect(statements.length).toBeGreaterThan(0);
   });
 });
