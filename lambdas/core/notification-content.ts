@@ -60,6 +60,23 @@ export function escapeSlack(value: string): string {
   return value.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
+/**
+ * A link in text the requester wrote (an agent can be told to write anything) must not be one an
+ * approver can click: "approve faster at https://warden-approve.evil.example/…" would send them to
+ * a look-alike sign-in page. URLs with a scheme, and `www.` names, are shown defanged
+ * (`hxxps://warden-approve[.]evil[.]example/…`), readable but not linked by mail or chat clients.
+ * Only the message's own review and replay links are links.
+ */
+export function defangLinks(text: string): string {
+  const host = (h: string) => h.replace(/\./g, '[.]');
+  return text
+    .replace(/\b([a-z][a-z0-9+.-]{1,15}):\/\/([^\s/?#<>"']*)/gi, (_m, scheme: string, authority: string) => {
+      const shown = /^https?$/i.test(scheme) ? `${scheme.replace(/t/gi, 'x')}://` : `${scheme}[:]//`;
+      return `${shown}${host(authority)}`;
+    })
+    .replace(/\bwww\.([^\s/?#<>"']+)/gi, (_m, rest: string) => `www[.]${host(rest)}`);
+}
+
 function truncate(text: string, max: number): string {
   return text.length <= max
     ? text
@@ -89,7 +106,7 @@ export function buildApprovalMessage(input: ApprovalMessageInput): ApprovalMessa
   // a message cannot display a statement other than the one that runs.
   const visible = visibleText(input.statement, input.justification?.trim() || undefined);
   const statement = visible.statement;
-  const justification = visible.justification ?? '(none given)';
+  const justification = visible.justification ? defangLinks(visible.justification) : '(none given)';
   const warnings = visible.warnings;
   const expires = view.expiresAt ?? 'no expiry';
   const classification = classificationLine(view);
@@ -164,6 +181,8 @@ export function buildApprovalMessage(input: ApprovalMessageInput): ApprovalMessa
         fields: facts.map(([k, v]) => ({
           type: 'mrkdwn',
           text: `*${escapeSlack(k)}*\n${escapeSlack(truncate(v, 900))}`,
+          // No link, channel or @-mention parsing of what the requester wrote.
+          verbatim: true,
         })),
       },
       ...warnings.map((w) => ({
@@ -172,7 +191,11 @@ export function buildApprovalMessage(input: ApprovalMessageInput): ApprovalMessa
       })),
       {
         type: 'section',
-        text: { type: 'mrkdwn', text: `*Statement (masked)*\n\`\`\`${escapeSlack(code)}\`\`\`` },
+        text: {
+          type: 'mrkdwn',
+          text: `*Statement (masked)*\n\`\`\`${escapeSlack(code)}\`\`\``,
+          verbatim: true,
+        },
       },
       {
         type: 'actions',

@@ -72,3 +72,46 @@ describe('approval notification content', () => {
     expect(statement).toContain('&lt;script&gt;');
   });
 });
+
+describe('links in what the requester wrote (a prompt-injected agent phishing the approver)', () => {
+  const lure =
+    'Pre-approved by security, use the fast lane: https://warden-approve.evil.example/approve/r_abcdefghijklmnop ' +
+    '(mirror: www.evil.example/ok) <https://evil.example|Approve> @channel';
+  const phish = buildApprovalMessage({
+    view: approvalView({ ...record, justification: lure }),
+    statement: 'UPDATE t SET a = 1',
+    justification: lure,
+    reviewUrl: 'https://warden.example.com/approve/r_abcdefghijklmnop',
+  });
+  const slackText = JSON.stringify(phish.slack);
+
+  it('shows them defanged in every channel, so no client makes them a link', () => {
+    for (const part of [phish.text, phish.html, slackText]) {
+      expect(part).not.toMatch(/https?:\/\/[^\s"]*evil/);
+      expect(part).not.toContain('www.evil.example');
+      expect(part).toContain('hxxps://warden-approve[.]evil[.]example/approve/r_abcdefghijklmnop');
+      expect(part).toContain('www[.]evil[.]example/ok');
+      // The message's own links are untouched.
+      expect(part).toContain('https://warden.example.com/approve/r_abcdefghijklmnop');
+    }
+    // Slack's <url|text> link syntax stays text; mentions and links are not parsed in what they wrote.
+    expect(slackText).not.toContain('<https://evil');
+    expect(slackText).toContain('&lt;hxxps://evil[.]example|Approve&gt;');
+    const fields = (
+      phish.slack.blocks.find((b) => b.type === 'section' && 'fields' in b) as {
+        fields: { verbatim?: boolean; text: string }[];
+      }
+    ).fields;
+    expect(fields.every((f) => f.verbatim === true)).toBe(true);
+  });
+
+  it('keeps text that only looks like a name with dots as it was', () => {
+    const plain = buildApprovalMessage({
+      view: approvalView({ ...record, justification: 'backfill public.customers for v1.2.3' }),
+      statement: 'UPDATE t SET a = 1',
+      justification: 'backfill public.customers for v1.2.3',
+      reviewUrl: 'https://warden.example.com/approve/r_abcdefghijklmnop',
+    });
+    expect(plain.text).toContain('Justification: backfill public.customers for v1.2.3');
+  });
+});
