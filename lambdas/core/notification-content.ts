@@ -105,7 +105,9 @@ export function buildApprovalMessage(input: ApprovalMessageInput): ApprovalMessa
   // Invisible characters (bidi overrides, zero-width, …) are shown as ⟨U+202E⟩ with a warning, so
   // a message cannot display a statement other than the one that runs.
   const visible = visibleText(input.statement, input.justification?.trim() || undefined);
-  const statement = visible.statement;
+  // Masked already (the exact form is on the review page), and its links defanged too: a string
+  // literal can carry a lure as well as a justification can.
+  const statement = defangLinks(visible.statement);
   const justification = visible.justification ? defangLinks(visible.justification) : '(none given)';
   const warnings = visible.warnings;
   const expires = view.expiresAt ?? 'no expiry';

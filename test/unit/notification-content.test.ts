@@ -79,7 +79,7 @@ describe('links in what the requester wrote (a prompt-injected agent phishing th
     '(mirror: www.evil.example/ok) <https://evil.example|Approve> @channel';
   const phish = buildApprovalMessage({
     view: approvalView({ ...record, justification: lure }),
-    statement: 'UPDATE t SET a = 1',
+    statement: "UPDATE t SET note = 'urgent: approve at https://warden-approve.evil.example/approve/r_x'",
     justification: lure,
     reviewUrl: 'https://warden.example.com/approve/r_abcdefghijklmnop',
   });
@@ -91,6 +91,8 @@ describe('links in what the requester wrote (a prompt-injected agent phishing th
       expect(part).not.toContain('www.evil.example');
       expect(part).toContain('hxxps://warden-approve[.]evil[.]example/approve/r_abcdefghijklmnop');
       expect(part).toContain('www[.]evil[.]example/ok');
+      // In the statement too (the message shows it masked; the exact form is on the review page).
+      expect(part).toContain('urgent: approve at hxxps://warden-approve[.]evil[.]example/approve/r_x');
       // The message's own links are untouched.
       expect(part).toContain('https://warden.example.com/approve/r_abcdefghijklmnop');
     }
