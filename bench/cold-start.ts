@@ -40,19 +40,26 @@ const event = (id) => ({
   body: JSON.stringify({ sql: 'SELECT id, name, email FROM customers WHERE id = ' + id }), isBase64Encoded: false,
 });
 const ctx = { awsRequestId: 'bench', getRemainingTimeInMillis: () => 30000 };
+// TCP connections the function opens (on Lambda each is also a TLS handshake).
+const net = await import('node:net');
+let connects = 0;
+const connect = net.Socket.prototype.connect;
+net.Socket.prototype.connect = function (...args) { connects += 1; return connect.apply(this, args); };
 const c0 = process.cpuUsage();
 const t0 = performance.now();
 const { handler, COLD_START_PHASES: phases } = await import(process.env.BENCH_BUNDLE);
 const t1 = performance.now();
+const connectsAtInit = connects;
 const first = await handler(event(1), ctx);
 const t2 = performance.now();
+const connectsFirst = connects - connectsAtInit;
 const c2 = process.cpuUsage(c0);
 const warm = await handler(event(2), ctx);
 const t3 = performance.now();
 if (first.statusCode !== 200 || warm.statusCode !== 200) throw new Error('unexpected status ' + first.statusCode + '/' + warm.statusCode + ' ' + first.body);
 const { startedAt, ...ends } = phases;
 const cpu = (c) => (c.user + c.system) / 1000;
-console.log(JSON.stringify({ importMs: t1 - t0, firstMs: t2 - t1, warmMs: t3 - t2, moduleMs: startedAt - t0, cpuMs: cpu(c2), ends }));
+console.log(JSON.stringify({ importMs: t1 - t0, firstMs: t2 - t1, warmMs: t3 - t2, moduleMs: startedAt - t0, cpuMs: cpu(c2), connectsAtInit, connectsFirst, ends }));
 `;
 
 function runChild(
@@ -66,6 +73,9 @@ function runChild(
   moduleMs: number;
   /** CPU time (all threads: compilation and GC included) of the import and the first request. */
   cpuMs: number;
+  /** TCP connections opened during init, and then by the first request (TLS handshakes on AWS). */
+  connectsAtInit: number;
+  connectsFirst: number;
   ends: Record<string, number>;
 }> {
   return new Promise((resolve, reject) => {
@@ -197,6 +207,14 @@ export async function benchColdStart(options: { runs?: number } = {}): Promise<C
       row(
         'CPU time of import + first request (all threads)',
         samples.map((s) => s.cpuMs),
+      ),
+      row(
+        'connections opened during init (count, not ms)',
+        samples.map((s) => s.connectsAtInit),
+      ),
+      row(
+        'connections opened by the first request (count, not ms; each a TLS handshake on AWS)',
+        samples.map((s) => s.connectsFirst),
       ),
       row(
         'warm request (same read, next id)',

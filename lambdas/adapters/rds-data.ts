@@ -77,8 +77,12 @@ export interface RdsDataExecutorOptions {
   readonly readOnly?: boolean;
 }
 
-// One command class (ExecuteStatement), no per-command middleware: its resolved middleware is cached.
-const defaultClient = requestPathClient(new RDSDataClient({ maxAttempts: 1, cacheMiddleware: true }));
+// No per-command middleware: each command class's resolved middleware is cached. Shared with the
+// database masking guard (runtime.ts), so the connections its check opens at cold start serve reads.
+export const defaultRdsDataClient = requestPathClient(
+  new RDSDataClient({ maxAttempts: 1, cacheMiddleware: true }),
+);
+const defaultClient = defaultRdsDataClient;
 
 const RESPONSE_TOO_LARGE = /more than the allowed response size limit/i;
 const SQLSTATE = /SQLState: ([0-9A-Z]{5})/;

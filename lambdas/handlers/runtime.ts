@@ -8,7 +8,7 @@ import { createAwsExecutor } from '../adapters/aws-executor.js';
 import { audienceClaimFromEnv, createTokenVerifier, jwksMaxAgeFromEnv } from '../adapters/jwt-verifier.js';
 import { oidcLoginFromEnv, type OidcLoginClient } from '../adapters/oidc-client.js';
 import { createDbMaskingGuard } from '../adapters/db-masking.js';
-import { createRdsDataExecutor } from '../adapters/rds-data.js';
+import { createRdsDataExecutor, defaultRdsDataClient } from '../adapters/rds-data.js';
 import { lambdaDispatch } from '../adapters/execute-dispatch.js';
 import { RDSDataClient } from '@aws-sdk/client-rds-data';
 import { requestPathClient } from '../adapters/sdk-client.js';
@@ -172,10 +172,12 @@ export async function createRuntime(
           }),
         )
       : undefined;
+  // One Data API client (one connection pool) for statements and the masking check.
+  const dataApi = apiDataApi ?? defaultRdsDataClient;
   const sql = createRdsDataExecutor({
     targets: sqlTargets(config),
     readOnly: dispatchTo !== undefined,
-    ...(apiDataApi ? { client: apiDataApi } : {}),
+    client: dataApi,
   });
   const upstreamTargets = mcpTargets(config);
   const hasMcp = Object.keys(upstreamTargets).length > 0;
@@ -198,7 +200,7 @@ export async function createRuntime(
   const dbMasking = createDbMaskingGuard({
     config,
     log: logJson,
-    ...(apiDataApi ? { client: apiDataApi } : {}),
+    client: dataApi,
     ...(dispatchTo ? { users: ['read', 'maskedRead'] as const } : {}),
   });
   // With the warm-up, each masking target's check starts now, its round trips overlapping the

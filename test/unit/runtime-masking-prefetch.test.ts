@@ -14,6 +14,7 @@ import { waitFor } from '../support/wait.js';
 let dataApi: Server;
 let endpoint: string;
 const statements: string[] = [];
+let connections = 0;
 
 beforeAll(async () => {
   dataApi = createServer((req, res) => {
@@ -27,6 +28,7 @@ beforeAll(async () => {
       res.end(JSON.stringify({ message: 'ERROR: relation "warden_masked.customers" does not exist' }));
     });
   });
+  dataApi.on('connection', () => (connections += 1));
   await new Promise<void>((r) => dataApi.listen(0, '127.0.0.1', () => r()));
   endpoint = `http://127.0.0.1:${(dataApi.address() as AddressInfo).port}`;
   for (const def of ALL_TABLES) vi.stubEnv(tableEnvVar(def), `test-${def.logicalName}`);
@@ -89,6 +91,15 @@ describe('database masking check at cold start', () => {
       code: 'masking_not_enforced',
     });
     expect(statements.length).toBe(asked);
+    // Statements go over the connections the check opened (one client, one pool): on Lambda the
+    // first read after a cold start pays no TLS handshake of its own.
+    const opened = connections;
+    expect(opened).toBeGreaterThan(0);
+    await expect(
+      runtime.sql.execute({ target: 'plain', level: 'read', sql: 'SELECT 1', maxRows: 10 }),
+    ).rejects.toThrow();
+    expect(statements.at(-1)).toBe('SELECT 1');
+    expect(connections).toBe(opened);
   });
 
   it('leaves targets without masking rules, and functions without the warm-up, to the first masked request', async () => {
