@@ -19,6 +19,8 @@ import { createRuntime, type Runtime } from './runtime.js';
 
 // Reads and decisions only: allowed writes and AWS calls run in the execute function (runtime.ts).
 const runtime: Runtime = await createRuntime(process.env, { warmUp: true, role: 'api' });
+/** Resolves when this instance's cold start has nothing left running (Runtime.settled). */
+export const settled: Promise<void> = runtime.settled;
 /** Cold-start phase timings (read by bench/cold-start.ts). */
 export { COLD_START_PHASES } from './runtime.js';
 

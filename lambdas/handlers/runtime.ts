@@ -53,6 +53,12 @@ export interface Runtime extends RequestDeps, ApprovalWiring {
   /** Upstream MCP servers and their pinned tool definitions (when MCP targets are configured). */
   readonly upstream?: UpstreamMcp;
   readonly pins?: ToolPinStore;
+  /**
+   * Resolves when the cold start's work that requests do not wait for (the database masking
+   * checks the warm-up starts) has ended, whatever its outcome. The twin waits for it, so tests
+   * start from a settled instance; on Lambda nothing waits for it.
+   */
+  readonly settled: Promise<void>;
 }
 
 /** When each cold-start phase of the last createRuntime() ended, in ms from its start (bench/cold-start.ts). */
@@ -260,6 +266,7 @@ export async function createRuntime(
   const sealer = options.sealing === false ? undefined : sealerFromEnv(env);
 
   return {
+    settled: maskingChecked ? maskingChecked.then(() => undefined) : Promise.resolve(),
     config,
     policies,
     requests,

@@ -138,6 +138,12 @@ export interface Twin {
   readonly faults?: FaultLayer;
   /** Sees every call that reaches the twin's DynamoDB from now on (store-call counting); returns `stop`. */
   onStoreCall(listener: (call: DynamoCall) => void): () => void;
+  /**
+   * A new instance of the API function, as Lambda starts after a scale-out or a deploy: its init
+   * runs again (token verifier, policy set, masking checks, caches) and serves every request from
+   * then on; resolves once that cold start has settled. Modules' own top-level state is shared.
+   */
+  restartApi(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -515,6 +521,9 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
   log('loading the API handler (cold start)…');
   await apiModules;
   api = await import('../../lambdas/handlers/api.js');
+  // What the cold start leaves running (the masking checks) ends before the twin says it is up.
+  await api.settled;
+  let instances = 1;
   // Approvals that were waiting when the twin last stopped wait again (or expire, if their window
   // passed meanwhile); the notify and execute functions can run now that the environment is set.
   // Not awaited: the definition may still be synthesizing on a first start.
@@ -540,6 +549,26 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     auditLakeDir,
     exportAudit: () => auditExports.exportNow(),
     onStoreCall: (listener) => dynamo.onCall(listener),
+    async restartApi() {
+      instances += 1;
+      // Another URL is another module instance, so the handler's top-level init runs again.
+      // The function starts with the environment the twin gave it, whatever the process did since
+      // (a test may point a CLI elsewhere); the process gets its own back once the init has read it.
+      const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+      Object.assign(process.env, env);
+      const url = `../../lambdas/handlers/api.js?instance=${instances}`;
+      let next: typeof import('../../lambdas/handlers/api.js');
+      try {
+        next = (await import(/* @vite-ignore */ url)) as typeof import('../../lambdas/handlers/api.js');
+      } finally {
+        for (const [k, v] of Object.entries(saved)) {
+          if (v === undefined) delete process.env[k];
+          else process.env[k] = v;
+        }
+      }
+      await next.settled;
+      api = next;
+    },
     outbox: outbox.messages,
     stepFunctions,
     lambda,

@@ -58,7 +58,9 @@ describe('warden db check and a mis-granted masked user', () => {
       /FAIL {2}warden_masked_ro cannot read public\.customers\.ssn: FAILED, the query ran/,
     );
 
-    // The gateway's first masked request on this target runs the same check (this twin served none yet).
+    // The instance that is up checked at its cold start and keeps that pass for its life; a new
+    // instance (a scale-out, a deploy) runs the same check during its init and refuses.
+    await twin.restartApi();
     const text = 'SELECT id, ssn FROM customers ORDER BY id LIMIT 3';
     const carol = await twin.api('POST', '/v1/targets/demo/sql', {
       token: await twin.token('carol'),
