@@ -17,23 +17,23 @@ let erin: string;
 let seq = 0;
 
 /** Only the guard's probes carry the check's mark (CHECK_MARK in lambdas/core/masking/db-profiles.ts). */
-const failProbes = (fault: FaultKind) =>
-  twin.faults!.configure({
-    rules: [
-      {
-        service: 'rds-data',
-        operation: 'ExecuteStatement',
-        bodyIncludes: 'warden db check',
-        fault,
-        probability: 1,
-      },
-    ],
-  });
+const probeFaults = (fault: FaultKind) => ({
+  rules: [
+    {
+      service: 'rds-data' as const,
+      operation: 'ExecuteStatement',
+      bodyIncludes: 'warden db check',
+      fault,
+      probability: 1,
+    },
+  ],
+});
+const failProbes = (fault: FaultKind) => twin.faults!.configure(probeFaults(fault));
 
 beforeAll(async () => {
-  twin = await startTestTwin({ faults: { rules: [] } });
-  // Before the first masked request: the guard has not checked yet, so its first check meets the fault.
-  failProbes('error');
+  // Failing from the start: the check the API function starts during its cold start meets the fault
+  // (and, as nothing was learnt, is not kept), so the first masked request checks again and meets it.
+  twin = await startTestTwin({ faults: probeFaults('error') });
   [alice, erin] = await Promise.all([twin.token('alice'), twin.token('erin')]);
 }, 180_000);
 
