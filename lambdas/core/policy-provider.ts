@@ -27,9 +27,19 @@ function storedForm(set: StoredPolicySet): { sources: unknown; compiled?: unknow
 /** The engine for a stored set: its compiled form when it fits this schema, else validated from its texts. */
 export function engineFor(set: StoredPolicySet): PolicyEngine {
   const { compiled } = storedForm(set);
+  const sources = decodePolicySources(set);
+  const mismatch = (differences: readonly string[]) =>
+    logJson({
+      level: 'error',
+      msg: "policy set's compiled form is not what its sources compile to (written around `policy push`?); validating the sources instead",
+      version: set.version,
+      differences,
+    });
   return (
-    PolicyEngine.fromCompiled(CEDAR_SCHEMA, compiled, set.version) ??
-    PolicyEngine.load(CEDAR_SCHEMA, decodePolicySources(set), set.version)
+    (compiled === undefined
+      ? undefined
+      : PolicyEngine.fromCompiled(CEDAR_SCHEMA, compiled, set.version, sources, mismatch)) ??
+    PolicyEngine.load(CEDAR_SCHEMA, sources, set.version)
   );
 }
 
@@ -47,8 +57,8 @@ export function decodePolicySources(set: StoredPolicySet): PolicySource[] {
 /**
  * How a stored set's compiled form differs from what its own sources compile to (`engine`, the
  * sources validated again): [] when it is exactly what `policy push` would have written. Functions
- * serve the compiled form without re-deriving it (cold start), so a write that bypassed push could
- * make them enforce texts or scopes other than the sources people read; `policy verify` reports it.
+ * parse the sources on every load and serve a compiled form only when it matches them (else they
+ * validate the sources), so such a form is never enforced; `policy verify` reports it all the same.
  */
 export function compiledDifferences(set: StoredPolicySet, engine: PolicyEngine): string[] {
   const { compiled } = storedForm(set) as { compiled?: unknown };
@@ -62,22 +72,11 @@ export function compiledDifferences(set: StoredPolicySet, engine: PolicyEngine):
   if (schemaJson !== undefined && JSON.stringify(schemaJson) !== JSON.stringify(expected.schemaJson)) {
     out.push("the compiled schema is not Warden's schema");
   }
-  const storedPolicies = stored.policies && typeof stored.policies === 'object' ? stored.policies : {};
-  for (const id of Object.keys(storedPolicies)) {
-    if (!Object.hasOwn(expected.policies, id)) out.push(`compiled policy "${id}" is in no source`);
-  }
-  for (const [id, want] of Object.entries(expected.policies)) {
-    const got = storedPolicies[id] as { text?: unknown; actions?: unknown; json?: unknown } | undefined;
-    if (!got) {
-      out.push(`policy "${id}" of the sources is missing from the compiled form`);
-      continue;
-    }
-    if (got.text !== want.text) out.push(`policy "${id}": the compiled text is not the source's`);
-    if (JSON.stringify(got.actions) !== JSON.stringify(want.actions)) {
-      out.push(`policy "${id}": the compiled action scope is not the source's`);
-    }
-    if (got.json !== want.json) out.push(`policy "${id}": the compiled JSON is not the source's`);
-  }
+  out.push(
+    ...engine.policyDifferences(
+      stored.policies && typeof stored.policies === 'object' ? stored.policies : {},
+    ),
+  );
   return out;
 }
 

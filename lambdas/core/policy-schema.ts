@@ -134,3 +134,11 @@ action "audit" appliesTo {
   context: {},
 };
 `;
+
+/**
+ * SHA-256 of `JSON.stringify` of Cedar's JSON form of CEDAR_SCHEMA (what `policy push` stores as
+ * the compiled form's `schemaJson`). A cold start preparses a stored JSON form only when it hashes
+ * to this, so a form written around push cannot swap in another schema; anything else preparses
+ * the text. test/unit/policy.test.ts derives it again and fails when the schema changes.
+ */
+export const CEDAR_SCHEMA_JSON_SHA256 = '06b48fa955b3943b7853ffe3e41d793028db9450428ca179fdd72a67639bb838';

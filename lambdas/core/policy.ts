@@ -17,6 +17,7 @@
 import { createHash } from 'node:crypto';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { WardenError } from './errors.js';
+import { CEDAR_SCHEMA, CEDAR_SCHEMA_JSON_SHA256 } from './policy-schema.js';
 import type { Decision, Principal } from './types.js';
 
 export class PolicyValidationError extends WardenError {
@@ -68,8 +69,6 @@ interface PolicyFacts {
   readonly actions: ReadonlySet<string> | 'all';
   /** Its JSON (conditions included), for "does it mention X". */
   readonly json: string;
-  /** In every action's slice whatever `actions` says (a stored scope not derived here). */
-  readonly everySlice?: boolean;
 }
 
 /**
@@ -91,6 +90,30 @@ export interface CompiledPolicies {
 }
 
 const schemaHash = (schema: string) => createHash('sha256').update(schema).digest('hex');
+const jsonHash = (value: unknown) => createHash('sha256').update(JSON.stringify(value)).digest('hex');
+
+/** How a compiled form's policies differ from `facts` (the sources parsed): [] when they are the same. */
+function factsDifferences(facts: ReadonlyMap<string, PolicyFacts>, compiled: object): string[] {
+  const out: string[] = [];
+  const stored = compiled as Record<string, { text?: unknown; json?: unknown; actions?: unknown } | null>;
+  for (const id of Object.keys(stored)) {
+    if (!facts.has(id)) out.push(`compiled policy "${id}" is in no source`);
+  }
+  for (const [id, want] of facts) {
+    const got = Object.hasOwn(stored, id) ? stored[id] : undefined;
+    if (!got || typeof got !== 'object') {
+      out.push(`policy "${id}" of the sources is missing from the compiled form`);
+      continue;
+    }
+    if (got.text !== want.text) out.push(`policy "${id}": the compiled text is not the source's`);
+    const wantActions = want.actions === 'all' ? 'all' : [...want.actions];
+    if (JSON.stringify(got.actions) !== JSON.stringify(wantActions)) {
+      out.push(`policy "${id}": the compiled action scope is not the source's`);
+    }
+    if (got.json !== want.json) out.push(`policy "${id}": the compiled JSON is not the source's`);
+  }
+  return out;
+}
 
 /** The policies that can apply to one action, preparsed as their own set. */
 interface Slice {
@@ -226,37 +249,40 @@ export class PolicyEngine {
   }
 
   /**
-   * Serves a set compiled by `compiled()` of an engine that validated it against this very schema;
-   * undefined when the schema differs or the form is not one this code wrote (then load() it).
+   * Serves a set compiled by `compiled()` of an engine that validated it against this very schema,
+   * for `sources`, the texts stored beside it: undefined when the schema differs, the form is not
+   * one this code wrote, or it is not what these sources compile to (then load() them, which
+   * validates). The sources are always parsed (cheap, no validation): what is enforced is the
+   * sources' policies, never a compiled text, scope or JSON that a write around push put beside
+   * them. Only the validation is skipped; a policy that would have failed it can only make Cedar
+   * err, and any evaluation error denies (decide()).
    */
-  static fromCompiled(schema: string, compiled: unknown, version: string): PolicyEngine | undefined {
+  static fromCompiled(
+    schema: string,
+    compiled: unknown,
+    version: string,
+    sources: readonly PolicySource[],
+    onMismatch?: (differences: readonly string[]) => void,
+  ): PolicyEngine | undefined {
     const c = compiled as Partial<CompiledPolicies> | undefined;
     if (!c || c.schemaSha256 !== schemaHash(schema) || typeof c.policies !== 'object' || !c.policies)
       return undefined;
-    const facts = new Map<string, PolicyFacts>();
-    for (const [id, p] of Object.entries(c.policies)) {
-      const actions = p?.actions;
-      if (typeof p?.text !== 'string' || typeof p.json !== 'string') return undefined;
-      if (actions !== 'all' && !(Array.isArray(actions) && actions.every((a) => typeof a === 'string'))) {
-        return undefined;
-      }
-      // A stored scope can only narrow which slices a policy is in. For a permit that only loses
-      // allows; a forbid left out of a slice would not apply, so a text that may be one is put in
-      // every slice (Cedar still matches its real scope).
-      const mayForbid = /\bforbid\b/.test(p.text);
-      facts.set(id, {
-        text: p.text,
-        json: p.json,
-        actions: actions === 'all' ? 'all' : new Set(actions),
-        ...(mayForbid ? { everySlice: true } : {}),
-      });
+    const facts = parsePolicies(sources);
+    const differences = factsDifferences(facts, c.policies);
+    if (differences.length > 0) {
+      onMismatch?.(differences);
+      return undefined;
     }
     const n = ++preparsedCounter;
     const schemaName = `warden-schema-${n}`;
-    // The JSON form the validating engine derived from this very schema (same hash), else the text.
-    const json = c.schemaJson && typeof c.schemaJson === 'object' ? c.schemaJson : undefined;
+    // The JSON form of this very schema (it hashes to the known form), else the text.
+    const json =
+      c.schemaJson && typeof c.schemaJson === 'object' && jsonHash(c.schemaJson) === CEDAR_SCHEMA_JSON_SHA256
+        ? c.schemaJson
+        : undefined;
     let form: string | cedar.SchemaJson<string> = schema;
-    if (json && cedar.preparseSchema(schemaName, json).type === 'success') form = json;
+    if (json && schema === CEDAR_SCHEMA && cedar.preparseSchema(schemaName, json).type === 'success')
+      form = json;
     else {
       const schemaAnswer = cedar.preparseSchema(schemaName, schema);
       if (schemaAnswer.type === 'failure') {
@@ -265,6 +291,11 @@ export class PolicyEngine {
     }
     preparseEmpty();
     return new PolicyEngine(version, `warden-policies-${n}`, schemaName, facts, schemaHash(schema), form);
+  }
+
+  /** How a compiled form's `policies` differ from this set's own: [] when they are the same. */
+  policyDifferences(compiledPolicies: object): string[] {
+    return factsDifferences(this.facts, compiledPolicies);
   }
 
   /** This validated set in the form `fromCompiled` serves (what `policy push` stores). */
@@ -286,9 +317,7 @@ export class PolicyEngine {
   private slice(action: string): Slice {
     let slice = this.slices.get(action);
     if (slice) return slice;
-    const policies = [...this.facts].filter(
-      ([, f]) => f.actions === 'all' || f.everySlice === true || f.actions.has(action),
-    );
+    const policies = [...this.facts].filter(([, f]) => f.actions === 'all' || f.actions.has(action));
     const setId = `${this.setId}/${action}`;
     const answer = cedar.preparsePolicySet(setId, {
       staticPolicies: Object.fromEntries(policies.map(([id, f]) => [id, f.text])),

@@ -217,6 +217,28 @@ describe('warden policy verify: a write that bypassed push', () => {
     expect(r.out).toMatch(/policy "never-privilege-or-admin": the compiled action scope is not the source's/);
     expect(r.out).toMatch(/no policy_pushed event in the trail names v20990101000000-bad000/);
     expect(r.out).toMatch(/active policy set v20990101000000-bad000 \(pusher unknown\) failed verification/);
+
+    // The gateway serves that version, but enforces its sources, not the compiled form beside them:
+    // dave (an auditor) may not read the demo target (it is not even shown to him), whatever
+    // "demo-read" was rewritten to permit; the privilege forbid still holds for alice.
+    const alice = await twin.token('alice');
+    const explain = (token: string, sql: string) =>
+      twin.api('POST', '/v1/targets/demo/explain', { token, body: { sql } });
+    let seen: { status: number; body: any } | undefined;
+    for (let i = 0; i < 40; i++) {
+      seen = await explain(alice, 'SELECT 1');
+      if (seen.body?.decision?.policyVersion === 'v20990101000000-bad000') break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(seen!.body.decision).toMatchObject({ policyVersion: 'v20990101000000-bad000', outcome: 'allow' });
+    const dave = await explain(await twin.token('dave'), 'SELECT id FROM customers');
+    expect(dave.status, JSON.stringify(dave.body)).toBe(404);
+    expect(dave.body.error.code).toBe('not_found');
+    const admin = await explain(alice, 'ALTER SYSTEM SET work_mem = 1');
+    expect(admin.body.decision).toMatchObject({
+      outcome: 'deny',
+      determiningPolicies: ['never-privilege-or-admin'],
+    });
   }, 120_000);
 
   it('fails a raw write of sources that do not validate', async () => {

@@ -1,9 +1,10 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { describe, expect, it } from 'vitest';
 import { PolicyEngine, PolicyValidationError, type PolicySource } from '../../lambdas/core/policy.js';
 import { PolicyProvider, encodePolicySources } from '../../lambdas/core/policy-provider.js';
-import { CEDAR_SCHEMA } from '../../lambdas/core/policy-schema.js';
+import { CEDAR_SCHEMA, CEDAR_SCHEMA_JSON_SHA256 } from '../../lambdas/core/policy-schema.js';
 import type { PolicyStore, StoredPolicySet } from '../../lambdas/core/ports.js';
 import { denialReason, type Principal } from '../../lambdas/core/types.js';
 
@@ -197,9 +198,9 @@ describe('compiled policy sets (what policy push stores)', () => {
     // A request that breaks the schema is refused by each engine alike, whichever form it preparsed.
     const invalid = { ...ctx(), hasJustification: 'yes' };
     const engines = [
-      PolicyEngine.fromCompiled(CEDAR_SCHEMA, compiled, 'v1')!,
-      PolicyEngine.fromCompiled(CEDAR_SCHEMA, { ...compiled, schemaJson: undefined }, 'v1')!,
-      PolicyEngine.fromCompiled(CEDAR_SCHEMA, { ...compiled, schemaJson: { nope: 1 } }, 'v1')!,
+      PolicyEngine.fromCompiled(CEDAR_SCHEMA, compiled, 'v1', all)!,
+      PolicyEngine.fromCompiled(CEDAR_SCHEMA, { ...compiled, schemaJson: undefined }, 'v1', all)!,
+      PolicyEngine.fromCompiled(CEDAR_SCHEMA, { ...compiled, schemaJson: { nope: 1 } }, 'v1', all)!,
     ];
     for (const e of engines) {
       expect(e.compiled()).toEqual(compiled);
@@ -216,9 +217,9 @@ describe('compiled policy sets (what policy push stores)', () => {
 
   it('serves the compiled form only for the schema it was validated against', () => {
     const compiled = validated.compiled();
-    expect(PolicyEngine.fromCompiled(CEDAR_SCHEMA, compiled, 'v1')).toBeDefined();
+    expect(PolicyEngine.fromCompiled(CEDAR_SCHEMA, compiled, 'v1', all)).toBeDefined();
     // Another schema (a deploy that changed it): the caller must validate the texts again.
-    expect(PolicyEngine.fromCompiled(`${CEDAR_SCHEMA}\n`, compiled, 'v1')).toBeUndefined();
+    expect(PolicyEngine.fromCompiled(`${CEDAR_SCHEMA}\n`, compiled, 'v1', all)).toBeUndefined();
     // A form this code did not write is never trusted.
     for (const bad of [
       undefined,
@@ -235,7 +236,7 @@ describe('compiled policy sets (what policy push stores)', () => {
         policies: { p: { text: 'permit(principal, action, resource);', actions: [1], json: '{}' } },
       },
     ]) {
-      expect(PolicyEngine.fromCompiled(CEDAR_SCHEMA, bad, 'v1')).toBeUndefined();
+      expect(PolicyEngine.fromCompiled(CEDAR_SCHEMA, bad, 'v1', all)).toBeUndefined();
     }
   });
 
@@ -290,40 +291,135 @@ describe('a policy that cannot be evaluated, and a stored form that lies (fail c
   });
 
   // Someone who can write the policy table without `policy push` (which compiles what it
-  // validated) edits the stored compiled form: the scope and JSON of a forbid.
-  const guarded = load(
+  // validated) edits the stored compiled form, leaving the sources beside it as they were.
+  const guardedText =
     '@id("all") permit (principal, action, resource);\n' +
-      '@id("no-admin") forbid (principal, action in [Action::"sql:admin", Action::"sql:privilege"], resource);\n' +
-      '@id("no-night-writes") forbid (principal, action == Action::"sql:write", resource) when { context.hourUtc < 6 };',
-  );
-  const tampered = (edit: (p: Record<string, { text: string; actions: unknown; json: string }>) => void) => {
+    '@id("no-admin") forbid (principal, action in [Action::"sql:admin", Action::"sql:privilege"], resource);\n' +
+    '@id("no-night-writes") forbid (principal, action == Action::"sql:write", resource) when { context.hourUtc < 6 };';
+  const guardedSources = [{ source: 't.cedar', text: guardedText }];
+  const guarded = load(guardedText);
+  type Stored = Record<string, { text: string; actions: unknown; json: string }>;
+  const tamper = (edit: (p: Stored) => void) => {
     const compiled = structuredClone(guarded.compiled());
     edit(compiled.policies as never);
-    return PolicyEngine.fromCompiled(CEDAR_SCHEMA, compiled, 'v1')!;
+    return compiled;
   };
+  const edits: [string, (p: Stored) => void][] = [
+    ["narrows a forbid's action scope", (p) => (p['no-admin'].actions = ['sql:read'])],
+    [
+      "renames what a forbid's JSON reads",
+      (p) => (p['no-night-writes'].json = p['no-night-writes'].json.replaceAll('hourUtc', 'hourUTC')),
+    ],
+    ['drops a forbid', (p) => delete p['no-admin']],
+    [
+      "rewrites a forbid's text into a permit",
+      (p) => (p['no-admin'].text = p['no-admin'].text.replace('forbid', 'permit')),
+    ],
+    [
+      'adds a permit no source has',
+      (p) => (p.extra = { text: 'permit (principal, action, resource);', actions: 'all', json: '{}' }),
+    ],
+  ];
 
-  it('keeps a forbid in force when its stored action scope is narrowed to nothing it applies to', () => {
-    const e = tampered((p) => (p['no-admin'].actions = ['sql:read']));
-    for (const action of ['sql:admin', 'sql:privilege']) {
-      expect(guarded.decideOperation(alice, action, demoTarget, ctx()).outcome).toBe('deny');
-      expect(e.decideOperation(alice, action, demoTarget, ctx())).toMatchObject({
+  it.each(edits)('does not serve a compiled form that %s: it names the difference', (_label, edit) => {
+    const seen: string[][] = [];
+    const compiled = tamper(edit);
+    expect(
+      PolicyEngine.fromCompiled(CEDAR_SCHEMA, compiled, 'v1', guardedSources, (d) => seen.push([...d])),
+    ).toBeUndefined();
+    expect(seen).toHaveLength(1);
+    expect(seen[0].join('\n')).toMatch(/policy "(no-admin|no-night-writes|extra)"/);
+    // The untouched form is served, and nothing is reported.
+    expect(
+      PolicyEngine.fromCompiled(CEDAR_SCHEMA, guarded.compiled(), 'v1', guardedSources, (d) =>
+        seen.push([...d]),
+      ),
+    ).toBeDefined();
+    expect(seen).toHaveLength(1);
+  });
+
+  it.each(edits)(
+    'enforces the sources when the stored compiled form %s (the provider validates them instead)',
+    async (_label, edit) => {
+      const store = new MemoryPolicyStore();
+      store.active = {
+        version: 'v1',
+        policies: JSON.stringify({ sources: guardedSources, compiled: tamper(edit) }),
+        updatedAt: '',
+      };
+      const e = await new PolicyProvider(store).engine();
+      const night = { ...ctx(), hourUtc: 3 };
+      for (const [action, c] of [
+        ['sql:admin', ctx()],
+        ['sql:privilege', ctx()],
+        ['sql:write', night],
+        ['sql:read', ctx()],
+        ['sql:write', { ...ctx(), hourUtc: 12 }],
+      ] as const) {
+        expect(e.decideOperation(alice, action, demoTarget, c)).toEqual(
+          guarded.decideOperation(alice, action, demoTarget, c),
+        );
+      }
+      expect(e.decideOperation(alice, 'sql:admin', demoTarget, ctx())).toMatchObject({
         outcome: 'deny',
         determiningPolicies: ['no-admin'],
       });
-    }
-    expect(e.decideOperation(alice, 'sql:read', demoTarget, ctx()).outcome).toBe('allow');
+    },
+  );
+
+  it('serves sources that would not validate beside a forged compiled form of them, and their errors deny', () => {
+    // The one thing a form written around push still skips: validation. A policy it would have
+    // refused (an attribute the schema does not have) can only make Cedar err, and an error denies.
+    const text =
+      '@id("odd") permit (principal, action == Action::"sql:read", resource) when { context.nope };';
+    expect(() => load(text)).toThrow(PolicyValidationError);
+    const parts = cedar.policySetTextToParts(text);
+    if (parts.type !== 'success') throw new Error('does not parse');
+    const json = cedar.policyToJson(parts.policies[0]);
+    if (json.type !== 'success') throw new Error('does not convert');
+    const forged = {
+      ...guarded.compiled(),
+      policies: { odd: { text: parts.policies[0], actions: ['sql:read'], json: JSON.stringify(json.json) } },
+    };
+    const e = PolicyEngine.fromCompiled(CEDAR_SCHEMA, forged, 'v1', [{ source: 'odd.cedar', text }])!;
+    expect(e).toBeDefined();
+    expect(e.decideOperation(alice, 'sql:read', demoTarget, ctx())).toMatchObject({
+      outcome: 'deny',
+      determiningPolicies: ['odd'],
+    });
   });
 
-  it('denies when stored JSON hides what a forbid reads (the context it needs is withheld, it fails)', () => {
-    const night = { ...ctx(), hourUtc: 3 };
-    expect(guarded.decideOperation(alice, 'sql:write', demoTarget, night).outcome).toBe('deny');
-    const e = tampered((p) => {
-      p['no-night-writes'].json = p['no-night-writes'].json.replaceAll('hourUtc', 'hourUTC');
-    });
-    expect(e.decideOperation(alice, 'sql:write', demoTarget, night)).toMatchObject({
-      outcome: 'deny',
-      determiningPolicies: ['no-night-writes'],
-    });
-    expect(e.decideOperation(alice, 'sql:write', demoTarget, { ...ctx(), hourUtc: 12 }).outcome).toBe('deny');
+  it("preparses a stored schema JSON only when it is the JSON of Warden's own schema", () => {
+    const json = cedar.schemaToJson(CEDAR_SCHEMA);
+    if (json.type !== 'success') throw new Error('schema does not convert');
+    // The constant the cold start compares with is this schema's JSON form, hashed.
+    expect(createHash('sha256').update(JSON.stringify(json.json)).digest('hex')).toBe(
+      CEDAR_SCHEMA_JSON_SHA256,
+    );
+    // Another schema in JSON form (an action's context loosened), beside the right hash of the text.
+    const other = structuredClone(json.json) as unknown as Record<
+      string,
+      { actions: Record<string, unknown> }
+    >;
+    const ns = Object.keys(other)[0];
+    other[ns].actions['sql:read'] = {
+      appliesTo: {
+        principalTypes: ['User', 'Agent'],
+        resourceTypes: ['Target'],
+        context: { type: 'Record', attributes: {} },
+      },
+    };
+    expect(cedar.preparseSchema('another-schema', other as never).type).toBe('success');
+    const e = PolicyEngine.fromCompiled(
+      CEDAR_SCHEMA,
+      { ...guarded.compiled(), schemaJson: other },
+      'v1',
+      guardedSources,
+    )!;
+    // Served from the text: what it would store again is the real JSON form, and a request that
+    // breaks the real schema is still refused.
+    expect(e.compiled().schemaJson).toEqual(json.json);
+    const refused = e.authorize(alice, 'sql:read', demoTarget, { ...ctx(), hasJustification: 'yes' });
+    expect(refused.allowed).toBe(false);
   });
 });
