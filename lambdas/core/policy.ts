@@ -90,7 +90,6 @@ export interface CompiledPolicies {
 }
 
 const schemaHash = (schema: string) => createHash('sha256').update(schema).digest('hex');
-const jsonHash = (value: unknown) => createHash('sha256').update(JSON.stringify(value)).digest('hex');
 
 /** How a compiled form's policies differ from `facts` (the sources parsed): [] when they are the same. */
 function factsDifferences(facts: ReadonlyMap<string, PolicyFacts>, compiled: object): string[] {
@@ -277,7 +276,9 @@ export class PolicyEngine {
     const schemaName = `warden-schema-${n}`;
     // The JSON form of this very schema (it hashes to the known form), else the text.
     const json =
-      c.schemaJson && typeof c.schemaJson === 'object' && jsonHash(c.schemaJson) === CEDAR_SCHEMA_JSON_SHA256
+      c.schemaJson &&
+      typeof c.schemaJson === 'object' &&
+      schemaHash(JSON.stringify(c.schemaJson)) === CEDAR_SCHEMA_JSON_SHA256
         ? c.schemaJson
         : undefined;
     let form: string | cedar.SchemaJson<string> = schema;
