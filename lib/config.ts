@@ -42,6 +42,15 @@ export interface WardenSettings {
    */
   readonly oidcJwksMaxAgeSeconds?: number;
   /**
+   * How old a target's passed database masking check may get before a function runs it again
+   * (DB_MASKING_RECHECK_SECONDS, 1 to 86400): the longest a privilege granted by hand afterwards
+   * (SELECT on a base table to a masked user, say) goes unnoticed by an instance that is up. The
+   * pass keeps serving while the re-check runs; one that could not run is retried every 30 s, and a
+   * pass twice this old no longer serves (docs/masking.md).
+   * @default 300
+   */
+  readonly dbMaskingRecheckSeconds?: number;
+  /**
    * OAuth client id of the approval page (authorization code + PKCE, a public client: no secret).
    * @default none: the approval page answers 503 and approvers use the API or the CLI
    */
@@ -168,6 +177,7 @@ export function resolveSettings(input: WardenSettingsInput = {}): WardenSettings
       'oidcAudienceClaim',
       'oidcJwksUri',
       'oidcJwksMaxAgeSeconds',
+      'dbMaskingRecheckSeconds',
       'oidcApprovalClientId',
       'oidcApprovalScope',
       'oidcScopes',
@@ -218,6 +228,17 @@ function validate(s: WardenSettings): void {
   )
     problems.push(
       `oidcJwksMaxAgeSeconds must be a whole number of seconds from 1 to 86400, got ${String(s.oidcJwksMaxAgeSeconds)}`,
+    );
+  if (
+    s.dbMaskingRecheckSeconds !== undefined &&
+    !(
+      Number.isInteger(s.dbMaskingRecheckSeconds) &&
+      s.dbMaskingRecheckSeconds >= 1 &&
+      s.dbMaskingRecheckSeconds <= 86_400
+    )
+  )
+    problems.push(
+      `dbMaskingRecheckSeconds must be a whole number of seconds from 1 to 86400, got ${String(s.dbMaskingRecheckSeconds)}`,
     );
   if (
     s.oidcCliRedirectUri !== undefined &&
@@ -296,7 +317,7 @@ export interface ContextSource {
 /**
  * Reads settings from CDK context: `wardenConfig` (a JSON file path, or an object in cdk.json),
  * overridden by individual keys (`oidcIssuer`, `oidcAudience`, `oidcAudienceClaim`, `groupsClaim`, `oidcJwksUri`,
- * `oidcJwksMaxAgeSeconds`,
+ * `oidcJwksMaxAgeSeconds`, `dbMaskingRecheckSeconds`,
  * `agentOwnerClaim`, `agentClientIds` (comma-separated),
  * `oidcApprovalClientId`, `oidcApprovalScope`, `oidcCliClientId`, `oidcCliScope`, `oidcCliRedirectUri`,
  * `slackWebhookSecretArn`, `sesSender`, `publicUrl`, `alarmEmail`, `auditTtlDays`,
@@ -324,6 +345,7 @@ export function settingsFromContext(ctx: ContextSource): WardenSettingsInput {
     oidcAudienceClaim: str('oidcAudienceClaim'),
     oidcJwksUri: str('oidcJwksUri'),
     oidcJwksMaxAgeSeconds: num('oidcJwksMaxAgeSeconds'),
+    dbMaskingRecheckSeconds: num('dbMaskingRecheckSeconds'),
     oidcApprovalClientId: str('oidcApprovalClientId'),
     oidcApprovalScope: str('oidcApprovalScope'),
     oidcScopes: str('oidcScopes'),

@@ -234,11 +234,54 @@ async function inOrder<T, R>(
 
 const FAILURE_RETRY_MS = 30_000;
 
+/** How long a pass serves before the check runs again, unless DB_MASKING_RECHECK_SECONDS says otherwise. */
+export const DEFAULT_DB_MASKING_RECHECK_SECONDS = 300;
+
 /**
- * The gateway's guard: the check runs when a target first serves a masked principal; a pass is
- * kept for the life of the instance (a cold start checks again), a failure for 30 s so a repaired
- * target is picked up. While it fails, masked principals are refused (nothing runs); unmasked
- * principals are unaffected.
+ * DB_MASKING_RECHECK_SECONDS: how old a target's passed database masking check may get before the
+ * function runs it again (a whole number of seconds, 1 to 86400; unset: 300). Anything else stops
+ * the cold start with its name.
+ */
+export function dbMaskingRecheckFromEnv(env: NodeJS.ProcessEnv): number | undefined {
+  const value = env.DB_MASKING_RECHECK_SECONDS;
+  if (value === undefined || value === '') return undefined;
+  const seconds = /^\d{1,5}$/.test(value) ? Number(value) : NaN;
+  if (!(seconds >= 1 && seconds <= 86_400)) {
+    throw new TypeError(
+      `DB_MASKING_RECHECK_SECONDS must be a whole number of seconds from 1 to 86400, got ${JSON.stringify(value)}`,
+    );
+  }
+  return seconds;
+}
+
+/** One target's check as the guard holds it. */
+interface CheckEntry {
+  /** When the check whose report this is started. */
+  readonly at: number;
+  readonly report: Promise<DbCheckReport>;
+  /** The report once it is in. */
+  settled?: DbCheckReport;
+  /** A re-check of a pass, running while the pass still serves. */
+  recheck?: Promise<void>;
+  /** When the last re-check of this pass started. */
+  recheckAt?: number;
+}
+
+/**
+ * The gateway's guard: the check runs when a target first serves a masked principal (the API
+ * function starts it at init), and again once a pass is `recheckSeconds` old, so a privilege granted
+ * by hand afterwards (SELECT on a base table to a masked user, say) is found by the instance that is
+ * up, not only by the next cold start:
+ *
+ * - a pass younger than `recheckSeconds` serves;
+ * - an older one still serves while a re-check runs beside the requests (one at a time); a re-check
+ *   that passes renews it, one that fails replaces it (masked principals refused from then on),
+ *   one that could not run (throttled, 5xx, timeout) leaves it and is tried again 30 s later;
+ * - a pass twice `recheckSeconds` old (its re-checks could not run all along) no longer serves: the
+ *   next masked request waits for a check and is refused 503 if that cannot run either.
+ *
+ * A failure is kept for 30 s so a repaired target is picked up. While it fails, masked principals
+ * are refused (nothing runs); unmasked principals are unaffected.
  */
 export function createDbMaskingGuard(options: {
   readonly config: WardenConfig;
@@ -247,35 +290,76 @@ export function createDbMaskingGuard(options: {
   readonly now?: () => number;
   /** The users this function runs statements as (see runDbCheck). @default every Warden user */
   readonly users?: readonly WardenUser[];
+  /** How long a pass serves before the check runs again. @default 300 */
+  readonly recheckSeconds?: number;
+  /** The check itself. @default runDbCheck with this guard's client and users */
+  readonly check?: (name: string, target: SqlTargetConfig) => Promise<DbCheckReport>;
 }): DbMaskingGuard {
   const client = options.client ?? new RDSDataClient({ maxAttempts: 1 });
   const now = options.now ?? Date.now;
-  const results = new Map<string, { at: number; report: Promise<DbCheckReport> }>();
+  const recheckMs = (options.recheckSeconds ?? DEFAULT_DB_MASKING_RECHECK_SECONDS) * 1000;
+  const check =
+    options.check ??
+    ((name: string, target: SqlTargetConfig) =>
+      runDbCheck(client, name, target, options.users ? { users: options.users } : {}));
+  const results = new Map<string, CheckEntry>();
+
+  const start = (name: string, target: SqlTargetConfig, recheck: boolean): CheckEntry => {
+    const report = check(name, target).catch((err: unknown): DbCheckReport => ({
+      target: name,
+      ok: false,
+      problems: [String(err)],
+      passed: [],
+      ...(isTransient(err) ? { unavailable: true } : {}),
+    }));
+    const entry: CheckEntry = { at: now(), report };
+    void report.then((r) => {
+      entry.settled = r;
+      options.log?.({
+        level: r.ok ? 'info' : r.unavailable ? 'warn' : 'error',
+        msg: r.ok
+          ? 'database masking check passed'
+          : r.unavailable
+            ? 'database masking check could not run'
+            : 'database masking check failed',
+        target: name,
+        ...(recheck ? { recheck: true } : {}),
+        ...(r.ok ? { passed: r.passed.length } : { problems: r.problems }),
+      });
+    });
+    return entry;
+  };
+
+  /** Runs the check again beside the requests a pass still serves; what it finds replaces the pass. */
+  const recheckPass = (name: string, target: SqlTargetConfig, pass: CheckEntry): void => {
+    if (pass.recheck || (pass.recheckAt !== undefined && now() - pass.recheckAt < FAILURE_RETRY_MS)) return;
+    pass.recheckAt = now();
+    const fresh = start(name, target, true);
+    pass.recheck = fresh.report.then((r) => {
+      pass.recheck = undefined;
+      // A re-check that could not run teaches nothing: the pass stays (until it is too old).
+      if (results.get(name) === pass && !(r.unavailable && !r.ok)) results.set(name, fresh);
+    });
+  };
+
   return {
     async ensure(name: string): Promise<void> {
       const target = options.config.targets[name];
       if (!target || target.kind !== 'sql') return;
       let entry = results.get(name);
+      if (entry?.settled?.ok) {
+        const age = now() - entry.at;
+        if (age < recheckMs) return;
+        if (age < 2 * recheckMs) {
+          recheckPass(name, target, entry);
+          return;
+        }
+        // Too old to serve: this request waits for a check of its own.
+        entry = undefined;
+      }
       if (!entry || (entry.at + FAILURE_RETRY_MS < now() && !(await entry.report).ok)) {
-        const report = runDbCheck(client, name, target, options.users ? { users: options.users } : {}).catch(
-          (err: unknown): DbCheckReport => ({
-            target: name,
-            ok: false,
-            problems: [String(err)],
-            passed: [],
-            ...(isTransient(err) ? { unavailable: true } : {}),
-          }),
-        );
-        entry = { at: now(), report };
+        entry = start(name, target, false);
         results.set(name, entry);
-        void report.then((r) =>
-          options.log?.({
-            level: r.ok ? 'info' : 'error',
-            msg: r.ok ? 'database masking check passed' : 'database masking check failed',
-            target: name,
-            ...(r.ok ? { passed: r.passed.length } : { problems: r.problems }),
-          }),
-        );
       }
       const report = await entry.report;
       if (!report.ok && report.unavailable) {

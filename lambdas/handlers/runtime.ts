@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { createAwsExecutor } from '../adapters/aws-executor.js';
 import { audienceClaimFromEnv, createTokenVerifier, jwksMaxAgeFromEnv } from '../adapters/jwt-verifier.js';
 import { oidcLoginFromEnv, type OidcLoginClient } from '../adapters/oidc-client.js';
-import { createDbMaskingGuard } from '../adapters/db-masking.js';
+import { createDbMaskingGuard, dbMaskingRecheckFromEnv } from '../adapters/db-masking.js';
 import { createRdsDataExecutor, defaultRdsDataClient } from '../adapters/rds-data.js';
 import { lambdaDispatch } from '../adapters/execute-dispatch.js';
 import { RDSDataClient } from '@aws-sdk/client-rds-data';
@@ -141,6 +141,7 @@ export async function createRuntime(
   const issuer = required(env, 'OIDC_ISSUER');
   const audience = required(env, 'OIDC_AUDIENCE');
   const jwksMaxAge = jwksMaxAgeFromEnv(env);
+  const maskingRecheck = dbMaskingRecheckFromEnv(env);
   const verifier = createTokenVerifier({
     issuer,
     audience: audience.split(',').map((s) => s.trim()),
@@ -208,6 +209,7 @@ export async function createRuntime(
     log: logJson,
     client: dataApi,
     ...(dispatchTo ? { users: ['read', 'maskedRead'] as const } : {}),
+    ...(maskingRecheck !== undefined ? { recheckSeconds: maskingRecheck } : {}),
   });
   // With the warm-up, each masking target's check starts now, its round trips overlapping the
   // WebAssembly compiles, instead of on the first masked request. Its outcome is kept exactly as

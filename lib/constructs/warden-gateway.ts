@@ -78,6 +78,10 @@ export class WardenGateway extends Construct {
       ...(s.oidcJwksMaxAgeSeconds !== undefined
         ? { OIDC_JWKS_MAX_AGE_SECONDS: String(s.oidcJwksMaxAgeSeconds) }
         : {}),
+      // The API and execute functions both guard masked principals (docs/masking.md).
+      ...(s.dbMaskingRecheckSeconds !== undefined
+        ? { DB_MASKING_RECHECK_SECONDS: String(s.dbMaskingRecheckSeconds) }
+        : {}),
       // Agents acting for people without token exchange (docs/deploy.md); every function verifies
       // tokens alike (the execute function verifies the caller's again before a write runs).
       ...(s.agentOwnerClaim ? { AGENT_OWNER_CLAIM: s.agentOwnerClaim } : {}),

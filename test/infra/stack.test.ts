@@ -230,6 +230,27 @@ describe('functions', () => {
     ).toBe(300);
   });
 
+  it('passes dbMaskingRecheckSeconds to the functions that guard masked principals, and refuses a bad one at synth', () => {
+    const minimalResources = minimal.template.toJSON().Resources as Record<string, Resource>;
+    const minimalApi = minimalResources[functionIdByPath('Api', minimalResources)].Properties.Environment;
+    expect(minimalApi.Variables.DB_MASKING_RECHECK_SECONDS).toBeUndefined();
+    const often = synthWarden({ settings: { ...FULL_SETTINGS, dbMaskingRecheckSeconds: 60 } });
+    const res = often.template.toJSON().Resources as Record<string, Resource>;
+    for (const fragment of ['Api', 'Execute']) {
+      const vars = res[functionIdByPath(fragment, res)].Properties.Environment.Variables;
+      expect(vars.DB_MASKING_RECHECK_SECONDS, fragment).toBe('60');
+    }
+    for (const bad of [0, -1, 1.5, 86_401, Number.NaN]) {
+      expect(() => resolveSettings({ dbMaskingRecheckSeconds: bad })).toThrow(
+        /dbMaskingRecheckSeconds must be a whole number of seconds from 1 to 86400/,
+      );
+    }
+    expect(
+      settingsFromContext({ tryGetContext: (k) => (k === 'dbMaskingRecheckSeconds' ? '120' : undefined) })
+        .dbMaskingRecheckSeconds,
+    ).toBe(120);
+  });
+
   it('lets only the API write pinned MCP tool definitions, and grants the upstream credential secret', () => {
     const roles = statementsByRole();
     const pinsTable = Object.entries(resources).find(

@@ -58,7 +58,8 @@ describe('warden db check and a mis-granted masked user', () => {
       /FAIL {2}warden_masked_ro cannot read public\.customers\.ssn: FAILED, the query ran/,
     );
 
-    // The instance that is up checked at its cold start and keeps that pass for its life; a new
+    // The instance that is up checked at its cold start and keeps that pass until it is re-checked
+    // (five minutes by default: test/integration/db-masking-recheck.test.ts); a new
     // instance (a scale-out, a deploy) runs the same check during its init and refuses.
     await twin.restartApi();
     const text = 'SELECT id, ssn FROM customers ORDER BY id LIMIT 3';

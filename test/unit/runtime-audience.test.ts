@@ -128,3 +128,13 @@ describe('OIDC_JWKS_MAX_AGE_SECONDS', () => {
     expect(rt.verifier).toBeDefined();
   });
 });
+
+describe('DB_MASKING_RECHECK_SECONDS', () => {
+  it('is read by the cold start: a bad value stops it, naming the variable; a good one starts', async () => {
+    await expect(createRuntime(env({ DB_MASKING_RECHECK_SECONDS: '5m' }))).rejects.toThrow(
+      /DB_MASKING_RECHECK_SECONDS must be a whole number of seconds from 1 to 86400, got "5m"/,
+    );
+    const rt = await createRuntime(env({ DB_MASKING_RECHECK_SECONDS: '60' }));
+    expect(rt.verifier).toBeDefined();
+  });
+});
