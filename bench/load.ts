@@ -30,6 +30,7 @@ import {
   readAuditState,
   tokenSecrets,
   type InvariantResult,
+  type ServedAwsCall,
   type Secret,
 } from '../lib/local/invariants.js';
 import { startLocalTwin, type Twin } from '../lib/local/twin.js';
@@ -109,6 +110,10 @@ export const DEFAULT_FAULTS: FaultConfig = {
     { service: 'sfn', fault: 'throttle', probability: 0.03 },
     { service: 'sts', fault: 'throttle', probability: 0.05 },
     { service: 'sts', fault: 'error', probability: 0.02 },
+    // The governed AWS calls themselves (the target's DynamoDB): a lost answer means the call ran;
+    // invariant 8 checks each one the service ran against its record (a read may be sent twice).
+    { service: 'target-dynamodb', fault: 'lost-response', probability: 0.03 },
+    { service: 'target-dynamodb', fault: 'error', probability: 0.03 },
   ],
   kill: { probability: 0.02, maxDelayMs: 150, paths: ['/v1/'] },
 };
@@ -483,6 +488,16 @@ export async function settle(twin: Twin, maxMs = 30_000): Promise<void> {
   }
 }
 
+/** The governed AWS calls the twin's AWS enforcer let through, with the request each session is for. */
+export function servedAwsCalls(twin: Twin): ServedAwsCall[] {
+  return twin.aws.enforcer.decisions
+    .filter((d) => d.allowed)
+    .map((d) => {
+      const requestId = twin.aws.registry.get(d.accessKeyId)?.tags['warden:request-id'];
+      return { action: d.action, ...(requestId !== undefined ? { requestId } : {}) };
+    });
+}
+
 /** Reads the twin's audit state and checks every invariant. */
 export async function checkTwinInvariants(
   twin: Twin,
@@ -493,6 +508,7 @@ export async function checkTwinInvariants(
   const [{ requests, trail }, pii] = await Promise.all([readAuditState(twin), demoSecrets(twin.db)]);
   return checkInvariants({
     statementLog: twin.statementLog,
+    awsCalls: servedAwsCalls(twin),
     requests,
     trail,
     logs,

@@ -113,12 +113,23 @@ export function createAwsExecutor(options: AwsExecutorOptions = {}): AwsExecutor
           ...(creds.Expiration ? { expiration: creds.Expiration } : {}),
         },
         ...(endpoint ? { endpoint } : {}),
-        maxAttempts: 2,
+        // A read may be sent again after a throttle, a 5xx or a dropped connection; anything else is
+        // sent once (AwsCall.retry): a write whose answer was lost may have run.
+        maxAttempts: call.retry ? 2 : 1,
         // Path-style keeps S3 on the configured endpoint (the local twin has no bucket subdomains).
         ...(endpoint && call.service === 's3' ? { forcePathStyle: true } : {}),
       });
       try {
-        const output = await client.send(new op.command(op.input));
+        let output;
+        try {
+          output = await client.send(new op.command(op.input));
+        } catch (error) {
+          if (call.retry || !refusedForRate(error)) throw error;
+          // The service answered that it refused the call for its rate: it did not run, so a write
+          // may be sent once more, after a pause.
+          await new Promise((r) => setTimeout(r, 50 + Math.floor(Math.random() * 100)));
+          output = await client.send(new op.command(op.input));
+        }
         return await plainOutput(output, call.maxBodyBytes);
       } catch (error) {
         throw awsError(error, `${call.service}:${call.action}`);
@@ -311,6 +322,13 @@ const DENIED = new Set([
   'ExpiredTokenException',
 ]);
 const NETWORK = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'ETIMEDOUT', 'EAI_AGAIN', 'EPIPE']);
+
+/** The service answered (it has an HTTP status) that it refused the call for its rate: it did not run. */
+function refusedForRate(error: unknown): boolean {
+  const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+  const status = e?.$metadata?.httpStatusCode;
+  return status !== undefined && (THROTTLED.has(e.name ?? '') || status === 429);
+}
 
 /** AWS answered with an error; `details.awsCode` is AWS's own code. */
 export class AwsCallError extends WardenError {

@@ -71,6 +71,14 @@ export interface AwsCall {
   readonly identity: SessionIdentity;
   /** Bytes of a streamed body (S3 GetObject) read before `truncated: true`. */
   readonly maxBodyBytes: number;
+  /**
+   * Whether the SDK may send the call again after a throttle, a 5xx or a dropped connection. Only
+   * for reads: a write whose answer was lost may have run, and sending it again could run it twice
+   * (an UpdateItem that adds, a SendMessage); such a call fails once and the request is recorded
+   * as failed, outcome unknown. A write the service refused for its rate (a throttling error: it
+   * did not run) is sent once more.
+   */
+  readonly retry: boolean;
 }
 
 export interface AwsCallResult {
@@ -352,6 +360,7 @@ export async function executeAws(
       durationSeconds: SESSION_DURATION_SECONDS,
       identity: sessionIdentity(principal, record.id, record.target),
       maxBodyBytes: MAX_BODY_BYTES,
+      retry: plan.classification.class === 'read',
     });
   } catch (error) {
     const err =

@@ -1,6 +1,7 @@
 /**
  * Fault injection for the local twin: an HTTP proxy in front of each AWS-protocol endpoint the
- * handlers call (DynamoDB, the RDS Data API, and Step Functions / STS when the twin has them), plus
+ * handlers call (DynamoDB, the RDS Data API, Step Functions / STS when the twin has them, and the
+ * AWS target's DynamoDB that governed AWS calls run against), plus
  * a "Lambda killed mid-request" switch on the API handler's invocations.
  *
  * Faults are answered in each service's own wire shape, so the production adapters and the SDK's
@@ -30,7 +31,11 @@ import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import { keepAliveWithMargin } from './listen.js';
 
-export const FAULT_SERVICES = ['dynamodb', 'rds-data', 'sfn', 'sts'] as const;
+/**
+ * `target-dynamodb` is the governed AWS target's DynamoDB (the calls Warden runs for an agent, with
+ * the session it assumed), apart from `dynamodb`, Warden's own tables.
+ */
+export const FAULT_SERVICES = ['dynamodb', 'rds-data', 'sfn', 'sts', 'target-dynamodb'] as const;
 export type FaultService = (typeof FAULT_SERVICES)[number];
 export type FaultKind = 'throttle' | 'error' | 'timeout' | 'lost-response';
 
@@ -134,7 +139,8 @@ interface CallInfo {
 function describeCall(service: FaultService, req: IncomingMessage, body: string): CallInfo {
   const target = String(req.headers['x-amz-target'] ?? '');
   switch (service) {
-    case 'dynamodb': {
+    case 'dynamodb':
+    case 'target-dynamodb': {
       const operation = target.split('.')[1] ?? '';
       return { operation, tables: dynamoTables(body) };
     }
@@ -189,7 +195,7 @@ function faultAnswer(
   let type: string;
   let status: number;
   let message: string;
-  if (service === 'dynamodb') {
+  if (service === 'dynamodb' || service === 'target-dynamodb') {
     const dataPlane = !/Table|Backup|TimeToLive|Describe|List/.test(operation);
     type =
       rule.errorType ??
@@ -466,7 +472,10 @@ export class FaultLayer {
 
     const answer = await new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }>(
       (resolve, reject) => {
-        const headers = { ...req.headers, host: upstream.host };
+        // The target's enforcer checks SigV4 as AWS does, over the Host the client signed: a fault on
+        // the network path leaves the request as it was sent.
+        const headers =
+          service === 'target-dynamodb' ? { ...req.headers } : { ...req.headers, host: upstream.host };
         const out = http.request(
           {
             agent: this.agent,

@@ -1,7 +1,9 @@
 /**
  * Warden's invariants, checked from the outside after a run against the local twin: the database
- * side's own record of what it ran (the Data API endpoint's statement log) is compared with the
- * audit store (Requests and Audit tables), and logs plus trail are scanned for raw PII and tokens.
+ * side's own record of what it ran (the Data API endpoint's statement log) and the AWS side's (the
+ * calls the target account's enforcer let through, by the session that signed them) are compared
+ * with the audit store (Requests and Audit tables), and logs plus trail are scanned for raw PII and
+ * tokens.
  * Used by the load test (bench/load.ts) and the fault tests (test/integration/faults.test.ts).
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -23,8 +25,21 @@ export interface RanStatement {
   readonly role: string;
 }
 
+/** A governed AWS call the target's service let through (the twin's enforcer allowed and ran it). */
+export interface ServedAwsCall {
+  /** `dynamodb:PutItem` */
+  readonly action: string;
+  /**
+   * The `warden:request-id` tag of the session that signed it (Warden opens one per request);
+   * undefined when no session Warden opened did.
+   */
+  readonly requestId?: string;
+}
+
 export interface InvariantInput {
   readonly statementLog: ReadonlyArray<RanStatement>;
+  /** The AWS side's own record of what it ran for governed AWS calls. @default none */
+  readonly awsCalls?: ReadonlyArray<ServedAwsCall>;
   /** Every item of the Requests table. */
   readonly requests: readonly RequestRecord[];
   /** Every item of the Audit table (the session trail), as stored. */
@@ -262,6 +277,45 @@ export function checkInvariants(input: InvariantInput): InvariantResult[] {
     }
   }
 
+  // The AWS path, from the service's side: each call it served belongs to a request recorded and
+  // allowed (or approved) for that very action, and a write reached it once (a read may be sent a
+  // second time by the SDK's retry: AwsCall.retry).
+  const byId = new Map(input.requests.map((r) => [r.id, r]));
+  const awsViolations: string[] = [];
+  const awsSends = new Map<string, number>();
+  for (const call of input.awsCalls ?? []) {
+    if (call.requestId === undefined) {
+      awsViolations.push(`${call.action} was signed by no session Warden opened for a request`);
+      continue;
+    }
+    const record = byId.get(call.requestId);
+    if (!record) {
+      awsViolations.push(`${call.action} ran for ${call.requestId}, which has no audit record`);
+      continue;
+    }
+    if (!RAN_STATUSES.has(record.status)) {
+      awsViolations.push(`${call.action} ran for ${record.id}, recorded ${record.status}`);
+    }
+    if (!mayRun(record)) {
+      awsViolations.push(
+        `${call.action} ran for ${record.id} (${record.decision.outcome}) without an allow or an approval`,
+      );
+    }
+    const op = record.operation;
+    const recorded = op.kind === 'aws' ? `${op.service.toLowerCase()}:${op.action}` : op.kind;
+    if (recorded !== call.action) {
+      awsViolations.push(`${call.action} ran for ${record.id}, whose record is for ${recorded}`);
+    }
+    awsSends.set(record.id, (awsSends.get(record.id) ?? 0) + 1);
+  }
+  for (const [id, sends] of awsSends) {
+    const record = byId.get(id)!;
+    const read = record.classification?.kind === 'aws' && record.classification.class === 'read';
+    if (sends > (read ? 2 : 1)) {
+      awsViolations.push(`${id} (${read ? 'a read' : 'not a read'}) reached the AWS service ${sends} times`);
+    }
+  }
+
   const explainedStatements = input.trail
     .filter((e) => e.type === 'explained' && typeof e.statement === 'string')
     .map((e) => e.statement as string);
@@ -305,6 +359,12 @@ export function checkInvariants(input: InvariantInput): InvariantResult[] {
       name: 'every explain answered 200 is in the trail (recorded before the answer)',
       checked: input.answeredExplains?.length ?? 0,
       violations: unrecordedExplains,
+    },
+    {
+      id: 8,
+      name: 'every AWS call the service ran has an audit record that allowed that action, and a write ran once',
+      checked: input.awsCalls?.length ?? 0,
+      violations: awsViolations,
     },
   ];
 }

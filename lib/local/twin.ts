@@ -452,6 +452,15 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     ...(faults && aws.env.AWS_ENDPOINT_URL_STS
       ? { AWS_ENDPOINT_URL_STS: await faults.proxy('sts', aws.env.AWS_ENDPOINT_URL_STS) }
       : {}),
+    // Governed AWS calls (the target account's DynamoDB, through the session policy's enforcer).
+    ...(faults && aws.env.WARDEN_AWS_ENDPOINT_URL_DYNAMODB
+      ? {
+          WARDEN_AWS_ENDPOINT_URL_DYNAMODB: await faults.proxy(
+            'target-dynamodb',
+            aws.env.WARDEN_AWS_ENDPOINT_URL_DYNAMODB,
+          ),
+        }
+      : {}),
   };
   for (const def of ALL_TABLES) env[tableEnvVar(def)] = tableNames[def.logicalName];
   Object.assign(process.env, env);

@@ -212,6 +212,114 @@ describe('invariant checker', () => {
     ]);
   });
 
+  describe('the AWS path (8), from the calls the service ran', () => {
+    function awsRec(action: string, cls: 'read' | 'write', over: Partial<RequestRecord> = {}): RequestRecord {
+      return rec({
+        sql: 'unused',
+        target: 'demo-aws',
+        operation: { kind: 'aws', service: 'dynamodb', action, input: {} },
+        classification: {
+          kind: 'aws',
+          class: cls,
+          service: 'dynamodb',
+          action,
+          iamAction: `dynamodb:${action}`,
+          accessLevel: cls === 'read' ? 'Read' : 'Write',
+          resources: [],
+        } as unknown as RequestRecord['classification'],
+        decision: {
+          outcome: 'allow',
+          action: `aws:${cls}`,
+          determiningPolicies: [],
+          errors: [],
+          policyVersion: 'v',
+        },
+        ...over,
+      });
+    }
+
+    it('passes a read and a write that ran for their records, a read sent twice by the retry', () => {
+      const read = awsRec('GetItem', 'read');
+      const write = awsRec('PutItem', 'write');
+      const i = input({
+        requests: [read, write],
+        awsCalls: [
+          { action: 'dynamodb:GetItem', requestId: read.id },
+          { action: 'dynamodb:GetItem', requestId: read.id },
+          { action: 'dynamodb:PutItem', requestId: write.id },
+        ],
+      });
+      expect(violations(i, 8)).toEqual([]);
+      expect(checkInvariants(i).find((r) => r.id === 8)!.checked).toBe(3);
+    });
+
+    it('flags a call no Warden session signed, and one for a request with no record', () => {
+      const v = violations(
+        input({
+          awsCalls: [{ action: 'dynamodb:Scan' }, { action: 'dynamodb:GetItem', requestId: 'r_gone' }],
+        }),
+        8,
+      );
+      expect(v).toEqual([
+        'dynamodb:Scan was signed by no session Warden opened for a request',
+        'dynamodb:GetItem ran for r_gone, which has no audit record',
+      ]);
+    });
+
+    it('flags a write that ran unapproved, one still pending, and a call other than the recorded one', () => {
+      const unapproved = awsRec('PutItem', 'write', {
+        decision: {
+          outcome: 'approval_required',
+          action: 'aws:write',
+          determiningPolicies: [],
+          errors: [],
+          policyVersion: 'v',
+        },
+        status: 'running',
+      });
+      const pending = awsRec('PutItem', 'write', { status: 'pending_approval' });
+      const swapped = awsRec('GetItem', 'read');
+      const v = violations(
+        input({
+          requests: [unapproved, pending, swapped],
+          awsCalls: [
+            { action: 'dynamodb:PutItem', requestId: unapproved.id },
+            { action: 'dynamodb:PutItem', requestId: pending.id },
+            { action: 'dynamodb:DeleteItem', requestId: swapped.id },
+          ],
+        }),
+        8,
+      );
+      expect(v).toEqual([
+        `dynamodb:PutItem ran for ${unapproved.id} (approval_required) without an allow or an approval`,
+        `dynamodb:PutItem ran for ${pending.id}, recorded pending_approval`,
+        `dynamodb:DeleteItem ran for ${swapped.id}, whose record is for dynamodb:GetItem`,
+      ]);
+    });
+
+    it('flags a write that reached the service twice (a retry after a lost answer), and a read three times', () => {
+      const write = awsRec('UpdateItem', 'write');
+      const read = awsRec('Query', 'read');
+      const v = violations(
+        input({
+          requests: [write, read],
+          awsCalls: [
+            { action: 'dynamodb:UpdateItem', requestId: write.id },
+            { action: 'dynamodb:UpdateItem', requestId: write.id },
+            { action: 'dynamodb:Query', requestId: read.id },
+            { action: 'dynamodb:Query', requestId: read.id },
+            { action: 'dynamodb:Query', requestId: read.id },
+          ],
+        }),
+        8,
+      );
+      expect(v).toEqual([
+        `${write.id} (not a read) reached the AWS service 2 times`,
+        `${read.id} (a read) reached the AWS service 3 times`,
+      ]);
+    });
+  });
+
   it('finds every secret that occurs, among thousands, in one pass', () => {
     const secrets = Array.from({ length: 5000 }, (_, i) => ({
       kind: 'email',
