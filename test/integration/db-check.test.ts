@@ -103,6 +103,57 @@ describe('warden db check and a mis-granted masked user', () => {
     expect((await cli('check')).code).toBe(0);
   });
 
+  it('fails the check when a masked user may run a SECURITY DEFINER function or read a view: both read as their owner', async () => {
+    // What an application schema often holds: a helper that runs as its owner (PostgreSQL grants
+    // EXECUTE on every new function to PUBLIC), and a reporting view granted to PUBLIC.
+    await twin.db
+      .exec(`CREATE FUNCTION public.contact_of(cid integer) RETURNS text LANGUAGE sql SECURITY DEFINER
+      AS $$ SELECT reverse(ssn) || ' ' || email FROM public.customers WHERE id = cid $$`);
+    await twin.db.exec('CREATE VIEW public.contacts AS SELECT id, name, ssn, email FROM public.customers');
+    await twin.db.exec('GRANT SELECT ON public.contacts TO PUBLIC');
+    try {
+      // The hole itself, at the database: the masked reader gets a raw (reversed) SSN.
+      const leaked = await twin.db.transaction(async (tx) => {
+        await tx.exec('SET LOCAL ROLE warden_masked_ro');
+        const fn = await tx.query<{ c: string }>('SELECT public.contact_of(1) AS c');
+        const view = await tx.query<{ ssn: string }>('SELECT ssn FROM public.contacts WHERE id = 1');
+        return { fn: fn.rows[0].c, view: view.rows[0].ssn };
+      });
+      expect(leaked.view).toMatch(/^\d{3}-\d{2}-\d{4}$/);
+      expect(leaked.fn.split(' ')[0].split('').reverse().join('')).toBe(leaked.view);
+
+      const bad = await cli('check');
+      expect(bad.code).toBe(1);
+      expect(bad.err).toContain(
+        "warden_masked_ro can run no SECURITY DEFINER function outside Warden's schemas (each runs as its owner): FAILED, it can: public.contact_of(cid integer)",
+      );
+      expect(bad.err).toContain(
+        "warden_masked_rw can run no SECURITY DEFINER function outside Warden's schemas (each runs as its owner): FAILED, it can: public.contact_of(cid integer)",
+      );
+      expect(bad.err).toMatch(
+        /warden_masked_ro can read no view, materialized view or foreign table outside Warden's schemas \(each reads as its owner\): FAILED, it can: public\.contacts\. Fix: REVOKE SELECT/,
+      );
+      // A new instance refuses masked principals; nothing runs.
+      await twin.restartApi();
+      const text = 'SELECT id FROM customers WHERE id = 2';
+      const carol = await twin.api('POST', '/v1/targets/demo/sql', {
+        token: await twin.token('carol'),
+        body: { sql: text },
+      });
+      expect(carol.status).toBe(403);
+      expect(carol.body.error.code).toBe('masking_not_enforced');
+      expect(twin.statementLog.filter((s) => s.sql.includes(text))).toHaveLength(0);
+
+      // The fixes the report names.
+      await twin.db.exec('REVOKE EXECUTE ON FUNCTION public.contact_of(integer) FROM PUBLIC');
+      await twin.db.exec('REVOKE SELECT ON public.contacts FROM PUBLIC');
+      expect((await cli('check')).code).toBe(0);
+    } finally {
+      await twin.db.exec('DROP VIEW IF EXISTS public.contacts');
+      await twin.db.exec('DROP FUNCTION IF EXISTS public.contact_of(integer)');
+    }
+  });
+
   it('fails the check when a Warden user loses standard_conforming_strings', async () => {
     await twin.db.exec('ALTER ROLE warden_rw SET standard_conforming_strings TO off');
     const bad = await cli('check');

@@ -7,7 +7,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
-import { afterAll, beforeAll, describe } from 'vitest';
+import { RDSDataClient } from '@aws-sdk/client-rds-data';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runDbCheck } from '../../lambdas/adapters/db-masking.js';
+import { parseConfig, type SqlTargetConfig } from '../../lambdas/core/config.js';
+import { demoConfig } from '../../lib/local/demo-config.js';
 import type { DataApiSecret } from '../../lib/local/data-api.js';
 import { DEMO_ROLES, DEMO_TARGET, demoSqlTarget, seedDemoDatabase } from '../../lib/local/demo-data.js';
 import { maskingAdversarialSuite } from '../support/masking-attacks.js';
@@ -58,4 +62,31 @@ describe.skipIf(skipWithoutPostgres('the adversarial masking suite'))('real Post
   });
 
   maskingAdversarialSuite('real PostgreSQL', () => ({ twin, adminSecret: DEMO_TARGET.adminSecret }));
+
+  it('the check finds a SECURITY DEFINER function and a view granted to PUBLIC, both reading as their owner', async () => {
+    const target = parseConfig(demoConfig()).targets.demo as SqlTargetConfig;
+    const client = new RDSDataClient({
+      endpoint: twin.dataApiUrl,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+    });
+    expect((await runDbCheck(client, 'demo', target)).ok).toBe(true);
+    await admin.query(`CREATE FUNCTION public.contact_of(cid integer) RETURNS text LANGUAGE sql
+      SECURITY DEFINER AS $$ SELECT reverse(ssn) FROM public.customers WHERE id = cid $$`);
+    await admin.query('CREATE VIEW public.contacts AS SELECT id, ssn FROM public.customers');
+    await admin.query('GRANT SELECT ON public.contacts TO PUBLIC');
+    try {
+      const bad = await runDbCheck(client, 'demo', target);
+      expect(bad.ok).toBe(false);
+      expect(bad.problems.join('\n')).toContain('warden_masked_ro can run no SECURITY DEFINER function');
+      expect(bad.problems.join('\n')).toContain('it can: public.contact_of(cid integer)');
+      expect(bad.problems.join('\n')).toContain('warden_masked_rw can read no view');
+      expect(bad.problems.join('\n')).toContain('it can: public.contacts.');
+    } finally {
+      await admin.query('DROP VIEW public.contacts');
+      await admin.query('DROP FUNCTION public.contact_of(integer)');
+      client.destroy();
+    }
+    expect((await runDbCheck(client, 'demo', target)).ok).toBe(true);
+  }, 60_000);
 });

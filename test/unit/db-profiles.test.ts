@@ -158,6 +158,22 @@ describe('the generator, pure', () => {
       /search_path/,
     );
     expect(evaluateProbe(settings, { ok: true, rows: [[...good.slice(0, 4), 'true']] })).toMatch(/superuser/);
+    // What reads as its owner: asked of both masked users, Warden's own schemas left out.
+    const owners = probes.filter((p) => p.expect.kind === 'none');
+    expect(owners.map((p) => p.as).sort()).toEqual([
+      'maskedRead',
+      'maskedRead',
+      'maskedWrite',
+      'maskedWrite',
+    ]);
+    for (const p of owners) {
+      expect(p.sql).toContain("'warden_private'");
+      expect(p.sql).toContain(`'warden_masked_${HOSTILE_SCHEMA.replace(/'/g, "''")}'`);
+      expect(evaluateProbe(p, { ok: true, rows: [] })).toBeUndefined();
+      expect(evaluateProbe(p, { ok: true, rows: [['public.f(integer)'], ['public.v']] })).toMatch(
+        /FAILED, it can: public\.f\(integer\), public\.v\. Fix: REVOKE/,
+      );
+    }
   });
 });
 

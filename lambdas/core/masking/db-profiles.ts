@@ -529,6 +529,11 @@ export type ProbeExpectation =
   | { readonly kind: 'allowed' }
   /** The query runs and its one value is false. */
   | { readonly kind: 'false' }
+  /**
+   * The query runs and finds nothing: each row it finds names something the user must not have
+   * (`fix` says how to take it away).
+   */
+  | { readonly kind: 'none'; readonly fix: string }
   | {
       readonly kind: 'settings';
       readonly user: string;
@@ -620,6 +625,41 @@ export function checkProbes(target: DbMaskingTarget, columns: readonly Catalogue
       });
     }
   }
+  // What reads with another role's privileges: a view, a materialized view or a foreign table reads
+  // its tables as its owner, and a SECURITY DEFINER function runs as its owner, so either, readable
+  // or executable by a masked user (PostgreSQL grants EXECUTE on every new function to PUBLIC, and
+  // many schemas grant SELECT on views to PUBLIC), gives it the raw columns the masking views hide.
+  // Warden's own schemas are not asked about: their views are the masking views.
+  const warden = [PRIVATE_SCHEMA, ...target.db.schemas.map((schema) => maskedSchemaFor(schema))]
+    .map((name) => quoteLiteral(name))
+    .join(', ');
+  const outside = `n.nspname NOT IN ('pg_catalog', 'information_schema', ${warden}) AND n.nspname NOT LIKE 'pg\\_%'
+  AND pg_catalog.has_schema_privilege(n.oid, 'USAGE')`;
+  for (const k of ['maskedRead', 'maskedWrite'] as const) {
+    probes.push({
+      as: k,
+      sql: `SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('v', 'm', 'f') AND ${outside}
+  AND (pg_catalog.has_table_privilege(c.oid, 'SELECT') OR pg_catalog.has_any_column_privilege(c.oid, 'SELECT'))
+ORDER BY 1 LIMIT 20`,
+      expect: { kind: 'none', fix: 'REVOKE SELECT ON <it> FROM PUBLIC (and from the masked user)' },
+      what: `${u[k]} can read no view, materialized view or foreign table outside Warden's schemas (each reads as its owner)`,
+    });
+    probes.push({
+      as: k,
+      sql: `SELECT pg_catalog.format('%I.%I(%s)', n.nspname, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid))
+  FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+WHERE p.prosecdef AND ${outside}
+  AND pg_catalog.has_function_privilege(p.oid, 'EXECUTE')
+ORDER BY 1 LIMIT 20`,
+      expect: {
+        kind: 'none',
+        fix: 'REVOKE EXECUTE ON FUNCTION <it> FROM PUBLIC (and from the masked user), then GRANT it to the roles that need it',
+      },
+      what: `${u[k]} can run no SECURITY DEFINER function outside Warden's schemas (each runs as its owner)`,
+    });
+  }
   for (const t of tables) {
     probes.push({
       as: 'maskedRead',
@@ -643,6 +683,12 @@ export function evaluateProbe(probe: Probe, outcome: ProbeOutcome): string | und
   }
   if (!outcome.ok) return `${probe.what}: FAILED: ${outcome.message}`;
   if (e.kind === 'allowed') return undefined;
+  if (e.kind === 'none') {
+    const found = outcome.rows.map((r) => String(r[0]));
+    return found.length === 0
+      ? undefined
+      : `${probe.what}: FAILED, it can: ${found.join(', ')}. Fix: ${e.fix}`;
+  }
   if (e.kind === 'false') {
     const value = outcome.rows[0]?.[0];
     return value === 'false'
