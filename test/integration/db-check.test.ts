@@ -57,6 +57,10 @@ describe('warden db check and a mis-granted masked user', () => {
     expect(bad.err).toMatch(
       /FAIL {2}warden_masked_ro cannot read public\.customers\.ssn: FAILED, the query ran/,
     );
+    // The reader reads nothing but the masking views, whichever columns a grant covers.
+    expect(bad.err).toContain(
+      "warden_masked_ro can read no table, view, materialized view or foreign table outside Warden's schemas (a view reads as its owner): FAILED, it can: public.customers.",
+    );
 
     // The instance that is up checked at its cold start and keeps that pass until it is re-checked
     // (five minutes by default: test/integration/db-masking-recheck.test.ts); a new
@@ -131,7 +135,7 @@ describe('warden db check and a mis-granted masked user', () => {
         "warden_masked_rw can run no SECURITY DEFINER function outside Warden's schemas (each runs as its owner): FAILED, it can: public.contact_of(cid integer)",
       );
       expect(bad.err).toMatch(
-        /warden_masked_ro can read no view, materialized view or foreign table outside Warden's schemas \(each reads as its owner\): FAILED, it can: public\.contacts\. Fix: REVOKE SELECT/,
+        /warden_masked_ro can read no table, view, materialized view or foreign table outside Warden's schemas \(a view reads as its owner\): FAILED, it can: public\.contacts\. Fix: REVOKE SELECT/,
       );
       // A new instance refuses masked principals; nothing runs.
       await twin.restartApi();
@@ -152,6 +156,24 @@ describe('warden db check and a mis-granted masked user', () => {
       await twin.db.exec('DROP VIEW IF EXISTS public.contacts');
       await twin.db.exec('DROP FUNCTION IF EXISTS public.contact_of(integer)');
     }
+  });
+
+  it('fails the check when a masked user may read a table in a schema Warden does not mask', async () => {
+    // An old copy kept in another schema, readable by everyone: no masking view covers it.
+    await twin.db.exec('CREATE SCHEMA archive');
+    await twin.db.exec('CREATE TABLE archive.customers_2019 AS SELECT id, ssn FROM public.customers LIMIT 5');
+    await twin.db.exec('GRANT USAGE ON SCHEMA archive TO PUBLIC');
+    await twin.db.exec('GRANT SELECT ON archive.customers_2019 TO PUBLIC');
+    try {
+      const bad = await cli('check');
+      expect(bad.code).toBe(1);
+      expect(bad.err).toContain('warden_masked_ro can read no table');
+      expect(bad.err).toContain('FAILED, it can: archive.customers_2019.');
+      expect(bad.err).toContain('warden_masked_rw can read no view, materialized view or foreign table');
+    } finally {
+      await twin.db.exec('DROP SCHEMA archive CASCADE');
+    }
+    expect((await cli('check')).code).toBe(0);
   });
 
   it('fails the check when a Warden user loses standard_conforming_strings', async () => {

@@ -635,16 +635,25 @@ export function checkProbes(target: DbMaskingTarget, columns: readonly Catalogue
     .join(', ');
   const outside = `n.nspname NOT IN ('pg_catalog', 'information_schema', ${warden}) AND n.nspname NOT LIKE 'pg\\_%'
   AND pg_catalog.has_schema_privilege(n.oid, 'USAGE')`;
+  // The masked reader reads nothing else at all, tables included (its data is the masking views);
+  // the masked writer holds column grants on the data schemas' tables by design (their columns
+  // without a mask), so for it those tables are the column probes' business.
+  const dataSchemas = target.db.schemas.map((schema) => quoteLiteral(schema)).join(', ');
+  const readerKinds = `c.relkind IN ('r', 'p', 'v', 'm', 'f')`;
+  const writerKinds = `(c.relkind IN ('v', 'm', 'f') OR (c.relkind IN ('r', 'p') AND n.nspname NOT IN (${dataSchemas})))`;
   for (const k of ['maskedRead', 'maskedWrite'] as const) {
     probes.push({
       as: k,
       sql: `SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c
   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('v', 'm', 'f') AND ${outside}
+WHERE ${k === 'maskedRead' ? readerKinds : writerKinds} AND ${outside}
   AND (pg_catalog.has_table_privilege(c.oid, 'SELECT') OR pg_catalog.has_any_column_privilege(c.oid, 'SELECT'))
 ORDER BY 1 LIMIT 20`,
       expect: { kind: 'none', fix: 'REVOKE SELECT ON <it> FROM PUBLIC (and from the masked user)' },
-      what: `${u[k]} can read no view, materialized view or foreign table outside Warden's schemas (each reads as its owner)`,
+      what:
+        k === 'maskedRead'
+          ? `${u[k]} can read no table, view, materialized view or foreign table outside Warden's schemas (a view reads as its owner)`
+          : `${u[k]} can read no view, materialized view or foreign table outside Warden's schemas, nor a table outside the data schemas (a view reads as its owner)`,
     });
     probes.push({
       as: k,
