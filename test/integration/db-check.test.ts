@@ -176,6 +176,20 @@ describe('warden db check and a mis-granted masked user', () => {
     expect((await cli('check')).code).toBe(0);
   });
 
+  it('fails the check when a masked user is made a member of a role, pg_read_all_data say', async () => {
+    await twin.db.exec('GRANT pg_read_all_data TO warden_masked_ro');
+    try {
+      const bad = await cli('check');
+      expect(bad.code).toBe(1);
+      expect(bad.err).toContain(
+        "warden_masked_ro is a member of no role (a member holds its roles' privileges): FAILED, it can: pg_read_all_data.",
+      );
+    } finally {
+      await twin.db.exec('REVOKE pg_read_all_data FROM warden_masked_ro');
+    }
+    expect((await cli('check')).code).toBe(0);
+  });
+
   it('fails the check when a Warden user loses standard_conforming_strings', async () => {
     await twin.db.exec('ALTER ROLE warden_rw SET standard_conforming_strings TO off');
     const bad = await cli('check');

@@ -668,6 +668,17 @@ ORDER BY 1 LIMIT 20`,
       },
       what: `${u[k]} can run no SECURITY DEFINER function outside Warden's schemas (each runs as its owner)`,
     });
+    // A member holds its roles' privileges (pg_read_all_data reads every table, pg_read_server_files
+    // the database's files), whatever was granted to the user itself.
+    probes.push({
+      as: k,
+      sql: `SELECT r.rolname::text FROM pg_catalog.pg_auth_members m
+  JOIN pg_catalog.pg_roles r ON r.oid = m.roleid
+WHERE m.member = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user)
+ORDER BY 1 LIMIT 20`,
+      expect: { kind: 'none', fix: 'REVOKE <it> FROM the masked user' },
+      what: `${u[k]} is a member of no role (a member holds its roles' privileges)`,
+    });
   }
   for (const t of tables) {
     probes.push({
