@@ -8,7 +8,8 @@
  *
  * The mix: governed reads (alice, the agent), masked reads (carol), unmasked reads (bob, dba: the
  * clear values must reach only him, never logs or trail), denied writes (GRANT), writes that need
- * an approval (decided by bob, sometimes raced by erin), governed AWS reads (STS AssumeRole), bad
+ * an approval (decided by bob, sometimes raced by erin), governed AWS reads (STS AssumeRole), AWS
+ * writes that need an approval, bad
  * tokens and bad input. Every generated
  * statement carries a unique literal so the database's statement log maps back to one request.
  */
@@ -42,6 +43,7 @@ export const REQUEST_KINDS = [
   'denied-write',
   'approval-write',
   'aws-read',
+  'aws-write',
   'leak-probe',
   'explain-probe',
   'bad-token',
@@ -57,6 +59,7 @@ export const DEFAULT_MIX: Record<RequestKind, number> = {
   'denied-write': 10,
   'approval-write': 10,
   'aws-read': 5,
+  'aws-write': 3,
   'leak-probe': 5,
   'explain-probe': 5,
   'bad-token': 10,
@@ -356,6 +359,27 @@ export async function runLoad(url: string, tokens: LoadTokens, options: LoadOpti
           }),
         });
         break;
+      case 'aws-write':
+        // An additive write that waits for a DBA: once approved it must reach the service once
+        // (invariant 8), whatever its answer meets on the way back.
+        answer = await call(url, '/v1/targets/demo-aws/aws', {
+          token: tokens.agent,
+          body: JSON.stringify({
+            service: 'dynamodb',
+            action: 'UpdateItem',
+            input: {
+              TableName: DEMO_AWS_TABLE_NAME,
+              Key: { sku: { S: 'GIZ-042' } },
+              UpdateExpression: 'ADD quantity :one',
+              ExpressionAttributeValues: { ':one': { N: '1' } },
+            },
+            justification: `load test ${tag}`,
+          }),
+        });
+        if (answer.status === 202 && answer.body?.requestId && !approvalsSkipped) {
+          pending.push(decide(answer.body.requestId as string));
+        }
+        break;
       case 'leak-probe':
         // A masked caller trying to read raw values through the database's error messages.
         answer = await call(url, sqlPath, {
@@ -403,7 +427,9 @@ export async function runLoad(url: string, tokens: LoadTokens, options: LoadOpti
     if (kind === 'bad-token' && typeof s === 'number' && s !== 401 && s < 500) {
       unexpected.push(`bad token ${tag} was answered ${s}, not 401`);
     }
-    if (kind === 'approval-write' && s === 200) unexpected.push(`approval-write ${tag} ran without approval`);
+    if ((kind === 'approval-write' || kind === 'aws-write') && s === 200) {
+      unexpected.push(`${kind} ${tag} ran without approval`);
+    }
     if (kind !== 'unmasked-read' && options.forbidden?.length && answer.body !== undefined) {
       const leaked = findSecrets(JSON.stringify(answer.body), options.forbidden);
       if (leaked.length > 0) {
