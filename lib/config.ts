@@ -218,28 +218,12 @@ function validate(s: WardenSettings): void {
     (s.oidcAudienceClaim as string) !== 'client_id'
   )
     problems.push(`oidcAudienceClaim must be 'aud' or 'client_id', got ${String(s.oidcAudienceClaim)}`);
-  if (
-    s.oidcJwksMaxAgeSeconds !== undefined &&
-    !(
-      Number.isInteger(s.oidcJwksMaxAgeSeconds) &&
-      s.oidcJwksMaxAgeSeconds >= 1 &&
-      s.oidcJwksMaxAgeSeconds <= 86_400
-    )
-  )
-    problems.push(
-      `oidcJwksMaxAgeSeconds must be a whole number of seconds from 1 to 86400, got ${String(s.oidcJwksMaxAgeSeconds)}`,
-    );
-  if (
-    s.dbMaskingRecheckSeconds !== undefined &&
-    !(
-      Number.isInteger(s.dbMaskingRecheckSeconds) &&
-      s.dbMaskingRecheckSeconds >= 1 &&
-      s.dbMaskingRecheckSeconds <= 86_400
-    )
-  )
-    problems.push(
-      `dbMaskingRecheckSeconds must be a whole number of seconds from 1 to 86400, got ${String(s.dbMaskingRecheckSeconds)}`,
-    );
+  for (const key of ['oidcJwksMaxAgeSeconds', 'dbMaskingRecheckSeconds'] as const) {
+    const value = s[key];
+    if (value !== undefined && !(Number.isInteger(value) && value >= 1 && value <= 86_400)) {
+      problems.push(`${key} must be a whole number of seconds from 1 to 86400, got ${String(value)}`);
+    }
+  }
   if (
     s.oidcCliRedirectUri !== undefined &&
     !/^http:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d+)?\/[^?#]*$/.test(s.oidcCliRedirectUri)

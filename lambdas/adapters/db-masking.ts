@@ -11,6 +11,7 @@ import {
   RollbackTransactionCommand,
 } from '@aws-sdk/client-rds-data';
 import type { SqlTargetConfig, WardenConfig } from '../core/config.js';
+import { wholeSecondsFromEnv } from '../core/env-seconds.js';
 import { ExecutionError } from '../core/errors.js';
 import {
   CHECK_MARK,
@@ -243,15 +244,7 @@ export const DEFAULT_DB_MASKING_RECHECK_SECONDS = 300;
  * the cold start with its name.
  */
 export function dbMaskingRecheckFromEnv(env: NodeJS.ProcessEnv): number | undefined {
-  const value = env.DB_MASKING_RECHECK_SECONDS;
-  if (value === undefined || value === '') return undefined;
-  const seconds = /^\d{1,5}$/.test(value) ? Number(value) : NaN;
-  if (!(seconds >= 1 && seconds <= 86_400)) {
-    throw new TypeError(
-      `DB_MASKING_RECHECK_SECONDS must be a whole number of seconds from 1 to 86400, got ${JSON.stringify(value)}`,
-    );
-  }
-  return seconds;
+  return wholeSecondsFromEnv(env, 'DB_MASKING_RECHECK_SECONDS');
 }
 
 /** One target's check as the guard holds it. */

@@ -40,6 +40,7 @@ import { SimpleFetcher } from 'aws-jwt-verify/https';
 import type { Fetcher } from 'aws-jwt-verify/https';
 import { SimpleJwksCache } from 'aws-jwt-verify/jwk';
 
+import { wholeSecondsFromEnv } from '../core/env-seconds.js';
 import { ServiceUnavailableError, UnauthorizedError, WardenError } from '../core/errors.js';
 import { principalFromClaims } from '../core/identity.js';
 import { deepFreeze, Lru } from '../core/lru.js';
@@ -119,15 +120,7 @@ export const DEFAULT_JWKS_MAX_STALE_SECONDS = 86_400;
  * number of seconds, 1 to 86400; unset: 600). Anything else stops the cold start with its name.
  */
 export function jwksMaxAgeFromEnv(env: NodeJS.ProcessEnv): number | undefined {
-  const value = env.OIDC_JWKS_MAX_AGE_SECONDS;
-  if (value === undefined || value === '') return undefined;
-  const seconds = /^\d{1,5}$/.test(value) ? Number(value) : NaN;
-  if (!(seconds >= 1 && seconds <= 86_400)) {
-    throw new TypeError(
-      `OIDC_JWKS_MAX_AGE_SECONDS must be a whole number of seconds from 1 to 86400, got ${JSON.stringify(value)}`,
-    );
-  }
-  return seconds;
+  return wholeSecondsFromEnv(env, 'OIDC_JWKS_MAX_AGE_SECONDS');
 }
 
 /**
