@@ -4,6 +4,7 @@ import { existsSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { CliError, UsageError } from './cli-client.js';
 import { examples } from './cli-common.js';
+import { POLICY_SESSION } from '../lambdas/core/trail.js';
 
 export function register(program: Command): void {
   const policy = program
@@ -94,7 +95,7 @@ export async function policyCommand(
 }
 
 /** The trail session every policy push is appended to. */
-export const POLICY_SESSION = 'warden-policy';
+export { POLICY_SESSION };
 
 /** The resource `push_policy` is decided on (policies/*.cedar). */
 const GATEWAY = { type: 'Gateway', id: 'warden' } as const;

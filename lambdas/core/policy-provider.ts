@@ -7,6 +7,8 @@ import { logJson } from './log.js';
 import { PolicyEngine, type PolicySource } from './policy.js';
 import { CEDAR_SCHEMA } from './policy-schema.js';
 import type { PolicyStore, StoredPolicySet } from './ports.js';
+import type { TrailReader } from './sessions.js';
+import { POLICY_SESSION, UNRECORDED_POLICY_SET } from './trail.js';
 
 /**
  * The stored form of a policy set: its sources, and, given the engine that validated them, the
@@ -85,6 +87,39 @@ export function validatePolicySources(sources: readonly PolicySource[], version 
   return PolicyEngine.load(CEDAR_SCHEMA, sources, version);
 }
 
+/**
+ * Looks in the trail for the `policy_pushed` event of `set` (session `warden-policy`): a set made
+ * active around `warden policy push` (a raw write of the Policies table) has none, or one naming
+ * another pusher. Such a set is still enforced as its sources say; this makes it seen within
+ * seconds (an error line, which the stack's `PolicySetUnrecorded` alarm counts) instead of only
+ * when someone runs `warden policy verify`. Answers the finding, undefined when there is none.
+ */
+export async function auditActiveSet(
+  set: StoredPolicySet,
+  trail: Pick<TrailReader, 'events'>,
+  log: (entry: Record<string, unknown>) => void = logJson,
+): Promise<string | undefined> {
+  const pushed = (await trail.events(POLICY_SESSION)).find(
+    (e) =>
+      e.type === 'policy_pushed' && (e.detail as { version?: unknown } | undefined)?.version === set.version,
+  );
+  const finding = !pushed
+    ? 'no policy_pushed event in the trail names it'
+    : pushed.principal !== set.updatedBy
+      ? `it names ${set.updatedBy ?? 'nobody'} as its pusher, the trail ${pushed.principal}`
+      : undefined;
+  if (finding) {
+    log({
+      level: 'error',
+      msg: UNRECORDED_POLICY_SET,
+      version: set.version,
+      finding,
+      hint: 'run `warden policy verify`, then push the set you mean with `warden policy push`',
+    });
+  }
+  return finding;
+}
+
 export class PolicyProvider {
   private cached?: { engine: PolicyEngine; fetchedAt: number };
   private inflight?: Promise<PolicyEngine>;
@@ -95,6 +130,8 @@ export class PolicyProvider {
     private readonly store: PolicyStore,
     private readonly ttlMs = 30_000,
     private readonly now: () => number = Date.now,
+    /** Told of each stored set when it is first loaded (not awaited; its failures are its own). */
+    private readonly onLoad?: (set: StoredPolicySet) => void,
   ) {}
 
   async engine(): Promise<PolicyEngine> {
@@ -110,6 +147,7 @@ export class PolicyProvider {
       const active = await this.store.getActive();
       if (active && active.version !== previous?.version) {
         engine = engineFor(active);
+        this.onLoad?.(active);
       }
       engine ??= this.emptyEngine ??= PolicyEngine.load(CEDAR_SCHEMA, [], 'none');
     } catch (error) {

@@ -4,6 +4,12 @@
  */
 import { principalKey, type Principal, type RequestRecord } from './types.js';
 
+/** The session `warden policy push` records its `policy_pushed` events in. */
+export const POLICY_SESSION = 'warden-policy';
+
+/** What a function logs when the policy set it loaded was not made active by `warden policy push`. */
+export const UNRECORDED_POLICY_SET = 'active policy set was not recorded by warden policy push';
+
 export type TrailEventType =
   | 'request_received'
   | 'decided'

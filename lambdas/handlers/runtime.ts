@@ -26,7 +26,7 @@ import {
   type WardenConfig,
 } from '../core/config.js';
 import { createMasker, type Masker } from '../core/masking/index.js';
-import { PolicyProvider } from '../core/policy-provider.js';
+import { auditActiveSet, PolicyProvider } from '../core/policy-provider.js';
 import { systemClock } from '../core/ports.js';
 import type { AwsExecutor } from '../core/aws-requests.js';
 import type { ToolPinStore, UpstreamMcp } from '../core/mcp-upstream.js';
@@ -165,7 +165,23 @@ export async function createRuntime(
   const trail = new DynamoTrailStore({ ttlDays: config.auditTtlDays, log: logJson });
   // A request record and its trail events are one write (one TransactWriteItems).
   const requests = new DynamoRequestStore({ trail });
-  const policies = new PolicyProvider(new DynamoPolicyStore(), Number(env.POLICY_TTL_MS ?? 30_000));
+  const policies = new PolicyProvider(
+    new DynamoPolicyStore(),
+    Number(env.POLICY_TTL_MS ?? 30_000),
+    Date.now,
+    // Off the load's path: a set made active around `warden policy push` is logged (and alarmed on).
+    (set) =>
+      void setImmediate(
+        () =>
+          void auditActiveSet(set, trail).catch((error: unknown) =>
+            logJson({
+              level: 'warn',
+              msg: 'could not look for the policy set in the trail',
+              error: String(error),
+            }),
+          ),
+      ),
+  );
   const dispatchTo = options.role === 'api' ? required(env, 'EXECUTE_FUNCTION_NAME') : undefined;
   // The local twin gives the API function its own Data API endpoint, which refuses the write
   // secrets as the function's IAM policy does on AWS (restrictedEndpoint in lib/local/data-api.ts).

@@ -1,6 +1,7 @@
 /**
  * The alarms an operator needs: the API answering 5xx, functions throttled or failing, approval
- * executions failing or timing out, and audit exports failing. All notify one encrypted SNS topic.
+ * executions failing or timing out, audit exports failing, and a policy set made active around
+ * `warden policy push`. All notify one encrypted SNS topic.
  */
 import { ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import type * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
@@ -8,10 +9,12 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
+import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
+import { UNRECORDED_POLICY_SET } from '../../lambdas/core/trail.js';
 import type { GatewayFunction } from './gateway-function.js';
 
 export interface WardenAlarmsProps {
@@ -20,6 +23,8 @@ export interface WardenAlarmsProps {
   readonly stateMachine: sfn.IStateMachine;
   /** The function whose errors mean an audit export failed. */
   readonly exportFunction: GatewayFunction;
+  /** The functions that load policy sets (each logs a set it finds unrecorded). */
+  readonly policyLoaders: readonly GatewayFunction[];
   /** @default no subscription */
   readonly email?: string;
 }
@@ -101,6 +106,24 @@ export class WardenAlarms extends Construct {
       'AuditExportFailed',
       'Starting the audit export failed (the lake is missing a day)',
       props.exportFunction.fn.metricErrors({ period: Duration.hours(1) }),
+      1,
+    );
+    // A set made active with no policy_pushed event (a raw write of the Policies table): every
+    // function that loads it logs UNRECORDED_POLICY_SET (lambdas/core/policy-provider.ts).
+    const unrecorded = { namespace: 'Warden', metricName: 'PolicySetUnrecorded' };
+    props.policyLoaders.forEach((fn, i) => {
+      new logs.MetricFilter(this, `PolicySetUnrecorded${i}`, {
+        logGroup: fn.logGroup,
+        metricNamespace: unrecorded.namespace,
+        metricName: unrecorded.metricName,
+        filterPattern: logs.FilterPattern.stringValue('$.msg', '=', UNRECORDED_POLICY_SET),
+        metricValue: '1',
+      });
+    });
+    this.add(
+      'PolicySetUnrecorded',
+      'A policy set was made active around warden policy push (no policy_pushed event): run warden policy verify',
+      new cloudwatch.Metric({ ...unrecorded, statistic: 'Sum', period: five }),
       1,
     );
   }

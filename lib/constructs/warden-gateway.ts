@@ -209,6 +209,7 @@ export class WardenGateway extends Construct {
         Export: this.auditLake.exportFunction,
       },
       stateMachine: this.workflow.stateMachine,
+      policyLoaders: [this.apiFunction, this.notifyFunction, this.executeFunction],
       exportFunction: this.auditLake.exportFunction,
       email: s.alarmEmail,
     });

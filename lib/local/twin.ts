@@ -12,6 +12,8 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
 import { DynamoPolicyStore } from '../../lambdas/adapters/request-store.js';
+import { DynamoTrailStore } from '../../lambdas/adapters/trail-store.js';
+import { POLICY_SESSION } from '../../lambdas/core/trail.js';
 import { createDocumentClient } from '../../lambdas/adapters/dynamodb.js';
 import { logJson } from '../../lambdas/core/log.js';
 import { encodePolicySources, validatePolicySources } from '../../lambdas/core/policy-provider.js';
@@ -474,15 +476,39 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     client: createDocumentClient(ddb),
     tableName: tableNames.Policies,
   });
-  if (twinState.policyFilesHash !== policyFilesHash || !(await policyStore.getActive())) {
+  const previousSet = await policyStore.getActive();
+  if (twinState.policyFilesHash !== policyFilesHash || !previousSet) {
     const version = `local-${Date.now()}`;
     const engine = validatePolicySources(sources, version);
-    await policyStore.putActive({
-      version,
-      policies: encodePolicySources(sources, engine),
-      updatedAt: new Date().toISOString(),
-      updatedBy: 'local-twin',
+    const at = new Date().toISOString();
+    // Recorded as `warden policy push` records a push: the active pointer and its policy_pushed
+    // event in one transaction (functions log a set they find no such event for).
+    const trail = new DynamoTrailStore({
+      client: createDocumentClient(ddb),
+      tableName: tableNames.Audit,
+      ttlDays: 400,
     });
+    await policyStore.pushWithTrail(
+      { version, policies: encodePolicySources(sources, engine), updatedAt: at, updatedBy: 'local-twin' },
+      previousSet?.version ?? null,
+      trail,
+      POLICY_SESSION,
+      [
+        {
+          type: 'policy_pushed',
+          at,
+          principal: 'local-twin',
+          principalName: 'local-twin',
+          target: '*',
+          action: 'policy:push',
+          outcome: 'allow',
+          status: 'executed',
+          statement: `policy set ${version} (the repo's policies/*.cedar)`,
+          determiningPolicies: [...engine.policyIds],
+          detail: { version, previousVersion: previousSet?.version ?? null },
+        },
+      ],
+    );
     twinState.policyFilesHash = policyFilesHash;
     if (persistent) writeTwinState(dataDir, twinState);
   }

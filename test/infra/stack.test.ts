@@ -4,6 +4,7 @@ import { AUDIT_QUERIES } from '../../lib/audit-queries.js';
 import { resolveSettings, settingsFromContext } from '../../lib/config.js';
 import { ALL_TABLES, tableEnvVar } from '../../lib/tables.js';
 import { FULL_SETTINGS, synthWarden, type Synthesized } from './synth.js';
+import { UNRECORDED_POLICY_SET } from '../../lambdas/core/trail.js';
 
 type Resource = { Type: string; Properties: Record<string, any> };
 type Statement = { Effect: string; Action: string | string[]; Resource: unknown };
@@ -534,5 +535,21 @@ describe('operations', () => {
     expect(metrics).toContain('AWS/States/ExecutionsFailed');
     expect(alarms.some((a) => /audit export/.test(a.AlarmDescription))).toBe(true);
     for (const a of alarms) expect(a.AlarmActions).toHaveLength(1);
+  });
+
+  it('alarms when a function loads a policy set warden policy push did not record', () => {
+    const alarm = ofType('AWS::CloudWatch::Alarm')
+      .map(([, a]) => a.Properties)
+      .find((a) => a.MetricName === 'PolicySetUnrecorded');
+    expect(alarm).toMatchObject({ Namespace: 'Warden', Statistic: 'Sum', Threshold: 1 });
+    const filters = ofType('AWS::Logs::MetricFilter').map(([, f]) => f.Properties);
+    const counting = filters.filter((f) =>
+      f.MetricTransformations.some((m: { MetricName: string }) => m.MetricName === 'PolicySetUnrecorded'),
+    );
+    // The API, notify and execute functions each load policy sets.
+    expect(counting).toHaveLength(3);
+    for (const f of counting) {
+      expect(f.FilterPattern).toBe(`{ $.msg = "${UNRECORDED_POLICY_SET}" }`);
+    }
   });
 });

@@ -12,6 +12,8 @@ import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoPolicyStore } from '../../lambdas/adapters/request-store.js';
 import { ConditionFailedError } from '../../lambdas/core/errors.js';
+import { UNRECORDED_POLICY_SET } from '../../lambdas/core/trail.js';
+import { captureLogs } from '../../lib/local/invariants.js';
 import { localDynamoClient } from '../../lib/local/dynamodb.js';
 import { startTestTwin, type TestTwin } from '../support/twin.js';
 
@@ -193,6 +195,8 @@ describe('warden policy verify: a write that bypassed push', () => {
   }, 120_000);
 
   it('fails a raw write whose compiled form enforces another text than its sources, with no trail event', async () => {
+    // What the handlers log from here on (they run in this process).
+    const logs = captureLogs({ passThrough: true });
     const good = (await store.getActive())!;
     const stored = JSON.parse(good.policies) as {
       sources: unknown;
@@ -239,6 +243,25 @@ describe('warden policy verify: a write that bypassed push', () => {
       outcome: 'deny',
       determiningPolicies: ['never-privilege-or-admin'],
     });
+
+    // Seen at once, not only when someone runs verify: the function that loaded the set found no
+    // policy_pushed event for it and logged the line the stack's PolicySetUnrecorded alarm counts.
+    try {
+      const unrecorded = () =>
+        logs.lines.filter((l) => l.includes(UNRECORDED_POLICY_SET) && l.includes('v20990101000000-bad000'));
+      for (let i = 0; i < 40 && unrecorded().length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+      expect(unrecorded().length).toBeGreaterThan(0);
+      expect(JSON.parse(unrecorded()[0])).toMatchObject({
+        level: 'error',
+        finding: 'no policy_pushed event in the trail names it',
+      });
+      // Sets made active by warden policy push (and the twin's own) are not reported.
+      expect(logs.lines.filter((l) => l.includes(UNRECORDED_POLICY_SET) && !l.includes('bad000'))).toEqual(
+        [],
+      );
+    } finally {
+      logs.restore();
+    }
   }, 120_000);
 
   it('fails a raw write of sources that do not validate', async () => {
