@@ -131,6 +131,9 @@ export interface RuntimeOptions {
   readonly warmUp?: boolean;
 }
 
+/** How long after a policy set is loaded the function looks for its policy_pushed event. */
+const POLICY_AUDIT_DELAY_MS = 1_000;
+
 export async function createRuntime(
   env: NodeJS.ProcessEnv = process.env,
   options: RuntimeOptions = {},
@@ -169,9 +172,11 @@ export async function createRuntime(
     new DynamoPolicyStore(),
     Number(env.POLICY_TTL_MS ?? 30_000),
     Date.now,
-    // Off the load's path: a set made active around `warden policy push` is logged (and alarmed on).
-    (set) =>
-      void setImmediate(
+    // Off the load's path and a second later, so neither the cold start nor the first request
+    // waits for it or shares its connections: a set made active around `warden policy push` is
+    // logged (and alarmed on).
+    (set) => {
+      const timer = setTimeout(
         () =>
           void auditActiveSet(set, trail).catch((error: unknown) =>
             logJson({
@@ -180,7 +185,10 @@ export async function createRuntime(
               error: String(error),
             }),
           ),
-      ),
+        POLICY_AUDIT_DELAY_MS,
+      );
+      timer.unref?.();
+    },
   );
   const dispatchTo = options.role === 'api' ? required(env, 'EXECUTE_FUNCTION_NAME') : undefined;
   // The local twin gives the API function its own Data API endpoint, which refuses the write

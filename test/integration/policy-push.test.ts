@@ -249,7 +249,7 @@ describe('warden policy verify: a write that bypassed push', () => {
     try {
       const unrecorded = () =>
         logs.lines.filter((l) => l.includes(UNRECORDED_POLICY_SET) && l.includes('v20990101000000-bad000'));
-      for (let i = 0; i < 40 && unrecorded().length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+      for (let i = 0; i < 100 && unrecorded().length === 0; i++) await new Promise((r) => setTimeout(r, 100));
       expect(unrecorded().length).toBeGreaterThan(0);
       expect(JSON.parse(unrecorded()[0])).toMatchObject({
         level: 'error',
