@@ -4,7 +4,7 @@ import { existsSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { CliError, UsageError } from './cli-client.js';
 import { examples } from './cli-common.js';
-import { POLICY_SESSION } from '../lambdas/core/trail.js';
+import { POLICY_SESSION, policyPushedEvent } from '../lambdas/core/trail.js';
 
 export function register(program: Command): void {
   const policy = program
@@ -198,19 +198,14 @@ async function push(
       trail,
       POLICY_SESSION,
       [
-        {
-          type: 'policy_pushed',
+        policyPushedEvent({
+          version,
+          previousVersion: previous?.version ?? null,
           at: pushedAt,
           principal: principalKey(principal),
           principalName: principal.name,
-          target: '*',
-          action: 'policy:push',
-          outcome: 'allow',
-          status: 'executed',
-          statement: `policy set ${version}`,
-          determiningPolicies: [...candidate.policyIds],
-          detail: { version, previousVersion: previous?.version ?? null },
-        },
+          policyIds: candidate.policyIds,
+        }),
       ],
     );
   } catch (error) {
@@ -235,7 +230,7 @@ export async function policyVerify(): Promise<void> {
   const { DynamoPolicyStore } = await import('../lambdas/adapters/request-store.js');
   const { DynamoTrailStore } = await import('../lambdas/adapters/trail-store.js');
   const { PolicyValidationError } = await import('../lambdas/core/policy.js');
-  const { compiledDifferences, decodePolicySources, validatePolicySources } =
+  const { compiledDifferences, decodePolicySources, pushRecordOf, validatePolicySources } =
     await import('../lambdas/core/policy-provider.js');
   const active = await new DynamoPolicyStore().getActive();
   if (!active) throw new CliError('no active policy set: every request is denied until one is pushed');
@@ -250,20 +245,8 @@ export async function policyVerify(): Promise<void> {
   }
   if (engine) findings.push(...compiledDifferences(active, engine));
   const trail = new DynamoTrailStore({ ttlDays: Number(process.env.AUDIT_TTL_DAYS ?? 400) });
-  const pushed = (await trail.events(POLICY_SESSION)).find(
-    (e) =>
-      e.type === 'policy_pushed' &&
-      (e.detail as { version?: unknown } | undefined)?.version === active.version,
-  );
-  if (!pushed) {
-    findings.push(
-      `no policy_pushed event in the trail names ${active.version}: it was not written by warden policy push`,
-    );
-  } else if (pushed.principal !== active.updatedBy) {
-    findings.push(
-      `the set names ${active.updatedBy ?? 'nobody'} as its pusher, the trail ${pushed.principal}`,
-    );
-  }
+  const { pushed, finding } = pushRecordOf(active, await trail.events(POLICY_SESSION));
+  if (finding) findings.push(finding);
   const who = pushed
     ? `pushed by ${pushed.principalName ?? pushed.principal} at ${pushed.at}`
     : 'pusher unknown';

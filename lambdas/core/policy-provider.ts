@@ -8,7 +8,7 @@ import { PolicyEngine, type PolicySource } from './policy.js';
 import { CEDAR_SCHEMA } from './policy-schema.js';
 import type { PolicyStore, StoredPolicySet } from './ports.js';
 import type { TrailReader } from './sessions.js';
-import { POLICY_SESSION, UNRECORDED_POLICY_SET } from './trail.js';
+import { POLICY_SESSION, UNRECORDED_POLICY_SET, type StoredTrailEvent } from './trail.js';
 
 /**
  * The stored form of a policy set: its sources, and, given the engine that validated them, the
@@ -88,26 +88,45 @@ export function validatePolicySources(sources: readonly PolicySource[], version 
 }
 
 /**
- * Looks in the trail for the `policy_pushed` event of `set` (session `warden-policy`): a set made
- * active around `warden policy push` (a raw write of the Policies table) has none, or one naming
- * another pusher. Such a set is still enforced as its sources say; this makes it seen within
- * seconds (an error line, which the stack's `PolicySetUnrecorded` alarm counts) instead of only
- * when someone runs `warden policy verify`. Answers the finding, undefined when there is none.
+ * The `policy_pushed` event that made `set` active (session `warden-policy`), and what is wrong when
+ * there is none or it names another pusher than the set: what a set made active around
+ * `warden policy push` (a raw write of the Policies table) shows. `warden policy verify` and the
+ * functions' own look (auditActiveSet) both read it here.
+ */
+export function pushRecordOf(
+  set: StoredPolicySet,
+  events: readonly StoredTrailEvent[],
+): { readonly pushed?: StoredTrailEvent; readonly finding?: string } {
+  const pushed = events.find(
+    (e) =>
+      e.type === 'policy_pushed' && (e.detail as { version?: unknown } | undefined)?.version === set.version,
+  );
+  if (!pushed) {
+    return {
+      finding: `no policy_pushed event in the trail names ${set.version}: it was not written by warden policy push`,
+    };
+  }
+  if (pushed.principal !== set.updatedBy) {
+    return {
+      pushed,
+      finding: `the set names ${set.updatedBy ?? 'nobody'} as its pusher, the trail ${pushed.principal}`,
+    };
+  }
+  return { pushed };
+}
+
+/**
+ * Looks in the trail for the `policy_pushed` event of `set`. A set without one (or whose event
+ * names another pusher) is still enforced as its sources say; this makes it seen within seconds (an
+ * error line, which the stack's `PolicySetUnrecorded` alarm counts) instead of only when someone
+ * runs `warden policy verify`. Answers the finding, undefined when there is none.
  */
 export async function auditActiveSet(
   set: StoredPolicySet,
   trail: Pick<TrailReader, 'events'>,
   log: (entry: Record<string, unknown>) => void = logJson,
 ): Promise<string | undefined> {
-  const pushed = (await trail.events(POLICY_SESSION)).find(
-    (e) =>
-      e.type === 'policy_pushed' && (e.detail as { version?: unknown } | undefined)?.version === set.version,
-  );
-  const finding = !pushed
-    ? 'no policy_pushed event in the trail names it'
-    : pushed.principal !== set.updatedBy
-      ? `it names ${set.updatedBy ?? 'nobody'} as its pusher, the trail ${pushed.principal}`
-      : undefined;
+  const { finding } = pushRecordOf(set, await trail.events(POLICY_SESSION));
   if (finding) {
     log({
       level: 'error',

@@ -10,6 +10,35 @@ export const POLICY_SESSION = 'warden-policy';
 /** What a function logs when the policy set it loaded was not made active by `warden policy push`. */
 export const UNRECORDED_POLICY_SET = 'active policy set was not recorded by warden policy push';
 
+/**
+ * The `policy_pushed` event of a push (session POLICY_SESSION): written in one transaction with the
+ * active pointer (DynamoPolicyStore.pushWithTrail) by `warden policy push` and by the local twin's
+ * own push of its demo set.
+ */
+export function policyPushedEvent(push: {
+  readonly version: string;
+  readonly previousVersion: string | null;
+  readonly at: string;
+  /** The pusher as the set's `updatedBy` names it. */
+  readonly principal: string;
+  readonly principalName: string;
+  readonly policyIds: readonly string[];
+}): TrailEvent {
+  return {
+    type: 'policy_pushed',
+    at: push.at,
+    principal: push.principal,
+    principalName: push.principalName,
+    target: '*',
+    action: 'policy:push',
+    outcome: 'allow',
+    status: 'executed',
+    statement: `policy set ${push.version}`,
+    determiningPolicies: [...push.policyIds],
+    detail: { version: push.version, previousVersion: push.previousVersion },
+  };
+}
+
 export type TrailEventType =
   | 'request_received'
   | 'decided'

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
 import { DynamoPolicyStore } from '../../lambdas/adapters/request-store.js';
 import { DynamoTrailStore } from '../../lambdas/adapters/trail-store.js';
-import { POLICY_SESSION } from '../../lambdas/core/trail.js';
+import { POLICY_SESSION, policyPushedEvent } from '../../lambdas/core/trail.js';
 import { createDocumentClient } from '../../lambdas/adapters/dynamodb.js';
 import { logJson } from '../../lambdas/core/log.js';
 import { encodePolicySources, validatePolicySources } from '../../lambdas/core/policy-provider.js';
@@ -494,19 +494,14 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
       trail,
       POLICY_SESSION,
       [
-        {
-          type: 'policy_pushed',
+        policyPushedEvent({
+          version,
+          previousVersion: previousSet?.version ?? null,
           at,
           principal: 'local-twin',
           principalName: 'local-twin',
-          target: '*',
-          action: 'policy:push',
-          outcome: 'allow',
-          status: 'executed',
-          statement: `policy set ${version} (the repo's policies/*.cedar)`,
-          determiningPolicies: [...engine.policyIds],
-          detail: { version, previousVersion: previousSet?.version ?? null },
-        },
+          policyIds: engine.policyIds,
+        }),
       ],
     );
     twinState.policyFilesHash = policyFilesHash;

@@ -253,7 +253,8 @@ describe('warden policy verify: a write that bypassed push', () => {
       expect(unrecorded().length).toBeGreaterThan(0);
       expect(JSON.parse(unrecorded()[0])).toMatchObject({
         level: 'error',
-        finding: 'no policy_pushed event in the trail names it',
+        finding:
+          'no policy_pushed event in the trail names v20990101000000-bad000: it was not written by warden policy push',
       });
       // Sets made active by warden policy push (and the twin's own) are not reported.
       expect(logs.lines.filter((l) => l.includes(UNRECORDED_POLICY_SET) && !l.includes('bad000'))).toEqual(

@@ -54,10 +54,10 @@ describe('auditActiveSet', () => {
     // An event of another type naming the version does not count.
     const notAPush = { ...pushed('v9'), type: 'request_received' } as StoredTrailEvent;
     expect(await auditActiveSet(set('v9'), trailOf([pushed('v1'), notAPush]), log)).toBe(
-      'no policy_pushed event in the trail names it',
+      'no policy_pushed event in the trail names v9: it was not written by warden policy push',
     );
     expect(await auditActiveSet(set('v1', 'User::"mallory"'), trailOf([pushed('v1')]), log)).toBe(
-      'it names User::"mallory" as its pusher, the trail User::"alice"',
+      'the set names User::"mallory" as its pusher, the trail User::"alice"',
     );
     expect(logged).toMatchObject([
       { level: 'error', msg: UNRECORDED_POLICY_SET, version: 'v9' },
