@@ -7,11 +7,11 @@
  * meets the same fault may be sent a second time and is answered 502 with nothing withheld from
  * the record.
  */
-import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { servedAwsCalls } from '../../bench/load.js';
 import { DEMO_AWS_TABLE_NAME } from '../../lib/local/aws-enforcer.js';
 import { checkInvariants, readAuditState } from '../../lib/local/invariants.js';
+import { demoAwsItem } from '../support/aws.js';
 import { startTestTwin, type TestTwin } from '../support/twin.js';
 
 let twin: TestTwin;
@@ -33,18 +33,7 @@ afterAll(async () => {
   await twin?.close();
 });
 
-async function quantity(sku: string): Promise<number> {
-  const ddb = new DynamoDBClient({
-    endpoint: twin.dynamoEndpoint,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'local-twin', secretAccessKey: 'local-twin' },
-  });
-  const out = await ddb.send(
-    new GetItemCommand({ TableName: DEMO_AWS_TABLE_NAME, Key: { sku: { S: sku } } }),
-  );
-  ddb.destroy();
-  return Number(out.Item?.quantity?.N);
-}
+const quantity = async (sku: string) => Number((await demoAwsItem(twin, sku))?.quantity);
 
 async function finalStatus(requestId: string): Promise<string> {
   let status = '';

@@ -13,13 +13,13 @@ import {
   type DynamoDBClientConfig,
 } from '@aws-sdk/client-dynamodb';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
-import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { classifyAws } from '../../lambdas/core/classify/aws.js';
 import { buildSessionPolicy, sessionPolicyJson } from '../../lambdas/core/session-policy.js';
 import { DEMO_AWS_TABLE_NAME } from '../../lib/local/aws-enforcer.js';
 import { DEMO_AWS_ACCOUNT, DEMO_AWS_ROLE_ARN } from '../../lib/local/demo-config.js';
 import { REPO_ROOT } from '../../lib/local/twin.js';
+import { demoAwsItem } from '../support/aws.js';
 import { startTestTwin, type TestTwin } from '../support/twin.js';
 
 let twin: TestTwin;
@@ -47,18 +47,7 @@ const getItem = (sku: string) => ({
   input: { TableName: DEMO_AWS_TABLE_NAME, Key: { sku: { S: sku } } },
 });
 
-async function rawItem(sku: string): Promise<Record<string, unknown> | undefined> {
-  const ddb = new DynamoDBClient({
-    endpoint: twin.dynamoEndpoint,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'local-twin', secretAccessKey: 'local-twin' },
-  });
-  const out = await ddb.send(
-    new GetItemCommand({ TableName: DEMO_AWS_TABLE_NAME, Key: { sku: { S: sku } } }),
-  );
-  ddb.destroy();
-  return out.Item ? unmarshall(out.Item) : undefined;
-}
+const rawItem = (sku: string) => demoAwsItem(twin, sku);
 
 describe('governed AWS reads', () => {
   it('lets an agent read the demo table through a session scoped to that one call', async () => {
