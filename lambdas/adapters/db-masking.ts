@@ -17,6 +17,7 @@ import {
   CHECK_MARK,
   catalogueSql,
   checkProbes,
+  exemptionProblems,
   evaluateProbe,
   generateMaskingSql,
   type CatalogueColumn,
@@ -184,6 +185,11 @@ export async function runDbCheck(
       passed,
       ...(isTransient(err) ? { unavailable: true } : {}),
     };
+  }
+  try {
+    problems.push(...exemptionProblems(target, columns));
+  } catch (err) {
+    problems.push(String(err));
   }
   // The probes are independent statements (no transaction, each as its own user): they run
   // PROBE_CONCURRENCY at a time, a masked principal's first read waits for a few round trips instead

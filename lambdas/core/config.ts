@@ -56,6 +56,20 @@ const pgIdentifier = z
     message: 'a PostgreSQL name has at most 63 bytes and no NUL',
   });
 
+/** One identifier as `format('%I')` writes it: bare when it needs no quotes, else double-quoted. */
+const IDENT = String.raw`(?:[a-z_][a-z0-9_$]*|"(?:[^"\0]|"")+")`;
+/** `schema.name`, as `warden db check` names a relation. */
+const qualifiedName = z.string().regex(new RegExp(`^${IDENT}\\.${IDENT}$`), {
+  message: 'a relation as the check names it: schema.name (a name with capitals or symbols in double quotes)',
+});
+/** `schema.name(argument types)`, as `warden db check` names a function. */
+const qualifiedFunction = z
+  .string()
+  .max(1000)
+  .regex(new RegExp(`^${IDENT}\\.${IDENT}\\([^()]*(?:\\([^()]*\\)[^()]*)*\\)$`), {
+    message: 'a function as the check names it: schema.name(argument types), e.g. public.f(integer, text)',
+  });
+
 /**
  * The database side of a SQL target (docs/masking.md): the Warden users `warden db setup` creates
  * and pins, and the schemas whose tables get masking views.
@@ -81,6 +95,21 @@ const sqlDbSchema = z
         maskedWrite: 'warden_masked_rw',
         owner: 'warden_mask_owner',
       }),
+    /**
+     * Relations and `SECURITY DEFINER` functions outside Warden's schemas that the masked users may
+     * keep (docs/masking.md, "Exceptions"): PostGIS's `public.spatial_ref_sys` and its views, say.
+     * Each is written as the check names it (`schema.name`, `schema.name(argument types)`). The check
+     * still refuses an exempt table with a masked column, and an exempt view or materialized view
+     * that reads a relation the masked user may not read on its own and that is not exempt itself.
+     * @default none
+     */
+    maskedMayUse: z
+      .object({
+        relations: z.array(qualifiedName).max(200).default([]),
+        functions: z.array(qualifiedFunction).max(200).default([]),
+      })
+      .strict()
+      .optional(),
     /**
      * Secret of an administrator used only by `warden db setup --apply` and `warden db check`
      * from an operator's machine; never given to the gateway's functions.

@@ -3,8 +3,12 @@
  * deliberately mis-granted masked user fails the check (exit 1), and the target then refuses
  * masked principals (nothing runs) while unmasked ones are served.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dbCommand } from '../../bin/db-cli.js';
+import { demoConfig } from '../../lib/local/demo-config.js';
 import { startTestTwin, type TestTwin } from '../support/twin.js';
 
 let twin: TestTwin;
@@ -23,7 +27,10 @@ afterAll(async () => {
   await twin?.close();
 });
 
-async function cli(sub: 'setup' | 'check', options: { apply?: boolean } = {}) {
+async function cli(
+  sub: 'setup' | 'check',
+  options: { apply?: boolean; config?: string; endpoint?: string } = {},
+) {
   const out: string[] = [];
   const err: string[] = [];
   const code = await dbCommand(sub, 'demo', options, { out: (l) => out.push(l), err: (l) => err.push(l) });
@@ -197,5 +204,167 @@ describe('warden db check and a mis-granted masked user', () => {
     expect(bad.err).toMatch(/warden_rw: .*standard_conforming_strings is off/);
     expect((await cli('setup', { apply: true })).code).toBe(0);
     expect((await cli('check')).code).toBe(0);
+  });
+});
+
+describe('warden db check: exceptions a database needs (db.maskedMayUse)', () => {
+  /** The demo configuration with these exceptions, as a --config file for the CLI. */
+  function withExceptions(maskedMayUse: { relations?: string[]; functions?: string[] }) {
+    const config = demoConfig();
+    const demo = config.targets!.demo as { db: Record<string, unknown> };
+    demo.db = { ...demo.db, maskedMayUse };
+    const dir = mkdtempSync(join(tmpdir(), 'warden-db-config-'));
+    const file = join(dir, 'config.json');
+    writeFileSync(file, JSON.stringify(config));
+    return { file, dispose: () => rmSync(dir, { recursive: true, force: true }) };
+  }
+  async function check(maskedMayUse: { relations?: string[]; functions?: string[] }) {
+    const { file, dispose } = withExceptions(maskedMayUse);
+    try {
+      return await cli('check', { config: file, endpoint: twin.dataApiUrl });
+    } finally {
+      dispose();
+    }
+  }
+  const AWS_ENV = ['AWS_REGION', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'] as const;
+  const savedEnv = Object.fromEntries(AWS_ENV.map((k) => [k, process.env[k]]));
+  beforeAll(async () => {
+    // --config is how an operator names a deployed target: the CLI then signs as the environment says.
+    process.env.AWS_REGION = 'us-east-1';
+    process.env.AWS_ACCESS_KEY_ID = 'local-twin';
+    process.env.AWS_SECRET_ACCESS_KEY = 'local-twin';
+    // What PostGIS installs into the data schema: a reference table and a catalogue view, both
+    // readable by PUBLIC (its functions read them as whoever calls them).
+    await twin.db.exec(
+      `CREATE TABLE public.spatial_ref_sys (srid integer PRIMARY KEY, auth_name varchar(256), srtext varchar(2048))`,
+    );
+    await twin.db.exec(`INSERT INTO public.spatial_ref_sys VALUES (4326, 'EPSG', 'GEOGCS["WGS 84"]')`);
+    await twin.db.exec(`CREATE VIEW public.geometry_columns AS
+      SELECT n.nspname AS f_table_schema, c.relname AS f_table_name
+        FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+       WHERE c.relkind = 'r'`);
+    await twin.db.exec('GRANT SELECT ON public.spatial_ref_sys, public.geometry_columns TO PUBLIC');
+    // An extension's helper that runs as its owner and returns nothing about the data.
+    await twin.db
+      .exec(`CREATE FUNCTION public.postgis_full_version() RETURNS text LANGUAGE sql SECURITY DEFINER
+      AS $$ SELECT 'POSTGIS="3.4.2"'::text $$`);
+    // The new table gets its masking view (no rule matches its columns).
+    expect((await cli('setup', { apply: true })).code).toBe(0);
+  }, 60_000);
+  afterAll(async () => {
+    await twin.db.exec('DROP VIEW IF EXISTS public.geometry_columns');
+    await twin.db.exec('DROP TABLE IF EXISTS public.spatial_ref_sys CASCADE');
+    await twin.db.exec('DROP FUNCTION IF EXISTS public.postgis_full_version()');
+    await cli('setup', { apply: true });
+    for (const k of AWS_ENV) {
+      if (savedEnv[k] === undefined) delete process.env[k];
+      else process.env[k] = savedEnv[k];
+    }
+  });
+
+  const POSTGIS = {
+    relations: ['public.spatial_ref_sys', 'public.geometry_columns'],
+    functions: ['public.postgis_full_version()'],
+  };
+
+  it('fails without them, naming each; passes with exactly what the check named', async () => {
+    const bare = await check({});
+    expect(bare.code).toBe(1);
+    expect(bare.err).toContain('FAILED, it can: public.geometry_columns, public.spatial_ref_sys.');
+    expect(bare.err).toContain('FAILED, it can: public.postgis_full_version()');
+
+    const exempt = await check(POSTGIS);
+    expect(exempt.err).toBe('');
+    expect(exempt.code).toBe(0);
+    expect(exempt.out).toContain(
+      'each exempt view warden_masked_ro may read reads only what warden_masked_ro may read on its own or is exempt',
+    );
+    // Only what is named: one exception does not cover the other.
+    const half = await check({ relations: ['public.spatial_ref_sys'] });
+    expect(half.code).toBe(1);
+    expect(half.err).toContain('FAILED, it can: public.geometry_columns.');
+    expect(half.err).not.toContain('public.spatial_ref_sys.');
+  });
+
+  it("refuses an exempt table with a masked column, and one in Warden's own schemas", async () => {
+    const raw = await check({ ...POSTGIS, relations: [...POSTGIS.relations, 'public.customers'] });
+    expect(raw.code).toBe(1);
+    expect(raw.err).toMatch(
+      /db\.maskedMayUse\.relations: public\.customers has masked columns \([a-z_, ]*\bssn\b[a-z_, ]*\); the masked users would read them raw/,
+    );
+    const own = await check({ relations: ['warden_private.hash_key'] });
+    expect(own.code).toBe(1);
+    expect(own.err).toContain("db.maskedMayUse.relations: warden_private.hash_key is in Warden's own schema");
+  });
+
+  it('refuses an exempt view that reads a data table, another view, or a catalogue table the user may not read', async () => {
+    // A prompt-injected agent's way round an exception: a view the administrator was asked to exempt
+    // ("it is only reference data") that reads the raw table as its owner.
+    await twin.db.exec('CREATE VIEW public.regions AS SELECT id, ssn AS code FROM public.customers');
+    // The same one step removed: the exempt view reads a view nobody exempted.
+    await twin.db.exec('CREATE VIEW public.contact_codes AS SELECT id, email FROM public.customers');
+    await twin.db.exec(
+      'CREATE VIEW public.country_codes AS SELECT id, email AS code FROM public.contact_codes',
+    );
+    // Sampled raw values: pg_statistic holds the planner's histograms of every column (PostgreSQL
+    // lets only superusers read it); a view over it, owned by the administrator, reads it all.
+    await twin.db.exec('ANALYZE public.customers');
+    await twin.db.exec(
+      `CREATE VIEW public.column_stats AS SELECT starelid, staattnum, stavalues1::text AS v FROM pg_catalog.pg_statistic`,
+    );
+    await twin.db.exec('GRANT SELECT ON public.regions, public.country_codes, public.column_stats TO PUBLIC');
+    try {
+      // Each hole at the database: the masked reader reads raw values through the view.
+      const leaked = await twin.db.transaction(async (tx) => {
+        await tx.exec('SET LOCAL ROLE warden_masked_ro');
+        const region = await tx.query<{ code: string }>('SELECT code FROM public.regions LIMIT 1');
+        const country = await tx.query<{ code: string }>('SELECT code FROM public.country_codes LIMIT 1');
+        const stats = await tx.query<{ v: string }>('SELECT v FROM public.column_stats');
+        return {
+          region: region.rows[0].code,
+          country: country.rows[0].code,
+          stats: stats.rows.map((r) => r.v).join(' '),
+        };
+      });
+      expect(leaked.region).toMatch(/^\d{3}-\d{2}-\d{4}$/);
+      expect(leaked.country).toMatch(/@/);
+      expect(leaked.stats).toMatch(/\d{3}-\d{2}-\d{4}/);
+
+      const bad = await check({
+        ...POSTGIS,
+        relations: [...POSTGIS.relations, 'public.regions', 'public.country_codes', 'public.column_stats'],
+      });
+      expect(bad.code).toBe(1);
+      expect(bad.err).toContain('public.regions reads public.customers');
+      expect(bad.err).toContain('public.country_codes reads public.contact_codes');
+      expect(bad.err).toContain('public.column_stats reads pg_catalog.pg_statistic');
+      expect(bad.err).not.toContain('public.geometry_columns reads');
+      // Exempting the inner view too does not help: it reads the raw table in turn.
+      const deeper = await check({
+        ...POSTGIS,
+        relations: [...POSTGIS.relations, 'public.country_codes', 'public.contact_codes'],
+      });
+      expect(deeper.code).toBe(1);
+      expect(deeper.err).toContain('public.contact_codes reads public.customers');
+    } finally {
+      await twin.db.exec(
+        'DROP VIEW IF EXISTS public.regions, public.country_codes, public.contact_codes, public.column_stats',
+      );
+    }
+    expect((await check(POSTGIS)).code).toBe(0);
+  });
+
+  it('keeps refusing a SECURITY DEFINER function nobody exempted beside one that is', async () => {
+    await twin.db
+      .exec(`CREATE FUNCTION public.contact_of(cid integer) RETURNS text LANGUAGE sql SECURITY DEFINER
+      AS $$ SELECT reverse(ssn) FROM public.customers WHERE id = cid $$`);
+    try {
+      const bad = await check(POSTGIS);
+      expect(bad.code).toBe(1);
+      expect(bad.err).toContain('FAILED, it can: public.contact_of(cid integer)');
+      expect(bad.err).not.toContain('postgis_full_version');
+    } finally {
+      await twin.db.exec('DROP FUNCTION public.contact_of(integer)');
+    }
   });
 });

@@ -89,4 +89,51 @@ describe.skipIf(skipWithoutPostgres('the adversarial masking suite'))('real Post
     }
     expect((await runDbCheck(client, 'demo', target)).ok).toBe(true);
   }, 60_000);
+
+  it("an exempt view over pg_statistic (the planner's samples of raw values) fails the check; a catalogue view passes", async () => {
+    const base = demoConfig();
+    const demo = base.targets!.demo as { db: Record<string, unknown> };
+    demo.db = {
+      ...demo.db,
+      maskedMayUse: { relations: ['public.geometry_columns', 'public.column_stats'] },
+    };
+    const target = parseConfig(base).targets.demo as SqlTargetConfig;
+    const client = new RDSDataClient({
+      endpoint: twin.dataApiUrl,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+    });
+    await admin.query('ANALYZE public.customers');
+    await admin.query(`CREATE VIEW public.geometry_columns AS SELECT n.nspname, c.relname
+      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace`);
+    await admin.query(`CREATE VIEW public.column_stats AS
+      SELECT starelid, staattnum, stavalues1::text AS v FROM pg_catalog.pg_statistic`);
+    await admin.query('GRANT SELECT ON public.geometry_columns, public.column_stats TO PUBLIC');
+    try {
+      // The hole at the database: as the masked reader, the view hands out sampled SSNs.
+      await admin.query('SET ROLE warden_masked_ro');
+      const sampled = await admin.query<{ v: string }>('SELECT v FROM public.column_stats');
+      await admin.query('RESET ROLE');
+      expect(sampled.rows.map((r) => r.v).join(' ')).toMatch(/\d{3}-\d{2}-\d{4}/);
+
+      const bad = await runDbCheck(client, 'demo', target);
+      expect(bad.ok).toBe(false);
+      const text = bad.problems.join('\n');
+      expect(text).toContain('public.column_stats reads pg_catalog.pg_statistic');
+      expect(text).not.toContain('public.geometry_columns reads');
+      await admin.query('DROP VIEW public.column_stats');
+      const exempt = parseConfig({
+        ...base,
+        targets: {
+          ...base.targets,
+          demo: { ...demo, db: { ...demo.db, maskedMayUse: { relations: ['public.geometry_columns'] } } },
+        },
+      }).targets.demo as SqlTargetConfig;
+      expect((await runDbCheck(client, 'demo', exempt)).problems).toEqual([]);
+    } finally {
+      await admin.query('RESET ROLE');
+      await admin.query('DROP VIEW IF EXISTS public.column_stats, public.geometry_columns');
+      client.destroy();
+    }
+  }, 60_000);
 });

@@ -10,8 +10,10 @@ import {
   catalogueSql,
   checkProbes,
   evaluateProbe,
+  exemptionProblems,
   generateMaskingSql,
   maskExpression,
+  parseQualifiedName,
   quoteIdent,
   quoteLiteral,
   type CatalogueColumn,
@@ -177,6 +179,83 @@ describe('the generator, pure', () => {
   });
 });
 
+describe('exceptions (db.maskedMayUse)', () => {
+  const GEO = '"Geo ""Ref"""';
+  it('takes names only as the check prints them, so nothing else reaches the SQL', () => {
+    const ok = target({
+      db: {
+        schemas: ['public'],
+        maskedMayUse: {
+          relations: ['public.spatial_ref_sys', `${GEO}."x'y"`],
+          functions: ['public.postgis_full_version()', 'public.f(integer, character varying(10))'],
+        },
+      },
+    });
+    expect(ok.db.maskedMayUse?.relations).toHaveLength(2);
+    for (const relations of [
+      ['spatial_ref_sys'],
+      ['public.Spatial'],
+      ["public.x'); DROP TABLE canary; --"],
+      ['public."unterminated'],
+      ['a.b.c'],
+    ]) {
+      expect(
+        () => target({ db: { schemas: ['public'], maskedMayUse: { relations } } }),
+        relations[0],
+      ).toThrow(/schema\.name/);
+    }
+    for (const functions of [['public.f'], ['public.f(a))'], ['public.f(integer); DROP TABLE canary']]) {
+      expect(
+        () => target({ db: { schemas: ['public'], maskedMayUse: { functions } } }),
+        functions[0],
+      ).toThrow(/schema\.name\(argument types\)/);
+    }
+  });
+
+  it('splits quoted names the way format(%I) wrote them', () => {
+    expect(parseQualifiedName('public.spatial_ref_sys')).toEqual({
+      schema: 'public',
+      name: 'spatial_ref_sys',
+    });
+    expect(parseQualifiedName(`${GEO}."x.y"`)).toEqual({ schema: 'Geo "Ref"', name: 'x.y' });
+    expect(parseQualifiedName('public.')).toBeUndefined();
+    expect(parseQualifiedName('"".x')).toBeUndefined();
+  });
+
+  it("refuses an exempt table with a masked column, and anything in Warden's schemas", () => {
+    const t = target({
+      db: {
+        schemas: ['public'],
+        maskedMayUse: {
+          relations: ['public.people', 'public.lookup', 'warden_masked.people', 'warden_private.hash_key'],
+        },
+      },
+    });
+    const columns: CatalogueColumn[] = [
+      { schema: 'public', table: 'people', column: 'id', type: 'integer', kind: 'r', position: 1 },
+      { schema: 'public', table: 'people', column: 'ssn', type: 'text', kind: 'r', position: 2 },
+      { schema: 'public', table: 'lookup', column: 'code', type: 'text', kind: 'r', position: 1 },
+    ];
+    expect(exemptionProblems(t, columns)).toEqual([
+      'db.maskedMayUse.relations: public.people has masked columns (ssn); the masked users would read them raw. Take it off (they read it through its masking view)',
+      "db.maskedMayUse.relations: warden_masked.people is in Warden's own schema warden_masked; take it off",
+      "db.maskedMayUse.relations: warden_private.hash_key is in Warden's own schema warden_private; take it off",
+    ]);
+    expect(exemptionProblems(target(), columns)).toEqual([]);
+  });
+
+  it('adds no probe and excludes nothing without exceptions', () => {
+    const bare = checkProbes(target(), []);
+    expect(bare.some((p) => p.what.includes('exempt'))).toBe(false);
+    expect(
+      bare.some(
+        (p) =>
+          p.sql.includes('NOT IN ((') || p.sql.includes('pg_get_function_identity_arguments(p.oid)) NOT IN'),
+      ),
+    ).toBe(false);
+  });
+});
+
 describe('the generated SQL on PostgreSQL (PGlite)', () => {
   let db: PGlite;
   const t = target();
@@ -226,6 +305,38 @@ describe('the generated SQL on PostgreSQL (PGlite)', () => {
 
   afterAll(async () => {
     await db?.close();
+  });
+
+  it('runs the exception probes with hostile names, excluding exactly what is named', async () => {
+    const geo = quoteIdent(`Geo "Ref'`);
+    await db.exec(`CREATE SCHEMA ${geo}; GRANT USAGE ON SCHEMA ${geo} TO PUBLIC;
+      CREATE TABLE ${geo}."x'y" (code text); CREATE TABLE ${geo}.other (code text);
+      CREATE VIEW ${geo}.v AS SELECT p.ssn FROM public.people p;
+      GRANT SELECT ON ALL TABLES IN SCHEMA ${geo} TO PUBLIC;`);
+    try {
+      const exempt = target({
+        db: {
+          schemas: ['public', HOSTILE_SCHEMA],
+          maskedMayUse: { relations: [`${geo}."x'y"`, `${geo}.v`] },
+        },
+      });
+      const probes = checkProbes(exempt, []).filter(
+        (p) =>
+          p.as === 'maskedRead' && (p.what.includes('can read no table') || p.what.includes('exempt view')),
+      );
+      expect(probes).toHaveLength(2);
+      const [relations, views] = await Promise.all(
+        probes.map((p) => asRole<Record<string, string>>('warden_masked_ro', p.sql)),
+      );
+      const names = relations.map((r) => Object.values(r)[0]);
+      expect(names).toContain(`${geo}.other`);
+      expect(names).not.toContain(`${geo}."x'y"`);
+      expect(names).not.toContain(`${geo}.v`);
+      expect(views.map((r) => Object.values(r)[0])).toEqual([`${geo}.v reads public.people`]);
+      expect((await db.query(`SELECT to_regclass('public.canary') AS c`)).rows[0]).toEqual({ c: 'canary' });
+    } finally {
+      await db.exec(`DROP SCHEMA ${geo} CASCADE`);
+    }
   });
 
   it('applies with hostile schema, table and column names and injects nothing', async () => {

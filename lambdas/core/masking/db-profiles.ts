@@ -522,6 +522,88 @@ export function generateMaskingSql(target: DbMaskingTarget, columns: readonly Ca
 }
 
 // ---------------------------------------------------------------------------------------------
+// Exceptions: what the masked users may keep outside Warden's schemas (db.maskedMayUse)
+
+/** One identifier as `format('%I')` writes it, unquoted. */
+function parseIdent(text: string, at: number): { value: string; end: number } | undefined {
+  if (text[at] === '"') {
+    let value = '';
+    for (let i = at + 1; i < text.length; i++) {
+      if (text[i] !== '"') value += text[i];
+      else if (text[i + 1] === '"') value += text[i++];
+      else return value ? { value, end: i + 1 } : undefined;
+    }
+    return undefined;
+  }
+  const m = /^[a-z_][a-z0-9_$]*/.exec(text.slice(at));
+  return m ? { value: m[0], end: at + m[0].length } : undefined;
+}
+
+/** `schema.name` as the check prints it, split (undefined when it is not that form). */
+export function parseQualifiedName(text: string): { schema: string; name: string } | undefined {
+  const schema = parseIdent(text, 0);
+  if (!schema || text[schema.end] !== '.') return undefined;
+  const name = parseIdent(text, schema.end + 1);
+  if (!name || name.end !== text.length) return undefined;
+  return { schema: schema.value, name: name.value };
+}
+
+/** The target's exceptions, parsed; a malformed entry is a configuration error. */
+function exemptOf(target: DbMaskingTarget): {
+  relations: { schema: string; name: string; text: string }[];
+  functions: string[];
+} {
+  const given = target.db.maskedMayUse;
+  const relations = (given?.relations ?? []).map((text) => {
+    const parsed = parseQualifiedName(text);
+    if (!parsed) {
+      throw new DbMaskingConfigError(
+        `db.maskedMayUse.relations entry ${JSON.stringify(text)} is not schema.name as the check names it`,
+      );
+    }
+    checkName(parsed.schema, 'a schema name');
+    checkName(parsed.name, 'a relation name');
+    return { ...parsed, text };
+  });
+  const functions = [...(given?.functions ?? [])];
+  for (const f of functions) {
+    if (f.includes('\0'))
+      throw new DbMaskingConfigError('a db.maskedMayUse.functions entry contains a NUL byte');
+  }
+  return { relations, functions };
+}
+
+/**
+ * What is wrong with the target's exceptions before anything is asked of the database: an exempt
+ * relation in Warden's own schemas, or an exempt table of the data schemas with a column a masking
+ * rule matches (the masked users would read that column raw). [] when there is nothing.
+ */
+export function exemptionProblems(target: DbMaskingTarget, columns: readonly CatalogueColumn[]): string[] {
+  const { relations } = exemptOf(target);
+  if (relations.length === 0) return [];
+  const warden = new Set([PRIVATE_SCHEMA, ...schemasOf(target).map((schema) => maskedSchemaFor(schema))]);
+  const masked = new Map<string, string[]>();
+  for (const t of tablesOf(target, columns)) {
+    const cols = t.columns.filter((c) => c.rule).map((c) => c.column.column);
+    if (cols.length > 0) masked.set(JSON.stringify([t.schema, t.name]), cols);
+  }
+  const out: string[] = [];
+  for (const r of relations) {
+    if (warden.has(r.schema)) {
+      out.push(`db.maskedMayUse.relations: ${r.text} is in Warden's own schema ${r.schema}; take it off`);
+      continue;
+    }
+    const cols = masked.get(JSON.stringify([r.schema, r.name]));
+    if (cols) {
+      out.push(
+        `db.maskedMayUse.relations: ${r.text} has masked columns (${cols.join(', ')}); the masked users would read them raw. Take it off (they read it through its masking view)`,
+      );
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
 // The check
 
 export type ProbeExpectation =
@@ -639,6 +721,16 @@ export function checkProbes(target: DbMaskingTarget, columns: readonly Catalogue
   // the masked writer holds column grants on the data schemas' tables by design (their columns
   // without a mask), so for it those tables are the column probes' business.
   const dataSchemas = target.db.schemas.map((schema) => quoteLiteral(schema)).join(', ');
+  const exempt = exemptOf(target);
+  const exemptPairs = exempt.relations
+    .map((r) => `(${quoteLiteral(r.schema)}, ${quoteLiteral(r.name)})`)
+    .join(', ');
+  const notExemptRelation =
+    exempt.relations.length === 0 ? '' : `\n  AND (n.nspname, c.relname) NOT IN (${exemptPairs})`;
+  const notExemptFunction =
+    exempt.functions.length === 0
+      ? ''
+      : `\n  AND pg_catalog.format('%I.%I(%s)', n.nspname, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid)) NOT IN (${exempt.functions.map((f) => quoteLiteral(f)).join(', ')})`;
   const readerKinds = `c.relkind IN ('r', 'p', 'v', 'm', 'f')`;
   const writerKinds = `(c.relkind IN ('v', 'm', 'f') OR (c.relkind IN ('r', 'p') AND n.nspname NOT IN (${dataSchemas})))`;
   for (const k of ['maskedRead', 'maskedWrite'] as const) {
@@ -647,7 +739,7 @@ export function checkProbes(target: DbMaskingTarget, columns: readonly Catalogue
       sql: `SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c
   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE ${k === 'maskedRead' ? readerKinds : writerKinds} AND ${outside}
-  AND (pg_catalog.has_table_privilege(c.oid, 'SELECT') OR pg_catalog.has_any_column_privilege(c.oid, 'SELECT'))
+  AND (pg_catalog.has_table_privilege(c.oid, 'SELECT') OR pg_catalog.has_any_column_privilege(c.oid, 'SELECT'))${notExemptRelation}
 ORDER BY 1 LIMIT 20`,
       expect: { kind: 'none', fix: 'REVOKE SELECT ON <it> FROM PUBLIC (and from the masked user)' },
       what:
@@ -660,7 +752,7 @@ ORDER BY 1 LIMIT 20`,
       sql: `SELECT pg_catalog.format('%I.%I(%s)', n.nspname, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid))
   FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
 WHERE p.prosecdef AND ${outside}
-  AND pg_catalog.has_function_privilege(p.oid, 'EXECUTE')
+  AND pg_catalog.has_function_privilege(p.oid, 'EXECUTE')${notExemptFunction}
 ORDER BY 1 LIMIT 20`,
       expect: {
         kind: 'none',
@@ -668,6 +760,34 @@ ORDER BY 1 LIMIT 20`,
       },
       what: `${u[k]} can run no SECURITY DEFINER function outside Warden's schemas (each runs as its owner)`,
     });
+    // An exempt view or materialized view reads its relations as its owner: each one it reads (every
+    // relation of its query tree, subqueries included, from the rule's stored tree: pg_depend
+    // records no dependency on a system catalogue) must
+    // be one the masked user may read on its own (a catalogue table such as pg_class, whose rows
+    // PostgreSQL filters by the user's privileges where it must) or exempt itself (and so checked
+    // in turn). A view over pg_statistic (sampled raw values) or a data table is refused.
+    if (exempt.relations.length > 0) {
+      probes.push({
+        as: k,
+        sql: `SELECT DISTINCT pg_catalog.format('%I.%I reads %I.%I', vn.nspname, v.relname, rn.nspname, rc.relname)
+  FROM pg_catalog.pg_class v
+  JOIN pg_catalog.pg_namespace vn ON vn.oid = v.relnamespace
+  JOIN pg_catalog.pg_rewrite w ON w.ev_class = v.oid
+  CROSS JOIN LATERAL pg_catalog.regexp_matches(w.ev_action::text, ':relid ([0-9]+)', 'g') AS m(relid)
+  JOIN pg_catalog.pg_class rc ON rc.oid = m.relid[1]::oid
+  JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace
+WHERE (vn.nspname, v.relname) IN (${exemptPairs})
+  AND rc.oid <> v.oid
+  AND NOT (rn.nspname NOT IN (${warden}) AND pg_catalog.has_table_privilege(rc.oid, 'SELECT'))
+  AND (rn.nspname, rc.relname) NOT IN (${exemptPairs})
+ORDER BY 1 LIMIT 20`,
+        expect: {
+          kind: 'none',
+          fix: 'take the view off db.maskedMayUse.relations, or make it read only what the masked user may read',
+        },
+        what: `each exempt view ${u[k]} may read reads only what ${u[k]} may read on its own or is exempt (a view reads as its owner)`,
+      });
+    }
     // A member holds its roles' privileges (pg_read_all_data reads every table, pg_read_server_files
     // the database's files), whatever was granted to the user itself.
     probes.push({
