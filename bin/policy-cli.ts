@@ -153,6 +153,8 @@ async function push(
   const { DynamoPolicyStore } = await import('../lambdas/adapters/request-store.js');
   const { ConditionFailedError } = await import('../lambdas/core/errors.js');
   const { engineFor } = await import('../lambdas/core/policy-provider.js');
+  const { signPolicySet, verifyPolicySet } = await import('../lambdas/core/policy-signature.js');
+  const policyMac = await policyKey();
   const store = new DynamoPolicyStore();
   const previous = await store.getActive();
   const stale = () =>
@@ -167,6 +169,10 @@ async function push(
     throw stale();
   let active;
   try {
+    // A set without the policy key's signature decides nothing here either (functions do not
+    // serve it): it cannot lock everyone out of the fix, nor let its writer in.
+    if (previous && !(await verifyPolicySet(policyMac, previous)))
+      throw new Error('it is not signed by warden policy push');
     active = previous ? engineFor(previous) : undefined;
   } catch (error) {
     // A set that does not load (a write that bypassed push) decides nothing, so it cannot lock
@@ -193,7 +199,12 @@ async function push(
   const trail = new DynamoTrailStore({ ttlDays: Number(process.env.AUDIT_TTL_DAYS ?? 400) });
   try {
     await store.pushWithTrail(
-      { version, policies, updatedAt: pushedAt, updatedBy: principalKey(principal) },
+      await signPolicySet(policyMac, {
+        version,
+        policies,
+        updatedAt: pushedAt,
+        updatedBy: principalKey(principal),
+      }),
       previous?.version ?? null,
       trail,
       POLICY_SESSION,
@@ -218,6 +229,17 @@ async function push(
   console.log(`pushed as ${version} by ${principal.name}; Lambdas pick it up within their cache TTL`);
 }
 
+/** The policy key (POLICY_MAC_KEY_ID on AWS, WARDEN_POLICY_MAC_KEY on the twin), or a CliError naming both. */
+async function policyKey(): Promise<import('../lambdas/adapters/signing.js').Signer> {
+  const { PolicyKeyError, policyMacFromEnv } = await import('../lambdas/adapters/signing.js');
+  try {
+    return policyMacFromEnv(process.env);
+  } catch (error) {
+    if (error instanceof PolicyKeyError) throw new CliError(error.message);
+    throw error;
+  }
+}
+
 /**
  * What an auditor runs to trust the active set: the functions serve its compiled form without
  * validating again (cold start), so a write of the Policies table that bypassed `policy push`
@@ -232,9 +254,16 @@ export async function policyVerify(): Promise<void> {
   const { PolicyValidationError } = await import('../lambdas/core/policy.js');
   const { compiledDifferences, decodePolicySources, pushRecordOf, validatePolicySources } =
     await import('../lambdas/core/policy-provider.js');
+  const { verifyPolicySet } = await import('../lambdas/core/policy-signature.js');
+  const policyMac = await policyKey();
   const active = await new DynamoPolicyStore().getActive();
   if (!active) throw new CliError('no active policy set: every request is denied until one is pushed');
   const findings: string[] = [];
+  if (!(await verifyPolicySet(policyMac, active))) {
+    findings.push(
+      "its signature is not the policy key's (none, or not one made for what it holds): functions do not serve it; it was not written by warden policy push",
+    );
+  }
   let engine;
   try {
     engine = validatePolicySources(decodePolicySources(active), active.version);
@@ -256,6 +285,6 @@ export async function policyVerify(): Promise<void> {
   }
   console.log(
     `verified: active set ${active.version}, ${engine?.policyIds.length ?? 0} policies, ${who}; ` +
-      'its sources validate and its compiled form is theirs',
+      "its signature is the policy key's, its sources validate and its compiled form is theirs",
   );
 }

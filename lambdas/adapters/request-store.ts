@@ -232,8 +232,10 @@ export class DynamoPolicyStore implements PolicyStore {
       new GetCommand({ TableName: this.table, Key: { id: ACTIVE }, ConsistentRead: true }),
     );
     if (!out.Item) return undefined;
-    const { version, policies, updatedAt, updatedBy } = out.Item as StoredPolicySet & { id: string };
-    return { version, policies, updatedAt, updatedBy };
+    const { version, policies, updatedAt, updatedBy, signature } = out.Item as StoredPolicySet & {
+      id: string;
+    };
+    return { version, policies, updatedAt, updatedBy, ...(signature === undefined ? {} : { signature }) };
   }
 
   /**

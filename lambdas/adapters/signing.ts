@@ -83,3 +83,31 @@ export function signerFromEnv(env: NodeJS.ProcessEnv = process.env): Signer | un
   if (env.WARDEN_SIGNING_KEY) return createHmacSigner(env.WARDEN_SIGNING_KEY);
   return undefined;
 }
+
+export class PolicyKeyError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PolicyKeyError';
+  }
+}
+
+/**
+ * The policy key (lambdas/core/policy-signature.ts): KMS when POLICY_MAC_KEY_ID is set (the stack's
+ * policy key; functions may only VerifyMac with it, the pusher role GenerateMac), else the local
+ * stand-in WARDEN_POLICY_MAC_KEY (at least 32 bytes, base64url). Without either it throws: a
+ * function that cannot check a policy set's signature does not start, and `policy push` does not
+ * write an unsigned set.
+ */
+export function policyMacFromEnv(env: NodeJS.ProcessEnv = process.env): Signer {
+  if (env.POLICY_MAC_KEY_ID) return createKmsSigner({ keyId: env.POLICY_MAC_KEY_ID });
+  if (env.WARDEN_POLICY_MAC_KEY) {
+    const key = Buffer.from(env.WARDEN_POLICY_MAC_KEY, 'base64url');
+    if (key.length < 32)
+      throw new PolicyKeyError('WARDEN_POLICY_MAC_KEY must be at least 32 bytes, base64url');
+    return createHmacSigner(key);
+  }
+  throw new PolicyKeyError(
+    'no policy key: set POLICY_MAC_KEY_ID (the KMS key the stack creates, output PolicyKeyArn) or, ' +
+      'locally, WARDEN_POLICY_MAC_KEY; policy sets are signed at push and checked before they are served',
+  );
+}

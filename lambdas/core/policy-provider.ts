@@ -3,6 +3,7 @@
  * and cached with a short TTL so a `policy push` takes effect within seconds without a redeploy.
  * A stored set that fails validation is ignored with a logged error and the previous one stays.
  */
+import { ServiceUnavailableError } from './errors.js';
 import { logJson } from './log.js';
 import { PolicyEngine, type PolicySource } from './policy.js';
 import { CEDAR_SCHEMA } from './policy-schema.js';
@@ -82,6 +83,17 @@ export function compiledDifferences(set: StoredPolicySet, engine: PolicyEngine):
   return out;
 }
 
+function sameStored(a: StoredPolicySet, b: StoredPolicySet | undefined): boolean {
+  return (
+    b !== undefined &&
+    a.version === b.version &&
+    a.policies === b.policies &&
+    a.updatedAt === b.updatedAt &&
+    a.updatedBy === b.updatedBy &&
+    a.signature === b.signature
+  );
+}
+
 /** Validates without storing: what `policy validate` and `policy push` run first. */
 export function validatePolicySources(sources: readonly PolicySource[], version = 'candidate'): PolicyEngine {
   return PolicyEngine.load(CEDAR_SCHEMA, sources, version);
@@ -139,11 +151,23 @@ export async function auditActiveSet(
   return finding;
 }
 
+/** A stored set whose signature is not the policy key's: not served. */
+export class PolicySetSignatureError extends ServiceUnavailableError {
+  constructor(readonly version: string) {
+    super(
+      `no policy set can be served: the stored one (${version}) is not signed by warden policy push; nothing was run`,
+    );
+    this.name = 'PolicySetSignatureError';
+  }
+}
+
 export class PolicyProvider {
   private cached?: { engine: PolicyEngine; fetchedAt: number };
   private inflight?: Promise<PolicyEngine>;
   /** Served only while no policy set was ever stored; built on first need, not at cold start. */
   private emptyEngine?: PolicyEngine;
+  /** The last stored set refused for its signature, as stored (not checked again until it changes). */
+  private refused?: StoredPolicySet;
 
   constructor(
     private readonly store: PolicyStore,
@@ -151,6 +175,11 @@ export class PolicyProvider {
     private readonly now: () => number = Date.now,
     /** Told of each stored set when it is first loaded (not awaited; its failures are its own). */
     private readonly onLoad?: (set: StoredPolicySet) => void,
+    /**
+     * True when the set carries the policy key's MAC (verifyPolicySet). A set it refuses is never
+     * served: the previous set stays, and with none every decision fails closed (503).
+     */
+    private readonly verify?: (set: StoredPolicySet) => Promise<boolean>,
   ) {}
 
   async engine(): Promise<PolicyEngine> {
@@ -164,13 +193,43 @@ export class PolicyProvider {
     let engine = previous;
     try {
       const active = await this.store.getActive();
-      if (active && active.version !== previous?.version) {
-        engine = engineFor(active);
+      if (active && active.version !== previous?.version && !sameStored(active, this.refused)) {
+        // The signature check (a KMS round trip on AWS) is under way while Cedar loads the set;
+        // nothing is served before it answers.
+        const verified = this.verify?.(active).then(
+          (valid) => valid,
+          (cause: unknown) => {
+            throw new ServiceUnavailableError(
+              `the policy set's signature could not be checked (${String(cause)}); nothing was run`,
+              cause,
+            );
+          },
+        );
+        verified?.catch(() => undefined);
+        const loaded = engineFor(active);
+        if (verified && !(await verified)) {
+          this.refused = active;
+          logJson({
+            level: 'error',
+            msg: UNRECORDED_POLICY_SET,
+            version: active.version,
+            finding: `the set's signature is not the policy key's: it was not written by warden policy push; ${previous ? `${previous.version} stays active` : 'every decision is refused until a signed set is pushed'}`,
+            hint: 'run `warden policy verify`, then push the set you mean with `warden policy push`',
+          });
+          throw new PolicySetSignatureError(active.version);
+        }
+        engine = loaded;
         this.onLoad?.(active);
       }
+      if (!engine && active && sameStored(active, this.refused))
+        throw new PolicySetSignatureError(active.version);
       engine ??= this.emptyEngine ??= PolicyEngine.load(CEDAR_SCHEMA, [], 'none');
     } catch (error) {
       if (!previous) throw error; // no policy at all: fail closed, the caller answers 503
+      if (error instanceof PolicySetSignatureError) {
+        this.cached = { engine: previous, fetchedAt: this.now() };
+        return previous;
+      }
       logJson({ level: 'error', msg: 'policy refresh failed; keeping previous set', error: String(error) });
       engine = previous;
     }

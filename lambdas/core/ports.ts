@@ -70,6 +70,12 @@ export interface StoredPolicySet {
   readonly policies: string;
   readonly updatedAt: string;
   readonly updatedBy?: string;
+  /**
+   * `warden policy push`'s MAC of the other four (policySetMessage, lambdas/core/policy-signature.ts)
+   * under the policy key (KMS GenerateMac; functions hold VerifyMac only): base64url. Functions serve
+   * no set without a valid one.
+   */
+  readonly signature?: string;
 }
 
 export interface PolicyStore {

@@ -15,7 +15,7 @@ import { requestPathClient } from '../adapters/sdk-client.js';
 import { DynamoPolicyStore, DynamoRequestStore } from '../adapters/request-store.js';
 import { DynamoTrailStore } from '../adapters/trail-store.js';
 import { approvalWiringFromEnv, type ApprovalWiring } from '../adapters/approval-wiring.js';
-import { signerFromEnv, type Signer } from '../adapters/signing.js';
+import { policyMacFromEnv, signerFromEnv, type Signer } from '../adapters/signing.js';
 import { maskingKeyFromEnv } from '../adapters/masking-key.js';
 import { sealerFromEnv } from '../adapters/sealing.js';
 import { classifySql, initSqlClassifier } from '../core/classify/sql.js';
@@ -27,6 +27,7 @@ import {
 } from '../core/config.js';
 import { createMasker, type Masker } from '../core/masking/index.js';
 import { auditActiveSet, PolicyProvider } from '../core/policy-provider.js';
+import { verifyPolicySet } from '../core/policy-signature.js';
 import { systemClock } from '../core/ports.js';
 import type { AwsExecutor } from '../core/aws-requests.js';
 import type { ToolPinStore, UpstreamMcp } from '../core/mcp-upstream.js';
@@ -168,6 +169,8 @@ export async function createRuntime(
   const trail = new DynamoTrailStore({ ttlDays: config.auditTtlDays, log: logJson });
   // A request record and its trail events are one write (one TransactWriteItems).
   const requests = new DynamoRequestStore({ trail });
+  // No policy key, no start: a set written around `warden policy push` must not be served.
+  const policyMac = policyMacFromEnv(env);
   const policies = new PolicyProvider(
     new DynamoPolicyStore(),
     Number(env.POLICY_TTL_MS ?? 30_000),
@@ -189,6 +192,7 @@ export async function createRuntime(
       );
       timer.unref?.();
     },
+    (set) => verifyPolicySet(policyMac, set),
   );
   const dispatchTo = options.role === 'api' ? required(env, 'EXECUTE_FUNCTION_NAME') : undefined;
   // The local twin gives the API function its own Data API endpoint, which refuses the write

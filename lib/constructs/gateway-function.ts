@@ -250,6 +250,16 @@ export class GatewayFunction extends Construct implements iam.IGrantable {
     return this;
   }
 
+  /**
+   * `POLICY_MAC_KEY_ID` and kms:VerifyMac only: the function checks each policy set's signature
+   * before serving it and can make none (lambdas/core/policy-signature.ts).
+   */
+  bindPolicyKey(key: kms.IKey): this {
+    this.addEnvironment('POLICY_MAC_KEY_ID', key.keyArn);
+    key.grant(this, 'kms:VerifyMac');
+    return this;
+  }
+
   /** Puts the secret's ARN (never its value) in `envName` and grants reading that one secret. */
   bindSecret(envName: string, secret: secretsmanager.ISecret): this {
     this.addEnvironment(envName, secret.secretArn);

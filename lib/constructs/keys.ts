@@ -1,7 +1,8 @@
 /**
  * Warden's keys. Separate keys keep separate audiences: functions decrypt tables with the data
  * key; auditors get the lake key (exports, Athena results) without being able to read live tables;
- * the HMAC key signs cookies and links without its secret ever leaving KMS; the masking hash key is
+ * the HMAC key signs cookies and links without its secret ever leaving KMS; the policy key signs
+ * policy sets, which only the pusher may do; the masking hash key is
  * a generated secret that only the functions which hash values can read.
  */
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
@@ -27,6 +28,13 @@ export class WardenKeys extends Construct {
    * api (seal, open for requesters and approvers) and execute (open to run) get this one.
    */
   readonly seal: kms.Key;
+  /**
+   * Signs policy sets (HMAC_256, GenerateMac/VerifyMac; lambdas/core/policy-signature.ts): only
+   * `warden policy push` (the PolicyPusher role) may GenerateMac, the functions VerifyMac, so a
+   * write of the Policies table by anyone else makes no set that functions serve. Separate from
+   * the HMAC key, on which the api and notify functions hold GenerateMac.
+   */
+  readonly policy: kms.Key;
 
   constructor(scope: Construct, id: string) {
     super(scope, id);
@@ -46,6 +54,13 @@ export class WardenKeys extends Construct {
     // which VerifyMac tries both (see docs/deploy.md).
     this.hmac = new kms.Key(this, 'HmacKey', {
       description: 'Warden: HMAC for session cookies, CSRF tokens and approval links',
+      keySpec: kms.KeySpec.HMAC_256,
+      keyUsage: kms.KeyUsage.GENERATE_VERIFY_MAC,
+      removalPolicy: RemovalPolicy.RETAIN,
+      pendingWindow: Duration.days(30),
+    });
+    this.policy = new kms.Key(this, 'PolicyKey', {
+      description: 'Warden: signatures of policy sets (warden policy push signs, functions verify)',
       keySpec: kms.KeySpec.HMAC_256,
       keyUsage: kms.KeyUsage.GENERATE_VERIFY_MAC,
       removalPolicy: RemovalPolicy.RETAIN,

@@ -47,6 +47,7 @@ function suppress(
 }
 
 export function acknowledgeNagFindings(g: WardenGateway): void {
+  suppress(g.policyPusher, [KMS_DATA_KEY_ACTIONS, TABLE_INDEXES]);
   for (const fn of [g.apiFunction, g.notifyFunction, g.executeFunction, g.auditLake.exportFunction]) {
     suppress(fn.fn, [NODE_22]);
   }

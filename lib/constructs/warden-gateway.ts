@@ -6,6 +6,7 @@
  * Every function gets exactly the grants its intent methods name; see docs/deploy.md.
  */
 import { CfnOutput, Duration } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import {
@@ -41,6 +42,8 @@ const MAX_CONFIG_BYTES = 3000;
 export class WardenGateway extends Construct {
   readonly settings: WardenSettings;
   readonly keys: WardenKeys;
+  /** The role `warden policy push` runs as (Policies table, policy key GenerateMac, trail append). */
+  readonly policyPusher: iam.Role;
   readonly tables: WardenTables;
   readonly apiFunction: GatewayFunction;
   readonly notifyFunction: GatewayFunction;
@@ -111,7 +114,8 @@ export class WardenGateway extends Construct {
       .bindTable({ table: t(AuditTable), def: AuditTable, access: 'append' })
       .bindTable({ table: t(PoliciesTable), def: PoliciesTable, access: 'read' })
       .bindTable({ table: t(ToolPinsTable), def: ToolPinsTable, access: 'read' })
-      .bindHmacKey(this.keys.hmac, { generate: true });
+      .bindHmacKey(this.keys.hmac, { generate: true })
+      .bindPolicyKey(this.keys.policy);
 
     this.executeFunction = new GatewayFunction(this, 'Execute', {
       entry: 'lambdas/handlers/execute.ts',
@@ -131,6 +135,7 @@ export class WardenGateway extends Construct {
       .bindTable({ table: t(ToolPinsTable), def: ToolPinsTable, access: 'read' })
       .bindMaskingKey(this.keys.maskingHashKey)
       .bindSealKey(this.keys.seal, { open: true })
+      .bindPolicyKey(this.keys.policy)
       // The only function that runs writes and AWS calls: every database user, every target role.
       .bindTargets(parsed, { access: 'execute' });
 
@@ -162,6 +167,7 @@ export class WardenGateway extends Construct {
       .bindHmacKey(this.keys.hmac, { generate: true, verify: true })
       .bindMaskingKey(this.keys.maskingHashKey)
       .bindSealKey(this.keys.seal, { seal: true, open: true })
+      .bindPolicyKey(this.keys.policy)
       // Internet-facing: what a read and a decision need. No write secret, no target role; allowed
       // writes and AWS calls are handed to the execute function, which checks them again.
       .bindTargets(parsed, { access: 'read' })
@@ -214,7 +220,35 @@ export class WardenGateway extends Construct {
       email: s.alarmEmail,
     });
 
+    // What `warden policy push` runs as: the only principal the stack lets write the Policies table
+    // and make the policy key's MAC (functions only verify it). Operators assume it to push.
+    this.policyPusher = new iam.Role(this, 'PolicyPusher', {
+      assumedBy: new iam.AccountRootPrincipal(),
+      description:
+        'Warden: warden policy push (the Policies table, the policy key MAC, the push trail event)',
+      maxSessionDuration: Duration.hours(1),
+    });
+    t(PoliciesTable).grantReadWriteData(this.policyPusher);
+    t(AuditTable).grant(
+      this.policyPusher,
+      'dynamodb:PutItem',
+      'dynamodb:GetItem',
+      'dynamodb:Query',
+      'dynamodb:ConditionCheckItem',
+      'dynamodb:DescribeTable',
+    );
+    t(AuditTable).encryptionKey?.grantEncryptDecrypt(this.policyPusher);
+    this.keys.policy.grant(this.policyPusher, 'kms:GenerateMac', 'kms:VerifyMac');
+
     new CfnOutput(this, 'Url', { value: publicUrl, description: 'Warden gateway URL (WARDEN_URL)' });
+    new CfnOutput(this, 'PolicyKeyArn', {
+      value: this.keys.policy.keyArn,
+      description: 'POLICY_MAC_KEY_ID for warden policy push and verify',
+    });
+    new CfnOutput(this, 'PolicyPusherRoleArn', {
+      value: this.policyPusher.roleArn,
+      description: 'the role warden policy push runs as',
+    });
     new CfnOutput(this, 'AuditBucket', { value: this.auditLake.bucket.bucketName });
     new CfnOutput(this, 'AthenaWorkGroup', { value: this.auditLake.workGroup.ref });
     new CfnOutput(this, 'AlarmTopic', { value: this.alarms.topic.topicArn });

@@ -36,6 +36,8 @@ import { loadPolicyFiles } from './policy-files.js';
 import { createDevIdp, type DevIdp } from './oidc.js';
 import { createOutbox, type OutboxMessage } from './outbox.js';
 import { startLocalLambda, type LocalLambda } from './lambda.js';
+import { policyMacFromEnv } from '../../lambdas/adapters/signing.js';
+import { signPolicySet, verifyPolicySet } from '../../lambdas/core/policy-signature.js';
 import { parseConfig } from '../../lambdas/core/config.js';
 import { startLocalStepFunctions, type LocalStepFunctions } from './step-functions.js';
 import { faultLayerFromConfig, type FaultConfig, type FaultLayer } from './faults.js';
@@ -445,6 +447,9 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     WARDEN_SIGNING_KEY: persistentSecret(dataDir, 'signingKey'),
     // The local stand-in for the KMS key that seals exact statements waiting for approval.
     WARDEN_SEAL_KEY: persistentSecret(dataDir, 'sealKey'),
+    // The local stand-in for the KMS key policy sets are signed with at push (functions serve no
+    // set without its signature; lambdas/core/policy-signature.ts).
+    WARDEN_POLICY_MAC_KEY: persistentSecret(dataDir, 'policyMacKey'),
     OIDC_APPROVAL_CLIENT_ID: idp.clients.approval.clientId,
     OIDC_APPROVAL_CLIENT_SECRET: idp.clients.approval.clientSecret,
     // `warden login --url <twin>`: the public native client, named in the RFC 9728 metadata.
@@ -477,7 +482,10 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     tableName: tableNames.Policies,
   });
   const previousSet = await policyStore.getActive();
-  if (twinState.policyFilesHash !== policyFilesHash || !previousSet) {
+  const policyMac = policyMacFromEnv(env);
+  // A set stored before sets were signed (or written around push) would not be served: push again.
+  const previousSigned = previousSet ? await verifyPolicySet(policyMac, previousSet) : false;
+  if (twinState.policyFilesHash !== policyFilesHash || !previousSet || !previousSigned) {
     const version = `local-${Date.now()}`;
     const engine = validatePolicySources(sources, version);
     const at = new Date().toISOString();
@@ -489,7 +497,12 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
       ttlDays: 400,
     });
     await policyStore.pushWithTrail(
-      { version, policies: encodePolicySources(sources, engine), updatedAt: at, updatedBy: 'local-twin' },
+      await signPolicySet(policyMac, {
+        version,
+        policies: encodePolicySources(sources, engine),
+        updatedAt: at,
+        updatedBy: 'local-twin',
+      }),
       previousSet?.version ?? null,
       trail,
       POLICY_SESSION,

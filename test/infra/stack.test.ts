@@ -362,6 +362,56 @@ describe('functions', () => {
     expect(env('Notify').SEAL_KEY_ID).toBeUndefined();
   });
 
+  it('signs policy sets with a key of their own: only the PolicyPusher role makes MACs, the functions only verify', () => {
+    const keys = ofType('AWS::KMS::Key').filter(([, k]) => k.Properties.Description?.includes('policy sets'));
+    expect(keys).toHaveLength(1);
+    const [policyKeyId, policyKey] = keys[0];
+    expect(policyKey.Properties).toMatchObject({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' });
+    const roles = statementsByRole();
+    const onKey = (roleId: string) =>
+      new Set(
+        (roles.get(roleId) ?? [])
+          .filter((st) => JSON.stringify(st.Resource).includes(policyKeyId))
+          .flatMap((st) => asArray(st.Action)),
+      );
+    for (const fragment of ['Api', 'Notify', 'Execute']) {
+      expect(onKey(functionRoleId(functionIdByPath(fragment))), fragment).toEqual(new Set(['kms:VerifyMac']));
+      expect(
+        resources[functionIdByPath(fragment)].Properties.Environment.Variables.POLICY_MAC_KEY_ID,
+      ).toEqual({
+        'Fn::GetAtt': [policyKeyId, 'Arn'],
+      });
+    }
+    expect(onKey(functionRoleId(functionIdByPath('AuditLakeExport')))).toEqual(new Set());
+    // No principal but the pusher role holds GenerateMac on it.
+    const pushers = [...roles].filter(([, sts]) =>
+      sts.some(
+        (st) =>
+          JSON.stringify(st.Resource).includes(policyKeyId) && asArray(st.Action).includes('kms:GenerateMac'),
+      ),
+    );
+    expect(pushers.map(([id]) => id)).toHaveLength(1);
+    const [pusherId] = pushers[0];
+    expect(pusherId).toMatch(/PolicyPusher/);
+    expect(onKey(pusherId)).toEqual(new Set(['kms:GenerateMac', 'kms:VerifyMac']));
+    // The pusher appends to the trail; it cannot rewrite or delete it.
+    const pusherActions = actionsOf(roles.get(pusherId)!);
+    expect(pusherActions.has('dynamodb:PutItem')).toBe(true);
+    const auditId = ofType('AWS::DynamoDB::Table').find(([id]) => id.includes('Audit'))![0];
+    const onAudit = new Set(
+      roles
+        .get(pusherId)!
+        .filter((st) => JSON.stringify(st.Resource).includes(auditId))
+        .flatMap((st) => asArray(st.Action)),
+    );
+    expect(onAudit.has('dynamodb:DeleteItem')).toBe(false);
+    expect(onAudit.has('dynamodb:UpdateItem')).toBe(false);
+    const outputs = full.template.toJSON().Outputs as Record<string, { Value: unknown }>;
+    const out = (prefix: string) => Object.entries(outputs).find(([k]) => k.includes(prefix))?.[1].Value;
+    expect(out('PolicyKeyArn')).toEqual({ 'Fn::GetAtt': [policyKeyId, 'Arn'] });
+    expect(out('PolicyPusherRoleArn')).toEqual({ 'Fn::GetAtt': [pusherId, 'Arn'] });
+  });
+
   it('lets only the API start executions and answer task tokens', () => {
     const roles = statementsByRole();
     const api = actionsOf(roles.get(functionRoleId(functionIdByPath('Api')))!);

@@ -7,11 +7,12 @@ import { execFile } from 'node:child_process';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { ScanCommand } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoPolicyStore } from '../../lambdas/adapters/request-store.js';
 import { ConditionFailedError } from '../../lambdas/core/errors.js';
+import type { StoredPolicySet } from '../../lambdas/core/ports.js';
 import { UNRECORDED_POLICY_SET } from '../../lambdas/core/trail.js';
 import { captureLogs } from '../../lib/local/invariants.js';
 import { localDynamoClient } from '../../lib/local/dynamodb.js';
@@ -49,6 +50,8 @@ function pushEnv(token: string | undefined, extraEnv: NodeJS.ProcessEnv = {}): N
     AWS_REGION: 'us-east-1',
     AWS_ACCESS_KEY_ID: 'local-twin',
     AWS_SECRET_ACCESS_KEY: 'local-twin',
+    // The twin's stand-in for the policy key (it set it in this process's environment).
+    WARDEN_POLICY_MAC_KEY: process.env.WARDEN_POLICY_MAC_KEY,
   };
   if (token) env.WARDEN_TOKEN = token;
   return { ...env, ...extraEnv };
@@ -71,6 +74,28 @@ async function push(
     const e = error as { code?: number; stdout?: string; stderr?: string };
     return { code: e.code ?? 1, out: `${e.stdout ?? ''}${e.stderr ?? ''}` };
   }
+}
+
+/** Waits until the API function decides with `version` (it reads the store after POLICY_TTL_MS). */
+async function servedVersionIs(version: string): Promise<void> {
+  let seen: unknown;
+  for (let i = 0; i < 60; i++) {
+    const r = await twin.api('POST', '/v1/targets/demo/explain', {
+      token: await twin.token('alice'),
+      body: { sql: 'SELECT 1' },
+    });
+    seen = r.body?.decision?.policyVersion;
+    if (seen === version) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`the API function decides with ${String(seen)}, not ${version}`);
+}
+
+/** A raw write of the active pointer, as anyone with dynamodb:PutItem on the table could make. */
+async function rawActive(set: StoredPolicySet): Promise<void> {
+  await DynamoDBDocumentClient.from(localDynamoClient(twin.dynamoEndpoint)).send(
+    new PutCommand({ TableName: twin.tableNames.Policies, Item: { id: 'active', ...set } }),
+  );
 }
 
 async function trailOf(session: string): Promise<Record<string, any>[]> {
@@ -198,6 +223,7 @@ describe('warden policy verify: a write that bypassed push', () => {
     // What the handlers log from here on (they run in this process).
     const logs = captureLogs({ passThrough: true });
     const good = (await store.getActive())!;
+    await servedVersionIs(good.version);
     const stored = JSON.parse(good.policies) as {
       sources: unknown;
       compiled: { policies: Record<string, { text: string; actions: unknown; json: string }> };
@@ -222,39 +248,27 @@ describe('warden policy verify: a write that bypassed push', () => {
     expect(r.out).toMatch(/no policy_pushed event in the trail names v20990101000000-bad000/);
     expect(r.out).toMatch(/active policy set v20990101000000-bad000 \(pusher unknown\) failed verification/);
 
-    // The gateway serves that version, but enforces its sources, not the compiled form beside them:
-    // dave (an auditor) may not read the demo target (it is not even shown to him), whatever
-    // "demo-read" was rewritten to permit; the privilege forbid still holds for alice.
-    const alice = await twin.token('alice');
-    const explain = (token: string, sql: string) =>
-      twin.api('POST', '/v1/targets/demo/explain', { token, body: { sql } });
-    let seen: { status: number; body: any } | undefined;
-    for (let i = 0; i < 40; i++) {
-      seen = await explain(alice, 'SELECT 1');
-      if (seen.body?.decision?.policyVersion === 'v20990101000000-bad000') break;
-      await new Promise((r) => setTimeout(r, 250));
-    }
-    expect(seen!.body.decision).toMatchObject({ policyVersion: 'v20990101000000-bad000', outcome: 'allow' });
-    const dave = await explain(await twin.token('dave'), 'SELECT id FROM customers');
-    expect(dave.status, JSON.stringify(dave.body)).toBe(404);
-    expect(dave.body.error.code).toBe('not_found');
-    const admin = await explain(alice, 'ALTER SYSTEM SET work_mem = 1');
-    expect(admin.body.decision).toMatchObject({
-      outcome: 'deny',
-      determiningPolicies: ['never-privilege-or-admin'],
-    });
+    expect(r.out).toMatch(/its signature is not the policy key's/);
 
-    // Seen at once, not only when someone runs verify: the function that loaded the set found no
-    // policy_pushed event for it and logged the line the stack's PolicySetUnrecorded alarm counts.
+    // The gateway does not serve it: the set stays the one pushed before, whose forbid holds for
+    // alice and under which dave (an auditor) is not even shown the demo target. The function that
+    // read the raw set logged the line the stack's PolicySetUnrecorded alarm counts.
     try {
-      const unrecorded = () =>
+      const refused = () =>
         logs.lines.filter((l) => l.includes(UNRECORDED_POLICY_SET) && l.includes('v20990101000000-bad000'));
-      for (let i = 0; i < 100 && unrecorded().length === 0; i++) await new Promise((r) => setTimeout(r, 100));
-      expect(unrecorded().length).toBeGreaterThan(0);
-      expect(JSON.parse(unrecorded()[0])).toMatchObject({
+      // Functions read the store when a decision needs the set (after POLICY_TTL_MS, 2 s here).
+      for (let i = 0; i < 100 && refused().length === 0; i++) {
+        await twin.api('POST', '/v1/targets/demo/explain', {
+          token: await twin.token('alice'),
+          body: { sql: 'SELECT 1' },
+        });
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(refused().length).toBeGreaterThan(0);
+      expect(JSON.parse(refused()[0])).toMatchObject({
         level: 'error',
-        finding:
-          'no policy_pushed event in the trail names v20990101000000-bad000: it was not written by warden policy push',
+        version: 'v20990101000000-bad000',
+        finding: expect.stringContaining("the set's signature is not the policy key's"),
       });
       // Sets made active by warden policy push (and the twin's own) are not reported.
       expect(logs.lines.filter((l) => l.includes(UNRECORDED_POLICY_SET) && !l.includes('bad000'))).toEqual(
@@ -263,6 +277,105 @@ describe('warden policy verify: a write that bypassed push', () => {
     } finally {
       logs.restore();
     }
+    const alice = await twin.token('alice');
+    const explain = (token: string, sql: string) =>
+      twin.api('POST', '/v1/targets/demo/explain', { token, body: { sql } });
+    const served = await explain(alice, 'SELECT 1');
+    expect(served.body.decision).toMatchObject({ policyVersion: good.version, outcome: 'allow' });
+    const dave = await explain(await twin.token('dave'), 'SELECT id FROM customers');
+    expect(dave.status, JSON.stringify(dave.body)).toBe(404);
+    const admin = await explain(alice, 'ALTER SYSTEM SET work_mem = 1');
+    expect(admin.body.decision).toMatchObject({
+      outcome: 'deny',
+      determiningPolicies: ['never-privilege-or-admin'],
+    });
+  }, 120_000);
+
+  it("serves no set whose signature is not the policy key's for exactly what it holds, and fails closed on a cold start", async () => {
+    const pushed = await push(await twin.token('alice'), [
+      '--expect-version',
+      (await store.getActive())!.version,
+    ]);
+    expect(pushed.code, pushed.out).toBe(0);
+    const good = (await store.getActive())!;
+    await servedVersionIs(good.version);
+    expect(good.signature).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    // The pushed set with its privilege forbid narrowed to an action nobody uses.
+    const loosened = good.policies.replaceAll(
+      'Action::\\"sql:privilege\\", Action::\\"sql:admin\\"',
+      'Action::\\"audit\\"',
+    );
+    expect(loosened).not.toBe(good.policies);
+    const { createHmacSigner } = await import('../../lambdas/adapters/signing.js');
+    const { signPolicySet } = await import('../../lambdas/core/policy-signature.js');
+    // What a writer of the table without the policy key can try: the pushed set's own signature on
+    // other contents, a MAC under a key of its own making, no signature at all.
+    const attempts: { label: string; set: StoredPolicySet }[] = [
+      { label: 'signature copied', set: { ...good, version: 'v20990101000002-bad002', policies: loosened } },
+      {
+        label: 'own key',
+        set: await signPolicySet(createHmacSigner(Buffer.alloc(32, 1)), {
+          ...good,
+          version: 'v20990101000003-bad003',
+          policies: loosened,
+        }),
+      },
+      {
+        label: 'no signature',
+        set: { version: 'v20990101000004-bad004', policies: loosened, updatedAt: good.updatedAt },
+      },
+    ];
+    const logs = captureLogs({ passThrough: false });
+    try {
+      for (const { label, set } of attempts) {
+        await rawActive(set);
+        const seen = () =>
+          logs.lines.filter((l) => l.includes(UNRECORDED_POLICY_SET) && l.includes(set.version));
+        for (let i = 0; i < 100 && seen().length === 0; i++) {
+          await twin.api('POST', '/v1/targets/demo/explain', {
+            token: await twin.token('alice'),
+            body: { sql: 'SELECT 1' },
+          });
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        expect(seen().length, label).toBeGreaterThan(0);
+        const served = await twin.api('POST', '/v1/targets/demo/explain', {
+          token: await twin.token('alice'),
+          body: { sql: 'SELECT 1' },
+        });
+        expect(served.body.decision?.policyVersion, label).toBe(good.version);
+      }
+      // The pushed version itself, its contents changed under its own signature: an instance that
+      // loaded it keeps what it loaded; a new one (a cold start) has no set to keep, so it refuses
+      // every decision, and nothing runs, rather than serve it.
+      await rawActive({ ...good, policies: loosened });
+      await twin.restartApi();
+      const text = 'SELECT id FROM customers WHERE id = 7';
+      const cold = await twin.api('POST', '/v1/targets/demo/sql', {
+        token: await twin.token('alice'),
+        body: { sql: text },
+      });
+      expect(cold.status, JSON.stringify(cold.body)).toBe(503);
+      expect(twin.statementLog.filter((st) => st.sql.includes(text))).toHaveLength(0);
+    } finally {
+      logs.restore();
+    }
+    // A push (signed) puts things right without a restart.
+    const fixed = await push(await twin.token('alice'), ['--expect-version', good.version]);
+    expect(fixed.code, fixed.out).toBe(0);
+    expect(fixed.out).toMatch(
+      /warning: the active set .* does not load \(it is not signed by warden policy push\)/,
+    );
+    let after: { status: number; body: any } | undefined;
+    for (let i = 0; i < 40; i++) {
+      after = await twin.api('POST', '/v1/targets/demo/sql', {
+        token: await twin.token('alice'),
+        body: { sql: 'SELECT id FROM customers WHERE id = 8' },
+      });
+      if (after.status === 200) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(after!.status).toBe(200);
   }, 120_000);
 
   it('fails a raw write of sources that do not validate', async () => {

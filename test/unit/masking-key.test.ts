@@ -78,7 +78,7 @@ describe('masking hash key', () => {
     expect((error as Error).message).not.toContain(SECRET);
   });
 
-  it("stops createRuntime (every function's cold start) without a masking key or a sealing key", async () => {
+  it("stops createRuntime (every function's cold start) without a policy key, a masking key or a sealing key", async () => {
     const env: NodeJS.ProcessEnv = {
       WARDEN_CONFIG: JSON.stringify({ targets: {} }),
       OIDC_ISSUER: 'https://idp.example.com',
@@ -95,6 +95,8 @@ describe('masking hash key', () => {
     // The stores read their table names from the process environment, as on Lambda.
     for (const def of ALL_TABLES) vi.stubEnv(tableEnvVar(def), `test-${def.logicalName}`);
     try {
+      await expect(createRuntime(env)).rejects.toThrow(/no policy key/);
+      env.WARDEN_POLICY_MAC_KEY = Buffer.alloc(32, 9).toString('base64url');
       await expect(createRuntime(env)).rejects.toThrow(/no masking hash key/);
       const sealKey = Buffer.alloc(32, 7).toString('base64url');
       await expect(createRuntime({ ...env, MASKING_HASH_KEY: SECRET })).rejects.toThrow(/no sealing key/);

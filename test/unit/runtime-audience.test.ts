@@ -48,6 +48,7 @@ function env(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
     GROUPS_CLAIM: 'cognito:groups',
     MASKING_HASH_KEY: 'k'.repeat(40),
     WARDEN_SEAL_KEY: Buffer.alloc(32, 7).toString('base64url'),
+    WARDEN_POLICY_MAC_KEY: Buffer.alloc(32, 9).toString('base64url'),
     AWS_REGION: 'eu-west-1',
     AWS_ACCESS_KEY_ID: 'test',
     AWS_SECRET_ACCESS_KEY: 'test',

@@ -72,6 +72,7 @@ function env(): NodeJS.ProcessEnv {
     OIDC_JWKS_URI: 'http://127.0.0.1:9/jwks',
     MASKING_HASH_KEY: 'k'.repeat(40),
     WARDEN_SEAL_KEY: Buffer.alloc(32, 7).toString('base64url'),
+    WARDEN_POLICY_MAC_KEY: Buffer.alloc(32, 9).toString('base64url'),
     ...awsEnv(),
   };
 }
