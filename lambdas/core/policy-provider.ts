@@ -108,11 +108,14 @@ export function validatePolicySources(sources: readonly PolicySource[], version 
 export function pushRecordOf(
   set: StoredPolicySet,
   events: readonly StoredTrailEvent[],
-): { readonly pushed?: StoredTrailEvent; readonly finding?: string } {
-  const pushed = events.find(
-    (e) =>
-      e.type === 'policy_pushed' && (e.detail as { version?: unknown } | undefined)?.version === set.version,
-  );
+): { readonly pushed?: StoredTrailEvent; readonly finding?: string; readonly superseded?: boolean } {
+  const pushes = events.filter((e) => e.type === 'policy_pushed');
+  const versionOf = (e: StoredTrailEvent) => (e.detail as { version?: unknown } | undefined)?.version;
+  let at = -1;
+  pushes.forEach((e, i) => {
+    if (versionOf(e) === set.version) at = i;
+  });
+  const pushed = at >= 0 ? pushes[at] : undefined;
   if (!pushed) {
     return {
       finding: `no policy_pushed event in the trail names ${set.version}: it was not written by warden policy push`,
@@ -122,6 +125,16 @@ export function pushRecordOf(
     return {
       pushed,
       finding: `the set names ${set.updatedBy ?? 'nobody'} as its pusher, the trail ${pushed.principal}`,
+    };
+  }
+  // A signed set stays signed: a raw write can make an older one active again. The trail says
+  // which push came last (the active pointer and its event are one transaction).
+  const later = pushes.slice(at + 1).find((e) => versionOf(e) !== set.version);
+  if (later) {
+    return {
+      pushed,
+      superseded: true,
+      finding: `${set.version} was replaced by ${String(versionOf(later))} (pushed by ${later.principalName ?? later.principal} at ${later.at}) and made active again around warden policy push`,
     };
   }
   return { pushed };
@@ -137,8 +150,14 @@ export async function auditActiveSet(
   set: StoredPolicySet,
   trail: Pick<TrailReader, 'events'>,
   log: (entry: Record<string, unknown>) => void = logJson,
+  /**
+   * The active version now: a set a later push replaced is only reported while it is still the
+   * active one (else it was merely replaced after this function loaded it).
+   */
+  activeVersion?: () => Promise<string | undefined>,
 ): Promise<string | undefined> {
-  const { finding } = pushRecordOf(set, await trail.events(POLICY_SESSION));
+  const { finding, superseded } = pushRecordOf(set, await trail.events(POLICY_SESSION));
+  if (finding && superseded && activeVersion && (await activeVersion()) !== set.version) return undefined;
   if (finding) {
     log({
       level: 'error',

@@ -171,8 +171,9 @@ export async function createRuntime(
   const requests = new DynamoRequestStore({ trail });
   // No policy key, no start: a set written around `warden policy push` must not be served.
   const policyMac = policyMacFromEnv(env);
+  const policyStore = new DynamoPolicyStore();
   const policies = new PolicyProvider(
-    new DynamoPolicyStore(),
+    policyStore,
     Number(env.POLICY_TTL_MS ?? 30_000),
     Date.now,
     // Off the load's path and a second later, so neither the cold start nor the first request
@@ -181,7 +182,12 @@ export async function createRuntime(
     (set) => {
       const timer = setTimeout(
         () =>
-          void auditActiveSet(set, trail).catch((error: unknown) =>
+          void auditActiveSet(
+            set,
+            trail,
+            logJson,
+            async () => (await policyStore.getActive())?.version,
+          ).catch((error: unknown) =>
             logJson({
               level: 'warn',
               msg: 'could not look for the policy set in the trail',

@@ -378,6 +378,39 @@ describe('warden policy verify: a write that bypassed push', () => {
     expect(after!.status).toBe(200);
   }, 120_000);
 
+  it('reports an older signed set made active again around push (it keeps its own valid signature)', async () => {
+    const alice = await twin.token('alice');
+    const first = await push(alice, ['--expect-version', (await store.getActive())!.version]);
+    expect(first.code, first.out).toBe(0);
+    const older = (await store.getActive())!;
+    const second = await push(alice, ['--expect-version', older.version]);
+    expect(second.code, second.out).toBe(0);
+    const newer = (await store.getActive())!;
+    await servedVersionIs(newer.version);
+    const logs = captureLogs({ passThrough: false });
+    try {
+      await rawActive(older);
+      // Served (its MAC is valid), and reported a second after the function loads it.
+      await servedVersionIs(older.version);
+      const replayed = () =>
+        logs.lines.filter((l) => l.includes(UNRECORDED_POLICY_SET) && l.includes('made active again'));
+      for (let i = 0; i < 50 && replayed().length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+      expect(replayed().length).toBeGreaterThan(0);
+      expect(JSON.parse(replayed()[0])).toMatchObject({
+        level: 'error',
+        version: older.version,
+        finding: `${older.version} was replaced by ${newer.version} (pushed by alice at ${newer.updatedAt}) and made active again around warden policy push`,
+      });
+    } finally {
+      logs.restore();
+    }
+    const r = await verify();
+    expect(r.code).not.toBe(0);
+    expect(r.out).toContain(`${older.version} was replaced by ${newer.version}`);
+    const restored = await push(alice, ['--expect-version', older.version]);
+    expect(restored.code, restored.out).toBe(0);
+  }, 120_000);
+
   it('fails a raw write of sources that do not validate', async () => {
     const before = (await store.getActive())!;
     await store.putActive(

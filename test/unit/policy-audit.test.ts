@@ -66,6 +66,43 @@ describe('auditActiveSet', () => {
   });
 });
 
+describe('an older signed set made active again (it keeps its own valid signature)', () => {
+  it('is logged while it is the active set, naming the push that replaced it', async () => {
+    const logged: Record<string, unknown>[] = [];
+    const log = (e: Record<string, unknown>) => logged.push(e);
+    const trail = trailOf([pushed('v1'), pushed('v2')]);
+    const finding = await auditActiveSet(set('v1'), trail, log, async () => 'v1');
+    expect(finding).toBe(
+      'v1 was replaced by v2 (pushed by alice at 2026-12-04T00:00:00Z) and made active again around warden policy push',
+    );
+    expect(logged).toMatchObject([{ level: 'error', msg: UNRECORDED_POLICY_SET, version: 'v1' }]);
+  });
+
+  it('is not reported when it was merely replaced after this function loaded it', async () => {
+    const logged: Record<string, unknown>[] = [];
+    const trail = trailOf([pushed('v1'), pushed('v2')]);
+    expect(
+      await auditActiveSet(
+        set('v1'),
+        trail,
+        (e) => logged.push(e),
+        async () => 'v2',
+      ),
+    ).toBeUndefined();
+    expect(logged).toEqual([]);
+    // A set pushed again later is its newest push: nothing to say.
+    expect(
+      await auditActiveSet(
+        set('v1'),
+        trailOf([pushed('v1'), pushed('v2'), pushed('v1')]),
+        (e) => logged.push(e),
+        async () => 'v1',
+      ),
+    ).toBeUndefined();
+    expect(logged).toEqual([]);
+  });
+});
+
 describe('the provider tells of each set once, when it first loads it', () => {
   it('calls onLoad for a new version only, and still serves the set', async () => {
     let active = set('v1');
