@@ -36,7 +36,9 @@ import { loadPolicyFiles } from './policy-files.js';
 import { createDevIdp, type DevIdp } from './oidc.js';
 import { createOutbox, type OutboxMessage } from './outbox.js';
 import { startLocalLambda, type LocalLambda } from './lambda.js';
-import { policyMacFromEnv } from '../../lambdas/adapters/signing.js';
+import { KMSClient } from '@aws-sdk/client-kms';
+import { createKmsSigner } from '../../lambdas/adapters/signing.js';
+import { startLocalKms } from './kms.js';
 import { signPolicySet, verifyPolicySet } from '../../lambdas/core/policy-signature.js';
 import { parseConfig } from '../../lambdas/core/config.js';
 import { startLocalStepFunctions, type LocalStepFunctions } from './step-functions.js';
@@ -221,6 +223,11 @@ function writeTwinState(dataDir: string, state: TwinState): void {
   renameSync(`${file}.tmp`, file);
 }
 
+/** The twin's policy key (KMS key id) and the access key ids it tells callers apart by. */
+export const POLICY_KEY_ID = '7a3b2c1d-0000-4000-8000-000000000001';
+export const FUNCTION_ACCESS_KEY = 'local-twin';
+export const OPERATOR_ACCESS_KEY = 'local-operator';
+
 function persistentSecret(dataDir: string, name: string): string {
   const file = join(dataDir, 'secrets.json');
   const secrets: Record<string, string> = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : {};
@@ -328,6 +335,24 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     dynamoClient: ddb,
     config: demoConfig(),
   });
+  // KMS for the policy key: functions (access key `local-twin`) may only verify a set's MAC; the
+  // operator (`warden policy push`, the twin's own push below) may make one. Its material is kept
+  // in the data directory, so a restart keeps every stored set's signature valid.
+  const kms = await startLocalKms({
+    host,
+    keys: [
+      {
+        id: POLICY_KEY_ID,
+        spec: 'HMAC_256',
+        material: Buffer.from(persistentSecret(dataDir, 'policyMacKey'), 'base64url'),
+        grants: {
+          [FUNCTION_ACCESS_KEY]: ['VerifyMac'],
+          [OPERATOR_ACCESS_KEY]: ['GenerateMac', 'VerifyMac'],
+        },
+      },
+    ],
+  });
+  const policyKeyArn = kms.arnOf(POLICY_KEY_ID);
   const auditLakeDir = join(dataDir, 'audit-lake');
   const auditExports = scheduleAuditExports({
     client: ddb,
@@ -359,7 +384,7 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     : await startDataApiServer({ db, secrets: DEMO_ROLES, resourceArn: demoConfigArn() });
   // `warden db setup|check` on this machine find the Data API here (bin/db-cli.ts).
   const endpointsFile = join(dataDir, 'endpoints.json');
-  writeFileSync(endpointsFile, JSON.stringify({ dataApi: dataApi.url }, null, 2));
+  writeFileSync(endpointsFile, JSON.stringify({ dataApi: dataApi.url, kms: kms.url, policyKeyArn }, null, 2));
   const faults = await faultLayerFromConfig(
     options.faults ?? process.env.WARDEN_FAULTS,
     { dynamodb: dynamo.endpoint, 'rds-data': dataApi.url },
@@ -447,9 +472,10 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     WARDEN_SIGNING_KEY: persistentSecret(dataDir, 'signingKey'),
     // The local stand-in for the KMS key that seals exact statements waiting for approval.
     WARDEN_SEAL_KEY: persistentSecret(dataDir, 'sealKey'),
-    // The local stand-in for the KMS key policy sets are signed with at push (functions serve no
-    // set without its signature; lambdas/core/policy-signature.ts).
-    WARDEN_POLICY_MAC_KEY: persistentSecret(dataDir, 'policyMacKey'),
+    // The KMS key policy sets are signed with at push (functions serve no set without its
+    // signature, and may only verify it: lambdas/core/policy-signature.ts).
+    AWS_ENDPOINT_URL_KMS: kms.url,
+    POLICY_MAC_KEY_ID: policyKeyArn,
     OIDC_APPROVAL_CLIENT_ID: idp.clients.approval.clientId,
     OIDC_APPROVAL_CLIENT_SECRET: idp.clients.approval.clientSecret,
     // `warden login --url <twin>`: the public native client, named in the RFC 9728 metadata.
@@ -482,7 +508,13 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     tableName: tableNames.Policies,
   });
   const previousSet = await policyStore.getActive();
-  const policyMac = policyMacFromEnv(env);
+  // The twin pushes as the operator, as `warden policy push` does.
+  const operatorKms = new KMSClient({
+    endpoint: kms.url,
+    region: 'us-east-1',
+    credentials: { accessKeyId: OPERATOR_ACCESS_KEY, secretAccessKey: OPERATOR_ACCESS_KEY },
+  });
+  const policyMac = createKmsSigner({ keyId: policyKeyArn, client: operatorKms });
   // A set stored before sets were signed (or written around push) would not be served: push again.
   const previousSigned = previousSet ? await verifyPolicySet(policyMac, previousSet) : false;
   if (twinState.policyFilesHash !== policyFilesHash || !previousSet || !previousSigned) {
@@ -628,6 +660,8 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
       await dataApi.close();
       rmSync(endpointsFile, { force: true });
       await aws.close();
+      operatorKms.destroy();
+      await kms.close();
       await dynamo.close();
       await db.close();
       await upstream?.close();

@@ -16,6 +16,7 @@ import type { StoredPolicySet } from '../../lambdas/core/ports.js';
 import { UNRECORDED_POLICY_SET } from '../../lambdas/core/trail.js';
 import { captureLogs } from '../../lib/local/invariants.js';
 import { localDynamoClient } from '../../lib/local/dynamodb.js';
+import { FUNCTION_ACCESS_KEY, OPERATOR_ACCESS_KEY } from '../../lib/local/twin.js';
 import { startTestTwin, type TestTwin } from '../support/twin.js';
 
 const run = promisify(execFile);
@@ -48,10 +49,12 @@ function pushEnv(token: string | undefined, extraEnv: NodeJS.ProcessEnv = {}): N
     TABLE_AUDIT: twin.tableNames.Audit,
     AWS_ENDPOINT_URL_DYNAMODB: twin.dynamoEndpoint,
     AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: 'local-twin',
-    AWS_SECRET_ACCESS_KEY: 'local-twin',
-    // The twin's stand-in for the policy key (it set it in this process's environment).
-    WARDEN_POLICY_MAC_KEY: process.env.WARDEN_POLICY_MAC_KEY,
+    // The operator's credentials: on the twin's KMS only they may make the policy key's MAC.
+    AWS_ACCESS_KEY_ID: OPERATOR_ACCESS_KEY,
+    AWS_SECRET_ACCESS_KEY: OPERATOR_ACCESS_KEY,
+    // The twin's KMS and policy key (it set them in this process's environment for its functions).
+    AWS_ENDPOINT_URL_KMS: process.env.AWS_ENDPOINT_URL_KMS,
+    POLICY_MAC_KEY_ID: process.env.POLICY_MAC_KEY_ID,
   };
   if (token) env.WARDEN_TOKEN = token;
   return { ...env, ...extraEnv };
@@ -376,6 +379,25 @@ describe('warden policy verify: a write that bypassed push', () => {
       await new Promise((r) => setTimeout(r, 250));
     }
     expect(after!.status).toBe(200);
+  }, 120_000);
+
+  it("cannot sign with the functions' credentials: they may only verify the policy key's MACs", async () => {
+    const before = (await store.getActive())!;
+    // What a compromised function (or anyone holding its role) would try: push a set of its own.
+    const r = await push(await twin.token('alice'), ['--expect-version', before.version], {
+      AWS_ACCESS_KEY_ID: FUNCTION_ACCESS_KEY,
+      AWS_SECRET_ACCESS_KEY: FUNCTION_ACCESS_KEY,
+    });
+    expect(r.code).not.toBe(0);
+    expect(r.out).toMatch(/AccessDeniedException|not authorized to perform: kms:GenerateMac/);
+    expect((await store.getActive())!.version).toBe(before.version);
+    // Without the key named at all, push refuses before it writes anything.
+    const unnamed = await push(await twin.token('alice'), ['--expect-version', before.version], {
+      POLICY_MAC_KEY_ID: '',
+    });
+    expect(unnamed.code).not.toBe(0);
+    expect(unnamed.out).toMatch(/no policy key: set POLICY_MAC_KEY_ID/);
+    expect((await store.getActive())!.version).toBe(before.version);
   }, 120_000);
 
   it('reports an older signed set made active again around push (it keeps its own valid signature)', async () => {
