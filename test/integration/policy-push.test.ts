@@ -79,19 +79,31 @@ async function push(
   }
 }
 
-/** Waits until the API function decides with `version` (it reads the store after POLICY_TTL_MS). */
-async function servedVersionIs(version: string): Promise<void> {
-  let seen: unknown;
-  for (let i = 0; i < 60; i++) {
-    const r = await twin.api('POST', '/v1/targets/demo/explain', {
-      token: await twin.token('alice'),
-      body: { sql: 'SELECT 1' },
-    });
-    seen = r.body?.decision?.policyVersion;
-    if (seen === version) return;
+/** The policy version the API function decides with now (it reads the store after POLICY_TTL_MS). */
+async function decidingVersion(): Promise<unknown> {
+  const r = await twin.api('POST', '/v1/targets/demo/explain', {
+    token: await twin.token('alice'),
+    body: { sql: 'SELECT 1' },
+  });
+  return r.body?.decision?.policyVersion;
+}
+
+/** Asks for decisions (so the function reads the store) until `done()`, for at most ~10 s. */
+async function decideUntil(done: () => boolean): Promise<void> {
+  for (let i = 0; i < 100 && !done(); i++) {
+    await decidingVersion();
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`the API function decides with ${String(seen)}, not ${version}`);
+}
+
+/** Waits until the API function decides with `version`. */
+async function servedVersionIs(version: string): Promise<void> {
+  let seen: unknown;
+  for (let i = 0; i < 100 && seen !== version; i++) {
+    seen = await decidingVersion();
+    if (seen !== version) await new Promise((r) => setTimeout(r, 100));
+  }
+  if (seen !== version) throw new Error(`the API function decides with ${String(seen)}, not ${version}`);
 }
 
 /** A raw write of the active pointer, as anyone with dynamodb:PutItem on the table could make. */
@@ -260,13 +272,7 @@ describe('warden policy verify: a write that bypassed push', () => {
       const refused = () =>
         logs.lines.filter((l) => l.includes(UNRECORDED_POLICY_SET) && l.includes('v20990101000000-bad000'));
       // Functions read the store when a decision needs the set (after POLICY_TTL_MS, 2 s here).
-      for (let i = 0; i < 100 && refused().length === 0; i++) {
-        await twin.api('POST', '/v1/targets/demo/explain', {
-          token: await twin.token('alice'),
-          body: { sql: 'SELECT 1' },
-        });
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      await decideUntil(() => refused().length > 0);
       expect(refused().length).toBeGreaterThan(0);
       expect(JSON.parse(refused()[0])).toMatchObject({
         level: 'error',
@@ -334,19 +340,9 @@ describe('warden policy verify: a write that bypassed push', () => {
         await rawActive(set);
         const seen = () =>
           logs.lines.filter((l) => l.includes(UNRECORDED_POLICY_SET) && l.includes(set.version));
-        for (let i = 0; i < 100 && seen().length === 0; i++) {
-          await twin.api('POST', '/v1/targets/demo/explain', {
-            token: await twin.token('alice'),
-            body: { sql: 'SELECT 1' },
-          });
-          await new Promise((r) => setTimeout(r, 100));
-        }
+        await decideUntil(() => seen().length > 0);
         expect(seen().length, label).toBeGreaterThan(0);
-        const served = await twin.api('POST', '/v1/targets/demo/explain', {
-          token: await twin.token('alice'),
-          body: { sql: 'SELECT 1' },
-        });
-        expect(served.body.decision?.policyVersion, label).toBe(good.version);
+        expect(await decidingVersion(), label).toBe(good.version);
       }
       // The pushed version itself, its contents changed under its own signature: an instance that
       // loaded it keeps what it loaded; a new one (a cold start) has no set to keep, so it refuses
@@ -416,7 +412,7 @@ describe('warden policy verify: a write that bypassed push', () => {
       await servedVersionIs(older.version);
       const replayed = () =>
         logs.lines.filter((l) => l.includes(UNRECORDED_POLICY_SET) && l.includes('made active again'));
-      for (let i = 0; i < 50 && replayed().length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+      await decideUntil(() => replayed().length > 0);
       expect(replayed().length).toBeGreaterThan(0);
       expect(JSON.parse(replayed()[0])).toMatchObject({
         level: 'error',
