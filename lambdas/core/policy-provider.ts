@@ -150,14 +150,20 @@ export async function auditActiveSet(
   set: StoredPolicySet,
   trail: Pick<TrailReader, 'events'>,
   log: (entry: Record<string, unknown>) => void = logJson,
-  /**
-   * The active version now: a set a later push replaced is only reported while it is still the
-   * active one (else it was merely replaced after this function loaded it).
-   */
-  activeVersion?: () => Promise<string | undefined>,
+  options: {
+    /**
+     * The active version now: a set a later push replaced is only reported while it is still the
+     * active one (else it was merely replaced after this function loaded it).
+     */
+    readonly activeVersion?: () => Promise<string | undefined>;
+    /** Told when the set is such an older set made active again (PolicyProvider.reject). */
+    readonly onReplayed?: (set: StoredPolicySet) => void;
+  } = {},
 ): Promise<string | undefined> {
   const { finding, superseded } = pushRecordOf(set, await trail.events(POLICY_SESSION));
-  if (finding && superseded && activeVersion && (await activeVersion()) !== set.version) return undefined;
+  if (finding && superseded && options.activeVersion && (await options.activeVersion()) !== set.version)
+    return undefined;
+  if (finding && superseded) options.onReplayed?.(set);
   if (finding) {
     log({
       level: 'error',
@@ -172,10 +178,11 @@ export async function auditActiveSet(
 
 /** A stored set whose signature is not the policy key's: not served. */
 export class PolicySetSignatureError extends ServiceUnavailableError {
-  constructor(readonly version: string) {
-    super(
-      `no policy set can be served: the stored one (${version}) is not signed by warden policy push; nothing was run`,
-    );
+  constructor(
+    readonly version: string,
+    why = 'is not signed by warden policy push',
+  ) {
+    super(`no policy set can be served: the stored one (${version}) ${why}; nothing was run`);
     this.name = 'PolicySetSignatureError';
   }
 }
@@ -185,8 +192,11 @@ export class PolicyProvider {
   private inflight?: Promise<PolicyEngine>;
   /** Served only while no policy set was ever stored; built on first need, not at cold start. */
   private emptyEngine?: PolicyEngine;
-  /** The last stored set refused for its signature, as stored (not checked again until it changes). */
+  /** The last stored set refused, as stored (not checked again until it changes), and why. */
   private refused?: StoredPolicySet;
+  private refusedWhy?: string;
+  /** The stored set the cached engine was built from. */
+  private served?: StoredPolicySet;
 
   constructor(
     private readonly store: PolicyStore,
@@ -226,22 +236,31 @@ export class PolicyProvider {
         );
         verified?.catch(() => undefined);
         const loaded = engineFor(active);
+        const stays = previous
+          ? `${previous.version} stays active`
+          : 'every decision is refused until a signed set is pushed';
         if (verified && !(await verified)) {
-          this.refused = active;
-          logJson({
-            level: 'error',
-            msg: UNRECORDED_POLICY_SET,
-            version: active.version,
-            finding: `the set's signature is not the policy key's: it was not written by warden policy push; ${previous ? `${previous.version} stays active` : 'every decision is refused until a signed set is pushed'}`,
-            hint: 'run `warden policy verify`, then push the set you mean with `warden policy push`',
-          });
+          this.refuse(
+            active,
+            `the set's signature is not the policy key's: it was not written by warden policy push; ${stays}`,
+          );
           throw new PolicySetSignatureError(active.version);
         }
+        // A signed set stays signed: an older one written back is not taken over a newer one.
+        if (this.served && active.updatedAt < this.served.updatedAt) {
+          this.refuse(
+            active,
+            `the set is older than the one served (${this.served.version}, pushed at ${this.served.updatedAt}): it was made active again around warden policy push; ${stays}`,
+            'is older than the set pushed after it',
+          );
+          throw new PolicySetSignatureError(active.version, this.refusedWhy);
+        }
         engine = loaded;
+        this.served = active;
         this.onLoad?.(active);
       }
       if (!engine && active && sameStored(active, this.refused))
-        throw new PolicySetSignatureError(active.version);
+        throw new PolicySetSignatureError(active.version, this.refusedWhy);
       engine ??= this.emptyEngine ??= PolicyEngine.load(CEDAR_SCHEMA, [], 'none');
     } catch (error) {
       if (!previous) throw error; // no policy at all: fail closed, the caller answers 503
@@ -254,5 +273,30 @@ export class PolicyProvider {
     }
     this.cached = { engine, fetchedAt: this.now() };
     return engine;
+  }
+
+  private refuse(set: StoredPolicySet, finding: string, why?: string): void {
+    this.refused = set;
+    this.refusedWhy = why;
+    logJson({
+      level: 'error',
+      msg: UNRECORDED_POLICY_SET,
+      version: set.version,
+      finding,
+      hint: 'run `warden policy verify`, then push the set you mean with `warden policy push`',
+    });
+  }
+
+  /**
+   * Stops serving `set` (the trail shows a later push replaced it: a signed set made active again
+   * around push) when it is the one served: every decision is then refused (503) until another
+   * set is pushed. The finding was logged by whoever found it.
+   */
+  reject(set: StoredPolicySet): void {
+    if (!this.served || !sameStored(set, this.served)) return;
+    this.refused = set;
+    this.refusedWhy = 'was replaced by a later push and made active again around warden policy push';
+    this.served = undefined;
+    this.cached = undefined;
   }
 }

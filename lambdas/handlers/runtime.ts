@@ -182,12 +182,11 @@ export async function createRuntime(
     (set) => {
       const timer = setTimeout(
         () =>
-          void auditActiveSet(
-            set,
-            trail,
-            logJson,
-            async () => (await policyStore.getActive())?.version,
-          ).catch((error: unknown) =>
+          void auditActiveSet(set, trail, logJson, {
+            activeVersion: async () => (await policyStore.getActive())?.version,
+            // An older signed set written back is not served once the trail shows it.
+            onReplayed: (replayed) => policies.reject(replayed),
+          }).catch((error: unknown) =>
             logJson({
               level: 'warn',
               msg: 'could not look for the policy set in the trail',

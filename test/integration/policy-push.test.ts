@@ -396,7 +396,7 @@ describe('warden policy verify: a write that bypassed push', () => {
     expect((await store.getActive())!.version).toBe(before.version);
   }, 120_000);
 
-  it('reports an older signed set made active again around push (it keeps its own valid signature)', async () => {
+  it('does not serve an older signed set made active again around push (it keeps its own valid signature)', async () => {
     const alice = await twin.token('alice');
     const first = await push(alice, ['--expect-version', (await store.getActive())!.version]);
     expect(first.code, first.out).toBe(0);
@@ -406,19 +406,30 @@ describe('warden policy verify: a write that bypassed push', () => {
     const newer = (await store.getActive())!;
     await servedVersionIs(newer.version);
     const logs = captureLogs({ passThrough: false });
+    const logged = (text: string) =>
+      logs.lines.filter((l) => l.includes(UNRECORDED_POLICY_SET) && l.includes(text));
     try {
       await rawActive(older);
-      // Served (its MAC is valid), and reported a second after the function loads it.
-      await servedVersionIs(older.version);
-      const replayed = () =>
-        logs.lines.filter((l) => l.includes(UNRECORDED_POLICY_SET) && l.includes('made active again'));
-      await decideUntil(() => replayed().length > 0);
-      expect(replayed().length).toBeGreaterThan(0);
-      expect(JSON.parse(replayed()[0])).toMatchObject({
+      // The instance that serves the newer set does not go back to the older one.
+      await decideUntil(() => logged('older than the one served').length > 0);
+      expect(JSON.parse(logged('older than the one served')[0])).toMatchObject({
+        level: 'error',
+        version: older.version,
+      });
+      expect(await decidingVersion()).toBe(newer.version);
+      // A new instance knows no newer set: it loads the older one (its MAC is valid), then finds in
+      // the trail, a second later, that a later push replaced it, and stops serving it.
+      await twin.restartApi();
+      await decideUntil(() => logged('and made active again').length > 0);
+      expect(JSON.parse(logged('and made active again')[0])).toMatchObject({
         level: 'error',
         version: older.version,
         finding: `${older.version} was replaced by ${newer.version} (pushed by alice at ${newer.updatedAt}) and made active again around warden policy push`,
       });
+      const text = 'SELECT id FROM customers WHERE id = 9';
+      const refused = await twin.api('POST', '/v1/targets/demo/sql', { token: alice, body: { sql: text } });
+      expect(refused.status, JSON.stringify(refused.body)).toBe(503);
+      expect(twin.statementLog.filter((st) => st.sql.includes(text))).toHaveLength(0);
     } finally {
       logs.restore();
     }
@@ -427,6 +438,7 @@ describe('warden policy verify: a write that bypassed push', () => {
     expect(r.out).toContain(`${older.version} was replaced by ${newer.version}`);
     const restored = await push(alice, ['--expect-version', older.version]);
     expect(restored.code, restored.out).toBe(0);
+    await servedVersionIs((await store.getActive())!.version);
   }, 120_000);
 
   it('fails a raw write of sources that do not validate', async () => {

@@ -71,23 +71,28 @@ describe('an older signed set made active again (it keeps its own valid signatur
     const logged: Record<string, unknown>[] = [];
     const log = (e: Record<string, unknown>) => logged.push(e);
     const trail = trailOf([pushed('v1'), pushed('v2')]);
-    const finding = await auditActiveSet(set('v1'), trail, log, async () => 'v1');
+    const finding = await auditActiveSet(set('v1'), trail, log, { activeVersion: async () => 'v1' });
     expect(finding).toBe(
       'v1 was replaced by v2 (pushed by alice at 2026-12-04T00:00:00Z) and made active again around warden policy push',
     );
     expect(logged).toMatchObject([{ level: 'error', msg: UNRECORDED_POLICY_SET, version: 'v1' }]);
+    // And the provider is told, so it stops serving it.
+    const replayed: string[] = [];
+    await auditActiveSet(set('v1'), trail, log, {
+      activeVersion: async () => 'v1',
+      onReplayed: (s) => replayed.push(s.version),
+    });
+    expect(replayed).toEqual(['v1']);
+    // A set with no push event at all, or another pusher, is logged but not "replayed".
+    await auditActiveSet(set('v9'), trail, log, { onReplayed: (s) => replayed.push(s.version) });
+    expect(replayed).toEqual(['v1']);
   });
 
   it('is not reported when it was merely replaced after this function loaded it', async () => {
     const logged: Record<string, unknown>[] = [];
     const trail = trailOf([pushed('v1'), pushed('v2')]);
     expect(
-      await auditActiveSet(
-        set('v1'),
-        trail,
-        (e) => logged.push(e),
-        async () => 'v2',
-      ),
+      await auditActiveSet(set('v1'), trail, (e) => logged.push(e), { activeVersion: async () => 'v2' }),
     ).toBeUndefined();
     expect(logged).toEqual([]);
     // A set pushed again later is its newest push: nothing to say.
@@ -96,7 +101,7 @@ describe('an older signed set made active again (it keeps its own valid signatur
         set('v1'),
         trailOf([pushed('v1'), pushed('v2'), pushed('v1')]),
         (e) => logged.push(e),
-        async () => 'v1',
+        { activeVersion: async () => 'v1' },
       ),
     ).toBeUndefined();
     expect(logged).toEqual([]);

@@ -140,6 +140,40 @@ describe('PolicyProvider with a verifier', () => {
     expect((await provider.engine()).version).toBe('v2');
   });
 
+  it('does not go back to an older signed set, and stops serving one the trail shows was replaced', async () => {
+    captured();
+    let now = 0;
+    const at = (version: string, updatedAt: string) =>
+      signPolicySet(key, { ...unsigned(version), updatedAt });
+    const v1 = await at('v1', '2026-12-04T01:00:00.000Z');
+    const v2 = await at('v2', '2026-12-04T02:00:00.000Z');
+    const store = storeOf(v2);
+    const verify = (s: StoredPolicySet) => verifyPolicySet(key, s);
+    const warm = new PolicyProvider(store, 10, () => now, undefined, verify);
+    expect((await warm.engine()).version).toBe('v2');
+    store.set(v1);
+    now += 20;
+    expect((await warm.engine()).version).toBe('v2');
+    expect(lines.filter((l) => l.msg === UNRECORDED_POLICY_SET && l.version === 'v1')).toHaveLength(1);
+    expect(String(lines.find((l) => l.version === 'v1')?.finding)).toMatch(/older than the one served \(v2/);
+
+    // A new instance takes v1 (it knows nothing newer) until the trail says otherwise.
+    const cold = new PolicyProvider(store, 10, () => now, undefined, verify);
+    expect((await cold.engine()).version).toBe('v1');
+    cold.reject(v2); // not the served set: nothing changes
+    expect((await cold.engine()).version).toBe('v1');
+    cold.reject(v1);
+    const refused = await cold.engine().catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(PolicySetSignatureError);
+    expect((refused as Error).message).toMatch(/replaced by a later push/);
+    now += 20;
+    await expect(cold.engine()).rejects.toBeInstanceOf(PolicySetSignatureError);
+    // The next push is served.
+    store.set(await at('v3', '2026-12-04T03:00:00.000Z'));
+    now += 20;
+    expect((await cold.engine()).version).toBe('v3');
+  });
+
   it('does not serve a set whose signature could not be checked (a KMS outage): 503 on a cold start, the previous set otherwise', async () => {
     captured();
     let now = 0;
