@@ -5,8 +5,10 @@
  * - AWS (`SEAL_KEY_ID`): the data key comes from KMS GenerateDataKey on a dedicated key, with the
  *   request id as encryption context; opening calls KMS Decrypt with the same context. Only the
  *   functions granted that key (api, execute) can open a seal; CloudTrail logs each Decrypt.
- * - Local twin (`WARDEN_SEAL_KEY`, 32 bytes base64url generated once under `.warden/`): the data
- *   key is wrapped with AES-256-GCM under that key.
+ *   The local twin sets `SEAL_KEY_ID` to a key of its own KMS (lib/local/kms.ts), so the same path
+ *   runs there.
+ * - Without KMS (`WARDEN_SEAL_KEY`, 32 bytes base64url; unit tests): the data key is wrapped with
+ *   AES-256-GCM under that key.
  *
  * Without either, a function that seals or opens does not start.
  */

@@ -1,7 +1,8 @@
 /**
  * MACs for what Warden hands to browsers and gets back (session cookies, sign-in state, CSRF
  * tokens). In AWS the key is a KMS HMAC key: GenerateMac/VerifyMac, so no signing secret ever sits
- * in a function. Locally (no HMAC_KEY_ID) an HMAC-SHA256 over a key from WARDEN_SIGNING_KEY.
+ * in a function; the local twin's KMS (lib/local/kms.ts) answers the same calls. Without KMS (no
+ * HMAC_KEY_ID; unit tests) an HMAC-SHA256 over a key from WARDEN_SIGNING_KEY.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { GenerateMacCommand, KMSClient, KMSInvalidMacException, VerifyMacCommand } from '@aws-sdk/client-kms';

@@ -223,8 +223,10 @@ function writeTwinState(dataDir: string, state: TwinState): void {
   renameSync(`${file}.tmp`, file);
 }
 
-/** The twin's policy key (KMS key id) and the access key ids it tells callers apart by. */
+/** The twin's KMS key ids (policy, HMAC, sealing) and the access key ids it tells callers apart by. */
 export const POLICY_KEY_ID = '7a3b2c1d-0000-4000-8000-000000000001';
+const HMAC_KEY_ID = '7a3b2c1d-0000-4000-8000-000000000002';
+const SEAL_KEY_ID = '7a3b2c1d-0000-4000-8000-000000000003';
 export const FUNCTION_ACCESS_KEY = 'local-twin';
 export const OPERATOR_ACCESS_KEY = 'local-operator';
 
@@ -335,12 +337,26 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     dynamoClient: ddb,
     config: demoConfig(),
   });
-  // KMS for the policy key: functions (access key `local-twin`) may only verify a set's MAC; the
-  // operator (`warden policy push`, the twin's own push below) may make one. Its material is kept
-  // in the data directory, so a restart keeps every stored set's signature valid.
+  // KMS, with the stack's three keys and their grants. The policy key: functions (access key
+  // `local-twin`) may only verify a set's MAC; the operator (`warden policy push`, the twin's own
+  // push below) may make one. The HMAC key (cookies, CSRF tokens, links) and the sealing key (exact
+  // statements waiting for approval) are the functions'. Key material is kept in the data
+  // directory, so a restart keeps signatures, cookies and sealed statements valid.
   const kms = await startLocalKms({
     host,
     keys: [
+      {
+        id: HMAC_KEY_ID,
+        spec: 'HMAC_256',
+        material: Buffer.from(persistentSecret(dataDir, 'hmacKey'), 'base64url'),
+        grants: { [FUNCTION_ACCESS_KEY]: ['GenerateMac', 'VerifyMac'] },
+      },
+      {
+        id: SEAL_KEY_ID,
+        spec: 'SYMMETRIC_DEFAULT',
+        material: Buffer.from(persistentSecret(dataDir, 'kmsSealKey'), 'base64url'),
+        grants: { [FUNCTION_ACCESS_KEY]: ['GenerateDataKey', 'Decrypt'] },
+      },
       {
         id: POLICY_KEY_ID,
         spec: 'HMAC_256',
@@ -469,9 +485,10 @@ export async function startLocalTwin(options: TwinOptions = {}): Promise<Twin> {
     EXECUTE_FUNCTION_NAME: EXECUTE_FUNCTION,
     WARDEN_EXECUTE_ENDPOINT_URL: lambda.url,
     MASKING_HASH_KEY: persistentSecret(dataDir, 'maskingHashKey'),
-    WARDEN_SIGNING_KEY: persistentSecret(dataDir, 'signingKey'),
-    // The local stand-in for the KMS key that seals exact statements waiting for approval.
-    WARDEN_SEAL_KEY: persistentSecret(dataDir, 'sealKey'),
+    // Cookies, CSRF tokens and links: GenerateMac/VerifyMac on the twin's KMS, as on AWS.
+    HMAC_KEY_ID: kms.arnOf(HMAC_KEY_ID),
+    // The KMS key that seals exact statements waiting for approval (GenerateDataKey / Decrypt).
+    SEAL_KEY_ID: kms.arnOf(SEAL_KEY_ID),
     // The KMS key policy sets are signed with at push (functions serve no set without its
     // signature, and may only verify it: lambdas/core/policy-signature.ts).
     AWS_ENDPOINT_URL_KMS: kms.url,

@@ -322,6 +322,9 @@ describe('the sealed exact form cannot be swapped', () => {
       (await client.send(new GetItemCommand({ TableName: table, Key: marshall({ id }) }))).Item!,
     );
     expect(item.sealed).toBeDefined();
+    // Sealed by KMS (the twin's), under the sealing key the functions were given.
+    expect(item.sealed.keyId).toBe(process.env.SEAL_KEY_ID);
+    expect(item.sealed.keyId).toMatch(/^arn:aws:kms:/);
     const data = Buffer.from(item.sealed.data, 'base64');
     data[0] ^= 1;
     item.sealed.data = data.toString('base64');
@@ -335,6 +338,48 @@ describe('the sealed exact form cannot be swapped', () => {
     expect(twin.statementLog.some((s) => s.sql.includes('WHERE id = 4') && s.sql.startsWith('UPDATE'))).toBe(
       false,
     );
+  });
+});
+
+describe('a sealed exact form moved onto another request', () => {
+  it('does not open there: its data key is bound to the request it was sealed for', async () => {
+    const client = localDynamoClient(twin.dynamoEndpoint);
+    const table = twin.tableNames.Requests;
+    const read = async (id: string) =>
+      unmarshall((await client.send(new GetItemCommand({ TableName: table, Key: marshall({ id }) }))).Item!);
+    // The one an attacker wants run, and a harmless one an approver will approve; both carry a
+    // value the shown form masks, so both are kept sealed.
+    const wanted = await sql(alice, {
+      sql: `UPDATE customers SET ssn = '${SSN}', email = 'mallory@example.com' WHERE id = 5`,
+      justification: 'x',
+    });
+    const decoy = await sql(alice, {
+      sql: `UPDATE customers SET email = 'decoy@example.com' WHERE id = 6`,
+      justification: 'y',
+    });
+    expect(wanted.status, JSON.stringify(wanted.body)).toBe(202);
+    expect(decoy.status, JSON.stringify(decoy.body)).toBe(202);
+    await notified(wanted.body.requestId);
+    await notified(decoy.body.requestId);
+    const item = await read(decoy.body.requestId);
+    expect(item.sealed).toBeDefined();
+    item.sealed = (await read(wanted.body.requestId)).sealed;
+    expect(item.sealed).toBeDefined();
+    await client.send(
+      new PutItemCommand({ TableName: table, Item: marshall(item, { removeUndefinedValues: true }) }),
+    );
+    const done = await approve(decoy.body.requestId, 'ok');
+    expect(done.status).toBe('failed');
+    expect(done.error.code).toBe('sealed_statement_unreadable');
+    expect(twin.statementLog.some((s) => s.sql.includes('mallory@example.com'))).toBe(false);
+    expect(twin.statementLog.some((s) => s.sql.includes('decoy@example.com'))).toBe(false);
+    // The wanted one is denied, so nothing is left waiting with a sealed raw value.
+    const no = await twin.api('POST', `/v1/approvals/${wanted.body.requestId}/decision`, {
+      token: bob,
+      body: { decision: 'deny', comment: 'no' },
+    });
+    expect(no.status, JSON.stringify(no.body)).toBe(200);
+    expect((await settled(wanted.body.requestId)).status).toBe('denied');
   });
 });
 
